@@ -1,0 +1,177 @@
+import Foundation
+
+/// The effective config (defaults filled in) as JSON, for the admin endpoint
+/// `GET /config`. Keys and values are spelled as in the YAML file (camelCase
+/// keys, snake_case enum values, durations like `250ms`, addresses as
+/// `host:port`), so what an operator reads there can be pasted back.
+/// Keys with no value are left out: `admin`, a route's `timeout`,
+/// `hashHeader` and `dns.resolver` when not set, empty header edits, and a
+/// match's absent conditions (`"match": {}` matches every request). Every
+/// key that has a default is present with its effective value.
+public enum ConfigJSON {
+    public static func render(_ config: ProxyConfig) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        do {
+            return String(decoding: try encoder.encode(DocumentJSON(config)), as: UTF8.self)
+        } catch {
+            // The document holds only strings, integers, booleans, arrays and
+            // objects with string keys, none of which JSONEncoder rejects.
+            preconditionFailure("encoding the effective config failed: \(error)")
+        }
+    }
+}
+
+// The shapes below mirror the YAML schema; the model types stay free of
+// Codable so that JSON layout never leaks into the data plane's types.
+
+private struct DocumentJSON: Encodable {
+    var admin: AdminJSON?
+    var drainTimeout: String
+    var listeners: [ListenerJSON]
+    var clusters: [ClusterJSON]
+
+    init(_ config: ProxyConfig) {
+        admin = config.admin.map { AdminJSON(listen: $0.listen.description) }
+        drainTimeout = config.drainTimeout.description
+        listeners = config.listeners.map(ListenerJSON.init)
+        clusters = config.clusters.map(ClusterJSON.init)
+    }
+}
+
+private struct AdminJSON: Encodable {
+    var listen: String
+}
+
+private struct ListenerJSON: Encodable {
+    var name: String
+    var listen: String
+    var limits: LimitsJSON
+    var routes: [RouteJSON]
+
+    init(_ listener: ListenerConfig) {
+        name = listener.name
+        listen = listener.listen.description
+        limits = LimitsJSON(
+            maxRequestHeaderBytes: listener.limits.maxRequestHeaderBytes,
+            maxRequestHeaders: listener.limits.maxRequestHeaders
+        )
+        routes = listener.routes.map(RouteJSON.init)
+    }
+}
+
+private struct LimitsJSON: Encodable {
+    var maxRequestHeaderBytes: Int
+    var maxRequestHeaders: Int
+}
+
+private struct RouteJSON: Encodable {
+    var match: MatchJSON
+    var cluster: String?
+    var split: [WeightedClusterJSON]?
+    var timeout: String?
+    var requestHeadersToAdd: [String: String]?
+    var requestHeadersToRemove: [String]?
+
+    init(_ route: RouteConfig) {
+        match = MatchJSON(route.match)
+        switch route.action {
+        case let .cluster(name):
+            cluster = name
+        case let .split(entries):
+            split = entries.map { WeightedClusterJSON(cluster: $0.cluster, weight: $0.weight) }
+        }
+        timeout = route.timeout?.description
+        // Names are unique after decoding, so the map loses nothing but the
+        // file order, which does not change what is sent.
+        if !route.requestHeadersToAdd.isEmpty {
+            requestHeadersToAdd = Dictionary(route.requestHeadersToAdd.map { ($0.name, $0.value) }) { _, last in last }
+        }
+        if !route.requestHeadersToRemove.isEmpty {
+            requestHeadersToRemove = route.requestHeadersToRemove
+        }
+    }
+}
+
+private struct WeightedClusterJSON: Encodable {
+    var cluster: String
+    var weight: Int
+}
+
+private struct MatchJSON: Encodable {
+    var pathPrefix: String?
+    var path: String?
+    var methods: [String]?
+    var headers: [HeaderMatchJSON]?
+    var grpc: GRPCMatchJSON?
+
+    init(_ match: RouteMatch) {
+        pathPrefix = match.pathPrefix
+        path = match.path
+        methods = match.methods
+        headers = match.headers.isEmpty ? nil : match.headers.map(HeaderMatchJSON.init)
+        grpc = match.grpc.map { GRPCMatchJSON(service: $0.service, method: $0.method) }
+    }
+}
+
+private struct HeaderMatchJSON: Encodable {
+    var name: String
+    var exact: String?
+    var prefix: String?
+    var present: Bool?
+
+    init(_ match: HeaderMatch) {
+        name = match.name
+        switch match.condition {
+        case let .exact(value): exact = value
+        case let .prefix(value): prefix = value
+        case let .present(value): present = value
+        }
+    }
+}
+
+private struct GRPCMatchJSON: Encodable {
+    var service: String
+    var method: String?
+}
+
+private struct ClusterJSON: Encodable {
+    var name: String
+    var `protocol`: String
+    var loadBalancing: String
+    var hashHeader: String?
+    var connectTimeout: String
+    var endpoints: [EndpointJSON]?
+    var dns: DNSJSON?
+
+    init(_ cluster: ClusterConfig) {
+        name = cluster.name
+        `protocol` = cluster.protocolKind.rawValue
+        loadBalancing = cluster.loadBalancing.rawValue
+        hashHeader = cluster.hashHeader
+        connectTimeout = cluster.connectTimeout.description
+        switch cluster.discovery {
+        case let .staticEndpoints(list):
+            endpoints = list.map { EndpointJSON(address: $0.address.description, weight: $0.weight) }
+        case let .dns(discovery):
+            dns = DNSJSON(
+                name: discovery.name,
+                port: discovery.port,
+                refresh: discovery.refresh.description,
+                resolver: discovery.resolver?.description
+            )
+        }
+    }
+}
+
+private struct EndpointJSON: Encodable {
+    var address: String
+    var weight: Int
+}
+
+private struct DNSJSON: Encodable {
+    var name: String
+    var port: Int
+    var refresh: String
+    var resolver: String?
+}

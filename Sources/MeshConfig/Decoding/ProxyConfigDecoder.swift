@@ -1,0 +1,84 @@
+import Yams
+
+/// Turns a composed YAML document into a `ProxyConfig`, walking the node tree
+/// itself so that every issue names the field path of the value at fault.
+///
+/// The decoder checks each value where it stands: its shape, syntax and range,
+/// and the rules between fields of one object (a route has exactly one of
+/// `cluster` and `split`). Rules between different places in the document
+/// (routes name existing clusters; names and addresses are unique) need the
+/// whole document, so the decoder records what they need in `facts` and
+/// `DocumentRules` checks them afterwards.
+///
+/// Decoding carries on past every issue so that one run reports them all; the
+/// returned config is meaningful only when `reader.issues` is empty.
+struct ProxyConfigDecoder {
+    var reader = NodeReader()
+    var facts = DocumentFacts()
+
+    mutating func decode(document root: Node?) -> ProxyConfig? {
+        guard let root else {
+            reader.report(.root, "the document is empty; a config needs at least listeners and clusters")
+            return nil
+        }
+        guard let top = reader.mapping(
+            ConfigNode(node: root, path: .root),
+            keys: ["admin", "drainTimeout", "listeners", "clusters"]
+        ) else { return nil }
+
+        // Admin first: its address is recorded before the listeners', so a
+        // listener that reuses it is the one reported.
+        let admin = top["admin"].flatMap { self.admin($0) }
+        let drainTimeout = top["drainTimeout"].flatMap { reader.duration($0) }
+        let listeners = reader.required("listeners", in: top, hint: "add at least one listener")
+            .flatMap { reader.list($0, of: "listeners", atLeastOne: "listener") }
+            .map { $0.compactMap { self.listener($0) } }
+        let clusters = reader.required("clusters", in: top, hint: "add the clusters that routes send requests to")
+            .flatMap { reader.list($0, of: "clusters") }
+            .map { $0.compactMap { self.cluster($0) } }
+
+        guard let listeners, let clusters else { return nil }
+        return ProxyConfig(
+            admin: admin,
+            listeners: listeners,
+            clusters: clusters,
+            drainTimeout: drainTimeout ?? ProxyConfig.defaultDrainTimeout
+        )
+    }
+
+    private mutating func admin(_ node: ConfigNode) -> AdminConfig? {
+        guard let fields = reader.mapping(node, keys: ["listen"]) else { return nil }
+        guard let listenNode = reader.required("listen", in: fields, hint: "add e.g. \"listen: 127.0.0.1:9901\""),
+              let listen = listenAddress(listenNode) else { return nil }
+        return AdminConfig(listen: listen)
+    }
+
+    /// Balancers add weights up (split entries, endpoints); this bound keeps
+    /// any realistic sum far from overflow and is more than any share needs.
+    static let maximumWeight = 1_000_000
+
+    mutating func weight(_ node: ConfigNode) -> Int? {
+        reader.positiveInt(node, maximum: Self.maximumWeight)
+    }
+
+    /// A listener or cluster name, recorded in `names` for the uniqueness
+    /// and reference rules.
+    mutating func definedName(_ node: ConfigNode, recordIn names: WritableKeyPath<DocumentFacts, [Located<String>]>) -> String? {
+        let name = reader.name(node)
+        if let name {
+            facts[keyPath: names].append(Located(value: name, path: node.path))
+        }
+        return name
+    }
+
+    /// An address to bind, recorded for the uniqueness rule.
+    mutating func listenAddress(_ node: ConfigNode) -> HostPort? {
+        let address = reader.ipAddress(node) { address in
+            "\(NodeReader.quoted(address.host)) is a host name; listen on an IP address such as 127.0.0.1 or 0.0.0.0"
+        }
+        if let address {
+            facts.listenAddresses.append(Located(value: address, path: node.path))
+        }
+        return address
+    }
+}

@@ -1,0 +1,85 @@
+/// A named set of endpoints, the protocol to speak to them and how to pick one per request.
+public struct ClusterConfig: Sendable, Equatable {
+    public var name: String
+    /// The protocol spoken to the endpoints. Default http1.
+    public var protocolKind: UpstreamProtocol
+    /// The balancing policy. Default round_robin.
+    public var loadBalancing: LoadBalancingPolicy
+    /// ring_hash only: the request header whose value is hashed.
+    public var hashHeader: String?
+    /// Where the endpoints come from.
+    public var discovery: EndpointDiscovery
+    /// How long establishing a connection to an endpoint may take. Default 1s.
+    public var connectTimeout: MeshDuration
+
+    public static let defaultConnectTimeout = MeshDuration.seconds(1)
+
+    public init(
+        name: String,
+        protocolKind: UpstreamProtocol = .http1,
+        loadBalancing: LoadBalancingPolicy = .roundRobin,
+        hashHeader: String? = nil,
+        discovery: EndpointDiscovery,
+        connectTimeout: MeshDuration = ClusterConfig.defaultConnectTimeout
+    ) {
+        self.name = name
+        self.protocolKind = protocolKind
+        self.loadBalancing = loadBalancing
+        self.hashHeader = hashHeader
+        self.discovery = discovery
+        self.connectTimeout = connectTimeout
+    }
+}
+
+/// Config spelling: `http1`, `http2`.
+public enum UpstreamProtocol: String, Sendable, Equatable, CaseIterable {
+    case http1
+    case http2
+}
+
+/// Config spelling: `round_robin`, `least_request`, `random`, `ring_hash`.
+public enum LoadBalancingPolicy: String, Sendable, Equatable, CaseIterable {
+    case roundRobin = "round_robin"
+    case leastRequest = "least_request"
+    case random = "random"
+    case ringHash = "ring_hash"
+}
+
+public enum EndpointDiscovery: Sendable, Equatable {
+    /// A fixed list (`endpoints:`).
+    case staticEndpoints([StaticEndpoint])
+    /// The A/AAAA records of a name (`dns:`).
+    case dns(DNSDiscovery)
+}
+
+public struct StaticEndpoint: Sendable, Equatable {
+    /// An IP literal and a port.
+    public var address: HostPort
+    /// Relative share of requests; positive. Default 1.
+    public var weight: Int
+
+    public init(address: HostPort, weight: Int = 1) {
+        self.address = address
+        self.weight = weight
+    }
+}
+
+public struct DNSDiscovery: Sendable, Equatable {
+    /// The name whose A and AAAA records are the endpoints (a headless service answers one per pod).
+    public var name: String
+    /// The port every resolved address is reached on.
+    public var port: Int
+    /// How often the name is resolved again. Default 5s.
+    public var refresh: MeshDuration
+    /// The DNS server asked. Nil: the first nameserver of /etc/resolv.conf.
+    public var resolver: HostPort?
+
+    public static let defaultRefresh = MeshDuration.seconds(5)
+
+    public init(name: String, port: Int, refresh: MeshDuration = DNSDiscovery.defaultRefresh, resolver: HostPort? = nil) {
+        self.name = name
+        self.port = port
+        self.refresh = refresh
+        self.resolver = resolver
+    }
+}

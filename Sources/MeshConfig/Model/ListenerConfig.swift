@@ -1,0 +1,38 @@
+/// A port where requests enter. HTTP/1.1 and HTTP/2 (h2c, prior knowledge) are
+/// detected per connection from the first bytes.
+public struct ListenerConfig: Sendable, Equatable {
+    /// Unique among listeners; used in metrics and logs.
+    public var name: String
+    /// The address to bind: an IP literal and a port.
+    public var listen: HostPort
+    /// Tried in order; the first route whose match holds handles the request.
+    public var routes: [RouteConfig]
+    /// Bounds on what a client may send in one request head.
+    public var limits: ListenerLimits
+
+    public init(name: String, listen: HostPort, routes: [RouteConfig], limits: ListenerLimits = ListenerLimits()) {
+        self.name = name
+        self.listen = listen
+        self.routes = routes
+        self.limits = limits
+    }
+}
+
+/// Request-head limits. A request over either gets 431.
+public struct ListenerLimits: Sendable, Equatable {
+    /// Total bytes of header names and values in one request head. Default 60 KiB.
+    public var maxRequestHeaderBytes: Int
+    /// Number of header fields in one request head. Default 100.
+    public var maxRequestHeaders: Int
+
+    public static let defaultMaxRequestHeaderBytes = 60 * 1024
+    public static let defaultMaxRequestHeaders = 100
+
+    public init(
+        maxRequestHeaderBytes: Int = ListenerLimits.defaultMaxRequestHeaderBytes,
+        maxRequestHeaders: Int = ListenerLimits.defaultMaxRequestHeaders
+    ) {
+        self.maxRequestHeaderBytes = maxRequestHeaderBytes
+        self.maxRequestHeaders = maxRequestHeaders
+    }
+}

@@ -1,0 +1,55 @@
+import NIOCore
+
+/// An endpoint as discovery reports it. Sendable, so it can travel from the
+/// discovery task to every event loop.
+struct DiscoveredEndpoint: Sendable, Equatable {
+    var address: SocketAddress
+    /// `ip:port` (`[v6]:port`): the endpoint's identity in metrics, admin and the hash ring.
+    var label: String
+    var weight: Int
+}
+
+/// One endpoint of a cluster as one event loop sees it: its connections and
+/// the requests this loop has in flight to it.
+final class EndpointState {
+    let label: String
+    /// `label` interned in the loop's stats.
+    let statsLabel: Int
+    var weight: Int
+    var inFlight = 0
+    /// Gone from discovery: gets no new requests; its connections close as their requests finish.
+    private(set) var isRemoved = false
+    let pool: UpstreamPool
+
+    init(endpoint: DiscoveredEndpoint, pool: UpstreamPool, statsLabel: Int) {
+        label = endpoint.label
+        weight = endpoint.weight
+        self.pool = pool
+        self.statsLabel = statsLabel
+    }
+
+    func remove() {
+        isRemoved = true
+        pool.drain()
+    }
+}
+
+/// The connection pool of an endpoint, by the cluster's protocol.
+enum UpstreamPool {
+    case http1(HTTP1ConnectionPool)
+    case http2(HTTP2ConnectionPool)
+
+    func acquire(for exchange: ProxyExchange) {
+        switch self {
+        case .http1(let pool): pool.acquire(for: exchange)
+        case .http2(let pool): pool.acquire(for: exchange)
+        }
+    }
+
+    func drain() {
+        switch self {
+        case .http1(let pool): pool.drain()
+        case .http2(let pool): pool.drain()
+        }
+    }
+}

@@ -1,0 +1,82 @@
+import MeshConfig
+import NIOCore
+import NIOHTTP1
+
+/// A cluster as one event loop sees it: its endpoints, their pools, and the
+/// loop's balancer. Only its loop touches it.
+final class LoopCluster {
+    let config: ClusterConfig
+    let statsLabel: Int
+    private let eventLoop: EventLoop
+    private let connectTimeout: TimeAmount
+    private(set) var endpoints: [EndpointState] = []
+    private var balancer: LoadBalancer
+
+    init(config: ClusterConfig, eventLoop: EventLoop, stats: LoopStats, random: inout FastRandom) {
+        self.config = config
+        self.eventLoop = eventLoop
+        statsLabel = stats.label(config.name)
+        connectTimeout = .nanoseconds(config.connectTimeout.nanoseconds)
+        balancer = LoadBalancer(policy: config.loadBalancing, keys: [], weights: [], random: &random)
+    }
+
+    /// Whether a new config for this cluster can keep this object (and its warm connections).
+    func canAdopt(_ newConfig: ClusterConfig) -> Bool {
+        newConfig.protocolKind == config.protocolKind && newConfig.connectTimeout == config.connectTimeout
+            && newConfig.loadBalancing == config.loadBalancing && newConfig.hashHeader == config.hashHeader
+    }
+
+    /// Replaces the endpoint set. Endpoints that stay keep their connections
+    /// and in-flight counts; endpoints that left finish their requests and get no new ones.
+    func updateEndpoints(_ discovered: [DiscoveredEndpoint], stats: LoopStats, random: inout FastRandom) {
+        var existing: [String: EndpointState] = [:]
+        for endpoint in endpoints {
+            existing[endpoint.label] = endpoint
+        }
+        var next: [EndpointState] = []
+        next.reserveCapacity(discovered.count)
+        for endpoint in discovered {
+            if let kept = existing.removeValue(forKey: endpoint.label) {
+                kept.weight = endpoint.weight
+                next.append(kept)
+            } else {
+                next.append(EndpointState(endpoint: endpoint, pool: makePool(endpoint.address), statsLabel: stats.label(endpoint.label)))
+            }
+        }
+        for gone in existing.values {
+            gone.remove()
+        }
+        endpoints = next
+        balancer = LoadBalancer(policy: config.loadBalancing, keys: next.map(\.label), weights: next.map(\.weight), random: &random)
+    }
+
+    /// The cluster left the config: every endpoint drains.
+    func retire() {
+        for endpoint in endpoints {
+            endpoint.remove()
+        }
+        endpoints = []
+    }
+
+    /// The endpoint for one request, nil when the cluster has none.
+    func pickEndpoint(headers: HTTPHeaders, random: inout FastRandom) -> EndpointState? {
+        var hash: UInt64?
+        if let header = config.hashHeader, let value = headers.first(name: header) {
+            hash = HashRing.hash(value)
+        }
+        let endpoints = self.endpoints
+        guard let index = balancer.pick(hash: hash, random: &random, inFlight: { endpoints[$0].inFlight }) else {
+            return nil
+        }
+        return endpoints[index]
+    }
+
+    private func makePool(_ address: SocketAddress) -> UpstreamPool {
+        switch config.protocolKind {
+        case .http1:
+            .http1(HTTP1ConnectionPool(address: address, eventLoop: eventLoop, connectTimeout: connectTimeout))
+        case .http2:
+            .http2(HTTP2ConnectionPool(address: address, eventLoop: eventLoop, connectTimeout: connectTimeout))
+        }
+    }
+}

@@ -1,0 +1,10 @@
+/// What every request on one client connection shares.
+struct DownstreamConnectionInfo: Sendable {
+    let listenerName: String
+    /// The listener's name interned in the loop's stats.
+    let listenerLabel: Int
+    /// The client's IP, appended to `x-forwarded-for`.
+    let clientIP: String?
+    /// HTTP/2 (each request on its own stream) or HTTP/1.1.
+    let isHTTP2: Bool
+}

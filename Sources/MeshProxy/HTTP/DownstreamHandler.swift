@@ -1,0 +1,196 @@
+import NIOCore
+import NIOHTTP1
+
+/// The last handler of a client's HTTP/1.1 connection or HTTP/2 stream (both
+/// arrive as `HTTPServerRequestPart`s). It starts an exchange per request,
+/// feeds it the request, writes what it answers, and withholds reads while
+/// the upstream cannot take more.
+final class DownstreamHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    let connection: DownstreamConnectionInfo
+    private let worker: LoopWorker
+    private var context: ChannelHandlerContext?
+    private var exchange: ProxyExchange?
+    private var readPending = false
+    /// HTTP/1.1: the client asked to close after this response (or spoke HTTP/1.0 without keep-alive).
+    private var closeAfterResponse = false
+    private var requestVersion = HTTPVersion.http1_1
+    /// The listener's routes, refreshed when the loop installs a new routing table.
+    private var listener: CompiledListener?
+    private var listenerGeneration = -1
+
+    init(connection: DownstreamConnectionInfo, worker: LoopWorker) {
+        self.connection = connection
+        self.worker = worker
+    }
+
+    var isWritable: Bool { context?.channel.isWritable ?? false }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    // MARK: Requests in
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            startExchange(head)
+        case .body(let body):
+            exchange?.downstreamReceived(.body(.byteBuffer(body)))
+        case .end(let trailers):
+            exchange?.downstreamReceived(.end(trailers))
+        }
+    }
+
+    private func startExchange(_ head: HTTPRequestHead) {
+        let routing = worker.routing
+        if routing.generation != listenerGeneration {
+            listenerGeneration = routing.generation
+            listener = routing.listeners[connection.listenerName]
+        }
+        requestVersion = head.version
+        closeAfterResponse = !connection.isHTTP2 && !head.isKeepAlive
+        let requestID = head.headers.first(name: HeaderHygiene.requestIDHeader)
+            ?? RequestID.generate(using: &worker.random)
+        let isGRPC = head.headers.first(name: "content-type")?.hasPrefix("application/grpc") ?? false
+        let exchange = ProxyExchange(downstream: self, worker: worker, requestID: requestID, isGRPC: isGRPC)
+        self.exchange = exchange
+        exchange.start(head: head, listener: listener)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        exchange?.flushUpstream()
+        context.fireChannelReadComplete()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if exchange?.shouldPauseDownstreamReads ?? false {
+            readPending = true
+            return
+        }
+        context.read()
+    }
+
+    /// The upstream can take more request bytes.
+    func resumeReads() {
+        guard readPending, let context else { return }
+        readPending = false
+        context.read()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            exchange?.downstreamBecameWritable()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        exchange?.downstreamClosed()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        guard let parseError = error as? HTTPParserError else {
+            context.close(promise: nil)
+            return
+        }
+        let proxyError = Self.proxyError(for: parseError)
+        if let exchange {
+            exchange.downstreamMalformed(proxyError)
+        } else {
+            let requestID = RequestID.generate(using: &worker.random)
+            let rejected = ProxyExchange(downstream: self, worker: worker, requestID: requestID, isGRPC: false)
+            exchange = rejected
+            rejected.fail(proxyError)
+        }
+    }
+
+    private static func proxyError(for error: HTTPParserError) -> ProxyError {
+        switch error {
+        case .headerOverflow:
+            return .headersTooLarge
+        case .unexpectedContentLength:
+            return .badRequest("Content-Length together with Transfer-Encoding, or conflicting Content-Length values")
+        case .invalidContentLength:
+            return .badRequest("invalid Content-Length")
+        default:
+            return .badRequest(String(describing: error))
+        }
+    }
+
+    // MARK: Responses out (called by the exchange)
+
+    func write(_ part: HTTPServerResponsePart, flush: Bool) {
+        guard let context else { return }
+        if flush {
+            context.writeAndFlush(wrapOutboundOut(part), promise: nil)
+        } else {
+            context.write(wrapOutboundOut(part), promise: nil)
+        }
+    }
+
+    func flush() {
+        context?.flush()
+    }
+
+    func writeResponseHead(status: HTTPResponseStatus, headers: HTTPHeaders) {
+        var headers = headers
+        if closeAfterResponse {
+            headers.add(name: "connection", value: "close")
+        }
+        write(.head(HTTPResponseHead(version: requestVersion, status: status, headers: headers)), flush: false)
+    }
+
+    /// Ends the response; an HTTP/1.1 connection that must not be reused closes once it is written.
+    func writeEnd(trailers: HTTPHeaders?) {
+        guard let context else { return }
+        if closeAfterResponse {
+            context.writeAndFlush(wrapOutboundOut(.end(trailers))).assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
+        } else {
+            context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+        }
+    }
+
+    /// Writes the proxy's own answer for `error`; returns the status sent.
+    func writeLocalResponse(for error: ProxyError, isGRPC: Bool, requestID: String) -> HTTPResponseStatus {
+        if error.closesConnection && !connection.isHTTP2 {
+            closeAfterResponse = true
+        }
+        let response = LocalResponse.parts(
+            for: error, isGRPC: isGRPC, requestID: requestID,
+            closeConnection: closeAfterResponse && !connection.isHTTP2,
+            allocator: context?.channel.allocator ?? ByteBufferAllocator()
+        )
+        var head = response.head
+        head.version = connection.isHTTP2 ? .http2 : requestVersion
+        write(.head(head), flush: false)
+        if let body = response.body {
+            write(.body(.byteBuffer(body)), flush: false)
+        }
+        writeEnd(trailers: response.trailers)
+        return head.status
+    }
+
+    /// The response cannot be completed: HTTP/1.1 closes the connection, HTTP/2 resets the stream.
+    func abortResponse() {
+        context?.close(promise: nil)
+    }
+
+    func exchangeFinished(_ finished: ProxyExchange) {
+        if exchange === finished {
+            exchange = nil
+        }
+        resumeReads()
+    }
+}

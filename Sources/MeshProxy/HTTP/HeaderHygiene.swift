@@ -1,0 +1,57 @@
+import NIOHTTP1
+
+/// What a proxy must do to headers on the way through (RFC 9110 section 7.6.1):
+/// connection-specific fields stay on their hop, and the request gains the
+/// forwarding headers and a request id.
+enum HeaderHygiene {
+    static let requestIDHeader = "x-request-id"
+
+    /// Fields that describe one connection, never forwarded. `te` is handled
+    /// apart: `te: trailers` is kept because gRPC requires it end to end.
+    private static let hopByHop: [String] = [
+        "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade",
+    ]
+
+    /// Removes connection-specific fields from request or response headers,
+    /// including every field the `Connection` header names.
+    static func removeHopByHop(_ headers: inout HTTPHeaders) {
+        for token in headers[canonicalForm: "connection"] {
+            headers.remove(name: String(token))
+        }
+        for name in hopByHop {
+            headers.remove(name: name)
+        }
+        if headers.contains(name: "te") {
+            let keepsTrailers = headers["te"].contains { $0.lowercased().contains("trailers") }
+            headers.remove(name: "te")
+            if keepsTrailers {
+                headers.add(name: "te", value: "trailers")
+            }
+        }
+    }
+
+    /// Appends the client's address to `x-forwarded-for` and records the
+    /// scheme the client used in `x-forwarded-proto`.
+    static func addForwardingHeaders(_ headers: inout HTTPHeaders, clientIP: String?, scheme: String) {
+        if let clientIP {
+            let existing = headers.first(name: "x-forwarded-for")
+            headers.remove(name: "x-forwarded-for")
+            headers.add(name: "x-forwarded-for", value: existing.map { "\($0), \(clientIP)" } ?? clientIP)
+        }
+        headers.replaceOrAdd(name: "x-forwarded-proto", value: scheme)
+    }
+
+    /// Whether the request head is within the listener's limits, counting the
+    /// bytes of names and values as HTTP/2's header list size does (without
+    /// its 32-byte per-field overhead, which would surprise HTTP/1.1 users).
+    static func checkLimits(_ headers: HTTPHeaders, maxBytes: Int, maxCount: Int) -> ProxyError? {
+        if headers.count > maxCount {
+            return .tooManyHeaders
+        }
+        var bytes = 0
+        for (name, value) in headers {
+            bytes += name.utf8.count + value.utf8.count
+        }
+        return bytes > maxBytes ? .headersTooLarge : nil
+    }
+}

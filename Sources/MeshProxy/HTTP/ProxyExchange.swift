@@ -1,0 +1,256 @@
+import NIOCore
+import NIOHTTP1
+
+/// One request's life on the proxy: route it, pick a cluster and an endpoint,
+/// get an upstream connection or stream, then carry the request up and the
+/// response down, part by part, until either side ends it. Everything runs on
+/// the event loop of the downstream connection; the upstream pools are that
+/// loop's own, so no call here crosses threads.
+final class ProxyExchange {
+    private enum State {
+        /// Routed; waiting for a connection or stream from the endpoint's pool.
+        case waitingForUpstream
+        /// Upstream attached; parts flow both ways.
+        case proxying
+        /// Writing the last response part. Ending an HTTP/2 stream closes it
+        /// synchronously, and that close must not finish the exchange twice.
+        case finishing
+        /// Response complete, failed or abandoned; counted in the stats.
+        case finished
+    }
+
+    private let downstream: DownstreamHandler
+    private let worker: LoopWorker
+    let requestID: String
+    let isGRPC: Bool
+    private let startTime: NIODeadline
+    private var state: State = .waitingForUpstream
+    private var upstream: UpstreamStreamHandler?
+    private var upstreamHead: HTTPRequestHead?
+    /// Request parts that arrived before the upstream was attached. Bounded:
+    /// downstream reads pause once `pendingBodyBytes` passes `maxPendingBodyBytes`.
+    private var pending = CircularBuffer<HTTPClientRequestPart>()
+    private var pendingBodyBytes = 0
+    /// How much request body may wait for a connection before the client is
+    /// paused. Pausing costs two epoll_ctl calls, so bodiless requests never pause.
+    static let maxPendingBodyBytes = 64 * 1024
+    private var cluster: LoopCluster?
+    private var endpoint: EndpointState?
+    private var timeout: Scheduled<Void>?
+    /// Set once a response head went downstream; after that errors cannot become local responses.
+    private var responseStatus: HTTPResponseStatus?
+
+    init(downstream: DownstreamHandler, worker: LoopWorker, requestID: String, isGRPC: Bool) {
+        self.downstream = downstream
+        self.worker = worker
+        self.requestID = requestID
+        self.isGRPC = isGRPC
+        startTime = .now()
+        worker.stats.requestStarted(listener: downstream.connection.listenerLabel)
+    }
+
+    /// Routes `head` and asks the chosen endpoint's pool for a connection or stream.
+    func start(head: HTTPRequestHead, listener: CompiledListener?) {
+        if let listener,
+           let error = HeaderHygiene.checkLimits(
+               head.headers, maxBytes: listener.limits.maxRequestHeaderBytes, maxCount: listener.limits.maxRequestHeaders) {
+            fail(error)
+            return
+        }
+        guard let route = listener?.route(method: head.method, target: head.uri, headers: head.headers) else {
+            fail(.noRoute)
+            return
+        }
+        let cluster = worker.clusters[route.pickCluster(using: &worker.random)]
+        self.cluster = cluster
+        guard let endpoint = cluster.pickEndpoint(headers: head.headers, random: &worker.random) else {
+            fail(.noEndpoints)
+            return
+        }
+        self.endpoint = endpoint
+        endpoint.inFlight += 1
+
+        var headers = head.headers
+        let expectsContinue = headers.first(name: "expect")?.lowercased() == "100-continue"
+        HeaderHygiene.removeHopByHop(&headers)
+        route.rewrite(&headers)
+        headers.replaceOrAdd(name: HeaderHygiene.requestIDHeader, value: requestID)
+        HeaderHygiene.addForwardingHeaders(&headers, clientIP: downstream.connection.clientIP, scheme: "http")
+        if !headers.contains(name: "host") {
+            // HTTP/2 upstreams need an :authority; HTTP/1.1 ones a Host.
+            headers.add(name: "host", value: endpoint.label)
+        }
+        if expectsContinue {
+            // Answer the client's Expect ourselves, as Envoy does: the body is
+            // streamed to the endpoint anyway, so the endpoint's answer adds only a round trip.
+            headers.remove(name: "expect")
+            downstream.write(.head(HTTPResponseHead(version: head.version, status: .continue)), flush: true)
+        }
+        upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers)
+
+        if let timeoutAmount = route.timeout {
+            timeout = worker.eventLoop.assumeIsolated().scheduleTask(in: timeoutAmount) { [self] in
+                timedOut()
+            }
+        }
+        endpoint.pool.acquire(for: self)
+    }
+
+    var isWaitingForUpstream: Bool { state == .waitingForUpstream }
+
+    /// Neither finished nor writing its last part.
+    private var isActive: Bool { state == .waitingForUpstream || state == .proxying }
+
+    /// Whether the downstream should stop reading: nothing can take the bytes yet.
+    var shouldPauseDownstreamReads: Bool {
+        switch state {
+        case .waitingForUpstream: pendingBodyBytes >= Self.maxPendingBodyBytes
+        case .proxying: !(upstream?.isWritable ?? true)
+        case .finishing, .finished: false
+        }
+    }
+
+    var downstreamIsWritable: Bool { downstream.isWritable }
+
+    // MARK: Request direction
+
+    func upstreamAttached(_ handler: UpstreamStreamHandler) {
+        guard state == .waitingForUpstream, let upstreamHead else {
+            handler.abandon()
+            return
+        }
+        upstream = handler
+        state = .proxying
+        handler.write(.head(upstreamHead))
+        while let part = pending.popFirst() {
+            handler.write(part)
+        }
+        pendingBodyBytes = 0
+        handler.flush()
+        downstream.resumeReads()
+    }
+
+    func downstreamReceived(_ part: HTTPClientRequestPart) {
+        switch state {
+        case .waitingForUpstream:
+            if case .body(.byteBuffer(let body)) = part {
+                pendingBodyBytes += body.readableBytes
+            }
+            pending.append(part)
+        case .proxying:
+            upstream?.write(part)
+            if case .end = part {
+                upstream?.flush()
+            }
+        case .finishing, .finished:
+            break
+        }
+    }
+
+    func flushUpstream() {
+        upstream?.flush()
+    }
+
+    func upstreamBecameWritable() {
+        downstream.resumeReads()
+    }
+
+    // MARK: Response direction
+
+    func upstreamReceived(_ part: HTTPClientResponsePart) {
+        guard state == .proxying else { return }
+        switch part {
+        case .head(let head):
+            var headers = head.headers
+            HeaderHygiene.removeHopByHop(&headers)
+            headers.replaceOrAdd(name: HeaderHygiene.requestIDHeader, value: requestID)
+            responseStatus = head.status
+            downstream.writeResponseHead(status: head.status, headers: headers)
+        case .body(let body):
+            downstream.write(.body(.byteBuffer(body)), flush: false)
+        case .end(let trailers):
+            upstream = nil
+            state = .finishing
+            downstream.writeEnd(trailers: trailers)
+            finish(error: nil)
+        }
+    }
+
+    func flushDownstream() {
+        downstream.flush()
+    }
+
+    func downstreamBecameWritable() {
+        upstream?.resumeReading()
+    }
+
+    // MARK: Failures
+
+    /// The upstream connection or stream failed or closed before the response ended.
+    func upstreamFailed(_ error: ProxyError) {
+        guard isActive else { return }
+        upstream = nil
+        fail(error)
+    }
+
+    private func timedOut() {
+        guard isActive else { return }
+        timeout = nil
+        let abandoned = upstream
+        upstream = nil
+        abandoned?.abort()
+        fail(.timeout)
+    }
+
+    /// The client went away (connection closed, stream reset): nothing to answer.
+    func downstreamClosed() {
+        guard isActive else { return }
+        let abandoned = upstream
+        upstream = nil
+        abandoned?.abort()
+        finish(error: nil)
+    }
+
+    /// The rest of the request could not be parsed.
+    func downstreamMalformed(_ error: ProxyError) {
+        guard isActive else { return }
+        let abandoned = upstream
+        upstream = nil
+        abandoned?.abort()
+        fail(error)
+    }
+
+    /// Answers with a local response when nothing went downstream yet;
+    /// otherwise ends the response as well as the protocol allows.
+    func fail(_ error: ProxyError) {
+        guard isActive else { return }
+        state = .finishing
+        if responseStatus == nil {
+            responseStatus = downstream.writeLocalResponse(for: error, isGRPC: isGRPC, requestID: requestID)
+        } else if isGRPC && downstream.connection.isHTTP2 {
+            // Headers are out: trailers still give a gRPC caller a status.
+            downstream.writeEnd(trailers: LocalResponse.grpcTrailers(for: error))
+        } else {
+            downstream.abortResponse()
+        }
+        finish(error: error)
+    }
+
+    private func finish(error: ProxyError?) {
+        state = .finished
+        timeout?.cancel()
+        timeout = nil
+        pending.removeAll()
+        endpoint?.inFlight -= 1
+        let elapsed = NIODeadline.now() - startTime
+        worker.stats.requestFinished(
+            listener: downstream.connection.listenerLabel,
+            cluster: cluster?.statsLabel ?? 0,
+            endpoint: endpoint?.statsLabel ?? 0,
+            status: responseStatus.map { StatusClass(code: Int($0.code)) } ?? .none,
+            durationNanoseconds: elapsed.nanoseconds,
+            error: error
+        )
+        downstream.exchangeFinished(self)
+    }
+}

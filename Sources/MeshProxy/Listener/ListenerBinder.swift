@@ -1,0 +1,71 @@
+import Logging
+import MeshConfig
+import NIOCore
+import NIOExtras
+import NIOPosix
+
+/// A bound listener and what drains it.
+struct BoundListener: Sendable {
+    let config: ListenerConfig
+    let channel: Channel
+    /// Stops accepting and asks every open connection to finish and close.
+    let quiescing: ServerQuiescingHelper
+}
+
+/// Binds listeners: accepts connections on the loop the group picks, counts
+/// them, and starts each with protocol detection.
+enum ListenerBinder {
+    static func bind(
+        _ listener: ListenerConfig, group: EventLoopGroup, workers: [LoopWorker], drainTimeout: MeshDuration
+    ) async throws -> BoundListener {
+        let quiescing = ServerQuiescingHelper(group: group)
+        let name = listener.name
+        let maxHeaderBytes = listener.limits.maxRequestHeaderBytes
+        let grace = TimeAmount.nanoseconds(drainTimeout.nanoseconds)
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { server in
+                server.eventLoop.makeCompletedFuture {
+                    try server.pipeline.syncOperations.addHandler(quiescing.makeServerChannelHandler(channel: server))
+                }
+            }
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    guard let worker = workers.first(where: { $0.eventLoop === channel.eventLoop }) else {
+                        throw ListenerError.noWorker
+                    }
+                    let label = worker.stats.label(name)
+                    worker.stats.connectionOpened(listener: label)
+                    channel.closeFuture.assumeIsolated().whenComplete { _ in
+                        worker.stats.connectionClosed(listener: label)
+                    }
+                    let clientIP = channel.remoteAddress?.ipAddress
+                    let detector = ProtocolDetector { context, detected in
+                        switch detected {
+                        case .http1:
+                            let info = DownstreamConnectionInfo(
+                                listenerName: name, listenerLabel: label, clientIP: clientIP, isHTTP2: false)
+                            try DownstreamPipeline.installHTTP1(after: context, connection: info, worker: worker)
+                        case .http2:
+                            let info = DownstreamConnectionInfo(
+                                listenerName: name, listenerLabel: label, clientIP: clientIP, isHTTP2: true)
+                            try DownstreamPipeline.installHTTP2(
+                                after: context, connection: info, worker: worker,
+                                maxHeaderListSize: maxHeaderBytes, drainTimeout: grace)
+                        }
+                    }
+                    try channel.pipeline.syncOperations.addHandler(detector)
+                }
+            }
+            .bind(host: listener.listen.host, port: listener.listen.port)
+            .get()
+        return BoundListener(config: listener, channel: channel, quiescing: quiescing)
+    }
+}
+
+enum ListenerError: Error {
+    /// Every loop of the group has a worker; reaching this is a bug.
+    case noWorker
+}

@@ -1,0 +1,80 @@
+import MeshConfig
+import NIOHTTP1
+
+/// A route's match conditions, precompiled from `RouteMatch` so that matching
+/// a request compares bytes and allocates nothing.
+struct RouteMatcher: Sendable {
+    enum PathCondition: Sendable {
+        case any
+        case exact(String)
+        case prefix(String)
+    }
+
+    let path: PathCondition
+    /// Upper-case method names; nil accepts every method.
+    let methods: [String]?
+    let headers: [HeaderMatch]
+
+    init(_ match: RouteMatch) {
+        if let grpc = match.grpc {
+            // gRPC calls are POSTs to /<package.Service>/<Method>.
+            if let method = grpc.method {
+                path = .exact("/\(grpc.service)/\(method)")
+            } else {
+                path = .prefix("/\(grpc.service)/")
+            }
+        } else if let exact = match.path {
+            path = .exact(exact)
+        } else if let prefix = match.pathPrefix, prefix != "/" {
+            path = .prefix(prefix)
+        } else {
+            path = .any
+        }
+        methods = match.methods
+        headers = match.headers
+    }
+
+    func matches(method: HTTPMethod, path requestPath: Substring, headers requestHeaders: HTTPHeaders) -> Bool {
+        switch path {
+        case .any:
+            break
+        case .exact(let expected):
+            guard requestPath == expected else { return false }
+        case .prefix(let prefix):
+            guard requestPath.hasPrefix(prefix) else { return false }
+        }
+        if let methods, !methods.contains(method.rawValue) {
+            return false
+        }
+        for condition in headers where !Self.holds(condition, in: requestHeaders) {
+            return false
+        }
+        return true
+    }
+
+    private static func holds(_ match: HeaderMatch, in headers: HTTPHeaders) -> Bool {
+        switch match.condition {
+        case .present(let expected):
+            return headers.contains(name: match.name) == expected
+        case .exact(let value):
+            return headers[match.name].contains(value)
+        case .prefix(let prefix):
+            return headers[match.name].contains { $0.hasPrefix(prefix) }
+        }
+    }
+
+    /// The path of a request target without its query: origin form
+    /// (`/a/b?q`) or absolute form (`http://host/a/b?q`, sent to proxies).
+    static func path(ofTarget target: String) -> Substring {
+        var rest = Substring(target)
+        if !rest.hasPrefix("/"), let schemeEnd = rest.range(of: "://") {
+            rest = rest[schemeEnd.upperBound...]
+            guard let slash = rest.firstIndex(of: "/") else { return "/" }
+            rest = rest[slash...]
+        }
+        if let query = rest.firstIndex(where: { $0 == "?" || $0 == "#" }) {
+            rest = rest[..<query]
+        }
+        return rest
+    }
+}

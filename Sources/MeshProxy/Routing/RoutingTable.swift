@@ -1,0 +1,104 @@
+import MeshConfig
+import NIOCore
+import NIOHTTP1
+
+/// The routes of every listener, compiled from one config. Immutable and
+/// shared by all event loops; a reload publishes a new table and requests in
+/// flight keep the one they started with.
+struct RoutingTable: Sendable {
+    /// Increases with every published table, so connections can cache their listener's entry.
+    let generation: Int
+    let listeners: [String: CompiledListener]
+    /// Cluster names by index; routes refer to clusters by these indices.
+    let clusterNames: [String]
+
+    init(config: ProxyConfig, generation: Int) {
+        self.generation = generation
+        clusterNames = config.clusters.map(\.name)
+        var indexByName: [String: Int] = [:]
+        for (index, name) in clusterNames.enumerated() {
+            indexByName[name] = index
+        }
+        var listeners: [String: CompiledListener] = [:]
+        for listener in config.listeners {
+            listeners[listener.name] = CompiledListener(listener, clusterIndex: indexByName)
+        }
+        self.listeners = listeners
+    }
+}
+
+struct CompiledListener: Sendable {
+    let name: String
+    let limits: ListenerLimits
+    let routes: [CompiledRoute]
+
+    init(_ config: ListenerConfig, clusterIndex: [String: Int]) {
+        name = config.name
+        limits = config.limits
+        routes = config.routes.enumerated().map { CompiledRoute($1, index: $0, clusterIndex: clusterIndex) }
+    }
+
+    /// The first route whose conditions hold.
+    func route(method: HTTPMethod, target: String, headers: HTTPHeaders) -> CompiledRoute? {
+        let path = RouteMatcher.path(ofTarget: target)
+        return routes.first { $0.matcher.matches(method: method, path: path, headers: headers) }
+    }
+}
+
+struct CompiledRoute: Sendable {
+    /// The route's position in its listener, for logs and errors.
+    let index: Int
+    let matcher: RouteMatcher
+    let destination: Destination
+    let timeout: TimeAmount?
+    let headersToAdd: [HeaderValue]
+    let headersToRemove: [String]
+
+    enum Destination: Sendable {
+        case cluster(Int)
+        /// Clusters with cumulative weights; a draw in 0..<total picks the first entry whose bound exceeds it.
+        case split([(cluster: Int, upperBound: Int)], total: Int)
+    }
+
+    init(_ config: RouteConfig, index: Int, clusterIndex: [String: Int]) {
+        self.index = index
+        matcher = RouteMatcher(config.match)
+        // Validation guarantees every referenced cluster exists.
+        switch config.action {
+        case .cluster(let name):
+            destination = .cluster(clusterIndex[name] ?? 0)
+        case .split(let entries):
+            var bound = 0
+            var cumulative: [(cluster: Int, upperBound: Int)] = []
+            for entry in entries {
+                bound += entry.weight
+                cumulative.append((clusterIndex[entry.cluster] ?? 0, bound))
+            }
+            destination = .split(cumulative, total: bound)
+        }
+        timeout = config.timeout.map { TimeAmount.nanoseconds($0.nanoseconds) }
+        headersToAdd = config.requestHeadersToAdd
+        headersToRemove = config.requestHeadersToRemove
+    }
+
+    /// The cluster index for one request.
+    func pickCluster(using random: inout FastRandom) -> Int {
+        switch destination {
+        case .cluster(let index):
+            return index
+        case .split(let entries, let total):
+            let draw = random.below(total)
+            return entries.first { draw < $0.upperBound }?.cluster ?? entries[entries.count - 1].cluster
+        }
+    }
+
+    /// Applies the route's header edits to a request about to go upstream.
+    func rewrite(_ headers: inout HTTPHeaders) {
+        for name in headersToRemove {
+            headers.remove(name: name)
+        }
+        for header in headersToAdd {
+            headers.replaceOrAdd(name: header.name, value: header.value)
+        }
+    }
+}

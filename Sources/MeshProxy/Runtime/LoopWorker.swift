@@ -1,0 +1,75 @@
+import MeshConfig
+import NIOCore
+
+/// Everything the data path of one event loop uses: the routing table, the
+/// clusters with their balancers and connection pools, a random source and
+/// the counters. A request never leaves the loop that accepted its
+/// connection, so none of this needs a lock.
+///
+/// `@unchecked Sendable`: the control path only hands a worker to
+/// `eventLoop.execute`/`submit` closures; every property is read and written on
+/// `eventLoop` alone (checked by `assertInEventLoop` in debug builds).
+final class LoopWorker: @unchecked Sendable {
+    let eventLoop: EventLoop
+    let stats = LoopStats()
+    var random = FastRandom()
+    private(set) var routing: RoutingTable
+    /// Aligned with `routing.clusterNames`.
+    private(set) var clusters: [LoopCluster] = []
+    private var clustersByName: [String: LoopCluster] = [:]
+
+    init(eventLoop: EventLoop) {
+        self.eventLoop = eventLoop
+        routing = RoutingTable(config: ProxyConfig(listeners: [], clusters: []), generation: 0)
+    }
+
+    /// Installs a new config. Clusters that keep their shape keep their
+    /// endpoints and warm connections; the others are rebuilt with the
+    /// endpoints discovery last reported; removed clusters drain.
+    func apply(routing: RoutingTable, clusters configs: [ClusterConfig], endpoints: [String: [DiscoveredEndpoint]]) {
+        eventLoop.assertInEventLoop()
+        var previous = clustersByName
+        var next: [LoopCluster] = []
+        for config in configs {
+            if let kept = previous[config.name], kept.canAdopt(config) {
+                previous.removeValue(forKey: config.name)
+                next.append(kept)
+                continue
+            }
+            let cluster = LoopCluster(config: config, eventLoop: eventLoop, stats: stats, random: &random)
+            cluster.updateEndpoints(endpoints[config.name] ?? [], stats: stats, random: &random)
+            next.append(cluster)
+        }
+        // Clusters replaced or removed: requests in flight hold their own references and finish.
+        for old in previous.values {
+            old.retire()
+        }
+        self.routing = routing
+        clusters = next
+        clustersByName = Dictionary(uniqueKeysWithValues: next.map { ($0.config.name, $0) })
+    }
+
+    func updateEndpoints(cluster name: String, _ endpoints: [DiscoveredEndpoint]) {
+        eventLoop.assertInEventLoop()
+        clustersByName[name]?.updateEndpoints(endpoints, stats: stats, random: &random)
+    }
+
+    /// This loop's view of every cluster, for `/clusters`.
+    func clusterReport() -> [String: [EndpointReport]] {
+        eventLoop.assertInEventLoop()
+        var report: [String: [EndpointReport]] = [:]
+        for cluster in clusters {
+            report[cluster.config.name] = cluster.endpoints.map {
+                EndpointReport(address: $0.label, weight: $0.weight, inFlight: $0.inFlight)
+            }
+        }
+        return report
+    }
+}
+
+/// One endpoint in `/clusters`, summed over loops by the admin server.
+struct EndpointReport: Sendable {
+    var address: String
+    var weight: Int
+    var inFlight: Int
+}

@@ -1,0 +1,215 @@
+import Logging
+import MeshConfig
+import NIOCore
+import NIOPosix
+
+/// The proxy process's control side: it binds listeners and the admin
+/// server, runs discovery, publishes each config to every event loop, reloads
+/// and drains. Nothing here runs per request; the data path lives in the
+/// loops' `LoopWorker`s.
+public actor ProxyServer {
+    private let group: MultiThreadedEventLoopGroup
+    private let workers: [LoopWorker]
+    private let logger: Logger
+    private(set) var config: ProxyConfig
+    private var generation = 0
+    /// The latest endpoints of every cluster, from static config or discovery.
+    private var endpoints: [String: [DiscoveredEndpoint]] = [:]
+    /// Clusters that finished their first discovery.
+    private var discovered: Set<String> = []
+    private var dnsTasks: [String: (settings: DNSDiscovery, task: Task<Void, Never>)] = [:]
+    private var listeners: [String: BoundListener] = [:]
+    private var admin: Channel?
+    private var draining = false
+
+    /// One event loop per core.
+    public static let defaultThreadCount = System.coreCount
+
+    public init(config: ProxyConfig, threads: Int, logger: Logger) {
+        self.config = config
+        self.logger = logger
+        group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
+        workers = group.makeIterator().map { LoopWorker(eventLoop: $0) }
+    }
+
+    /// Binds everything and starts discovery. Returns once listening.
+    public func start() async throws {
+        startDiscovery(config.clusters)
+        await publish()
+        for listener in config.listeners {
+            try await bindListener(listener)
+        }
+        if let adminConfig = config.admin {
+            admin = try await AdminServer.bind(adminConfig.listen, group: group, proxy: self)
+            logger.info("admin listening", metadata: ["address": "\(adminConfig.listen)"])
+        }
+    }
+
+    // MARK: Reload
+
+    /// Applies a new, validated config: new requests use it at once; requests
+    /// in flight finish on the config they started with. Listeners that
+    /// appeared are bound, listeners that went away drain.
+    public func reload(_ newConfig: ProxyConfig) async throws {
+        let old = config
+        config = newConfig
+        let oldDNS = dnsTasks
+        for (name, entry) in oldDNS where newConfig.cluster(named: name).flatMap(Self.dnsSettings) != entry.settings {
+            entry.task.cancel()
+            dnsTasks.removeValue(forKey: name)
+            discovered.remove(name)
+            endpoints.removeValue(forKey: name)
+        }
+        startDiscovery(newConfig.clusters.filter { dnsTasks[$0.name] == nil })
+        let kept = Set(newConfig.clusters.map(\.name))
+        for name in endpoints.keys where !kept.contains(name) {
+            endpoints.removeValue(forKey: name)
+            discovered.remove(name)
+        }
+        await publish()
+
+        for (name, bound) in listeners where newConfig.listeners.first(where: { $0.name == name })?.listen != bound.config.listen {
+            bound.quiescing.initiateShutdown(promise: nil)
+            listeners.removeValue(forKey: name)
+        }
+        for listener in newConfig.listeners where listeners[listener.name] == nil {
+            try await bindListener(listener)
+        }
+        if old.admin != newConfig.admin {
+            logger.warning("admin.listen changed; the admin listener moves on the next restart")
+        }
+        logger.info("configuration reloaded", metadata: ["generation": "\(generation)"])
+    }
+
+    // MARK: Drain
+
+    /// Stops accepting, asks every connection to finish (HTTP/2 GOAWAY,
+    /// HTTP/1.1 close after the current response), waits for them up to
+    /// `drainTimeout`, then stops everything.
+    public func drain() async {
+        draining = true
+        let timeout = config.drainTimeout
+        logger.info("draining", metadata: ["drainTimeout": "\(timeout)"])
+        for (_, entry) in dnsTasks {
+            entry.task.cancel()
+        }
+        let closed = listeners.values.map { bound -> EventLoopFuture<Void> in
+            let promise = bound.channel.eventLoop.makePromise(of: Void.self)
+            bound.quiescing.initiateShutdown(promise: promise)
+            return promise.futureResult
+        }
+        let allClosed = EventLoopFuture.andAllComplete(closed, on: group.any())
+        let finished = await withTaskGroup(of: Bool.self) { tasks in
+            tasks.addTask { (try? await allClosed.get()) != nil }
+            tasks.addTask {
+                try? await Task.sleep(nanoseconds: UInt64(timeout.nanoseconds))
+                return false
+            }
+            let first = await tasks.next() ?? false
+            tasks.cancelAll()
+            return first
+        }
+        if !finished {
+            logger.warning("drain timeout reached; closing the remaining connections")
+        }
+        try? await admin?.close()
+        try? await group.shutdownGracefully()
+        logger.info("stopped")
+    }
+
+    // MARK: Admin queries
+
+    /// 200 once listeners are bound and every cluster finished its first discovery.
+    func readiness() -> (ready: Bool, reason: String) {
+        if draining {
+            return (false, "draining")
+        }
+        if listeners.count < config.listeners.count {
+            return (false, "listeners are not bound yet")
+        }
+        let waiting = config.clusters.map(\.name).filter { !discovered.contains($0) }
+        if !waiting.isEmpty {
+            return (false, "waiting for the first discovery of cluster(s): \(waiting.joined(separator: ", "))")
+        }
+        return (true, "ready")
+    }
+
+    func statsSnapshot() async -> StatsSnapshot {
+        var total = StatsSnapshot()
+        for worker in workers {
+            if let snapshot = try? await worker.eventLoop.submit({ worker.stats.snapshot() }).get() {
+                total.merge(snapshot)
+            }
+        }
+        return total
+    }
+
+    func clusterReports() async -> [ClusterReport] {
+        var perLoop: [[String: [EndpointReport]]] = []
+        for worker in workers {
+            if let report = try? await worker.eventLoop.submit({ worker.clusterReport() }).get() {
+                perLoop.append(report)
+            }
+        }
+        return ClusterReport.merge(clusters: config.clusters, perLoop: perLoop, discovered: discovered)
+    }
+
+    // MARK: Internals
+
+    private func bindListener(_ listener: ListenerConfig) async throws {
+        let bound = try await ListenerBinder.bind(listener, group: group, workers: workers, drainTimeout: config.drainTimeout)
+        listeners[listener.name] = bound
+        logger.info("listener bound", metadata: ["listener": "\(listener.name)", "address": "\(listener.listen)"])
+    }
+
+    /// Installs the current config and endpoints on every loop and waits until all have it.
+    private func publish() async {
+        generation += 1
+        let routing = RoutingTable(config: config, generation: generation)
+        let clusters = config.clusters
+        let endpoints = self.endpoints
+        for worker in workers {
+            try? await worker.eventLoop.submit {
+                worker.apply(routing: routing, clusters: clusters, endpoints: endpoints)
+            }.get()
+        }
+    }
+
+    private static func dnsSettings(_ cluster: ClusterConfig) -> DNSDiscovery? {
+        if case .dns(let settings) = cluster.discovery { return settings }
+        return nil
+    }
+
+    private func startDiscovery(_ clusters: [ClusterConfig]) {
+        for cluster in clusters {
+            switch cluster.discovery {
+            case .staticEndpoints(let list):
+                endpoints[cluster.name] = EndpointResolution.endpoints(list)
+                discovered.insert(cluster.name)
+            case .dns(let settings):
+                let loop = DNSDiscoveryLoop(cluster: cluster.name, settings: settings, group: group, logger: logger)
+                let name = cluster.name
+                // The task holds the server until cancelled (on reload or drain).
+                let task = Task {
+                    await loop.run { found in
+                        await self.endpointsDiscovered(cluster: name, settings: settings, found)
+                    }
+                }
+                dnsTasks[cluster.name] = (settings, task)
+            }
+        }
+    }
+
+    private func endpointsDiscovered(cluster name: String, settings: DNSDiscovery, _ found: [DiscoveredEndpoint]) {
+        // A lookup that finished after a reload replaced this cluster's discovery is stale.
+        guard dnsTasks[name]?.settings == settings else { return }
+        discovered.insert(name)
+        guard endpoints[name] != found else { return }
+        endpoints[name] = found
+        for worker in workers {
+            worker.eventLoop.execute {
+                worker.updateEndpoints(cluster: name, found)
+            }
+        }
+    }
+}

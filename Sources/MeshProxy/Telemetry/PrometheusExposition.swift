@@ -1,0 +1,74 @@
+/// Renders a `StatsSnapshot` in the Prometheus text exposition format (0.0.4).
+/// Lines are sorted so scrapes diff cleanly.
+enum PrometheusExposition {
+    static let contentType = "text/plain; version=0.0.4; charset=utf-8"
+
+    static func render(_ stats: StatsSnapshot) -> String {
+        var out = ""
+        family(&out, "swiftmesh_requests_total", "counter",
+               "Requests that finished, by listener, cluster, endpoint and status class.",
+               stats.requests.map { key, value in
+                   (labels(["listener": key.listener, "cluster": key.cluster, "endpoint": key.endpoint, "status_class": key.statusClass]), "\(value)")
+               })
+        var durationLines: [(String, String)] = []
+        for (key, histogram) in stats.durations {
+            let base = ["listener": key.listener, "cluster": key.cluster]
+            var cumulative: UInt64 = 0
+            for (slot, bound) in DurationHistogram.boundsSeconds.enumerated() {
+                cumulative += histogram.counts[slot]
+                durationLines.append(("_bucket" + labels(base.merging(["le": formatBound(bound)]) { $1 }), "\(cumulative)"))
+            }
+            durationLines.append(("_bucket" + labels(base.merging(["le": "+Inf"]) { $1 }), "\(histogram.count)"))
+            durationLines.append(("_sum" + labels(base), formatSeconds(histogram.sumNanoseconds)))
+            durationLines.append(("_count" + labels(base), "\(histogram.count)"))
+        }
+        out += "# HELP swiftmesh_request_duration_seconds Time from a request's first byte to its response's last byte.\n"
+        out += "# TYPE swiftmesh_request_duration_seconds histogram\n"
+        for (suffix, value) in durationLines.sorted(by: { $0.0 < $1.0 }) {
+            out += "swiftmesh_request_duration_seconds\(suffix) \(value)\n"
+        }
+        family(&out, "swiftmesh_proxy_errors_total", "counter",
+               "Responses the proxy made itself, by listener and reason (the swiftmesh-proxy-error value).",
+               stats.proxyErrors.map { key, value in (labels(["listener": key.listener, "reason": key.reason]), "\(value)") })
+        family(&out, "swiftmesh_downstream_connections_active", "gauge", "Open client connections, by listener.",
+               stats.activeConnections.map { (labels(["listener": $0.key]), "\($0.value)") })
+        family(&out, "swiftmesh_downstream_connections_total", "counter", "Client connections accepted, by listener.",
+               stats.connectionsTotal.map { (labels(["listener": $0.key]), "\($0.value)") })
+        family(&out, "swiftmesh_downstream_requests_active", "gauge", "Requests in flight, by listener.",
+               stats.activeRequests.map { (labels(["listener": $0.key]), "\($0.value)") })
+        return out
+    }
+
+    private static func family(_ out: inout String, _ name: String, _ type: String, _ help: String, _ samples: [(String, String)]) {
+        out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+        for (labels, value) in samples.sorted(by: { $0.0 < $1.0 }) {
+            out += "\(name)\(labels) \(value)\n"
+        }
+    }
+
+    private static func labels(_ pairs: [String: String]) -> String {
+        let body = pairs.keys.sorted().map { key in "\(key)=\"\(escape(pairs[key] ?? ""))\"" }.joined(separator: ",")
+        return "{\(body)}"
+    }
+
+    private static func escape(_ value: String) -> String {
+        var out = ""
+        for character in value {
+            switch character {
+            case "\\": out += "\\\\"
+            case "\"": out += "\\\""
+            case "\n": out += "\\n"
+            default: out.append(character)
+            }
+        }
+        return out
+    }
+
+    private static func formatBound(_ seconds: Double) -> String {
+        seconds == seconds.rounded() ? String(Int(seconds)) : String(seconds)
+    }
+
+    private static func formatSeconds(_ nanoseconds: Int64) -> String {
+        String(Double(nanoseconds) / 1e9)
+    }
+}

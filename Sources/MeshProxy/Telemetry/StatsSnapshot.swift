@@ -1,0 +1,37 @@
+/// Counters from every event loop, added up, with string labels.
+struct StatsSnapshot: Sendable {
+    struct RequestLabels: Hashable, Sendable {
+        var listener: String
+        var cluster: String
+        var endpoint: String
+        var statusClass: String
+    }
+
+    struct RouteLabels: Hashable, Sendable {
+        var listener: String
+        var cluster: String
+    }
+
+    struct ErrorLabels: Hashable, Sendable {
+        var listener: String
+        var reason: String
+    }
+
+    var requests: [RequestLabels: UInt64] = [:]
+    var durations: [RouteLabels: DurationHistogram] = [:]
+    var proxyErrors: [ErrorLabels: UInt64] = [:]
+    var activeConnections: [String: Int] = [:]
+    var connectionsTotal: [String: UInt64] = [:]
+    var activeRequests: [String: Int] = [:]
+
+    mutating func merge(_ other: StatsSnapshot) {
+        requests.merge(other.requests, uniquingKeysWith: +)
+        for (key, histogram) in other.durations {
+            durations[key, default: DurationHistogram()].merge(histogram)
+        }
+        proxyErrors.merge(other.proxyErrors, uniquingKeysWith: +)
+        activeConnections.merge(other.activeConnections, uniquingKeysWith: +)
+        connectionsTotal.merge(other.connectionsTotal, uniquingKeysWith: +)
+        activeRequests.merge(other.activeRequests, uniquingKeysWith: +)
+    }
+}

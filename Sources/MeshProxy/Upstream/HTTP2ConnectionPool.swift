@@ -1,0 +1,135 @@
+import NIOCore
+import NIOHTTP2
+import NIOPosix
+
+/// HTTP/2 connections from one event loop to one endpoint. Requests become
+/// streams on a connection with room under the peer's concurrency limit; a
+/// new connection opens only when every connection is full.
+final class HTTP2ConnectionPool {
+    private let address: SocketAddress
+    private let eventLoop: EventLoop
+    private let connectTimeout: TimeAmount
+    private var connections: [HTTP2Connection] = []
+    /// Requests waiting for a connection to open or for a stream slot.
+    private var waiting = CircularBuffer<ProxyExchange>()
+    private var connecting = 0
+    private var draining = false
+
+    init(address: SocketAddress, eventLoop: EventLoop, connectTimeout: TimeAmount) {
+        self.address = address
+        self.eventLoop = eventLoop
+        self.connectTimeout = connectTimeout
+    }
+
+    var connectionCount: Int { connections.count }
+
+    func acquire(for exchange: ProxyExchange) {
+        if let connection = connections.first(where: \.hasCapacity) {
+            connection.openStream(for: exchange)
+            return
+        }
+        waiting.append(exchange)
+        // One connection in progress is enough for the first assumed-limit's worth of waiters.
+        if connecting * HTTP2Connection.assumedMaxConcurrentStreams < waiting.count {
+            connect()
+        }
+    }
+
+    private func connect() {
+        connecting += 1
+        ClientBootstrap(group: eventLoop)
+            .connectTimeout(connectTimeout)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .connect(to: address)
+            .assumeIsolated()
+            .whenComplete { result in
+                self.connecting -= 1
+                switch result {
+                case .success(let channel):
+                    do {
+                        try self.configure(channel)
+                    } catch {
+                        channel.close(promise: nil)
+                        self.failWaiting()
+                    }
+                case .failure:
+                    self.failWaiting()
+                }
+            }
+    }
+
+    private func configure(_ channel: Channel) throws {
+        var connectionConfiguration = NIOHTTP2Handler.ConnectionConfiguration()
+        connectionConfiguration.initialSettings = UpstreamHTTP2Settings.initial
+        var streamConfiguration = NIOHTTP2Handler.StreamConfiguration()
+        streamConfiguration.targetWindowSize = UpstreamHTTP2Settings.streamWindow
+        let multiplexer = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+            mode: .client,
+            connectionConfiguration: connectionConfiguration,
+            streamConfiguration: streamConfiguration
+        ) { pushed in
+            // Server push is disabled in our SETTINGS; refuse any stream the endpoint opens.
+            pushed.close()
+        }
+        let connection = HTTP2Connection(pool: self, multiplexer: multiplexer, channel: channel)
+        try channel.pipeline.syncOperations.addHandler(connection)
+        connections.append(connection)
+        if draining {
+            connection.closeGracefully()
+        }
+        serveWaiting()
+    }
+
+    /// Gives waiting requests the stream slots that are free.
+    func capacityFreed() {
+        serveWaiting()
+    }
+
+    private func serveWaiting() {
+        while !waiting.isEmpty, let connection = connections.first(where: \.hasCapacity) {
+            let exchange = waiting.removeFirst()
+            if exchange.isWaitingForUpstream {
+                connection.openStream(for: exchange)
+            }
+        }
+        if !waiting.isEmpty && connecting == 0 && !draining {
+            connect()
+        }
+    }
+
+    private func failWaiting() {
+        // Others may still be connecting; only give up when nothing is left to wait for.
+        guard connecting == 0, !connections.contains(where: \.hasCapacity) else { return }
+        let failed = waiting
+        waiting.removeAll()
+        for exchange in failed {
+            exchange.upstreamFailed(.connectFailure)
+        }
+    }
+
+    func connectionClosed(_ connection: HTTP2Connection) {
+        connections.removeAll { $0 === connection }
+        serveWaiting()
+    }
+
+    /// The endpoint left its cluster: no new streams; connections close once their streams finish.
+    func drain() {
+        draining = true
+        for connection in connections {
+            connection.closeGracefully()
+        }
+    }
+}
+
+enum UpstreamHTTP2Settings {
+    /// Per-stream receive window: large enough for high-throughput streams
+    /// (8 MiB gRPC messages), small enough that a stalled client bounds what we buffer.
+    static let streamWindow = 1 << 20
+
+    static let initial: [HTTP2Setting] = [
+        HTTP2Setting(parameter: .enablePush, value: 0),
+        HTTP2Setting(parameter: .initialWindowSize, value: streamWindow),
+        HTTP2Setting(parameter: .maxFrameSize, value: 1 << 14),
+        HTTP2Setting(parameter: .maxHeaderListSize, value: 1 << 20),
+    ]
+}

@@ -1,0 +1,46 @@
+import NIOCore
+import NIOEmbedded
+import Testing
+
+@testable import MeshProxy
+
+@Suite struct ProtocolDetectorTests {
+    private func buffer(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
+
+    @Test func classifiesFromTheFirstBytes() {
+        #expect(ProtocolDetector.detect(buffer("GET / HTTP/1.1\r\n")) == .http1)
+        #expect(ProtocolDetector.detect(buffer("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")) == .http2)
+        #expect(ProtocolDetector.detect(buffer("PRI * HT")) == nil)
+        #expect(ProtocolDetector.detect(buffer("PRX")) == .http1)
+        #expect(ProtocolDetector.detect(buffer("")) == nil)
+    }
+
+    /// Bytes that arrive split across reads are held, then replayed whole to the installed protocol.
+    @Test func replaysBufferedBytesAfterInstalling() throws {
+        let channel = EmbeddedChannel()
+        var detected: ProtocolDetector.Detected?
+        let detector = ProtocolDetector { _, protocolKind in detected = protocolKind }
+        try channel.pipeline.syncOperations.addHandler(detector)
+        try channel.writeInbound(buffer("PRI * HTTP/2"))
+        #expect(detected == nil)
+        #expect(try channel.readInbound(as: ByteBuffer.self) == nil)
+        try channel.writeInbound(buffer(".0\r\n\r\nSM\r\n\r\nrest"))
+        #expect(detected == .http2)
+        let replayed = try #require(try channel.readInbound(as: ByteBuffer.self))
+        #expect(String(buffer: replayed) == "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\nrest")
+        // The detector left the pipeline: later bytes pass straight through.
+        try channel.writeInbound(buffer("more"))
+        #expect(try channel.readInbound(as: ByteBuffer.self).map { String(buffer: $0) } == "more")
+        _ = try channel.finish()
+    }
+
+    @Test func http1GoesStraightThrough() throws {
+        let channel = EmbeddedChannel()
+        var detected: ProtocolDetector.Detected?
+        try channel.pipeline.syncOperations.addHandler(ProtocolDetector { _, kind in detected = kind })
+        try channel.writeInbound(buffer("GET / HTTP/1.1\r\n\r\n"))
+        #expect(detected == .http1)
+        #expect(try channel.readInbound(as: ByteBuffer.self).map { String(buffer: $0) } == "GET / HTTP/1.1\r\n\r\n")
+        _ = try channel.finish()
+    }
+}

@@ -1,0 +1,69 @@
+import MeshConfig
+import NIOHTTP1
+import Testing
+
+@testable import MeshProxy
+
+@Suite struct RouteMatcherTests {
+    private func headers(_ pairs: [(String, String)] = []) -> HTTPHeaders { HTTPHeaders(pairs) }
+
+    @Test func pathOfTargetDropsQueryAndAbsoluteForm() {
+        #expect(RouteMatcher.path(ofTarget: "/a/b?x=1") == "/a/b")
+        #expect(RouteMatcher.path(ofTarget: "http://host:8080/a?q") == "/a")
+        #expect(RouteMatcher.path(ofTarget: "http://host") == "/")
+        #expect(RouteMatcher.path(ofTarget: "/frag#x") == "/frag")
+    }
+
+    @Test func prefixExactAndMethods() {
+        let prefix = RouteMatcher(RouteMatch(pathPrefix: "/api/"))
+        #expect(prefix.matches(method: .GET, path: "/api/users", headers: headers()))
+        #expect(!prefix.matches(method: .GET, path: "/apix", headers: headers()))
+        let exact = RouteMatcher(RouteMatch(path: "/healthz", methods: ["GET"]))
+        #expect(exact.matches(method: .GET, path: "/healthz", headers: headers()))
+        #expect(!exact.matches(method: .POST, path: "/healthz", headers: headers()))
+        #expect(!exact.matches(method: .GET, path: "/healthz/x", headers: headers()))
+    }
+
+    @Test func grpcSugar() {
+        let service = RouteMatcher(RouteMatch(grpc: GRPCMatch(service: "user.UserService")))
+        #expect(service.matches(method: .POST, path: "/user.UserService/GetUser", headers: headers()))
+        #expect(!service.matches(method: .POST, path: "/user.UserServiceX/GetUser", headers: headers()))
+        let method = RouteMatcher(RouteMatch(grpc: GRPCMatch(service: "user.UserService", method: "GetUser")))
+        #expect(method.matches(method: .POST, path: "/user.UserService/GetUser", headers: headers()))
+        #expect(!method.matches(method: .POST, path: "/user.UserService/ListUsers", headers: headers()))
+    }
+
+    @Test func headerConditions() {
+        let matcher = RouteMatcher(RouteMatch(headers: [
+            HeaderMatch(name: "x-canary", condition: .exact("1")),
+            HeaderMatch(name: "x-user", condition: .prefix("team-")),
+            HeaderMatch(name: "x-debug", condition: .present(false)),
+        ]))
+        #expect(matcher.matches(method: .GET, path: "/", headers: headers([("X-Canary", "1"), ("x-user", "team-a")])))
+        #expect(!matcher.matches(method: .GET, path: "/", headers: headers([("x-canary", "2"), ("x-user", "team-a")])))
+        #expect(!matcher.matches(method: .GET, path: "/", headers: headers([("x-canary", "1"), ("x-user", "other")])))
+        #expect(!matcher.matches(method: .GET, path: "/", headers: headers([("x-canary", "1"), ("x-user", "team-a"), ("x-debug", "")])))
+    }
+
+    @Test func firstMatchingRouteWinsAndSplitFollowsWeights() throws {
+        let config = try ConfigLoader.decode(yaml: """
+            listeners:
+              - name: in
+                listen: 127.0.0.1:1
+                routes:
+                  - { match: { pathPrefix: /a }, cluster: one }
+                  - { match: { pathPrefix: / }, split: [ { cluster: one, weight: 90 }, { cluster: two, weight: 10 } ] }
+            clusters:
+              - { name: one, endpoints: [127.0.0.1:2] }
+              - { name: two, endpoints: [127.0.0.1:3] }
+            """)
+        let table = RoutingTable(config: config, generation: 1)
+        let listener = try #require(table.listeners["in"])
+        let first = try #require(listener.route(method: .GET, target: "/abc", headers: headers()))
+        #expect(first.index == 0)
+        let split = try #require(listener.route(method: .GET, target: "/z", headers: headers()))
+        var random = FastRandom(seed: 9)
+        let toTwo = (0..<10000).filter { _ in split.pickCluster(using: &random) == 1 }.count
+        #expect(abs(toTwo - 1000) < 150)
+    }
+}

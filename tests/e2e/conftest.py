@@ -1,0 +1,131 @@
+"""Fixtures for the whole-binary tests.
+
+`mesh` is the one fixture most tests use: it starts peers and proxies on
+loopback, and stops every one of them (proxies first) when the test ends,
+whatever happened. A failing test's report carries each proxy's stderr."""
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import socket
+import subprocess
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import pytest
+
+# grpc-core logs every GOAWAY and reset at INFO; the tests provoke many.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
+from support.dns import Dnsmasq, MiniDNS
+from support.grpc_peer import GrpcBackend, ResetBackend
+from support.http_backend import HTTPBackend
+from support.nginx import NginxH2C
+from support.proxy import LIVE, Proxy, binary_path
+
+
+class Mesh:
+    """Factories for peers and proxies of one test, torn down in reverse order."""
+
+    def __init__(self, tmp_path: Path):
+        self.tmp = tmp_path
+        self.stack = contextlib.ExitStack()
+        self.proxies: list[Proxy] = []
+        self._n = 0
+
+    def _dir(self, name: str) -> Path:
+        self._n += 1
+        d = self.tmp / f"{self._n:02d}-{name}"
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def http_backend(self, name: str, host: str = "127.0.0.1", port: int = 0, delay: float = 0.0) -> HTTPBackend:
+        b = HTTPBackend(name, host, port, delay).start()
+        self.stack.callback(b.stop)
+        return b
+
+    def http_backends(self, *names: str, host: str = "127.0.0.1") -> list[HTTPBackend]:
+        return [self.http_backend(n, host) for n in names]
+
+    def grpc_backend(self, name: str, host: str = "127.0.0.1", port: int = 0) -> GrpcBackend:
+        b = GrpcBackend(name, host, port).start()
+        self.stack.callback(b.stop)
+        return b
+
+    def grpc_backends(self, *names: str) -> list[GrpcBackend]:
+        return [self.grpc_backend(n) for n in names]
+
+    def reset_backend(self, protocol: str = "http1") -> ResetBackend:
+        b = ResetBackend(protocol=protocol).start()
+        self.stack.callback(b.stop)
+        return b
+
+    def nginx_h2c(self, name: str = "nginx") -> NginxH2C:
+        n = NginxH2C(self._dir(name), name).start()
+        self.stack.callback(n.stop)
+        return n
+
+    def dnsmasq(self, records: dict[str, list[str]]) -> Dnsmasq:
+        d = Dnsmasq(self._dir("dnsmasq"), records)
+        self.stack.callback(d.stop)
+        return d.start()
+
+    def mini_dns(self, records: dict[str, list[str]], answering: bool = True) -> MiniDNS:
+        d = MiniDNS(records, answering).start()
+        self.stack.callback(d.stop)
+        return d
+
+    def proxy(self, config: Union[dict, str], start: bool = True, wait: Optional[str] = "ready",
+              name: Optional[str] = None, timeout: float = 20.0, **kwargs: Any) -> Proxy:
+        name = name or f"proxy{len(self.proxies) + 1}"
+        p = Proxy(self._dir(name), config, name=name, **kwargs)
+        self.proxies.append(p)
+        self.stack.callback(p.stop)
+        if start:
+            p.start(wait=wait, timeout=timeout)
+        return p
+
+    def close(self) -> None:
+        self.stack.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def swiftmesh_binary() -> Path:
+    path = binary_path()
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        pytest.fail(f"swiftmesh binary not found at {path} (build it with `swift build -c release` "
+                    f"or set SWIFTMESH_BIN)", pytrace=False)
+    return path
+
+
+@pytest.fixture
+def mesh(request: pytest.FixtureRequest, tmp_path: Path):
+    m = Mesh(tmp_path)
+    request.node._mesh = m
+    try:
+        yield m
+    finally:
+        m.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: Any):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        m: Optional[Mesh] = getattr(item, "_mesh", None)
+        for p in (m.proxies if m else []):
+            report.sections.append((f"swiftmesh stderr: {p.name} ({p.stderr_path})", p.stderr_tail() or "(empty)"))
+            report.sections.append((f"swiftmesh config: {p.name} ({p.config_path})",
+                                    p.config_path.read_text() if p.config_path.exists() else "(missing)"))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # Anything a crashed fixture could not stop: kill and reap.
+    for proc in list(LIVE):
+        if proc.poll() is None:
+            proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(5)
+        LIVE.discard(proc)

@@ -1,0 +1,174 @@
+"""HTTP/1.1 over a raw socket: for pipelining, malformed requests, Expect:
+100-continue and anything a well-behaved client library refuses to send."""
+from __future__ import annotations
+
+import json
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+
+@dataclass
+class RawResponse:
+    status: int
+    reason: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    interim: list[int] = field(default_factory=list)
+
+    def header(self, name: str) -> Optional[str]:
+        name = name.lower()
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+    def header_all(self, name: str) -> list[str]:
+        name = name.lower()
+        return [v for k, v in self.headers if k == name]
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class ConnectionClosed(Exception):
+    pass
+
+
+class RawHTTP:
+    """One TCP connection; bytes in, parsed responses out."""
+
+    def __init__(self, host: str, port: int, timeout: float = 10.0):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock.settimeout(timeout)
+        self.buf = b""
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self) -> "RawHTTP":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def _fill(self) -> None:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionClosed("peer closed the connection")
+        self.buf += chunk
+
+    def _read_until(self, marker: bytes) -> bytes:
+        while marker not in self.buf:
+            self._fill()
+        head, self.buf = self.buf.split(marker, 1)
+        return head
+
+    def _read_exact(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            self._fill()
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def _read_to_close(self) -> bytes:
+        while True:
+            try:
+                self._fill()
+            except ConnectionClosed:
+                break
+        data, self.buf = self.buf, b""
+        return data
+
+    def read_head(self) -> tuple[int, str, list[tuple[str, str]]]:
+        head = self._read_until(b"\r\n\r\n").decode("latin-1")
+        lines = head.split("\r\n")
+        parts = lines[0].split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/"):
+            raise ValueError(f"bad status line {lines[0]!r}")
+        headers = []
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            headers.append((k.strip().lower(), v.strip()))
+        return int(parts[1]), (parts[2] if len(parts) > 2 else ""), headers
+
+    def read_response(self, method: str = "GET", stop_after_interim: bool = False) -> RawResponse:
+        """Reads one response (after any 1xx interim responses, which are
+        recorded in `interim`). With stop_after_interim, returns the first
+        interim response as is."""
+        interim: list[int] = []
+        while True:
+            status, reason, headers = self.read_head()
+            if 100 <= status < 200 and status != 101:
+                interim.append(status)
+                if stop_after_interim:
+                    return RawResponse(status, reason, headers, b"", interim)
+                continue
+            break
+        lookup = {k: v for k, v in headers}
+        if method == "HEAD" or status in (204, 304):
+            body = b""
+        elif "chunked" in lookup.get("transfer-encoding", "").lower():
+            body = self._read_chunked()
+        elif "content-length" in lookup:
+            body = self._read_exact(int(lookup["content-length"]))
+        else:
+            body = self._read_to_close()
+        return RawResponse(status, reason, headers, body, interim)
+
+    def _read_chunked(self) -> bytes:
+        out = b""
+        while True:
+            size_line = self._read_until(b"\r\n")
+            size = int(size_line.split(b";")[0].strip(), 16)
+            if size == 0:
+                # trailers until the empty line
+                while True:
+                    line = self._read_until(b"\r\n")
+                    if not line:
+                        return out
+            out += self._read_exact(size)
+            self._read_exact(2)
+
+    def closed_by_peer(self, timeout: float = 5.0) -> bool:
+        """True when the peer closes (EOF or reset) within `timeout` with no
+        further bytes beyond what is already buffered."""
+        self.sock.settimeout(timeout)
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+                self.buf += chunk
+            return False
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except socket.timeout:
+            return False
+
+
+def request_bytes(method: str, path: str, headers: Optional[list[tuple[str, str]]] = None,
+                  body: bytes = b"", host: str = "e2e.test") -> bytes:
+    """A well-formed HTTP/1.1 request; Content-Length added when there is a body
+    and none was given."""
+    headers = list(headers or [])
+    names = {k.lower() for k, _ in headers}
+    if "host" not in names:
+        headers.insert(0, ("Host", host))
+    if body and "content-length" not in names and "transfer-encoding" not in names:
+        headers.append(("Content-Length", str(len(body))))
+    head = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n"
+    return head.encode("latin-1") + body
+
+
+def one_request(host: str, port: int, raw: bytes, method: str = "GET", timeout: float = 10.0) -> RawResponse:
+    with RawHTTP(host, port, timeout) as conn:
+        conn.send(raw)
+        return conn.read_response(method)
