@@ -18,12 +18,13 @@
 #   WRITE_DOCS=0|1      rewrite docs/benchmarks.md (default 1; 0 with SKIP_SWIFTMESH)
 #   ANCHORS=../shared/bench/anchors.sh   ANCHORS_DIR=/tmp/anchors
 #   READY_TIMEOUT=30    seconds to wait for SwiftMesh's /ready
+#   SWIFTMESH_PORT_BASE=18094  SwiftMesh's h1 listener; h2c is +1, admin +2
 # Raw outputs: bench/results/<timestamp>/ (bench/results/latest points there).
 set -u -o pipefail
 
 # The exact command, with the knobs that were set, for the report.
 COMMAND="bench/run.sh"
-for k in SWIFTMESH_ARGS SWIFTMESH_BIN SKIP_SWIFTMESH WRITE_DOCS ANCHORS H2_STREAMS H2_CLIENTS CONNECTIONS WARMUP DURATION; do
+for k in SWIFTMESH_PORT_BASE SWIFTMESH_ARGS SWIFTMESH_BIN SKIP_SWIFTMESH WRITE_DOCS ANCHORS H2_STREAMS H2_CLIENTS CONNECTIONS WARMUP DURATION; do
   [ -n "${!k+x}" ] && COMMAND="$k=$(printf '%q' "${!k}") $COMMAND"
 done
 BENCH_DIR="$(cd "$(dirname "$0")" && pwd)"
@@ -42,7 +43,9 @@ DOC="$REPO/docs/benchmarks.md"
 # Anchor ports (fixed by anchors.sh) and SwiftMesh's own.
 BACKEND_H1=18080 BACKEND_H2=18081
 NGINX_H1=18090 HAPROXY_H1=18091 NGINX_H2=18092 HAPROXY_H2=18093
-SM_H1=18094 SM_H2=18095 SM_ADMIN=18096
+SM_BASE="${SWIFTMESH_PORT_BASE:-18094}"
+[[ "$SM_BASE" =~ ^[1-9][0-9]*$ ]] && [ "$SM_BASE" -le 65533 ] || { echo "bench/run.sh: bad SWIFTMESH_PORT_BASE '$SM_BASE'" >&2; exit 1; }
+SM_H1=$SM_BASE SM_H2=$((SM_BASE + 1)) SM_ADMIN=$((SM_BASE + 2))
 
 die() { echo "bench/run.sh: $*" >&2; exit 1; }
 log() { echo "== $*" >&2; }
@@ -152,7 +155,7 @@ if [ "$SKIP_SWIFTMESH" != 1 ]; then
   [ -x "$SWIFTMESH_BIN" ] || die "no SwiftMesh binary at $SWIFTMESH_BIN (build it, set SWIFTMESH_BIN=, or SKIP_SWIFTMESH=1)"
   "$SWIFTMESH_BIN" proxy --help >/dev/null 2>&1 || die "'$SWIFTMESH_BIN proxy --help' failed"
   for p in "$SM_H1" "$SM_H2" "$SM_ADMIN"; do
-    is_listening "$p" && die "port 127.0.0.1:$p is already in use"
+    is_listening "$p" && die "port 127.0.0.1:$p is already in use (another SwiftMesh? set SWIFTMESH_PORT_BASE=)"
   done
   cat >"$OUT/swiftmesh.yaml" <<YAML
 admin: { listen: 127.0.0.1:$SM_ADMIN }

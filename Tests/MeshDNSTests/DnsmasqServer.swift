@@ -69,7 +69,8 @@ final class DnsmasqServer {
         guard let executable = Self.candidatePaths.first(where: FileManager.default.isExecutableFile(atPath:)) else {
             throw DnsmasqError.notInstalled
         }
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("meshdns-dnsmasq-\(UUID().uuidString)")
+        directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("meshdns-dnsmasq-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let hostsFile = directory.appendingPathComponent("hosts")
         try hosts.write(to: hostsFile, atomically: true, encoding: .utf8)

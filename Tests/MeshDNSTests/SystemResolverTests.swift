@@ -21,7 +21,8 @@ struct SystemResolverTests {
     }
 
     @Test func ipv6Nameservers() throws {
-        #expect(DNSResolver.firstNameserver(inResolvConf: "nameserver ::1\n") == (try SocketAddress(ipAddress: "::1", port: 53)))
+        let loopback = try SocketAddress(ipAddress: "::1", port: 53)
+        #expect(DNSResolver.firstNameserver(inResolvConf: "nameserver ::1\n") == loopback)
         let linkLocal = DNSResolver.firstNameserver(inResolvConf: "nameserver fe80::1%lo\n")
         #expect(linkLocal?.ipAddress == "fe80::1")
     }
@@ -31,7 +32,8 @@ struct SystemResolverTests {
             .appendingPathComponent("meshdns-resolv-\(UUID().uuidString).conf").path
         try "nameserver 127.0.0.53\n".write(toFile: path, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: path) }
-        #expect(DNSResolver.systemResolverAddress(resolvConfPath: path) == (try SocketAddress(ipAddress: "127.0.0.53", port: 53)))
+        let expected = try SocketAddress(ipAddress: "127.0.0.53", port: 53)
+        #expect(DNSResolver.systemResolverAddress(resolvConfPath: path) == expected)
     }
 
     @Test func fallsBackToLoopback() throws {

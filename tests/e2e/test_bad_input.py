@@ -144,11 +144,31 @@ def test_h2_oversized_headers(limited):
     assert a.count == 0
 
 
-def test_garbage_h2_preface_does_not_kill_the_proxy(limited):
+def h2_frames(data: bytes):
+    """(type, flags, stream, payload) of the HTTP/2 frames in `data`."""
+    offset = 0
+    while len(data) >= offset + 9:
+        length = int.from_bytes(data[offset:offset + 3], "big")
+        ftype, flags = data[offset + 3], data[offset + 4]
+        stream = int.from_bytes(data[offset + 5:offset + 9], "big") & 0x7FFFFFFF
+        yield ftype, flags, stream, data[offset + 9:offset + 9 + length]
+        offset += 9 + length
+
+
+def test_h2_connection_error_sends_goaway_and_closes(limited):
+    """A frame longer than SETTINGS_MAX_FRAME_SIZE is a connection error:
+    GOAWAY(FRAME_SIZE_ERROR), then the TCP connection is closed (RFC 9113
+    5.4.1), so a hostile client cannot park connections on the proxy."""
     p, _ = limited
     with RawHTTP(p.host, p.port, timeout=5) as conn:
-        conn.send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\xff" * 64)
-        conn.closed_by_peer(5)
+        conn.send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+                  + b"\xff" * 64)
+        closed = conn.closed_by_peer(3)
+        frames = list(h2_frames(conn.buf))
+    goaways = [int.from_bytes(payload[4:8], "big") for ftype, _, _, payload in frames if ftype == 0x7]
+    assert goaways, f"no GOAWAY among frames {[f[0] for f in frames]}"
+    assert goaways[-1] == 0x6, f"GOAWAY error code {goaways[-1]}, expected FRAME_SIZE_ERROR (6)"
+    assert closed, "the proxy sent GOAWAY for a connection error but kept the TCP connection open"
     still_serves(p)
 
 
@@ -222,7 +242,7 @@ def test_validate_accepts_valid_config(tmp_path):
 
 
 def test_validate_accepts_minimal_config(tmp_path):
-    r = validate(write(tmp_path, """\
+    r = validate(write(tmp_path, textwrap.dedent("""\
         listeners:
           - name: in
             listen: 127.0.0.1:8080
@@ -232,12 +252,12 @@ def test_validate_accepts_minimal_config(tmp_path):
         clusters:
           - name: c
             endpoints: [127.0.0.1:9000]
-        """))
+        """)))
     assert r.returncode == 0, r.stderr
 
 
 def test_validate_unknown_cluster(tmp_path):
-    r = validate(write(tmp_path, """\
+    r = validate(write(tmp_path, textwrap.dedent("""\
         listeners:
           - name: in
             listen: 127.0.0.1:8080
@@ -246,20 +266,20 @@ def test_validate_unknown_cluster(tmp_path):
                 cluster: alive
               - match: { pathPrefix: / }
                 cluster: usr
-        """ + BASE_CLUSTERS))
+        """) + BASE_CLUSTERS))
     assert r.returncode == 1
     assert_error(r.stderr, "listeners[0].routes[1].cluster", 'unknown cluster "usr"', "user", "alive")
 
 
 def test_validate_unknown_key_suggests(tmp_path):
-    r = validate(write(tmp_path, """\
+    r = validate(write(tmp_path, textwrap.dedent("""\
         listeners:
           - name: in
             listen: 127.0.0.1:8080
             routs:
               - match: { pathPrefix: / }
                 cluster: user
-        """ + BASE_CLUSTERS))
+        """) + BASE_CLUSTERS))
     assert r.returncode == 1
     assert_error(r.stderr, "listeners[0].routs", "unknown key", 'did you mean "routes"')
 
@@ -337,14 +357,14 @@ def test_validate_missing_file(tmp_path):
 
 def test_proxy_refuses_invalid_config(tmp_path):
     port = free_port()
-    f = write(tmp_path, f"""\
+    f = write(tmp_path, textwrap.dedent(f"""\
         listeners:
           - name: in
             listen: 127.0.0.1:{port}
             routes:
               - match: {{ pathPrefix: / }}
                 cluster: usr
-        """ + BASE_CLUSTERS)
+        """) + BASE_CLUSTERS)
     proc = subprocess.run([str(binary_path()), "proxy", "--config", str(f)], capture_output=True, text=True,
                           timeout=30, stdin=subprocess.DEVNULL)
     assert proc.returncode == 1

@@ -17,6 +17,15 @@ from support.config import cluster, route, single_listener
 from support.util import KeepAliveClient, connect_refused, curl, wait_until
 
 
+CRASH_SIGNS = ("Fatal error", "Cannot schedule tasks on an EventLoop that has already shut down")
+
+
+def assert_clean_shutdown(p) -> None:
+    log = p.stderr_text()
+    signs = [line for line in log.splitlines() if any(s in line for s in CRASH_SIGNS)]
+    assert not signs, f"shutdown logged: {signs}"
+
+
 def slow_get(host: str, port: int, path: str, results: list, index: int) -> None:
     try:
         conn = http.client.HTTPConnection(host, port, timeout=30)
@@ -51,6 +60,7 @@ def test_sigterm_drains_http1_in_flight_requests(mesh):
         assert status == 200 and json.loads(body)["path"] == f"/slow/{i}?sleep=2"
     assert p.wait_exit(15) == 0
     assert time.monotonic() - sent < 10, "exit should follow the last in-flight request, not the drain timeout"
+    assert_clean_shutdown(p)
 
 
 def test_sigterm_drains_grpc_in_flight_calls(mesh):
@@ -69,6 +79,7 @@ def test_sigterm_drains_grpc_in_flight_calls(mesh):
     finally:
         ch.close()
     assert p.wait_exit(15) == 0
+    assert_clean_shutdown(p)
 
 
 def test_sigint_exits_cleanly(mesh):
@@ -79,6 +90,7 @@ def test_sigint_exits_cleanly(mesh):
         p.signal(signal.SIGINT)
         # an idle keep-alive connection does not hold the exit back
         assert p.wait_exit(10) == 0
+    assert_clean_shutdown(p)
 
 
 def test_drain_timeout_bounds_exit(mesh):
@@ -92,8 +104,9 @@ def test_drain_timeout_bounds_exit(mesh):
     p.signal(signal.SIGTERM)
     p.wait_exit(10)
     took = time.monotonic() - sent
-    assert took < 4, f"drainTimeout 1s but exit took {took:.1f}s"
     t.join(15)
+    assert took < 4, f"drainTimeout 1s but exit took {took:.1f}s"
+    assert_clean_shutdown(p)
 
 
 def reload_configs(a, b):

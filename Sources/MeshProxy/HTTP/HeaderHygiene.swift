@@ -30,6 +30,27 @@ enum HeaderHygiene {
         }
     }
 
+    /// Removes optional whitespace around field values (RFC 9110 section 5.5).
+    /// HTTP/1.1 parsers may leave trailing spaces in a value; HTTP/2 peers
+    /// reject such values, so they must not cross from one protocol to the other.
+    /// Checks first and last bytes only, so clean headers cost no copy.
+    static func trimValueWhitespace(_ headers: inout HTTPHeaders) {
+        func isPadding(_ byte: UInt8?) -> Bool { byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+        guard headers.contains(where: { isPadding($0.value.utf8.first) || isPadding($0.value.utf8.last) }) else { return }
+        var trimmed = HTTPHeaders()
+        trimmed.reserveCapacity(headers.count)
+        for (name, value) in headers {
+            let bytes = value.utf8
+            guard let start = bytes.firstIndex(where: { !isPadding($0) }),
+                  let end = bytes.lastIndex(where: { !isPadding($0) }) else {
+                trimmed.add(name: name, value: "")
+                continue
+            }
+            trimmed.add(name: name, value: String(value[start...end]))
+        }
+        headers = trimmed
+    }
+
     /// Appends the client's address to `x-forwarded-for` and records the
     /// scheme the client used in `x-forwarded-proto`.
     static func addForwardingHeaders(_ headers: inout HTTPHeaders, clientIP: String?, scheme: String) {

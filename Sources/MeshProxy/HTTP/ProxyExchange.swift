@@ -71,6 +71,7 @@ final class ProxyExchange {
         endpoint.inFlight += 1
 
         var headers = head.headers
+        HeaderHygiene.trimValueWhitespace(&headers)
         let expectsContinue = headers.first(name: "expect")?.lowercased() == "100-continue"
         HeaderHygiene.removeHopByHop(&headers)
         route.rewrite(&headers)
@@ -163,6 +164,7 @@ final class ProxyExchange {
         case .head(let head):
             var headers = head.headers
             HeaderHygiene.removeHopByHop(&headers)
+            HeaderHygiene.trimValueWhitespace(&headers)
             headers.replaceOrAdd(name: HeaderHygiene.requestIDHeader, value: requestID)
             responseStatus = head.status
             downstream.writeResponseHead(status: head.status, headers: headers)

@@ -60,6 +60,19 @@ enum DownstreamPipeline {
                 ])
             }
         }
-        try pipeline.addHandlers([http2, manager], position: .after(detector.handler))
+        try pipeline.addHandlers([http2, manager, HTTP2ConnectionErrorHandler()], position: .after(detector.handler))
+    }
+}
+
+/// Closes an HTTP/2 connection after a connection error: NIOHTTP2 sends the
+/// GOAWAY, and RFC 9113 section 5.4.1 says the connection must then close.
+/// Stream errors reset only their stream, so they leave the connection open.
+final class HTTP2ConnectionErrorHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTP2Frame
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if !(error is NIOHTTP2Errors.StreamError) {
+            context.close(promise: nil)
+        }
     }
 }

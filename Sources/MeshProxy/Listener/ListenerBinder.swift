@@ -38,8 +38,10 @@ enum ListenerBinder {
                     }
                     let label = worker.stats.label(name)
                     worker.stats.connectionOpened(listener: label)
+                    worker.connectionOpened(channel)
                     channel.closeFuture.assumeIsolated().whenComplete { _ in
                         worker.stats.connectionClosed(listener: label)
+                        worker.connectionClosed(channel)
                     }
                     let clientIP = channel.remoteAddress?.ipAddress
                     let detector = ProtocolDetector { context, detected in

@@ -17,6 +17,9 @@ final class LoopWorker: @unchecked Sendable {
     /// Aligned with `routing.clusterNames`.
     private(set) var clusters: [LoopCluster] = []
     private var clustersByName: [String: LoopCluster] = [:]
+    /// Client connections open on this loop, so a drain that runs out of
+    /// time can close them while the loop still runs.
+    private var openConnections: [ObjectIdentifier: Channel] = [:]
 
     init(eventLoop: EventLoop) {
         self.eventLoop = eventLoop
@@ -33,6 +36,8 @@ final class LoopWorker: @unchecked Sendable {
         for config in configs {
             if let kept = previous[config.name], kept.canAdopt(config) {
                 previous.removeValue(forKey: config.name)
+                // Endpoints or weights may have changed; unchanged endpoints keep their connections.
+                kept.updateEndpoints(endpoints[config.name] ?? [], stats: stats, random: &random)
                 next.append(kept)
                 continue
             }
@@ -47,6 +52,23 @@ final class LoopWorker: @unchecked Sendable {
         self.routing = routing
         clusters = next
         clustersByName = Dictionary(uniqueKeysWithValues: next.map { ($0.config.name, $0) })
+    }
+
+    func connectionOpened(_ channel: Channel) {
+        openConnections[ObjectIdentifier(channel)] = channel
+    }
+
+    func connectionClosed(_ channel: Channel) {
+        openConnections.removeValue(forKey: ObjectIdentifier(channel))
+    }
+
+    /// Closes every client connection still open; completes when all are closed.
+    func closeAllConnections() -> EventLoopFuture<Void> {
+        eventLoop.assertInEventLoop()
+        let closing = openConnections.values.map { channel in
+            channel.close().recover { _ in }
+        }
+        return EventLoopFuture.andAllComplete(closing, on: eventLoop)
     }
 
     func updateEndpoints(cluster name: String, _ endpoints: [DiscoveredEndpoint]) {

@@ -99,20 +99,29 @@ public actor ProxyServer {
             return promise.futureResult
         }
         let allClosed = EventLoopFuture.andAllComplete(closed, on: group.any())
-        let finished = await withTaskGroup(of: Bool.self) { tasks in
-            tasks.addTask { (try? await allClosed.get()) != nil }
-            tasks.addTask {
-                try? await Task.sleep(nanoseconds: UInt64(timeout.nanoseconds))
-                return false
-            }
-            let first = await tasks.next() ?? false
-            tasks.cancelAll()
-            return first
+        // Whichever comes first: every connection closed, or drainTimeout.
+        // After that, stopping the loops closes whatever is left.
+        let loop = group.any()
+        let outcome = loop.makePromise(of: Bool.self)
+        let deadline = loop.scheduleTask(in: .nanoseconds(timeout.nanoseconds)) { outcome.succeed(false) }
+        allClosed.hop(to: loop).whenComplete { _ in
+            deadline.cancel()
+            outcome.succeed(true)
         }
+        let finished = (try? await outcome.futureResult.get()) ?? false
         if !finished {
             logger.warning("drain timeout reached; closing the remaining connections")
+            // Close them while the loops run, so every close callback (and the
+            // quiescing helpers' promises) completes on a live loop.
+            for worker in workers {
+                _ = try? await worker.eventLoop.flatSubmit { worker.closeAllConnections() }.get()
+            }
+            _ = try? await allClosed.get()
         }
         try? await admin?.close()
+        // Release the quiescing helpers while the loops still run: their
+        // deinit resolves a promise, which must not reach a stopped loop.
+        listeners.removeAll()
         try? await group.shutdownGracefully()
         logger.info("stopped")
     }
