@@ -163,6 +163,30 @@ def test_pipelined_requests_answered_in_order(echo):
     assert all(ids) and len(set(ids)) == 4
 
 
+
+def test_malformed_request_after_pipelined_one_is_answered_in_order(echo):
+    p, _ = echo
+    with RawHTTP(p.host, p.port) as conn:
+        conn.send(request_bytes("GET", "/first?sleep=0.2") + b"NOT HTTP AT ALL\r\n\r\n")
+        first = conn.read_response()
+        second = conn.read_response()
+    assert first.status == 200 and first.json()["path"] == "/first?sleep=0.2"
+    assert second.status == 400
+    assert second.header("swiftmesh-proxy-error") == "bad_request"
+
+
+def test_many_pipelined_requests_with_bodies_pause_and_resume(echo):
+    # More than the pipelining queue holds (64 parts / 64 KiB): reads pause
+    # while it is full and resume as responses go out; nothing is lost.
+    p, _ = echo
+    count = 150
+    reqs = b"".join(request_bytes("POST", f"/n{i}", body=b"b" * 2000) for i in range(count))
+    with RawHTTP(p.host, p.port, timeout=20) as conn:
+        conn.send(reqs)
+        responses = [conn.read_response("POST") for _ in range(count)]
+    assert [r.json()["path"] for r in responses] == [f"/n{i}" for i in range(count)]
+    assert all(r.json()["bodyLength"] == 2000 for r in responses)
+
 def test_expect_100_continue(echo):
     p, _ = echo
     body = os.urandom(50_000)

@@ -5,6 +5,12 @@ import NIOHTTP1
 /// arrive as `HTTPServerRequestPart`s). It starts an exchange per request,
 /// feeds it the request, writes what it answers, and withholds reads while
 /// the upstream cannot take more.
+///
+/// HTTP/1.1 pipelining is handled here rather than by a handler that stops
+/// reading during every response: that costs two epoll_ctl calls per
+/// request. Requests that arrive while a response is still being written wait
+/// in `pipelined` (bounded; reads pause when it is full) and start, in order,
+/// when that response ends.
 final class DownstreamHandler: ChannelDuplexHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
@@ -13,6 +19,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
     let connection: DownstreamConnectionInfo
     private let worker: LoopWorker
     private var context: ChannelHandlerContext?
+    /// The request whose response is being produced.
     private var exchange: ProxyExchange?
     private var readPending = false
     /// HTTP/1.1: the client asked to close after this response (or spoke HTTP/1.0 without keep-alive).
@@ -21,6 +28,14 @@ final class DownstreamHandler: ChannelDuplexHandler {
     /// The listener's routes, refreshed when the loop installs a new routing table.
     private var listener: CompiledListener?
     private var listenerGeneration = -1
+    /// HTTP/1.1 request parts that arrived while an earlier response was still going out.
+    private var pipelined = CircularBuffer<HTTPServerRequestPart>()
+    private var pipelinedBodyBytes = 0
+    /// A parse error that followed a pipelined request; answered when the requests before it are.
+    private var pipelinedParseError: ProxyError?
+    private var isStartingPipelined = false
+    static let maxPipelinedParts = 64
+    static let maxPipelinedBodyBytes = 64 * 1024
 
     init(connection: DownstreamConnectionInfo, worker: LoopWorker) {
         self.connection = connection
@@ -40,13 +55,54 @@ final class DownstreamHandler: ChannelDuplexHandler {
     // MARK: Requests in
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
+        let part = unwrapInboundIn(data)
+        // A request that starts while a response is in progress waits its turn,
+        // and so does everything read after it.
+        if !pipelined.isEmpty || (exchange != nil && Self.isHead(part)) {
+            pipelined.append(part)
+            if case .body(let body) = part {
+                pipelinedBodyBytes += body.readableBytes
+            }
+            return
+        }
+        deliver(part)
+    }
+
+    private static func isHead(_ part: HTTPServerRequestPart) -> Bool {
+        if case .head = part { return true }
+        return false
+    }
+
+    private func deliver(_ part: HTTPServerRequestPart) {
+        switch part {
         case .head(let head):
             startExchange(head)
         case .body(let body):
+            // Without an exchange, the response ended before the request did: drop the rest.
             exchange?.downstreamReceived(.body(.byteBuffer(body)))
         case .end(let trailers):
             exchange?.downstreamReceived(.end(trailers))
+        }
+    }
+
+    /// Starts the pipelined requests whose turn has come, in order.
+    private func startPipelined() {
+        guard !isStartingPipelined else { return }
+        isStartingPipelined = true
+        defer { isStartingPipelined = false }
+        while let next = pipelined.first {
+            if exchange != nil && Self.isHead(next) {
+                return
+            }
+            pipelined.removeFirst()
+            if case .body(let body) = next {
+                pipelinedBodyBytes -= body.readableBytes
+            }
+            deliver(next)
+        }
+        if let error = pipelinedParseError, exchange == nil {
+            pipelinedParseError = nil
+            rejectMalformed(error)
         }
     }
 
@@ -57,7 +113,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
             listener = routing.listeners[connection.listenerName]
         }
         requestVersion = head.version
-        closeAfterResponse = !connection.isHTTP2 && !head.isKeepAlive
+        closeAfterResponse = closeAfterResponse || (!connection.isHTTP2 && !head.isKeepAlive)
         let requestID = head.headers.first(name: HeaderHygiene.requestIDHeader)
             ?? RequestID.generate(using: &worker.random)
         let isGRPC = head.headers.first(name: "content-type")?.hasPrefix("application/grpc") ?? false
@@ -72,7 +128,8 @@ final class DownstreamHandler: ChannelDuplexHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if exchange?.shouldPauseDownstreamReads ?? false {
+        if exchange?.shouldPauseDownstreamReads ?? false
+            || pipelined.count >= Self.maxPipelinedParts || pipelinedBodyBytes >= Self.maxPipelinedBodyBytes {
             readPending = true
             return
         }
@@ -94,8 +151,25 @@ final class DownstreamHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        pipelined.removeAll()
         exchange?.downstreamClosed()
         context.fireChannelInactive()
+    }
+
+    /// Drain: an HTTP/1.1 connection closes now if idle, else after the
+    /// response in progress (HTTP/2 connections drain with GOAWAY instead).
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is ChannelShouldQuiesceEvent, !connection.isHTTP2 else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        pipelined.removeAll()
+        pipelinedBodyBytes = 0
+        if exchange == nil {
+            context.close(promise: nil)
+        } else {
+            closeAfterResponse = true
+        }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
@@ -104,14 +178,21 @@ final class DownstreamHandler: ChannelDuplexHandler {
             return
         }
         let proxyError = Self.proxyError(for: parseError)
-        if let exchange {
+        if !pipelined.isEmpty || (exchange?.hasWholeRequest ?? false) {
+            // The bad bytes follow a complete request that is still being answered.
+            pipelinedParseError = proxyError
+        } else if let exchange {
             exchange.downstreamMalformed(proxyError)
         } else {
-            let requestID = RequestID.generate(using: &worker.random)
-            let rejected = ProxyExchange(downstream: self, worker: worker, requestID: requestID, isGRPC: false)
-            exchange = rejected
-            rejected.fail(proxyError)
+            rejectMalformed(proxyError)
         }
+    }
+
+    private func rejectMalformed(_ error: ProxyError) {
+        let requestID = RequestID.generate(using: &worker.random)
+        let rejected = ProxyExchange(downstream: self, worker: worker, requestID: requestID, isGRPC: false)
+        exchange = rejected
+        rejected.fail(error)
     }
 
     private static func proxyError(for error: HTTPParserError) -> ProxyError {
@@ -190,6 +271,9 @@ final class DownstreamHandler: ChannelDuplexHandler {
     func exchangeFinished(_ finished: ProxyExchange) {
         if exchange === finished {
             exchange = nil
+        }
+        if !closeAfterResponse {
+            startPipelined()
         }
         resumeReads()
     }

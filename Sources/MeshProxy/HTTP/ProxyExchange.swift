@@ -39,6 +39,8 @@ final class ProxyExchange {
     private var timeout: Scheduled<Void>?
     /// Set once a response head went downstream; after that errors cannot become local responses.
     private var responseStatus: HTTPResponseStatus?
+    /// The downstream request was received up to its end.
+    private(set) var hasWholeRequest = false
 
     init(downstream: DownstreamHandler, worker: LoopWorker, requestID: String, isGRPC: Bool) {
         self.downstream = downstream
@@ -132,6 +134,9 @@ final class ProxyExchange {
     }
 
     func downstreamReceived(_ part: HTTPClientRequestPart) {
+        if case .end = part {
+            hasWholeRequest = true
+        }
         switch state {
         case .waitingForUpstream:
             if case .body(.byteBuffer(let body)) = part {

@@ -9,17 +9,16 @@ enum DownstreamPipeline {
     static let streamWindow = 1 << 20
     static let maxConcurrentStreams = 1024
 
-    /// HTTP/1.1: NIO's codec with pipelining assistance, so pipelined requests
-    /// are answered one at a time, in order.
+    /// HTTP/1.1: NIO's codec; the `DownstreamHandler` answers pipelined
+    /// requests one at a time, in order.
     static func installHTTP1(
         after detector: ChannelHandlerContext, connection: DownstreamConnectionInfo, worker: LoopWorker
     ) throws {
         let pipeline = detector.pipeline.syncOperations
         let responseEncoder = HTTPResponseEncoder()
         let requestDecoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes))
-        let pipelining = HTTPServerPipelineHandler()
         try pipeline.addHandlers(
-            [responseEncoder, requestDecoder, pipelining, DownstreamHandler(connection: connection, worker: worker)],
+            [responseEncoder, requestDecoder, DownstreamHandler(connection: connection, worker: worker)],
             position: .after(detector.handler)
         )
     }

@@ -21,6 +21,8 @@ public actor ProxyServer {
     private var listeners: [String: BoundListener] = [:]
     private var admin: Channel?
     private var draining = false
+    /// Whether startup's memory was already returned (once, on first readiness).
+    private var startupMemoryTrimmed = false
 
     /// One event loop per core.
     public static let defaultThreadCount = System.coreCount
@@ -43,6 +45,16 @@ public actor ProxyServer {
             admin = try await AdminServer.bind(adminConfig.listen, group: group, proxy: self)
             logger.info("admin listening", metadata: ["address": "\(adminConfig.listen)"])
         }
+        trimStartupMemoryOnceReady()
+    }
+
+    /// Startup's code and heap are done with once the proxy first becomes
+    /// ready; give them back so RSS shows what serving traffic needs.
+    private func trimStartupMemoryOnceReady() {
+        guard !startupMemoryTrimmed, readiness().ready else { return }
+        startupMemoryTrimmed = true
+        let dropped = StartupMemoryTrim.run()
+        logger.debug("startup memory trimmed", metadata: ["unmappedBytes": "\(dropped)"])
     }
 
     // MARK: Reload
@@ -213,6 +225,7 @@ public actor ProxyServer {
         // A lookup that finished after a reload replaced this cluster's discovery is stale.
         guard dnsTasks[name]?.settings == settings else { return }
         discovered.insert(name)
+        trimStartupMemoryOnceReady()
         guard endpoints[name] != found else { return }
         endpoints[name] = found
         for worker in workers {
