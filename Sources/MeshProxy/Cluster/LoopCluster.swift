@@ -8,13 +8,15 @@ final class LoopCluster {
     let config: ClusterConfig
     let statsLabel: Int
     private let eventLoop: EventLoop
+    private let flushBatch: FlushBatch
     private let connectTimeout: TimeAmount
     private(set) var endpoints: [EndpointState] = []
     private var balancer: LoadBalancer
 
-    init(config: ClusterConfig, eventLoop: EventLoop, stats: LoopStats, random: inout FastRandom) {
+    init(config: ClusterConfig, eventLoop: EventLoop, flushBatch: FlushBatch, stats: LoopStats, random: inout FastRandom) {
         self.config = config
         self.eventLoop = eventLoop
+        self.flushBatch = flushBatch
         statsLabel = stats.label(config.name)
         connectTimeout = .nanoseconds(config.connectTimeout.nanoseconds)
         balancer = LoadBalancer(policy: config.loadBalancing, keys: [], weights: [], random: &random)
@@ -76,7 +78,8 @@ final class LoopCluster {
         case .http1:
             .http1(HTTP1ConnectionPool(address: address, eventLoop: eventLoop, connectTimeout: connectTimeout))
         case .http2:
-            .http2(HTTP2ConnectionPool(address: address, eventLoop: eventLoop, connectTimeout: connectTimeout))
+            .http2(HTTP2ConnectionPool(
+                address: address, eventLoop: eventLoop, flushBatch: flushBatch, connectTimeout: connectTimeout))
         }
     }
 }

@@ -11,7 +11,7 @@ import NIOHTTP1
 /// request. Requests that arrive while a response is still being written wait
 /// in `pipelined` (bounded; reads pause when it is full) and start, in order,
 /// when that response ends.
-final class DownstreamHandler: ChannelDuplexHandler {
+final class DownstreamHandler: ChannelDuplexHandler, ExchangeDownstream {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
@@ -25,9 +25,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
     /// HTTP/1.1: the client asked to close after this response (or spoke HTTP/1.0 without keep-alive).
     private var closeAfterResponse = false
     private var requestVersion = HTTPVersion.http1_1
-    /// The listener's routes, refreshed when the loop installs a new routing table.
-    private var listener: CompiledListener?
-    private var listenerGeneration = -1
+    private var listener: ListenerLookup
     /// HTTP/1.1 request parts that arrived while an earlier response was still going out.
     private var pipelined = CircularBuffer<HTTPServerRequestPart>()
     private var pipelinedBodyBytes = 0
@@ -40,6 +38,7 @@ final class DownstreamHandler: ChannelDuplexHandler {
     init(connection: DownstreamConnectionInfo, worker: LoopWorker) {
         self.connection = connection
         self.worker = worker
+        listener = ListenerLookup(name: connection.listenerName)
     }
 
     var isWritable: Bool { context?.channel.isWritable ?? false }
@@ -107,19 +106,11 @@ final class DownstreamHandler: ChannelDuplexHandler {
     }
 
     private func startExchange(_ head: HTTPRequestHead) {
-        let routing = worker.routing
-        if routing.generation != listenerGeneration {
-            listenerGeneration = routing.generation
-            listener = routing.listeners[connection.listenerName]
-        }
         requestVersion = head.version
-        closeAfterResponse = closeAfterResponse || (!connection.isHTTP2 && !head.isKeepAlive)
-        let requestID = head.headers.first(name: HeaderHygiene.requestIDHeader)
-            ?? RequestID.generate(using: &worker.random)
-        let isGRPC = head.headers.first(name: "content-type")?.hasPrefix("application/grpc") ?? false
-        let exchange = ProxyExchange(downstream: self, worker: worker, requestID: requestID, isGRPC: isGRPC)
+        closeAfterResponse = closeAfterResponse || !head.isKeepAlive
+        let exchange = ProxyExchange(for: head, downstream: self, worker: worker)
         self.exchange = exchange
-        exchange.start(head: head, listener: listener)
+        exchange.start(head: head, listener: listener.current(in: worker))
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {

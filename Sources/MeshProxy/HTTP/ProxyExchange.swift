@@ -19,13 +19,13 @@ final class ProxyExchange {
         case finished
     }
 
-    private let downstream: DownstreamHandler
+    private let downstream: any ExchangeDownstream
     private let worker: LoopWorker
     let requestID: String
     let isGRPC: Bool
     private let startTime: NIODeadline
     private var state: State = .waitingForUpstream
-    private var upstream: UpstreamStreamHandler?
+    private var upstream: (any ExchangeUpstream)?
     private var upstreamHead: HTTPRequestHead?
     /// Request parts that arrived before the upstream was attached. Bounded:
     /// downstream reads pause once `pendingBodyBytes` passes `maxPendingBodyBytes`.
@@ -42,7 +42,16 @@ final class ProxyExchange {
     /// The downstream request was received up to its end.
     private(set) var hasWholeRequest = false
 
-    init(downstream: DownstreamHandler, worker: LoopWorker, requestID: String, isGRPC: Bool) {
+    /// An exchange for a request whose head just arrived; the caller keeps
+    /// it before calling `start`, which may finish it at once (a local answer).
+    convenience init(for head: HTTPRequestHead, downstream: any ExchangeDownstream, worker: LoopWorker) {
+        let requestID = head.headers.first(name: HeaderHygiene.requestIDHeader)
+            ?? RequestID.generate(using: &worker.random)
+        let isGRPC = head.headers.first(name: "content-type")?.hasPrefix("application/grpc") ?? false
+        self.init(downstream: downstream, worker: worker, requestID: requestID, isGRPC: isGRPC)
+    }
+
+    init(downstream: any ExchangeDownstream, worker: LoopWorker, requestID: String, isGRPC: Bool) {
         self.downstream = downstream
         self.worker = worker
         self.requestID = requestID
@@ -117,7 +126,7 @@ final class ProxyExchange {
 
     // MARK: Request direction
 
-    func upstreamAttached(_ handler: UpstreamStreamHandler) {
+    func upstreamAttached(_ handler: any ExchangeUpstream) {
         guard state == .waitingForUpstream, let upstreamHead else {
             handler.abandon()
             return

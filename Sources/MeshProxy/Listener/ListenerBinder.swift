@@ -16,12 +16,11 @@ struct BoundListener: Sendable {
 /// them, and starts each with protocol detection.
 enum ListenerBinder {
     static func bind(
-        _ listener: ListenerConfig, group: EventLoopGroup, workers: [LoopWorker], drainTimeout: MeshDuration
+        _ listener: ListenerConfig, group: EventLoopGroup, workers: [LoopWorker]
     ) async throws -> BoundListener {
         let quiescing = ServerQuiescingHelper(group: group)
         let name = listener.name
         let maxHeaderBytes = listener.limits.maxRequestHeaderBytes
-        let grace = TimeAmount.nanoseconds(drainTimeout.nanoseconds)
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -55,7 +54,7 @@ enum ListenerBinder {
                                 listenerName: name, listenerLabel: label, clientIP: clientIP, isHTTP2: true)
                             try DownstreamPipeline.installHTTP2(
                                 after: context, connection: info, worker: worker,
-                                maxHeaderListSize: maxHeaderBytes, drainTimeout: grace)
+                                maxHeaderListSize: maxHeaderBytes)
                         }
                     }
                     try channel.pipeline.syncOperations.addHandler(detector)

@@ -13,6 +13,8 @@ final class LoopWorker: @unchecked Sendable {
     let eventLoop: EventLoop
     let stats = LoopStats()
     var random = FastRandom()
+    /// HTTP/2 connections flush once per loop iteration through this.
+    let flushBatch: FlushBatch
     private(set) var routing: RoutingTable
     /// Aligned with `routing.clusterNames`.
     private(set) var clusters: [LoopCluster] = []
@@ -23,6 +25,7 @@ final class LoopWorker: @unchecked Sendable {
 
     init(eventLoop: EventLoop) {
         self.eventLoop = eventLoop
+        flushBatch = FlushBatch(eventLoop: eventLoop)
         routing = RoutingTable(config: ProxyConfig(listeners: [], clusters: []), generation: 0)
     }
 
@@ -41,7 +44,8 @@ final class LoopWorker: @unchecked Sendable {
                 next.append(kept)
                 continue
             }
-            let cluster = LoopCluster(config: config, eventLoop: eventLoop, stats: stats, random: &random)
+            let cluster = LoopCluster(
+                config: config, eventLoop: eventLoop, flushBatch: flushBatch, stats: stats, random: &random)
             cluster.updateEndpoints(endpoints[config.name] ?? [], stats: stats, random: &random)
             next.append(cluster)
         }

@@ -178,7 +178,7 @@ public actor ProxyServer {
     // MARK: Internals
 
     private func bindListener(_ listener: ListenerConfig) async throws {
-        let bound = try await ListenerBinder.bind(listener, group: group, workers: workers, drainTimeout: config.drainTimeout)
+        let bound = try await ListenerBinder.bind(listener, group: group, workers: workers)
         listeners[listener.name] = bound
         logger.info("listener bound", metadata: ["listener": "\(listener.name)", "address": "\(listener.listen)"])
     }

@@ -12,7 +12,7 @@ final class HTTP1ConnectionPool {
     private let address: SocketAddress
     private let eventLoop: EventLoop
     private let connectTimeout: TimeAmount
-    private var idle: [UpstreamStreamHandler] = []
+    private var idle: [HTTP1UpstreamHandler] = []
     private var draining = false
 
     init(address: SocketAddress, eventLoop: EventLoop, connectTimeout: TimeAmount) {
@@ -31,7 +31,7 @@ final class HTTP1ConnectionPool {
                 return
             }
         }
-        let handler = UpstreamStreamHandler(owner: .http1(self), exchange: exchange)
+        let handler = HTTP1UpstreamHandler(pool: self, exchange: exchange)
         ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
@@ -54,7 +54,7 @@ final class HTTP1ConnectionPool {
     }
 
     /// A connection finished a request cleanly and may serve another.
-    func release(_ connection: UpstreamStreamHandler) {
+    func release(_ connection: HTTP1UpstreamHandler) {
         guard !draining, idle.count < Self.maxIdleConnections, connection.isActive else {
             connection.abort()
             return
@@ -62,7 +62,7 @@ final class HTTP1ConnectionPool {
         idle.append(connection)
     }
 
-    func connectionClosed(_ connection: UpstreamStreamHandler) {
+    func connectionClosed(_ connection: HTTP1UpstreamHandler) {
         idle.removeAll { $0 === connection }
     }
 

@@ -8,6 +8,7 @@ import NIOPosix
 final class HTTP2ConnectionPool {
     private let address: SocketAddress
     private let eventLoop: EventLoop
+    private let flushBatch: FlushBatch
     private let connectTimeout: TimeAmount
     private var connections: [HTTP2Connection] = []
     /// Requests waiting for a connection to open or for a stream slot.
@@ -15,9 +16,10 @@ final class HTTP2ConnectionPool {
     private var connecting = 0
     private var draining = false
 
-    init(address: SocketAddress, eventLoop: EventLoop, connectTimeout: TimeAmount) {
+    init(address: SocketAddress, eventLoop: EventLoop, flushBatch: FlushBatch, connectTimeout: TimeAmount) {
         self.address = address
         self.eventLoop = eventLoop
+        self.flushBatch = flushBatch
         self.connectTimeout = connectTimeout
     }
 
@@ -59,20 +61,12 @@ final class HTTP2ConnectionPool {
     }
 
     private func configure(_ channel: Channel) throws {
-        var connectionConfiguration = NIOHTTP2Handler.ConnectionConfiguration()
-        connectionConfiguration.initialSettings = UpstreamHTTP2Settings.initial
-        var streamConfiguration = NIOHTTP2Handler.StreamConfiguration()
-        streamConfiguration.targetWindowSize = UpstreamHTTP2Settings.streamWindow
-        let multiplexer = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-            mode: .client,
-            connectionConfiguration: connectionConfiguration,
-            streamConfiguration: streamConfiguration
-        ) { pushed in
-            // Server push is disabled in our SETTINGS; refuse any stream the endpoint opens.
-            pushed.close()
-        }
-        let connection = HTTP2Connection(pool: self, multiplexer: multiplexer, channel: channel)
-        try channel.pipeline.syncOperations.addHandler(connection)
+        // Server push is disabled in our SETTINGS, so the endpoint opens no streams.
+        let connection = HTTP2Connection(pool: self, flushBatch: flushBatch)
+        try channel.pipeline.syncOperations.addHandlers([
+            NIOHTTP2Handler(mode: .client, initialSettings: UpstreamHTTP2Settings.initial),
+            connection,
+        ])
         connections.append(connection)
         if draining {
             connection.closeGracefully()

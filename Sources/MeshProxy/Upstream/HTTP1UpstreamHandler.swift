@@ -1,23 +1,16 @@
 import NIOCore
 import NIOHTTP1
 
-/// The last handler of an upstream HTTP/1.1 connection or HTTP/2 stream: it
-/// carries one request at a time from its exchange to the endpoint and the
-/// response back, and withholds reads while the client cannot take more
+/// The last handler of a pooled upstream HTTP/1.1 connection: it carries one
+/// request at a time from its exchange to the endpoint and the response
+/// back, and withholds reads while the client cannot take more
 /// (backpressure from the slowest side, never unbounded buffering).
-final class UpstreamStreamHandler: ChannelDuplexHandler {
+final class HTTP1UpstreamHandler: ChannelDuplexHandler, ExchangeUpstream {
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = HTTPClientRequestPart
 
-    enum Owner {
-        /// A pooled HTTP/1.1 connection, reused for one request after another.
-        case http1(HTTP1ConnectionPool)
-        /// One stream of a multiplexed HTTP/2 connection, used once.
-        case http2(HTTP2Connection)
-    }
-
-    private let owner: Owner
+    private unowned let pool: HTTP1ConnectionPool
     private var context: ChannelHandlerContext?
     /// The request being served; nil while an HTTP/1.1 connection is idle in its pool.
     private var exchange: ProxyExchange?
@@ -25,8 +18,8 @@ final class UpstreamStreamHandler: ChannelDuplexHandler {
     private var requestComplete = false
     private var responseKeepAlive = true
 
-    init(owner: Owner, exchange: ProxyExchange?) {
-        self.owner = owner
+    init(pool: HTTP1ConnectionPool, exchange: ProxyExchange?) {
+        self.pool = pool
         self.exchange = exchange
     }
 
@@ -38,14 +31,6 @@ final class UpstreamStreamHandler: ChannelDuplexHandler {
         if let exchange, context.channel.isActive {
             exchange.upstreamAttached(self)
         }
-    }
-
-    func channelActive(context: ChannelHandlerContext) {
-        // An HTTP/2 stream becomes active after its initializer ran.
-        if let exchange, case .http2 = owner {
-            exchange.upstreamAttached(self)
-        }
-        context.fireChannelActive()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -81,21 +66,15 @@ final class UpstreamStreamHandler: ChannelDuplexHandler {
         context.read()
     }
 
-    /// The exchange ended before this connection or stream could serve it
-    /// (timeout, client gone): an unused HTTP/1.1 connection goes back to its
-    /// pool; an unused HTTP/2 stream closes without having sent anything.
+    /// The exchange ended before this connection could serve it (timeout,
+    /// client gone): the unused connection goes back to its pool.
     func abandon() {
         exchange = nil
-        switch owner {
-        case .http1(let pool):
-            pool.release(self)
-        case .http2:
-            context?.close(promise: nil)
-        }
+        pool.release(self)
     }
 
-    /// Gives up on the request in progress: an HTTP/1.1 connection cannot be
-    /// reused mid-message, so it closes; an HTTP/2 stream is reset.
+    /// Gives up on the request in progress: a connection cannot be reused
+    /// mid-message, so it closes.
     func abort() {
         exchange = nil
         context?.close(promise: nil)
@@ -144,12 +123,7 @@ final class UpstreamStreamHandler: ChannelDuplexHandler {
             self.exchange = nil
             exchange.upstreamFailed(.upstreamReset)
         }
-        switch owner {
-        case .http1(let pool):
-            pool.connectionClosed(self)
-        case .http2(let connection):
-            connection.streamClosed()
-        }
+        pool.connectionClosed(self)
         context.fireChannelInactive()
     }
 
@@ -158,10 +132,9 @@ final class UpstreamStreamHandler: ChannelDuplexHandler {
         context.close(promise: nil)
     }
 
-    /// After a complete response, an HTTP/1.1 connection goes back to its pool
-    /// when the whole request was sent and both sides allow keep-alive.
+    /// After a complete response, the connection goes back to its pool when
+    /// the whole request was sent and both sides allow keep-alive.
     private func responseFinished() {
-        guard case .http1(let pool) = owner else { return }
         if requestComplete && responseKeepAlive {
             pool.release(self)
         } else {

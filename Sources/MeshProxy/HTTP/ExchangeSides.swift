@@ -1,0 +1,41 @@
+import NIOCore
+import NIOHTTP1
+
+/// The client side of one exchange: an HTTP/1.1 connection
+/// (`DownstreamHandler`) or one stream of an HTTP/2 connection
+/// (`HTTP2DownstreamStream`). The exchange speaks HTTP/1-shaped parts to
+/// both; each side translates to its wire format.
+protocol ExchangeDownstream: AnyObject {
+    var connection: DownstreamConnectionInfo { get }
+    /// Whether the client can take more response bytes now.
+    var isWritable: Bool { get }
+    /// The upstream can take more request bytes: read (HTTP/1.1) or grant
+    /// flow-control credit (HTTP/2) again.
+    func resumeReads()
+    func write(_ part: HTTPServerResponsePart, flush: Bool)
+    func flush()
+    func writeResponseHead(status: HTTPResponseStatus, headers: HTTPHeaders)
+    /// Ends the response (with trailers, if any) and flushes.
+    func writeEnd(trailers: HTTPHeaders?)
+    /// Writes the proxy's own answer for `error`; returns the status sent.
+    func writeLocalResponse(for error: ProxyError, isGRPC: Bool, requestID: String) -> HTTPResponseStatus
+    /// The response cannot be completed: HTTP/1.1 closes the connection, HTTP/2 resets the stream.
+    func abortResponse()
+    func exchangeFinished(_ finished: ProxyExchange)
+}
+
+/// The endpoint side of one exchange: a pooled HTTP/1.1 connection
+/// (`HTTP1UpstreamHandler`) or one stream of a multiplexed HTTP/2 connection
+/// (`HTTP2UpstreamStream`).
+protocol ExchangeUpstream: AnyObject {
+    /// Whether the endpoint can take more request bytes now.
+    var isWritable: Bool { get }
+    func write(_ part: HTTPClientRequestPart)
+    func flush()
+    /// The client can take more response bytes again.
+    func resumeReading()
+    /// The exchange ended before this upstream served it: give it back unused.
+    func abandon()
+    /// Gives up on the request in progress (close the connection or reset the stream).
+    func abort()
+}
