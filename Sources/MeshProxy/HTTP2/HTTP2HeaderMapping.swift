@@ -44,7 +44,7 @@ enum HTTP2HeaderMapping {
             block.add(name: ":authority", value: host)
         }
         for (name, value) in head.headers where !name.isHostFieldName {
-            block.add(name: lowercased(name), value: value)
+            add(lowercased(name), value, to: &block)
         }
         return block
     }
@@ -84,8 +84,16 @@ enum HTTP2HeaderMapping {
 
     private static func appendRegular(_ headers: HTTPHeaders, to block: inout HPACKHeaders) {
         for (name, value) in headers {
-            block.add(name: lowercased(name), value: value)
+            add(lowercased(name), value, to: &block)
         }
+    }
+
+    /// The request id is new on every request: indexing it in the HPACK
+    /// table would only evict the fields that do repeat (and cost a table
+    /// insertion per request), so it goes out as a literal.
+    private static func add(_ name: String, _ value: String, to block: inout HPACKHeaders) {
+        let indexing: HPACKIndexing = name == HeaderHygiene.requestIDHeader ? .nonIndexable : .indexable
+        block.add(name: name, value: value, indexing: indexing)
     }
 
     /// HTTP/2 field names are lowercase; HTTP/1.1 peers may send any case.
