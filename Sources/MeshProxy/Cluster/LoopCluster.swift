@@ -76,7 +76,8 @@ final class LoopCluster {
     private func makePool(_ address: SocketAddress) -> UpstreamPool {
         switch config.protocolKind {
         case .http1:
-            .http1(HTTP1ConnectionPool(address: address, eventLoop: eventLoop, connectTimeout: connectTimeout))
+            .http1(HTTP1ConnectionPool(
+                address: address, eventLoop: eventLoop, flushBatch: flushBatch, connectTimeout: connectTimeout))
         case .http2:
             .http2(HTTP2ConnectionPool(
                 address: address, eventLoop: eventLoop, flushBatch: flushBatch, connectTimeout: connectTimeout))

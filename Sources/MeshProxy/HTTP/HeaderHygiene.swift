@@ -15,6 +15,8 @@ enum HeaderHygiene {
     /// Removes connection-specific fields from request or response headers,
     /// including every field the `Connection` header names.
     static func removeHopByHop(_ headers: inout HTTPHeaders) {
+        // Most messages carry none of them: one pass finds out before any removal.
+        guard headers.contains(where: { isConnectionSpecific($0.name) }) else { return }
         for token in headers[canonicalForm: "connection"] {
             headers.remove(name: String(token))
         }
@@ -27,6 +29,18 @@ enum HeaderHygiene {
             if keepsTrailers {
                 headers.add(name: "te", value: "trailers")
             }
+        }
+    }
+
+    /// Whether `name` is one of the fields `removeHopByHop` handles by name.
+    private static func isConnectionSpecific(_ name: String) -> Bool {
+        switch name.utf8.count {
+        case 2: name.equalsIgnoringASCIICase("te")
+        case 7: name.equalsIgnoringASCIICase("upgrade")
+        case 10: name.equalsIgnoringASCIICase("connection") || name.equalsIgnoringASCIICase("keep-alive")
+        case 16: name.equalsIgnoringASCIICase("proxy-connection")
+        case 17: name.equalsIgnoringASCIICase("transfer-encoding")
+        default: false
         }
     }
 
@@ -74,5 +88,18 @@ enum HeaderHygiene {
             bytes += name.utf8.count + value.utf8.count
         }
         return bytes > maxBytes ? .headersTooLarge : nil
+    }
+}
+
+extension String {
+    /// ASCII case-insensitive equality with a lowercase name.
+    func equalsIgnoringASCIICase(_ lowercase: StaticString) -> Bool {
+        let expected = UnsafeBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount)
+        guard utf8.count == expected.count else { return false }
+        return zip(utf8, expected).allSatisfy { pair in
+            let byte = pair.0
+            let lowered = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+            return lowered == pair.1
+        }
     }
 }

@@ -39,8 +39,9 @@ final class ProxyExchange {
     private var timeout: Scheduled<Void>?
     /// Set once a response head went downstream; after that errors cannot become local responses.
     private var responseStatus: HTTPResponseStatus?
-    /// The downstream request was received up to its end.
-    private(set) var hasWholeRequest = false
+    /// The request has a body (its head did not end it), so an HTTP/1.1
+    /// upstream gets it chunked unless it has a Content-Length.
+    private(set) var requestHasBody = true
 
     /// An exchange for a request whose head just arrived; the caller keeps
     /// it before calling `start`, which may finish it at once (a local answer).
@@ -61,7 +62,8 @@ final class ProxyExchange {
     }
 
     /// Routes `head` and asks the chosen endpoint's pool for a connection or stream.
-    func start(head: HTTPRequestHead, listener: CompiledListener?) {
+    func start(head: HTTPRequestHead, hasBody: Bool, listener: CompiledListener?) {
+        requestHasBody = hasBody
         if let listener,
            let error = HeaderHygiene.checkLimits(
                head.headers, maxBytes: listener.limits.maxRequestHeaderBytes, maxCount: listener.limits.maxRequestHeaders) {
@@ -143,9 +145,6 @@ final class ProxyExchange {
     }
 
     func downstreamReceived(_ part: HTTPClientRequestPart) {
-        if case .end = part {
-            hasWholeRequest = true
-        }
         switch state {
         case .waitingForUpstream:
             if case .body(.byteBuffer(let body)) = part {

@@ -1,6 +1,5 @@
 import MeshConfig
 import NIOCore
-import NIOHTTP1
 import NIOHTTP2
 
 /// The handlers behind the protocol detector, per protocol.
@@ -9,16 +8,12 @@ enum DownstreamPipeline {
     static let streamWindow = 1 << 20
     static let maxConcurrentStreams = 1024
 
-    /// HTTP/1.1: NIO's codec; the `DownstreamHandler` answers pipelined
-    /// requests one at a time, in order.
+    /// HTTP/1.1: one handler parses requests and writes responses itself.
     static func installHTTP1(
         after detector: ChannelHandlerContext, connection: DownstreamConnectionInfo, worker: LoopWorker
     ) throws {
-        let pipeline = detector.pipeline.syncOperations
-        let responseEncoder = HTTPResponseEncoder()
-        let requestDecoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes))
-        try pipeline.addHandlers(
-            [responseEncoder, requestDecoder, DownstreamHandler(connection: connection, worker: worker)],
+        try detector.pipeline.syncOperations.addHandler(
+            HTTP1DownstreamConnection(connection: connection, worker: worker),
             position: .after(detector.handler)
         )
     }

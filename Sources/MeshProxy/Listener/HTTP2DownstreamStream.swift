@@ -35,7 +35,7 @@ final class HTTP2DownstreamStream: ExchangeDownstream {
     func start(head: HTTPRequestHead, listener: CompiledListener?, endStream: Bool) {
         let exchange = ProxyExchange(for: head, downstream: self, worker: owner.worker)
         self.exchange = exchange
-        exchange.start(head: head, listener: listener)
+        exchange.start(head: head, hasBody: !endStream, listener: listener)
         if endStream {
             requestEnded = true
             self.exchange?.downstreamReceived(.end(nil))

@@ -1,5 +1,4 @@
 import NIOCore
-import NIOHTTP1
 import NIOPosix
 
 /// Keep-alive HTTP/1.1 connections from one event loop to one endpoint. Idle
@@ -11,13 +10,16 @@ final class HTTP1ConnectionPool {
 
     private let address: SocketAddress
     private let eventLoop: EventLoop
+    /// Requests written during one loop iteration go out together at its end.
+    let flushBatch: FlushBatch
     private let connectTimeout: TimeAmount
     private var idle: [HTTP1UpstreamHandler] = []
     private var draining = false
 
-    init(address: SocketAddress, eventLoop: EventLoop, connectTimeout: TimeAmount) {
+    init(address: SocketAddress, eventLoop: EventLoop, flushBatch: FlushBatch, connectTimeout: TimeAmount) {
         self.address = address
         self.eventLoop = eventLoop
+        self.flushBatch = flushBatch
         self.connectTimeout = connectTimeout
     }
 
@@ -41,7 +43,6 @@ final class HTTP1ConnectionPool {
                 switch result {
                 case .success(let channel):
                     do {
-                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
                         try channel.pipeline.syncOperations.addHandler(handler)
                     } catch {
                         channel.close(promise: nil)

@@ -1,22 +1,30 @@
 import NIOCore
 import NIOHTTP1
 
-/// The last handler of a pooled upstream HTTP/1.1 connection: it carries one
-/// request at a time from its exchange to the endpoint and the response
-/// back, and withholds reads while the client cannot take more
+/// The only handler of a pooled upstream HTTP/1.1 connection: it writes one
+/// request at a time from its exchange to the endpoint, parses the response
+/// and hands it back, and withholds reads while the client cannot take more
 /// (backpressure from the slowest side, never unbounded buffering).
-final class HTTP1UpstreamHandler: ChannelDuplexHandler, ExchangeUpstream {
-    typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = HTTPClientRequestPart
+final class HTTP1UpstreamHandler: ChannelDuplexHandler, ExchangeUpstream, BatchedFlushTarget {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    /// Response heads longer than this are a protocol error.
+    static let maxResponseHeadBytes = 80 * 1024
 
     private unowned let pool: HTTP1ConnectionPool
     private var context: ChannelHandlerContext?
-    /// The request being served; nil while an HTTP/1.1 connection is idle in its pool.
+    /// The request being served; nil while the connection is idle in its pool.
     private var exchange: ProxyExchange?
+    private var parser = HTTP1Parser(kind: .response, maxHeadBytes: HTTP1UpstreamHandler.maxResponseHeadBytes)
+    private var outbound = HTTP1Outbound(allocator: ByteBufferAllocator())
     private var readPending = false
+    private var flushScheduled = false
     private var requestComplete = false
     private var responseKeepAlive = true
+    /// An interim (1xx) response is being skipped: the proxy answers Expect itself.
+    private var skippingInterim = false
 
     init(pool: HTTP1ConnectionPool, exchange: ProxyExchange?) {
         self.pool = pool
@@ -49,14 +57,52 @@ final class HTTP1UpstreamHandler: ChannelDuplexHandler, ExchangeUpstream {
 
     func write(_ part: HTTPClientRequestPart) {
         guard let context else { return }
-        if case .end = part {
+        switch part {
+        case .head(let head):
+            writeHead(head)
+        case .body(.byteBuffer(let body)):
+            outbound.writeBody(body, context: context)
+        case .body(.fileRegion):
+            preconditionFailure("the proxy never sends file regions")
+        case .end(let trailers):
             requestComplete = true
+            outbound.writeEnd(trailers: trailers)
         }
-        context.write(wrapOutboundOut(part), promise: nil)
     }
 
+    /// The request line and fields; the body keeps the client's Content-Length,
+    /// or goes in chunks when its length is unknown.
+    private func writeHead(_ head: HTTPRequestHead) {
+        parser.respondingToHEAD = head.method == .HEAD
+        outbound.writeRequestLine(method: head.method, uri: head.uri)
+        outbound.writeFields(head.headers)
+        let framing: HTTP1Outbound.Framing
+        if head.headers.contains(name: "content-length") {
+            framing = .raw
+        } else if exchange?.requestHasBody ?? true {
+            framing = .chunked
+        } else {
+            // Servers may refuse these methods without a length (411).
+            if head.method == .POST || head.method == .PUT || head.method == .PATCH {
+                outbound.writeField("content-length", "0")
+            }
+            framing = .none
+        }
+        outbound.endHead(framing: framing)
+    }
+
+    /// The request bytes go out at the end of the loop iteration, with every
+    /// other connection's: see `FlushBatch`.
     func flush() {
-        context?.flush()
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        pool.flushBatch.schedule(self)
+    }
+
+    func flushBatched() {
+        flushScheduled = false
+        guard let context else { return }
+        outbound.flush(context)
     }
 
     /// The client can take more response bytes again.
@@ -83,18 +129,53 @@ final class HTTP1UpstreamHandler: ChannelDuplexHandler, ExchangeUpstream {
     // MARK: Response direction
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = unwrapInboundIn(data)
+        guard exchange != nil else {
+            // Bytes on an idle connection: it cannot be trusted for another request.
+            context.close(promise: nil)
+            return
+        }
+        parser.append(unwrapInboundIn(data))
+        do {
+            while exchange != nil, let event = try parser.next() {
+                deliver(event)
+            }
+        } catch {
+            // A response that is not HTTP/1.1: the exchange learns of it through channelInactive.
+            context.close(promise: nil)
+            return
+        }
+        if exchange == nil && parser.bufferedBytes > 0 {
+            // More than the response: the connection cannot be trusted for another request.
+            context.close(promise: nil)
+        }
+    }
+
+    private func deliver(_ event: HTTP1Parser.Event) {
         guard let exchange else { return }
-        switch part {
-        case .head(let head):
-            responseKeepAlive = head.isKeepAlive
-            exchange.upstreamReceived(part)
-        case .body:
-            exchange.upstreamReceived(part)
-        case .end:
+        switch event {
+        case .response(let head, let framing):
+            if head.status.code < 200 {
+                // 101 would switch protocols, which the proxy does not carry.
+                if head.status.code == 101 {
+                    context?.close(promise: nil)
+                }
+                skippingInterim = true
+                return
+            }
+            responseKeepAlive = framing.keepAlive
+            exchange.upstreamReceived(.head(head))
+        case .body(let body):
+            exchange.upstreamReceived(.body(body))
+        case .end(let trailers):
+            if skippingInterim {
+                skippingInterim = false
+                return
+            }
             self.exchange = nil
-            exchange.upstreamReceived(part)
+            exchange.upstreamReceived(.end(trailers))
             responseFinished()
+        case .request:
+            break  // a response parser returns no requests
         }
     }
 
@@ -119,6 +200,10 @@ final class HTTP1UpstreamHandler: ChannelDuplexHandler, ExchangeUpstream {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        // A response without a length ends when the endpoint closes.
+        if let end = parser.endOfInput() {
+            deliver(end)
+        }
         if let exchange {
             self.exchange = nil
             exchange.upstreamFailed(.upstreamReset)
@@ -128,7 +213,7 @@ final class HTTP1UpstreamHandler: ChannelDuplexHandler, ExchangeUpstream {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        // A protocol error from the endpoint: the exchange learns of it through channelInactive.
+        // The exchange learns of the failure through channelInactive.
         context.close(promise: nil)
     }
 

@@ -1,0 +1,571 @@
+import NIOCore
+import NIOHTTP1
+
+/// Why bytes from a peer are not acceptable HTTP/1.1.
+enum HTTP1ParseError: Error, Equatable {
+    /// Answered with 400; the reason goes into the local response.
+    case malformed(String)
+    /// The head is longer than the parser accepts; answered with 431.
+    case headTooLarge
+}
+
+/// How the message whose head was just parsed continues.
+struct HTTP1Framing: Equatable {
+    /// The connection may carry another message after this one.
+    var keepAlive: Bool
+    /// A body follows the head (Content-Length above zero, chunked, or until close).
+    var hasBody: Bool
+}
+
+/// An incremental HTTP/1.1 parser (RFC 9112) for one connection's requests
+/// or responses. Bytes go in with `append`; `next` returns the message parts
+/// as they complete. Bodies come out as slices of the bytes read, without
+/// copies. Strict where leniency enables request smuggling: CR LF line
+/// endings only, no obsolete line folding, no whitespace before a colon,
+/// Content-Length and Transfer-Encoding never together in a request,
+/// conflicting Content-Length values refused.
+struct HTTP1Parser {
+    enum Kind {
+        case request
+        case response
+    }
+
+    enum Event {
+        case request(HTTPRequestHead, HTTP1Framing)
+        case response(HTTPResponseHead, HTTP1Framing)
+        case body(ByteBuffer)
+        /// The message ended, with its trailers if a chunked body had any.
+        case end(HTTPHeaders?)
+    }
+
+    private enum State: Equatable {
+        case head
+        case fixedBody(remaining: Int)
+        case chunkSize
+        case chunkData(remaining: Int)
+        case chunkDataEnd
+        case trailers
+        case untilClose
+        /// A parse error: nothing more is parsed on this connection.
+        case failed
+    }
+
+    /// Chunk-size lines (with extensions) longer than this are refused.
+    static let maxChunkLineBytes = 4096
+
+    let kind: Kind
+    /// Heads (and trailer sections) longer than this fail with `headTooLarge`.
+    var maxHeadBytes: Int
+    /// Responses: the request was HEAD, so the response has no body whatever its headers say.
+    var respondingToHEAD = false
+    private var state = State.head
+    private var buffer: ByteBuffer?
+    /// Where the search for the end of the head resumes: the start of its
+    /// first incomplete line, so no byte is scanned twice.
+    private var scanFrom = 0
+
+    init(kind: Kind, maxHeadBytes: Int) {
+        self.kind = kind
+        self.maxHeadBytes = maxHeadBytes
+    }
+
+    /// Bytes read but not yet returned as parts.
+    var bufferedBytes: Int { buffer?.readableBytes ?? 0 }
+
+    /// Between messages: the last message ended and the next has not begun.
+    var isBetweenMessages: Bool { state == .head && bufferedBytes == 0 }
+
+    /// A response read until the connection closes (no Content-Length, not chunked).
+    var readsUntilClose: Bool { state == .untilClose }
+
+    mutating func append(_ bytes: ByteBuffer) {
+        guard state != .failed else { return }
+        if var buffered = buffer, buffered.readableBytes > 0 {
+            var incoming = bytes
+            buffer = nil  // keep the storage uniquely referenced while appending
+            buffered.writeBuffer(&incoming)
+            buffer = buffered
+        } else {
+            buffer = bytes
+        }
+    }
+
+    /// The peer closed its side: a body read until close ends here.
+    mutating func endOfInput() -> Event? {
+        guard state == .untilClose else { return nil }
+        state = .head
+        return .end(nil)
+    }
+
+    /// The next complete part, or nil until more bytes arrive.
+    mutating func next() throws(HTTP1ParseError) -> Event? {
+        do {
+            return try step()
+        } catch {
+            state = .failed
+            buffer = nil
+            throw error
+        }
+    }
+
+    private mutating func step() throws(HTTP1ParseError) -> Event? {
+        switch state {
+        case .head:
+            return try parseHead()
+        case .fixedBody(let remaining):
+            if remaining == 0 {
+                state = .head
+                return .end(nil)
+            }
+            guard let body = takeBody(upTo: remaining) else { return nil }
+            state = .fixedBody(remaining: remaining - body.readableBytes)
+            return .body(body)
+        case .chunkSize:
+            guard let size = try parseChunkSize() else { return nil }
+            if size == 0 {
+                state = .trailers
+                return try step()
+            }
+            state = .chunkData(remaining: size)
+            return try step()
+        case .chunkData(let remaining):
+            guard let body = takeBody(upTo: remaining) else { return nil }
+            let left = remaining - body.readableBytes
+            state = left == 0 ? .chunkDataEnd : .chunkData(remaining: left)
+            return .body(body)
+        case .chunkDataEnd:
+            guard var bytes = buffer, bytes.readableBytes >= 2 else { return nil }
+            guard bytes.readInteger(as: UInt16.self) == 0x0D0A else {
+                throw .malformed("chunk data not followed by CRLF")
+            }
+            buffer = bytes
+            state = .chunkSize
+            return try step()
+        case .trailers:
+            guard let end = try findEndOfHead(allowEmpty: true) else { return nil }
+            let trailers = try takeTrailers(length: end)
+            state = .head
+            return .end(trailers)
+        case .untilClose:
+            guard var bytes = buffer, bytes.readableBytes > 0 else { return nil }
+            buffer = nil
+            return .body(bytes.readSlice(length: bytes.readableBytes)!)
+        case .failed:
+            return nil
+        }
+    }
+
+    // MARK: Bodies
+
+    /// Up to `limit` buffered body bytes, as a slice; nil when none are buffered.
+    private mutating func takeBody(upTo limit: Int) -> ByteBuffer? {
+        guard var bytes = buffer, bytes.readableBytes > 0 else { return nil }
+        let length = min(limit, bytes.readableBytes)
+        let slice = bytes.readSlice(length: length)!
+        // An emptied buffer is dropped so the next read is used as it is, and
+        // slices still being written never force a copy of shared storage.
+        buffer = bytes.readableBytes > 0 ? bytes : nil
+        return slice
+    }
+
+    /// `1*HEXDIG [ chunk-ext ] CRLF`; nil until the whole line is buffered.
+    private mutating func parseChunkSize() throws(HTTP1ParseError) -> Int? {
+        guard var bytes = buffer else { return nil }
+        let parsed: (size: Int, lineLength: Int)?? = bytes.withUnsafeReadableBytes { raw in
+            guard let lf = raw.firstIndex(of: UInt8(ascii: "\n")) else { return .some(nil) }
+            guard lf > 0, raw[lf - 1] == UInt8(ascii: "\r") else { return nil }
+            var size = 0
+            var index = 0
+            while index < lf - 1, let digit = Self.hexValue(raw[index]) {
+                guard size <= (Int.max >> 4) else { return nil }
+                size = size << 4 | digit
+                index += 1
+            }
+            guard index > 0 else { return nil }
+            // Extensions are ignored, but must be made of visible characters.
+            if index < lf - 1 {
+                guard raw[index] == UInt8(ascii: ";") || raw[index] == UInt8(ascii: " ")
+                    || raw[index] == UInt8(ascii: "\t") else { return nil }
+                for byte in raw[index..<(lf - 1)] where !Self.isFieldValueByte(byte) {
+                    return nil
+                }
+            }
+            return .some((size, lf + 1))
+        }
+        guard let parsed else { throw .malformed("invalid chunk size") }
+        guard let (size, lineLength) = parsed else {
+            if bytes.readableBytes > Self.maxChunkLineBytes {
+                throw .malformed("chunk size line too long")
+            }
+            return nil
+        }
+        bytes.moveReaderIndex(forwardBy: lineLength)
+        buffer = bytes.readableBytes > 0 ? bytes : nil
+        return size
+    }
+
+    // MARK: Heads
+
+    /// The length of the head (through its empty line) once it is all buffered.
+    /// Requests may be preceded by empty lines (RFC 9112 section 2.2), which are dropped.
+    private mutating func findEndOfHead(allowEmpty: Bool) throws(HTTP1ParseError) -> Int? {
+        guard var bytes = buffer else { return nil }
+        if kind == .request && !allowEmpty && scanFrom == 0 {
+            while bytes.readableBytes >= 2, bytes.getInteger(at: bytes.readerIndex, as: UInt16.self) == 0x0D0A {
+                bytes.moveReaderIndex(forwardBy: 2)
+            }
+            buffer = bytes.readableBytes > 0 ? bytes : nil
+            if bytes.readableBytes == 0 { return nil }
+        }
+        let start = scanFrom
+        let found: Result<(end: Int?, lineStart: Int), HTTP1ParseError> = bytes.withUnsafeReadableBytes { raw in
+            var lineStart = start
+            var index = start
+            while index < raw.count {
+                guard let lf = raw[index...].firstIndex(of: UInt8(ascii: "\n")) else { break }
+                guard lf > 0, raw[lf - 1] == UInt8(ascii: "\r") else {
+                    return .failure(.malformed("line ending without CR"))
+                }
+                if lf - 1 == lineStart {
+                    return .success((lf + 1, lineStart))
+                }
+                lineStart = lf + 1
+                index = lf + 1
+            }
+            return .success((nil, lineStart))
+        }
+        let (end, lineStart) = try found.get()
+        if let end {
+            scanFrom = 0
+            if end > maxHeadBytes { throw .headTooLarge }
+            if end == 2 && !allowEmpty { throw .malformed("empty request line") }
+            return end
+        }
+        scanFrom = lineStart
+        if bytes.readableBytes > maxHeadBytes { throw .headTooLarge }
+        return nil
+    }
+
+    private mutating func parseHead() throws(HTTP1ParseError) -> Event? {
+        guard let length = try findEndOfHead(allowEmpty: false), var bytes = buffer else { return nil }
+        let head = bytes.readSlice(length: length)!
+        buffer = bytes.readableBytes > 0 ? bytes : nil
+        var fields = HeadFields()
+        let parsed: Result<StartLine, HTTP1ParseError> = head.withUnsafeReadableBytes { raw in
+            Result { () throws(HTTP1ParseError) -> StartLine in
+                let firstLF = raw.firstIndex(of: UInt8(ascii: "\n"))!
+                let line = UnsafeRawBufferPointer(rebasing: raw[0..<(firstLF - 1)])
+                let startLine = try kind == .request ? Self.parseRequestLine(line) : Self.parseStatusLine(line)
+                try fields.parse(UnsafeRawBufferPointer(rebasing: raw[(firstLF + 1)..<(raw.count - 2)]))
+                return startLine
+            }
+        }
+        let startLine = try parsed.get()
+        switch startLine {
+        case .request(let method, let uri, let version):
+            let framing = try requestFraming(fields, version: version)
+            return .request(HTTPRequestHead(version: version, method: method, uri: uri, headers: fields.headers), framing)
+        case .status(let status, let version):
+            let framing = try responseFraming(fields, version: version, status: status.code)
+            return .response(HTTPResponseHead(version: version, status: status, headers: fields.headers), framing)
+        }
+    }
+
+    private mutating func requestFraming(
+        _ fields: HeadFields, version: HTTPVersion
+    ) throws(HTTP1ParseError) -> HTTP1Framing {
+        let keepAlive = fields.keepAlive(version: version)
+        if let codings = fields.transferEncoding {
+            guard fields.contentLength == nil else {
+                throw .malformed("Content-Length together with Transfer-Encoding")
+            }
+            guard version.minor >= 1 else { throw .malformed("Transfer-Encoding in an HTTP/1.0 request") }
+            // The proxy decodes chunked and nothing else; any other coding would
+            // reach the endpoint without the header that names it.
+            guard Self.isExactlyChunked(codings) else {
+                throw .malformed("unsupported Transfer-Encoding (only chunked is accepted)")
+            }
+            state = .chunkSize
+            return HTTP1Framing(keepAlive: keepAlive, hasBody: true)
+        }
+        let length = fields.contentLength ?? 0
+        state = .fixedBody(remaining: length)
+        return HTTP1Framing(keepAlive: keepAlive, hasBody: length > 0)
+    }
+
+    private mutating func responseFraming(
+        _ fields: HeadFields, version: HTTPVersion, status: UInt
+    ) throws(HTTP1ParseError) -> HTTP1Framing {
+        var keepAlive = fields.keepAlive(version: version)
+        if respondingToHEAD || status < 200 || status == 204 || status == 304 {
+            state = .fixedBody(remaining: 0)
+            return HTTP1Framing(keepAlive: keepAlive, hasBody: false)
+        }
+        if let codings = fields.transferEncoding {
+            if Self.isChunkedLast(codings) {
+                state = .chunkSize
+            } else {
+                state = .untilClose
+                keepAlive = false
+            }
+            return HTTP1Framing(keepAlive: keepAlive, hasBody: true)
+        }
+        if let length = fields.contentLength {
+            state = .fixedBody(remaining: length)
+            return HTTP1Framing(keepAlive: keepAlive, hasBody: length > 0)
+        }
+        state = .untilClose
+        return HTTP1Framing(keepAlive: false, hasBody: true)
+    }
+
+    private mutating func takeTrailers(length: Int) throws(HTTP1ParseError) -> HTTPHeaders? {
+        guard length > 2, var bytes = buffer else {
+            if var bytes = buffer {
+                bytes.moveReaderIndex(forwardBy: length)
+                buffer = bytes.readableBytes > 0 ? bytes : nil
+            }
+            return nil
+        }
+        let section = bytes.readSlice(length: length)!
+        buffer = bytes.readableBytes > 0 ? bytes : nil
+        var fields = HeadFields()
+        let parsed: Result<Void, HTTP1ParseError> = section.withUnsafeReadableBytes { raw in
+            Result { () throws(HTTP1ParseError) in
+                try fields.parse(UnsafeRawBufferPointer(rebasing: raw[0..<(raw.count - 2)]))
+            }
+        }
+        try parsed.get()
+        return fields.headers
+    }
+
+    // MARK: Start lines
+
+    private enum StartLine {
+        case request(HTTPMethod, String, HTTPVersion)
+        case status(HTTPResponseStatus, HTTPVersion)
+    }
+
+    /// `method SP request-target SP HTTP-version`
+    private static func parseRequestLine(_ line: UnsafeRawBufferPointer) throws(HTTP1ParseError) -> StartLine {
+        guard let firstSpace = line.firstIndex(of: UInt8(ascii: " ")), firstSpace > 0 else {
+            throw .malformed("invalid request line")
+        }
+        let methodBytes = UnsafeRawBufferPointer(rebasing: line[0..<firstSpace])
+        guard methodBytes.allSatisfy(isTokenByte) else { throw .malformed("invalid method") }
+        let rest = UnsafeRawBufferPointer(rebasing: line[(firstSpace + 1)...])
+        guard rest.count > 9, rest[rest.count - 9] == UInt8(ascii: " ") else {
+            throw .malformed("invalid request line")
+        }
+        let target = UnsafeRawBufferPointer(rebasing: rest[0..<(rest.count - 9)])
+        guard !target.isEmpty, target.allSatisfy({ $0 > 0x20 && $0 != 0x7F }) else {
+            throw .malformed("invalid request target")
+        }
+        let version = try parseVersion(UnsafeRawBufferPointer(rebasing: rest[(rest.count - 8)...]))
+        return .request(method(methodBytes), String(decoding: target, as: UTF8.self), version)
+    }
+
+    /// `HTTP-version SP status-code SP [ reason-phrase ]`
+    private static func parseStatusLine(_ line: UnsafeRawBufferPointer) throws(HTTP1ParseError) -> StartLine {
+        guard line.count >= 12, line[8] == UInt8(ascii: " "),
+              line.count == 12 || line[12] == UInt8(ascii: " ") else {
+            throw .malformed("invalid status line")
+        }
+        let version = try parseVersion(UnsafeRawBufferPointer(rebasing: line[0..<8]))
+        var code = 0
+        for byte in line[9..<12] {
+            guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") else { throw .malformed("invalid status code") }
+            code = code * 10 + Int(byte - UInt8(ascii: "0"))
+        }
+        guard code >= 100 else { throw .malformed("invalid status code") }
+        return .status(HTTPResponseStatus(statusCode: code), version)
+    }
+
+    private static func parseVersion(_ bytes: UnsafeRawBufferPointer) throws(HTTP1ParseError) -> HTTPVersion {
+        // "HTTP/1.1" or "HTTP/1.0"; other versions are not HTTP/1.
+        guard bytes.count == 8, bytes.starts(with: "HTTP/1.".utf8),
+              bytes[7] == UInt8(ascii: "1") || bytes[7] == UInt8(ascii: "0") else {
+            throw .malformed("unsupported HTTP version")
+        }
+        return bytes[7] == UInt8(ascii: "1") ? .http1_1 : .http1_0
+    }
+
+    /// The common methods without building a string first.
+    private static func method(_ bytes: UnsafeRawBufferPointer) -> HTTPMethod {
+        switch bytes.count {
+        case 3 where bytes.elementsEqual("GET".utf8): return .GET
+        case 3 where bytes.elementsEqual("PUT".utf8): return .PUT
+        case 4 where bytes.elementsEqual("POST".utf8): return .POST
+        case 4 where bytes.elementsEqual("HEAD".utf8): return .HEAD
+        case 5 where bytes.elementsEqual("PATCH".utf8): return .PATCH
+        case 6 where bytes.elementsEqual("DELETE".utf8): return .DELETE
+        case 7 where bytes.elementsEqual("OPTIONS".utf8): return .OPTIONS
+        default: return HTTPMethod(rawValue: String(decoding: bytes, as: UTF8.self))
+        }
+    }
+
+    // MARK: Transfer-Encoding
+
+    private static func codings(_ value: String) -> [Substring] {
+        value.split(separator: ",").map { $0.trimmingSpaces() }
+    }
+
+    private static func isExactlyChunked(_ values: [String]) -> Bool {
+        let all = values.flatMap(codings)
+        return all.count == 1 && all[0].lowercased() == "chunked"
+    }
+
+    private static func isChunkedLast(_ values: [String]) -> Bool {
+        let all = values.flatMap(codings)
+        return all.last?.lowercased() == "chunked"
+    }
+
+    // MARK: Bytes
+
+    /// `tchar` (RFC 9110 section 5.6.2).
+    @inline(__always)
+    static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+             UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
+             UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
+             UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+            return true
+        default:
+            return false
+        }
+    }
+
+    /// Field content: HTAB, SP, visible ASCII and obs-text (RFC 9110 section 5.5).
+    @inline(__always)
+    static func isFieldValueByte(_ byte: UInt8) -> Bool {
+        byte == 0x09 || (byte >= 0x20 && byte != 0x7F)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> Int? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): Int(byte - UInt8(ascii: "0"))
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): Int(byte - UInt8(ascii: "a") + 10)
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): Int(byte - UInt8(ascii: "A") + 10)
+        default: nil
+        }
+    }
+}
+
+/// The field lines of one head, with the fields that frame the message
+/// picked out while they are parsed.
+private struct HeadFields {
+    private var fields: [(String, String)] = []
+    private(set) var contentLength: Int?
+    private(set) var transferEncoding: [String]?
+    private var connectionClose = false
+    private var connectionKeepAlive = false
+
+    var headers: HTTPHeaders { HTTPHeaders(fields) }
+
+    func keepAlive(version: HTTPVersion) -> Bool {
+        if connectionClose { return false }
+        return version.minor >= 1 || connectionKeepAlive
+    }
+
+    /// Parses `field-name ":" OWS field-value OWS` lines separated by CR LF.
+    mutating func parse(_ section: UnsafeRawBufferPointer) throws(HTTP1ParseError) {
+        guard !section.isEmpty else { return }
+        var lineStart = 0
+        while lineStart < section.count {
+            let lineEnd = section[lineStart...].firstIndex(of: UInt8(ascii: "\r")) ?? section.count
+            try parseLine(UnsafeRawBufferPointer(rebasing: section[lineStart..<lineEnd]))
+            lineStart = lineEnd + 2
+        }
+    }
+
+    private mutating func parseLine(_ line: UnsafeRawBufferPointer) throws(HTTP1ParseError) {
+        guard let first = line.first else { throw .malformed("empty header line") }
+        if first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") {
+            throw .malformed("obsolete line folding in header")
+        }
+        var colon = 0
+        while colon < line.count && HTTP1Parser.isTokenByte(line[colon]) {
+            colon += 1
+        }
+        guard colon < line.count, line[colon] == UInt8(ascii: ":"), colon > 0 else {
+            throw .malformed("invalid header name")
+        }
+        var valueStart = colon + 1
+        var valueEnd = line.count
+        while valueStart < valueEnd && (line[valueStart] == 0x20 || line[valueStart] == 0x09) {
+            valueStart += 1
+        }
+        while valueEnd > valueStart && (line[valueEnd - 1] == 0x20 || line[valueEnd - 1] == 0x09) {
+            valueEnd -= 1
+        }
+        let value = UnsafeRawBufferPointer(rebasing: line[valueStart..<valueEnd])
+        for byte in value where !HTTP1Parser.isFieldValueByte(byte) {
+            throw .malformed("invalid character in header value")
+        }
+        let name = UnsafeRawBufferPointer(rebasing: line[0..<colon])
+        let valueString = String(decoding: value, as: UTF8.self)
+        try notice(name: name, value: value, valueString: valueString)
+        fields.append((String(decoding: name, as: UTF8.self), valueString))
+    }
+
+    /// Records the fields that frame the message or decide keep-alive.
+    private mutating func notice(
+        name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, valueString: String
+    ) throws(HTTP1ParseError) {
+        switch name.count {
+        case 14 where name.equalsIgnoringCase("content-length"):
+            guard !value.isEmpty, value.count <= 18, value.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+                throw .malformed("invalid Content-Length")
+            }
+            let length = value.reduce(0) { $0 * 10 + Int($1 - 0x30) }
+            if let contentLength, contentLength != length {
+                throw .malformed("conflicting Content-Length values")
+            }
+            contentLength = length
+        case 17 where name.equalsIgnoringCase("transfer-encoding"):
+            transferEncoding = (transferEncoding ?? []) + [valueString]
+        case 10 where name.equalsIgnoringCase("connection"):
+            // Comma-separated tokens with optional whitespace around them.
+            var tokenStart = 0
+            while tokenStart < value.count {
+                let tokenEnd = value[tokenStart...].firstIndex(of: UInt8(ascii: ",")) ?? value.count
+                var start = tokenStart
+                var end = tokenEnd
+                while start < end && (value[start] == 0x20 || value[start] == 0x09) { start += 1 }
+                while end > start && (value[end - 1] == 0x20 || value[end - 1] == 0x09) { end -= 1 }
+                let token = UnsafeRawBufferPointer(rebasing: value[start..<end])
+                if token.equalsIgnoringCase("close") {
+                    connectionClose = true
+                } else if token.equalsIgnoringCase("keep-alive") {
+                    connectionKeepAlive = true
+                }
+                tokenStart = tokenEnd + 1
+            }
+        default:
+            break
+        }
+    }
+}
+
+extension UnsafeRawBufferPointer {
+    /// ASCII case-insensitive comparison with a lowercase literal.
+    fileprivate func equalsIgnoringCase(_ lowercase: StaticString) -> Bool {
+        guard count == lowercase.utf8CodeUnitCount else { return false }
+        let expected = UnsafeRawBufferPointer(start: lowercase.utf8Start, count: count)
+        for index in 0..<count where self[index] | 0x20 != expected[index] {
+            return false
+        }
+        return true
+    }
+}
+
+extension Substring {
+    fileprivate func trimmingSpaces() -> Substring {
+        var trimmed = self
+        while let first = trimmed.first, first == " " || first == "\t" { trimmed.removeFirst() }
+        while let last = trimmed.last, last == " " || last == "\t" { trimmed.removeLast() }
+        return trimmed
+    }
+}

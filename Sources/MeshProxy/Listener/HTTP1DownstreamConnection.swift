@@ -1,0 +1,321 @@
+import NIOCore
+import NIOHTTP1
+
+/// A client's HTTP/1.1 connection, the only handler behind the protocol
+/// detector: it parses requests from the bytes read, starts an exchange per
+/// request, and writes each response straight into the connection's outbound
+/// buffer, so a response usually leaves in one write.
+///
+/// Pipelined requests stay unparsed in the parser's buffer until the
+/// response before them is complete, and are then answered in order. Reads
+/// pause only when that buffer is full or the upstream cannot take the
+/// request body; pausing costs two epoll_ctl calls, so it is never done per request.
+final class HTTP1DownstreamConnection: ChannelDuplexHandler, ExchangeDownstream, BatchedFlushTarget {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    /// Unparsed bytes a connection may hold while a response is in progress.
+    static let maxBufferedRequestBytes = 64 * 1024
+
+    let connection: DownstreamConnectionInfo
+    private let worker: LoopWorker
+    private var context: ChannelHandlerContext?
+    private var listener: ListenerLookup
+    private var parser: HTTP1Parser
+    private var outbound: HTTP1Outbound
+    /// The exchange whose response is being produced.
+    private var exchange: ProxyExchange?
+    /// The request being parsed has not ended (its body is still arriving).
+    private var requestInProgress = false
+    private var isProcessing = false
+    private var readPending = false
+    private var flushScheduled = false
+    /// The connection closes once the current response is written: the client
+    /// asked for it, a malformed request was answered, or the proxy is draining.
+    private var closeAfterResponse = false
+    private var requestVersion = HTTPVersion.http1_1
+    private var requestIsHEAD = false
+    /// The response head waits for the next part, which tells how to frame the
+    /// body: a head followed by its end needs neither chunks nor a close.
+    private var pendingHead: (status: HTTPResponseStatus, headers: HTTPHeaders)?
+
+    init(connection: DownstreamConnectionInfo, worker: LoopWorker) {
+        self.connection = connection
+        self.worker = worker
+        var listener = ListenerLookup(name: connection.listenerName)
+        let limit = listener.current(in: worker)?.limits.maxRequestHeaderBytes ?? 0
+        self.listener = listener
+        // Heads within twice the listener's limit are parsed so the exchange
+        // can answer exactly (431 with the reason); longer ones are refused outright.
+        parser = HTTP1Parser(kind: .request, maxHeadBytes: max(80 * 1024, 2 * limit + 4096))
+        outbound = HTTP1Outbound(allocator: ByteBufferAllocator())
+    }
+
+    var isWritable: Bool { context?.channel.isWritable ?? false }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    // MARK: Requests in
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        parser.append(unwrapInboundIn(data))
+        processRequests()
+    }
+
+    /// Hands parsed request parts to exchanges until the parser needs more
+    /// bytes or the next request must wait for the current response.
+    private func processRequests() {
+        guard !isProcessing else { return }
+        isProcessing = true
+        defer { isProcessing = false }
+        while requestInProgress || (exchange == nil && !closeAfterResponse) {
+            let event: HTTP1Parser.Event?
+            do {
+                event = try parser.next()
+            } catch {
+                parseFailed(error)
+                return
+            }
+            switch event {
+            case .request(let head, let framing):
+                requestInProgress = true
+                startExchange(head, framing: framing)
+            case .body(let body):
+                // Without an exchange, the response ended before the request did: the rest is dropped.
+                exchange?.downstreamReceived(.body(.byteBuffer(body)))
+            case .end(let trailers):
+                requestInProgress = false
+                exchange?.downstreamReceived(.end(trailers))
+            case .response, nil:
+                return
+            }
+        }
+    }
+
+    private func startExchange(_ head: HTTPRequestHead, framing: HTTP1Framing) {
+        requestVersion = head.version
+        requestIsHEAD = head.method == .HEAD
+        closeAfterResponse = closeAfterResponse || !framing.keepAlive
+        let exchange = ProxyExchange(for: head, downstream: self, worker: worker)
+        self.exchange = exchange
+        exchange.start(head: head, hasBody: framing.hasBody, listener: listener.current(in: worker))
+    }
+
+    private func parseFailed(_ error: HTTP1ParseError) {
+        let proxyError: ProxyError
+        switch error {
+        case .headTooLarge: proxyError = .headersTooLarge
+        case .malformed(let reason): proxyError = .badRequest(reason)
+        }
+        closeAfterResponse = true
+        let inProgress = requestInProgress
+        requestInProgress = false
+        if let exchange {
+            if inProgress {
+                exchange.downstreamMalformed(proxyError)
+            }
+        } else {
+            let rejected = ProxyExchange(
+                downstream: self, worker: worker, requestID: RequestID.generate(using: &worker.random), isGRPC: false)
+            exchange = rejected
+            rejected.fail(proxyError)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        exchange?.flushUpstream()
+        context.fireChannelReadComplete()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        let waitingRequestsFull = exchange != nil && !requestInProgress
+            && parser.bufferedBytes >= Self.maxBufferedRequestBytes
+        if waitingRequestsFull || (exchange?.shouldPauseDownstreamReads ?? false) {
+            readPending = true
+            return
+        }
+        context.read()
+    }
+
+    /// The upstream can take more request bytes.
+    func resumeReads() {
+        guard readPending, let context else { return }
+        readPending = false
+        context.read()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            exchange?.downstreamBecameWritable()
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closeAfterResponse = true
+        exchange?.downstreamClosed()
+        context.fireChannelInactive()
+    }
+
+    /// Drain: the connection closes now if idle, else after the response in progress.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is ChannelShouldQuiesceEvent else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        closeAfterResponse = true
+        if exchange == nil {
+            context.close(promise: nil)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+
+    // MARK: Responses out (called by the exchange)
+
+    func write(_ part: HTTPServerResponsePart, flush: Bool) {
+        switch part {
+        case .head(let head) where head.status.code < 200:
+            // Interim (100 Continue): out at once, on its own.
+            outbound.writeStatusLine(head.status)
+            outbound.writeFields(head.headers)
+            outbound.endHead(framing: .none)
+        case .head(let head):
+            writeResponseHead(status: head.status, headers: head.headers)
+        case .body(.byteBuffer(let body)):
+            writeBody(body)
+        case .body(.fileRegion):
+            preconditionFailure("the proxy never sends file regions")
+        case .end(let trailers):
+            writeEnd(trailers: trailers)
+            return
+        }
+        if flush {
+            self.flush()
+        }
+    }
+
+    /// Responses go out at the end of the loop iteration, all connections'
+    /// together: a client that is woken once reads them all, instead of being
+    /// woken (at the cost of an inter-processor interrupt) for each one.
+    func flush() {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        worker.flushBatch.schedule(self)
+    }
+
+    func flushBatched() {
+        flushScheduled = false
+        guard let context else { return }
+        // A streamed response: its head goes now, the body will follow.
+        if let head = pendingHead {
+            startResponse(head, endsNow: false, hasTrailers: false)
+        }
+        outbound.flush(context)
+    }
+
+    func writeResponseHead(status: HTTPResponseStatus, headers: HTTPHeaders) {
+        pendingHead = (status, headers)
+    }
+
+    private func writeBody(_ body: ByteBuffer) {
+        guard let context else { return }
+        if let head = pendingHead {
+            startResponse(head, endsNow: false, hasTrailers: false)
+        }
+        outbound.writeBody(body, context: context)
+    }
+
+    /// Ends the response; a connection that must not be reused closes once it is written.
+    func writeEnd(trailers: HTTPHeaders?) {
+        guard let context else { return }
+        if let head = pendingHead {
+            startResponse(head, endsNow: true, hasTrailers: !(trailers?.isEmpty ?? true))
+        }
+        outbound.writeEnd(trailers: trailers)
+        if closeAfterResponse {
+            let promise = context.eventLoop.makePromise(of: Void.self)
+            outbound.flush(context, promise: promise)
+            promise.futureResult.assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
+        } else {
+            flush()
+        }
+    }
+
+    /// Writes the status line and fields, choosing how the body is delimited:
+    /// as the endpoint delimited it (Content-Length), not at all (HEAD, 1xx,
+    /// 204, 304, or a head that is the whole response), in chunks, or, for an
+    /// HTTP/1.0 client, by closing the connection.
+    private func startResponse(
+        _ head: (status: HTTPResponseStatus, headers: HTTPHeaders), endsNow: Bool, hasTrailers: Bool
+    ) {
+        pendingHead = nil
+        let code = head.status.code
+        outbound.writeStatusLine(head.status)
+        outbound.writeFields(head.headers)
+        let framing: HTTP1Outbound.Framing
+        if requestIsHEAD || code < 200 || code == 204 || code == 304 {
+            framing = .none
+        } else if head.headers.contains(name: "content-length") {
+            framing = .raw
+        } else if endsNow && !hasTrailers {
+            outbound.writeField("content-length", "0")
+            framing = .none
+        } else if requestVersion.minor >= 1 {
+            framing = .chunked
+        } else {
+            closeAfterResponse = true
+            framing = .raw
+        }
+        if closeAfterResponse {
+            outbound.writeField("connection", "close")
+        } else if requestVersion.minor == 0 {
+            outbound.writeField("connection", "keep-alive")
+        }
+        outbound.endHead(framing: framing)
+    }
+
+    /// Writes the proxy's own answer for `error`; returns the status sent.
+    func writeLocalResponse(for error: ProxyError, isGRPC: Bool, requestID: String) -> HTTPResponseStatus {
+        if error.closesConnection {
+            closeAfterResponse = true
+        }
+        let response = LocalResponse.parts(
+            for: error, isGRPC: isGRPC, requestID: requestID, closeConnection: false,
+            allocator: context?.channel.allocator ?? ByteBufferAllocator()
+        )
+        writeResponseHead(status: response.head.status, headers: response.head.headers)
+        if let body = response.body {
+            writeBody(body)
+        }
+        writeEnd(trailers: response.trailers)
+        return response.head.status
+    }
+
+    /// The response cannot be completed: the connection closes.
+    func abortResponse() {
+        context?.close(promise: nil)
+    }
+
+    func exchangeFinished(_ finished: ProxyExchange) {
+        if exchange === finished {
+            exchange = nil
+        }
+        pendingHead = nil
+        if !closeAfterResponse {
+            processRequests()
+        }
+        resumeReads()
+    }
+}
