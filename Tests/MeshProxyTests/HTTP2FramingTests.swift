@@ -33,6 +33,40 @@ import Testing
         #expect(HTTP2HeaderMapping.requestHead(HPACKHeaders([(":method", "GET")])) == nil)
     }
 
+    /// RFC 9113 section 8.2, checked while converting (NIOHTTP2's validation is off).
+    @Test(arguments: [
+        [("x-a", "1"), (":method", "GET")],             // pseudo-header after a regular field
+        [(":method", "GET"), (":method", "POST")],      // repeated pseudo-header
+        [(":status", "200")],                           // response pseudo-header in a request
+        [("X-Upper", "1")],                             // uppercase name
+        [("bad name", "1")],                            // not a token
+        [("x-a", "a\r\nx-injected: 1")],                // CR LF in a value
+        [("x-a", "a\u{0}b")],                           // NUL in a value
+        [("connection", "close")],                      // connection-specific
+        [("transfer-encoding", "chunked")],
+        [("te", "gzip")],                               // te other than trailers
+    ])
+    func malformedRequestBlocksAreRejected(_ extra: [(String, String)]) {
+        var fields = [(":method", "GET"), (":scheme", "http"), (":path", "/")]
+        if extra.first?.0.hasPrefix(":") == false && extra.count > 1 {
+            fields = extra + fields
+        } else {
+            fields += extra
+        }
+        #expect(HTTP2HeaderMapping.requestHead(HPACKHeaders(fields)) == nil)
+    }
+
+    @Test func teTrailersIsAccepted() {
+        let block = HPACKHeaders([(":method", "POST"), (":scheme", "http"), (":path", "/"), ("te", "trailers")])
+        #expect(HTTP2HeaderMapping.requestHead(block) != nil)
+    }
+
+    @Test func trailersCarryNoPseudoHeaders() {
+        #expect(HTTP2HeaderMapping.trailers(HPACKHeaders([("grpc-status", "0")]))?.count == 1)
+        #expect(HTTP2HeaderMapping.trailers(HPACKHeaders([(":status", "200")])) == nil)
+        #expect(HTTP2HeaderMapping.trailers(HPACKHeaders([("grpc-message", "a\nb")])) == nil)
+    }
+
     @Test func requestBlockPutsPseudoHeadersFirstAndLowercasesNames() {
         let head = HTTPRequestHead(
             version: .http1_1, method: .GET, uri: "/x?y=1",
@@ -43,11 +77,12 @@ import Testing
         #expect(block.first(name: ":path") == "/x?y=1")
     }
 
-    @Test func responseStatusAndFields() {
-        let block = HPACKHeaders([(":status", "503"), ("grpc-status", "14")])
-        #expect(HTTP2HeaderMapping.responseStatus(block) == .serviceUnavailable)
-        #expect(HTTP2HeaderMapping.regularFields(block).map(\.name) == ["grpc-status"])
-        #expect(HTTP2HeaderMapping.responseStatus(HPACKHeaders([(":status", "x")])) == nil)
+    @Test func responseStatusAndFields() throws {
+        let response = try #require(HTTP2HeaderMapping.response(HPACKHeaders([(":status", "503"), ("grpc-status", "14")])))
+        #expect(response.status == .serviceUnavailable)
+        #expect(response.headers.map(\.name) == ["grpc-status"])
+        #expect(HTTP2HeaderMapping.response(HPACKHeaders([(":status", "x")])) == nil)
+        #expect(HTTP2HeaderMapping.response(HPACKHeaders([("grpc-status", "14")])) == nil)
         let out = HTTP2HeaderMapping.responseBlock(status: .ok, headers: HTTPHeaders([("Content-Type", "text/plain")]))
         #expect(out.map(\.name) == [":status", "content-type"])
     }

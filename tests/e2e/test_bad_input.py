@@ -172,6 +172,43 @@ def test_h2_connection_error_sends_goaway_and_closes(limited):
     still_serves(p)
 
 
+def hpack_literal_block(fields: list[tuple[bytes, bytes]]) -> bytes:
+    """Literal fields without indexing and without Huffman coding (RFC 7541
+    6.2.2), the one HPACK shape that can carry bytes a client library refuses."""
+    block = b""
+    for name, value in fields:
+        assert len(name) < 127 and len(value) < 127
+        block += b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
+    return block
+
+
+@pytest.mark.parametrize("name,value", [
+    (b"x-a", b"a\r\nx-injected: 1"),   # would split into two fields over HTTP/1.1
+    (b"X-Upper", b"1"),                  # HTTP/2 names are lowercase
+    (b"connection", b"close"),           # connection-specific
+])
+def test_h2_malformed_header_block_resets_the_stream(limited, name, value):
+    """RFC 9113 8.2: a malformed field makes the request malformed. The stream
+    is reset with PROTOCOL_ERROR, nothing reaches the endpoint, and the
+    connection and the proxy keep serving."""
+    p, a = limited
+    block = hpack_literal_block([(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/smuggle"),
+                                 (b":authority", b"x"), (name, value)])
+    headers = len(block).to_bytes(3, "big") + b"\x01\x05" + (1).to_bytes(4, "big") + block  # END_STREAM|END_HEADERS
+    with RawHTTP(p.host, p.port, timeout=5) as conn:
+        conn.send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00" + headers)
+
+        def reset_codes():
+            return [int.from_bytes(payload[:4], "big")
+                    for ftype, _, stream, payload in h2_frames(conn.buf) if ftype == 0x3 and stream == 1]
+
+        while not reset_codes():
+            conn._fill()
+    assert reset_codes() == [0x1], f"RST_STREAM codes {reset_codes()}, expected PROTOCOL_ERROR (1)"
+    assert a.count == 0 and a.count_path("/smuggle") == 0
+    assert curl(p.url("/after"), "--http2-prior-knowledge").status == 200
+
+
 # ---------------------------------------------------------------- config files
 
 VALID = """\

@@ -34,7 +34,8 @@ enum DownstreamPipeline {
         ]
         try detector.pipeline.syncOperations.addHandlers(
             [
-                NIOHTTP2Handler(mode: .server, initialSettings: settings),
+                // Header blocks are validated by `HTTP2HeaderMapping`, more cheaply.
+                NIOHTTP2Handler(mode: .server, initialSettings: settings, headerBlockValidation: .disabled),
                 HTTP2DownstreamConnection(info: connection, worker: worker, streamWindowSize: streamWindow),
             ],
             position: .after(detector.handler)

@@ -65,7 +65,14 @@ final class HTTP2DownstreamStream: ExchangeDownstream {
 
     func receivedTrailers(_ block: HPACKHeaders) {
         requestEnded = true
-        exchange?.downstreamReceived(.end(HTTP2HeaderMapping.regularFields(block)))
+        guard let trailers = HTTP2HeaderMapping.trailers(block) else {
+            responseEnded = true
+            owner.reset(id, .protocolError)
+            flush()
+            closed()
+            return
+        }
+        exchange?.downstreamReceived(.end(trailers))
     }
 
     func flushUpstream() {

@@ -64,7 +64,9 @@ final class HTTP2ConnectionPool {
         // Server push is disabled in our SETTINGS, so the endpoint opens no streams.
         let connection = HTTP2Connection(pool: self, flushBatch: flushBatch)
         try channel.pipeline.syncOperations.addHandlers([
-            NIOHTTP2Handler(mode: .client, initialSettings: UpstreamHTTP2Settings.initial),
+            // Header blocks are validated by `HTTP2HeaderMapping`, more cheaply.
+            NIOHTTP2Handler(
+                mode: .client, initialSettings: UpstreamHTTP2Settings.initial, headerBlockValidation: .disabled),
             connection,
         ])
         connections.append(connection)

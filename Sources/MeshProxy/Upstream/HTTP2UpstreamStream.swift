@@ -34,13 +34,15 @@ final class HTTP2UpstreamStream: ExchangeUpstream {
         guard let exchange else { return }
         if responseStarted {
             // A second HEADERS block is the trailers, and ends the response.
-            finishResponse(exchange, trailers: HTTP2HeaderMapping.regularFields(headers.headers))
+            guard let trailers = HTTP2HeaderMapping.trailers(headers.headers) else {
+                malformedResponse(exchange)
+                return
+            }
+            finishResponse(exchange, trailers: trailers)
             return
         }
-        guard let status = HTTP2HeaderMapping.responseStatus(headers.headers) else {
-            self.exchange = nil
-            reset(.protocolError)
-            exchange.upstreamFailed(.upstreamReset)
+        guard let (status, fields) = HTTP2HeaderMapping.response(headers.headers) else {
+            malformedResponse(exchange)
             return
         }
         // 1xx answers are interim: the proxy answers Expect itself, so they go no further.
@@ -48,8 +50,7 @@ final class HTTP2UpstreamStream: ExchangeUpstream {
             return
         }
         responseStarted = true
-        let head = HTTPResponseHead(
-            version: .http2, status: status, headers: HTTP2HeaderMapping.regularFields(headers.headers))
+        let head = HTTPResponseHead(version: .http2, status: status, headers: fields)
         exchange.upstreamReceived(.head(head))
         if headers.endStream {
             finishResponse(exchange, trailers: nil)
@@ -88,6 +89,13 @@ final class HTTP2UpstreamStream: ExchangeUpstream {
 
     func flushDownstream() {
         exchange?.flushDownstream()
+    }
+
+    /// A response block that is not valid HTTP/2: the stream is reset and the exchange fails.
+    private func malformedResponse(_ exchange: ProxyExchange) {
+        self.exchange = nil
+        reset(.protocolError)
+        exchange.upstreamFailed(.upstreamReset)
     }
 
     /// The stream is gone: reset by the endpoint, refused by GOAWAY, or the connection closed.
