@@ -7,13 +7,17 @@ Usage:
   report.py line  PROTO OUT [LOG]     one-line summary of a single run
   report.py render RESULTS_DIR DOC    table to stdout, summary.json, DOC section
 
-Raw files in RESULTS_DIR (written by run.sh):
+Raw files in RESULTS_DIR (written by run.sh), one set per round R (1, 2, ...):
   meta.env                    KEY=VALUE lines (date, machine, versions, knobs)
-  <proto>-<proxy>.out         wrk (proto h1) or h2load (proto h2) stdout
-  h2-<proxy>.log              h2load --log-file: start_us, status, latency_us
-  <proto>-<proxy>.rss         VmRSS samples in KiB (one a line) during the measured run
-  <proto>-<proxy>.rc          exit status of the load generator
+  <proto>-<proxy>.rR.out      wrk (proto h1) or h2load (proto h2) stdout
+  h2-<proxy>.rR.log           h2load --log-file: start_us, status, latency_us
+  <proto>-<proxy>.rR.rss      VmRSS samples in KiB (one a line) during the measured run
+  <proto>-<proxy>.rR.rc       exit status of the load generator
   swiftmesh-*.rss             SwiftMesh VmRSS in KiB at named moments
+
+Each round measures every proxy once, back to back, so a round's ratios
+compare runs made under the same conditions; the ratio reported is the
+median of the rounds' ratios, which one noisy run cannot move.
 
 Standard library only; no third-party packages.
 """
@@ -192,34 +196,71 @@ def _read_meta(path):
     return meta
 
 
+def _median(values):
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2.0
+
+
+def _rounds(results_dir, proto, proxy):
+    """Round numbers with an output file for proto/proxy, ascending."""
+    pattern = re.compile(rf"^{proto}-{proxy}\.r(\d+)\.out$")
+    found = [int(m.group(1)) for m in map(pattern.match, os.listdir(results_dir)) if m]
+    return sorted(found)
+
+
+def _one_run(results_dir, proto, proxy, rnd):
+    base = os.path.join(results_dir, f"{proto}-{proxy}.r{rnd}")
+    entry = {"round": rnd}
+    rc = _read_int(base + ".rc")
+    try:
+        entry.update(parse_run(proto, base + ".out", base + ".log"))
+        if rc not in (None, 0):
+            entry["failure"] = f"load generator exited with {rc}"
+    except (OSError, ValueError) as e:
+        entry["failure"] = str(e)
+    rss = _read_int(base + ".rss")
+    if rss:
+        entry["rss_kib"] = rss
+    return entry
+
+
+def _aggregate(rounds):
+    """One proxy's rounds -> the median round's figures, the range and the rounds."""
+    ok = [r for r in rounds if _ok(r)]
+    if len(ok) < len(rounds):
+        failed = next(r for r in rounds if not _ok(r))
+        return {"failure": f"round {failed['round']}: {failed.get('failure', '?')}", "rounds": rounds,
+                "rss_kib": max((r.get("rss_kib", 0) for r in rounds), default=0)}
+    by_rps = sorted(ok, key=lambda r: r["rps"])
+    middle = by_rps[(len(by_rps) - 1) // 2]
+    return {"rps": _median([r["rps"] for r in ok]), "rps_min": by_rps[0]["rps"], "rps_max": by_rps[-1]["rps"],
+            "p50_ms": middle["p50_ms"], "p99_ms": middle["p99_ms"],
+            "errors": sum(r["errors"] for r in ok),
+            "rss_kib": max((r.get("rss_kib", 0) for r in ok), default=0), "rounds": rounds}
+
+
 def collect(results_dir):
     """All runs found in results_dir -> summary dict."""
     runs = {}
     for proto, _ in PROTOCOLS:
         for proxy, _ in PROXIES:
-            out = os.path.join(results_dir, f"{proto}-{proxy}.out")
-            if not os.path.exists(out):
-                continue
-            entry = {}
-            rc = _read_int(os.path.join(results_dir, f"{proto}-{proxy}.rc"))
-            try:
-                entry.update(parse_run(proto, out))
-                if rc not in (None, 0):
-                    entry["failure"] = f"load generator exited with {rc}"
-            except (OSError, ValueError) as e:
-                entry["failure"] = str(e)
-            rss = _read_int(os.path.join(results_dir, f"{proto}-{proxy}.rss"))
-            if rss:
-                entry["rss_kib"] = rss
-            runs.setdefault(proto, {})[proxy] = entry
+            rounds = [_one_run(results_dir, proto, proxy, n) for n in _rounds(results_dir, proto, proxy)]
+            if rounds:
+                runs.setdefault(proto, {})[proxy] = _aggregate(rounds)
     ratios = {}
     for proto, _ in PROTOCOLS:
         p = runs.get(proto, {})
-        sm = p.get("swiftmesh", {})
+        sm = {r["round"]: r for r in p.get("swiftmesh", {}).get("rounds", [])}
         for other in ("haproxy", "nginx"):
-            o = p.get(other, {})
-            if _ok(sm) and _ok(o) and o["rps"] > 0:
-                ratios.setdefault(proto, {})[f"swiftmesh/{other}"] = sm["rps"] / o["rps"]
+            per_round = []
+            for o in p.get(other, {}).get("rounds", []):
+                s = sm.get(o["round"])
+                if s and _ok(s) and _ok(o) and o["rps"] > 0:
+                    per_round.append(s["rps"] / o["rps"])
+            if per_round:
+                ratios.setdefault(proto, {})[f"swiftmesh/{other}"] = {
+                    "median": _median(per_round), "rounds": per_round}
     memory = {}
     for name in ("ready", "idle", "after-load"):
         v = _read_int(os.path.join(results_dir, f"swiftmesh-{name}.rss"))
@@ -258,22 +299,24 @@ def render_tables(summary):
         if proto not in runs:
             continue
         lines += [f"### {title}", "",
-                  "| proxy | requests/s | p50 | p99 | RSS under load | errors |",
-                  "|---|---:|---:|---:|---:|---:|"]
+                  "| proxy | requests/s (median) | range over rounds | p50 | p99 | RSS under load | errors |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
         for proxy, label in PROXIES:
             e = runs[proto].get(proxy)
             if e is None:
-                lines.append(f"| {label} | not run | | | | |")
+                lines.append(f"| {label} | not run | | | | | |")
             elif not _ok(e):
-                lines.append(f"| {label} | failed: {e.get('failure', '?')} | | | {_mib(e.get('rss_kib'))} | |")
+                lines.append(f"| {label} | failed: {e.get('failure', '?')} | | | | {_mib(e.get('rss_kib'))} | |")
             else:
-                lines.append(f"| {label} | {e['rps']:,.0f} | {_lat(e['p50_ms'])} | {_lat(e['p99_ms'])} "
+                lines.append(f"| {label} | {e['rps']:,.0f} | {e['rps_min']:,.0f} to {e['rps_max']:,.0f} "
+                             f"| {_lat(e['p50_ms'])} | {_lat(e['p99_ms'])} "
                              f"| {_mib(e.get('rss_kib'))} | {e['errors']} |")
         lines.append("")
         r = ratios.get(proto, {})
         if r:
-            lines.append("Requests/s ratios: " + ", ".join(
-                f"SwiftMesh/{'HAProxy' if k.endswith('haproxy') else 'nginx'} **{v:.2f}x**"
+            lines.append("Requests/s ratios, median of the rounds: " + ", ".join(
+                f"SwiftMesh/{'HAProxy' if k.endswith('haproxy') else 'nginx'} **{v['median']:.2f}x** "
+                f"(rounds: {', '.join(f'{x:.2f}' for x in v['rounds'])})"
                 for k, v in sorted(r.items())) + ".")
         else:
             lines.append("Requests/s ratios: n/a (SwiftMesh not measured in this run).")
@@ -287,7 +330,7 @@ def render_tables(summary):
         lines.append("- not measured in this run (SwiftMesh was not started).")
     lines += ["", "### Targets", "", "| target | measured | |", "|---|---:|---|"]
     for proto, _ in PROTOCOLS:
-        v = ratios.get(proto, {}).get("swiftmesh/haproxy")
+        v = ratios.get(proto, {}).get("swiftmesh/haproxy", {}).get("median")
         name = "HTTP/1.1" if proto == "h1" else "h2c"
         if v is None:
             lines.append(f"| {name} requests/s >= {TARGET_RPS_RATIO}x HAProxy | n/a | |")
@@ -315,7 +358,8 @@ def render_section(summary):
              f"CPU {g('busy_before')}% busy with other work"
              + (" (**noisy: another job was running**)" if _int(m.get('busy_before')) > 20 else ""),
              f"- Command: `{g('command', 'bench/run.sh')}`",
-             f"- Knobs: DURATION={g('duration')}s per measured run, WARMUP={g('warmup')}s before each, "
+             f"- Knobs: ROUNDS={g('rounds', '1')}, DURATION={g('duration')}s per measured run, "
+             f"WARMUP={g('warmup')}s before each, "
              f"CONNECTIONS={g('connections')} (wrk), H2_CLIENTS={g('h2_clients')} x H2_STREAMS={g('h2_streams')} (h2load)",
              f"- Load generators: `{g('wrk_cmd')}`; `{g('h2load_cmd')}`",
              f"- Versions: {g('nginx_version')}, {g('haproxy_version')}, {g('wrk_version')}, "

@@ -7,7 +7,8 @@
 #
 # Usage: bench/run.sh
 # Knobs (environment):
-#   DURATION=10s        measured time per proxy and protocol (Ns or Nm)
+#   ROUNDS=3            rounds; each measures every proxy once, the report takes medians
+#   DURATION=10s        measured time per proxy, protocol and round (Ns or Nm)
 #   WARMUP=2s           unmeasured load before each measured run
 #   CONNECTIONS=50      wrk connections (one wrk thread)
 #   H2_CLIENTS=10       h2load connections (one h2load thread)
@@ -24,7 +25,7 @@ set -u -o pipefail
 
 # The exact command, with the knobs that were set, for the report.
 COMMAND="bench/run.sh"
-for k in SWIFTMESH_PORT_BASE SWIFTMESH_ARGS SWIFTMESH_BIN SKIP_SWIFTMESH WRITE_DOCS ANCHORS H2_STREAMS H2_CLIENTS CONNECTIONS WARMUP DURATION; do
+for k in SWIFTMESH_PORT_BASE SWIFTMESH_ARGS SWIFTMESH_BIN SKIP_SWIFTMESH WRITE_DOCS ANCHORS H2_STREAMS H2_CLIENTS CONNECTIONS WARMUP DURATION ROUNDS; do
   [ -n "${!k+x}" ] && COMMAND="$k=$(printf '%q' "${!k}") $COMMAND"
 done
 BENCH_DIR="$(cd "$(dirname "$0")" && pwd)"
@@ -34,6 +35,7 @@ ANCHORS_DIR="${ANCHORS_DIR:-/tmp/anchors}"
 SWIFTMESH_BIN="${SWIFTMESH_BIN:-$REPO/.build/release/swiftmesh}"
 SKIP_SWIFTMESH="${SKIP_SWIFTMESH:-0}"
 if [ "$SKIP_SWIFTMESH" = 1 ]; then WRITE_DOCS="${WRITE_DOCS:-0}"; else WRITE_DOCS="${WRITE_DOCS:-1}"; fi
+ROUNDS="${ROUNDS:-3}"
 CONNECTIONS="${CONNECTIONS:-50}"
 H2_CLIENTS="${H2_CLIENTS:-10}"
 H2_STREAMS="${H2_STREAMS:-10}"
@@ -58,7 +60,7 @@ seconds() { # 10 | 10s | 2m -> integer seconds
 }
 DUR="$(seconds "${DURATION:-10s}")" || exit 1
 WARM="$(seconds "${WARMUP:-2s}")" || exit 1
-for n in "$CONNECTIONS" "$H2_CLIENTS" "$H2_STREAMS" "$READY_TIMEOUT"; do
+for n in "$ROUNDS" "$CONNECTIONS" "$H2_CLIENTS" "$H2_STREAMS" "$READY_TIMEOUT"; do
   [[ "$n" =~ ^[1-9][0-9]*$ ]] || die "not a positive integer: '$n'"
 done
 
@@ -222,6 +224,7 @@ H2LOAD_CMD="h2load -t1 -c$H2_CLIENTS -m$H2_STREAMS -D $DUR --log-file=FILE URL"
   echo "loadavg=$(cut -d' ' -f1-3 /proc/loadavg)"
   echo "busy_before=$BUSY"
   echo "command=$COMMAND"
+  echo "rounds=$ROUNDS"
   echo "duration=$DUR"
   echo "warmup=$WARM"
   echo "connections=$CONNECTIONS"
@@ -266,23 +269,30 @@ load() { # proto seconds url outfile [logfile (h2 only)] -> exit status of the g
   LOAD_PID=""
   return "$rc"
 }
-for proto in h1 h2; do
-  for proxy in $PROXIES; do
-    url="$(url_for "$proto" "$proxy")"
-    base="$OUT/$proto-$proxy"
-    if [ "$proxy" = swiftmesh ] && ! kill -0 "$SM_PID" 2>/dev/null; then
-      log "$proto $proxy: swiftmesh is no longer running; skipping"
-      echo "swiftmesh exited" >"$base.out"; echo 1 >"$base.rc"; continue
-    fi
-    read -r -a pids <<<"$(pids_of "$proxy" | tr '\n' ' ')"
-    [ "${#pids[@]}" -gt 0 ] || die "no pid found for $proxy"
-    load "$proto" "$WARM" "$url" "$base.warmup.out"
-    start_sampler "$base.rss" "${pids[@]}"
-    load "$proto" "$DUR" "$url" "$base.out" "$base.log"
-    echo $? >"$base.rc"
-    stop_sampler
-    printf '%-3s %-10s %s\n' "$proto" "$proxy" "$(python3 "$BENCH_DIR/report.py" line "$proto" "$base.out" "$base.log")" >&2
-    sleep 1
+# Each round measures every proxy once; the starting proxy rotates, so none
+# is always measured first (or right after the same neighbour).
+read -r -a ORDER <<<"$PROXIES"
+for round in $(seq 1 "$ROUNDS"); do
+  for proto in h1 h2; do
+    for i in "${!ORDER[@]}"; do
+      proxy="${ORDER[$(( (i + round - 1) % ${#ORDER[@]} ))]}"
+      url="$(url_for "$proto" "$proxy")"
+      base="$OUT/$proto-$proxy.r$round"
+      if [ "$proxy" = swiftmesh ] && ! kill -0 "$SM_PID" 2>/dev/null; then
+        log "$proto $proxy: swiftmesh is no longer running; skipping"
+        echo "swiftmesh exited" >"$base.out"; echo 1 >"$base.rc"; continue
+      fi
+      read -r -a pids <<<"$(pids_of "$proxy" | tr '\n' ' ')"
+      [ "${#pids[@]}" -gt 0 ] || die "no pid found for $proxy"
+      load "$proto" "$WARM" "$url" "$base.warmup.out"
+      start_sampler "$base.rss" "${pids[@]}"
+      load "$proto" "$DUR" "$url" "$base.out" "$base.log"
+      echo $? >"$base.rc"
+      stop_sampler
+      printf 'round %s  %-3s %-10s %s\n' "$round" "$proto" "$proxy" \
+        "$(python3 "$BENCH_DIR/report.py" line "$proto" "$base.out" "$base.log")" >&2
+      sleep 1
+    done
   done
 done
 if [ -n "$SM_PID" ]; then sleep 1; rss_kib "$SM_PID" >"$OUT/swiftmesh-after-load.rss"; fi

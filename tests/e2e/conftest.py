@@ -61,8 +61,8 @@ class Mesh:
         self.stack.callback(b.stop)
         return b
 
-    def nginx_h2c(self, name: str = "nginx") -> NginxH2C:
-        n = NginxH2C(self._dir(name), name).start()
+    def nginx_h2c(self, name: str = "nginx", keepalive_requests: int = 100000) -> NginxH2C:
+        n = NginxH2C(self._dir(name), name, keepalive_requests).start()
         self.stack.callback(n.stop)
         return n
 

@@ -137,6 +137,21 @@ def h2_cluster(mesh):
     return p, ng
 
 
+def test_endpoint_recycling_its_connection_fails_no_request(mesh):
+    """nginx sends GOAWAY after every 50 requests on a connection; the streams
+    the proxy had in flight above the GOAWAY's last stream were never
+    processed, so the proxy sends them again on a new connection. The client
+    sees every request succeed."""
+    ng = mesh.nginx_h2c("recycling", keepalive_requests=50)
+    p = mesh.proxy(single_listener([route("ngx")], [cluster("ngx", [ng.address], protocol="http2")]))
+    n = 2000
+    proc = subprocess.run(["h2load", "-n", str(n), "-c", "4", "-m", "25", "-T", "30", p.url("/recycle")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.search(rf"requests: {n} total, {n} started, {n} done, {n} succeeded, 0 failed", proc.stdout), proc.stdout
+    assert re.search(rf"status codes: {n} 2xx", proc.stdout), proc.stdout
+
+
 def test_http1_client_to_http2_cluster(h2_cluster):
     p, _ = h2_cluster
     r = curl(p.url("/to-h2?q=1"), "--http1.1")

@@ -42,6 +42,13 @@ final class ProxyExchange {
     /// The request has a body (its head did not end it), so an HTTP/1.1
     /// upstream gets it chunked unless it has a Content-Length.
     private(set) var requestHasBody = true
+    /// The downstream request was received up to its end.
+    private var requestEnded = false
+    /// Times an endpoint refused the request unprocessed and it was sent again.
+    private var refusals = 0
+    /// A connection that is going away refuses at most its in-flight streams;
+    /// more refusals in a row mean the endpoint refuses everything.
+    static let maxRefusals = 3
 
     /// An exchange for a request whose head just arrived; the caller keeps
     /// it before calling `start`, which may finish it at once (a local answer).
@@ -145,6 +152,9 @@ final class ProxyExchange {
     }
 
     func downstreamReceived(_ part: HTTPClientRequestPart) {
+        if case .end = part {
+            requestEnded = true
+        }
         switch state {
         case .waitingForUpstream:
             if case .body(.byteBuffer(let body)) = part {
@@ -200,6 +210,27 @@ final class ProxyExchange {
     }
 
     // MARK: Failures
+
+    /// The endpoint refused the stream without processing it (HTTP/2
+    /// REFUSED_STREAM, or a stream above a GOAWAY's last stream ID, as when an
+    /// endpoint recycles a connection after so many requests). A request
+    /// without a body is whole in hand, so it goes out again on another
+    /// connection, which the client never notices; one with a body fails
+    /// like a reset, as its bytes are already gone.
+    func upstreamRefused() {
+        guard state == .proxying, responseStatus == nil, !requestHasBody, refusals < Self.maxRefusals,
+              let endpoint else {
+            upstreamFailed(.upstreamReset)
+            return
+        }
+        refusals += 1
+        upstream = nil
+        state = .waitingForUpstream
+        if requestEnded {
+            pending.append(.end(nil))
+        }
+        endpoint.pool.acquire(for: self)
+    }
 
     /// The upstream connection or stream failed or closed before the response ended.
     func upstreamFailed(_ error: ProxyError) {

@@ -103,9 +103,13 @@ final class HTTP2Connection: ChannelDuplexHandler {
             } else {
                 returnConnectionCredit(length)
             }
-        case .rstStream:
+        case .rstStream(let code):
             if let stream = streams.removeValue(forKey: frame.streamID) {
-                stream.closed()
+                if code == .refusedStream {
+                    stream.refused()
+                } else {
+                    stream.closed()
+                }
                 streamRemoved()
             }
         case .settings(.settings(let settings)):
@@ -118,7 +122,7 @@ final class HTTP2Connection: ChannelDuplexHandler {
             // Streams above lastStreamID were never processed by the endpoint.
             for (id, stream) in streams where id > lastStreamID {
                 streams.removeValue(forKey: id)
-                stream.closed()
+                stream.refused()
             }
             closeIfIdle()
         default:
@@ -141,11 +145,16 @@ final class HTTP2Connection: ChannelDuplexHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let closed = event as? StreamClosedEvent, let stream = streams.removeValue(forKey: closed.streamID) {
+        // NIOHTTP2 sends several events per stream: comparing the metatype
+        // first rules the others out without the cost of a dynamic cast.
+        guard type(of: event) == StreamClosedEvent.self, let closed = event as? StreamClosedEvent else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        if let stream = streams.removeValue(forKey: closed.streamID) {
             stream.closed()
             streamRemoved()
         }
-        context.fireUserInboundEventTriggered(event)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {

@@ -99,6 +99,14 @@ final class HTTP2UpstreamStream: ExchangeUpstream {
     }
 
     /// The stream is gone: reset by the endpoint, refused by GOAWAY, or the connection closed.
+    /// The endpoint did not process the stream (REFUSED_STREAM, or above a
+    /// GOAWAY's last stream): the exchange may send the request again.
+    func refused() {
+        guard let exchange else { return }
+        self.exchange = nil
+        exchange.upstreamRefused()
+    }
+
     func closed() {
         guard let exchange else { return }
         self.exchange = nil

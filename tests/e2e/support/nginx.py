@@ -23,7 +23,7 @@ http {{
   fastcgi_temp_path {dir}/fastcgi;
   uwsgi_temp_path {dir}/uwsgi;
   scgi_temp_path {dir}/scgi;
-  keepalive_requests 100000;
+  keepalive_requests {keepalive_requests};
   server {{
     listen 127.0.0.1:{port} http2;
     location / {{
@@ -43,7 +43,9 @@ http {{
 
 
 class NginxH2C:
-    def __init__(self, workdir: Path, name: str = "nginx"):
+    def __init__(self, workdir: Path, name: str = "nginx", keepalive_requests: int = 100000):
+        """keepalive_requests: nginx sends GOAWAY after this many requests on a connection."""
+        self.keepalive_requests = keepalive_requests
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.name = name
@@ -59,7 +61,8 @@ class NginxH2C:
         for _attempt in range(5):
             self.port = free_port()
             conf = self.dir / "nginx.conf"
-            conf.write_text(_CONF.format(dir=self.dir, port=self.port, name=self.name))
+            conf.write_text(_CONF.format(dir=self.dir, port=self.port, name=self.name,
+                                         keepalive_requests=self.keepalive_requests))
             err = open(self.dir / "nginx.stderr", "ab")
             self.proc = subprocess.Popen(
                 ["nginx", "-p", str(self.dir), "-c", str(conf), "-e", str(self.dir / "error.log")],
