@@ -74,13 +74,11 @@ final class LoopCluster {
     }
 
     private func makePool(_ address: SocketAddress) -> UpstreamPool {
+        let connector = EndpointConnector(
+            address: address, eventLoop: eventLoop, flushBatch: flushBatch, connectTimeout: connectTimeout)
         switch config.protocolKind {
-        case .http1:
-            .http1(HTTP1ConnectionPool(
-                address: address, eventLoop: eventLoop, flushBatch: flushBatch, connectTimeout: connectTimeout))
-        case .http2:
-            .http2(HTTP2ConnectionPool(
-                address: address, eventLoop: eventLoop, flushBatch: flushBatch, connectTimeout: connectTimeout))
+        case .http1: return .http1(HTTP1ConnectionPool(connector: connector))
+        case .http2: return .http2(HTTP2ConnectionPool(connector: connector))
         }
     }
 }

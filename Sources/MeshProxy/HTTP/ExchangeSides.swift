@@ -3,8 +3,8 @@ import NIOHTTP1
 
 /// The client side of one exchange: an HTTP/1.1 connection
 /// (`DownstreamHandler`) or one stream of an HTTP/2 connection
-/// (`HTTP2DownstreamStream`). The exchange speaks HTTP/1-shaped parts to
-/// both; each side translates to its wire format.
+/// (`HTTP2DownstreamStream`). The exchange speaks in HTTP/1-shaped heads and
+/// bodies to both; each side translates to its wire format.
 protocol ExchangeDownstream: AnyObject {
     var connection: DownstreamConnectionInfo { get }
     /// Whether the client can take more response bytes now.
@@ -12,9 +12,11 @@ protocol ExchangeDownstream: AnyObject {
     /// The upstream can take more request bytes: read (HTTP/1.1) or grant
     /// flow-control credit (HTTP/2) again.
     func resumeReads()
-    func write(_ part: HTTPServerResponsePart, flush: Bool)
-    func flush()
+    /// An interim response (100 Continue), sent at once.
+    func writeInterim(_ status: HTTPResponseStatus)
     func writeResponseHead(status: HTTPResponseStatus, headers: HTTPHeaders)
+    func writeBody(_ body: ByteBuffer)
+    func flush()
     /// Ends the response (with trailers, if any) and flushes.
     func writeEnd(trailers: HTTPHeaders?)
     /// Writes the proxy's own answer for `error`; returns the status sent.

@@ -105,7 +105,7 @@ final class ProxyExchange {
             // Answer the client's Expect ourselves, as Envoy does: the body is
             // streamed to the endpoint anyway, so the endpoint's answer adds only a round trip.
             headers.remove(name: "expect")
-            downstream.write(.head(HTTPResponseHead(version: head.version, status: .continue)), flush: true)
+            downstream.writeInterim(.continue)
         }
         upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers)
 
@@ -192,7 +192,7 @@ final class ProxyExchange {
             responseStatus = head.status
             downstream.writeResponseHead(status: head.status, headers: headers)
         case .body(let body):
-            downstream.write(.body(.byteBuffer(body)), flush: false)
+            downstream.writeBody(body)
         case .end(let trailers):
             upstream = nil
             state = .finishing

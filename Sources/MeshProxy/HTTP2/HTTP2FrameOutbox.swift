@@ -1,24 +1,68 @@
 import NIOCore
 import NIOHTTP2
 
-/// The frames one HTTP/2 connection handler sends. The most recent frame is
-/// held back until the next one or the batched flush, so that ending a stream
-/// right after its last HEADERS or DATA sets END_STREAM on that frame instead
-/// of costing an empty DATA frame. Holding only the latest frame keeps every
-/// frame in the order it was written, which new streams' HEADERS require.
+/// Everything one HTTP/2 connection handler (client side or endpoint side)
+/// and its streams send: frames, flushed once per loop iteration; the
+/// connection-level credit for received DATA; and the close once the last
+/// frames are out.
+///
+/// The most recent frame is held back until the next one or the batched
+/// flush, so that ending a stream right after its last HEADERS or DATA sets
+/// END_STREAM on that frame instead of costing an empty DATA frame. Holding
+/// only the latest frame keeps every frame in the order it was written, which
+/// new streams' HEADERS require.
 final class HTTP2FrameOutbox: BatchedFlushTarget {
+    /// What the whole connection may have in flight toward us: room for
+    /// several streams' windows. Offered at once, so only streams pace the peer.
+    static let connectionWindowSize = 16 << 20
+    /// RFC 9113 section 6.9.2: every connection starts with this window.
+    static let initialConnectionWindow = 65535
+
     private var context: ChannelHandlerContext?
     private let batch: FlushBatch
     private var held: HTTP2Frame?
     private var heldPromise: EventLoopPromise<Void>?
     private var flushScheduled = false
+    private var connectionWindow = HTTP2ReceiveWindow(size: HTTP2FrameOutbox.connectionWindowSize)
+    private var isClosing = false
 
-    init(context: ChannelHandlerContext, batch: FlushBatch) {
-        self.context = context
+    init(batch: FlushBatch) {
         self.batch = batch
     }
 
-    func write(_ frame: HTTP2Frame, promise: EventLoopPromise<Void>? = nil) {
+    /// The connection handler joined its pipeline: frames can go out, and the
+    /// connection window is raised to `connectionWindowSize`.
+    func attach(_ context: ChannelHandlerContext) {
+        self.context = context
+        send(HTTP2Frame(
+            streamID: .rootStream,
+            payload: .windowUpdate(windowSizeIncrement: Self.connectionWindowSize - Self.initialConnectionWindow)
+        ))
+    }
+
+    /// The connection handler left the pipeline: nothing more can be sent.
+    func detach() {
+        held = nil
+        heldPromise?.fail(ChannelError.ioOnClosedChannel)
+        heldPromise = nil
+        context = nil
+    }
+
+    var isWritable: Bool { context?.channel.isWritable ?? false }
+    var allocator: ByteBufferAllocator { context?.channel.allocator ?? ByteBufferAllocator() }
+
+    /// A promise for a frame's write, nil once the connection is gone.
+    func makePromise() -> EventLoopPromise<Void>? {
+        context?.eventLoop.makePromise()
+    }
+
+    // MARK: Frames
+
+    func send(_ frame: HTTP2Frame, promise: EventLoopPromise<Void>? = nil) {
+        guard context != nil else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
         releaseHeld()
         held = frame
         heldPromise = promise
@@ -43,6 +87,20 @@ final class HTTP2FrameOutbox: BatchedFlushTarget {
         return true
     }
 
+    func reset(_ streamID: HTTP2StreamID, _ code: HTTP2ErrorCode) {
+        send(HTTP2Frame(streamID: streamID, payload: .rstStream(code)))
+    }
+
+    /// DATA bytes were consumed: the connection-level window is topped up in
+    /// batches (see `HTTP2ReceiveWindow`).
+    func returnConnectionCredit(_ bytes: Int) {
+        if let increment = connectionWindow.consumed(bytes) {
+            send(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment)))
+        }
+    }
+
+    // MARK: Flushing and closing
+
     func scheduleFlush() {
         guard !flushScheduled else { return }
         flushScheduled = true
@@ -60,12 +118,16 @@ final class HTTP2FrameOutbox: BatchedFlushTarget {
         flushNow()
     }
 
-    /// The connection's handler left the pipeline: nothing more can be sent.
-    func detach() {
-        held = nil
-        heldPromise?.fail(ChannelError.ioOnClosedChannel)
-        heldPromise = nil
-        context = nil
+    /// Closes the connection after what was sent so far. Not at once: this
+    /// may run inside NIOHTTP2's handling of the write that ended the last
+    /// stream, and that frame must reach the socket first.
+    func closeAfterFlush() {
+        guard !isClosing, let context else { return }
+        isClosing = true
+        context.eventLoop.assumeIsolated().execute { [self] in
+            flushNow()
+            self.context?.close(promise: nil)
+        }
     }
 
     private func releaseHeld() {

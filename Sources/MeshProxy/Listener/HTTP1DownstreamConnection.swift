@@ -182,26 +182,10 @@ final class HTTP1DownstreamConnection: ChannelDuplexHandler, ExchangeDownstream,
 
     // MARK: Responses out (called by the exchange)
 
-    func write(_ part: HTTPServerResponsePart, flush: Bool) {
-        switch part {
-        case .head(let head) where head.status.code < 200:
-            // Interim (100 Continue): out at once, on its own.
-            outbound.writeStatusLine(head.status)
-            outbound.writeFields(head.headers)
-            outbound.endHead(framing: .none)
-        case .head(let head):
-            writeResponseHead(status: head.status, headers: head.headers)
-        case .body(.byteBuffer(let body)):
-            writeBody(body)
-        case .body(.fileRegion):
-            preconditionFailure("the proxy never sends file regions")
-        case .end(let trailers):
-            writeEnd(trailers: trailers)
-            return
-        }
-        if flush {
-            self.flush()
-        }
+    func writeInterim(_ status: HTTPResponseStatus) {
+        outbound.writeStatusLine(status)
+        outbound.endHead(framing: .none)
+        flush()
     }
 
     /// Responses go out at the end of the loop iteration, all connections'
@@ -227,7 +211,7 @@ final class HTTP1DownstreamConnection: ChannelDuplexHandler, ExchangeDownstream,
         pendingHead = (status, headers)
     }
 
-    private func writeBody(_ body: ByteBuffer) {
+    func writeBody(_ body: ByteBuffer) {
         guard let context else { return }
         if let head = pendingHead {
             startResponse(head, endsNow: false, hasTrailers: false)

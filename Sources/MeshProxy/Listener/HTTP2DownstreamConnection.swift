@@ -8,56 +8,38 @@ import NIOHTTP2
 /// a table entry and the frames themselves.
 ///
 /// Flow control toward the client is ours: the connection window is raised
-/// to `connectionWindowSize` at once, and credit for DATA goes back only as
-/// the upstream takes the bytes (see `HTTP2ReceiveWindow`).
+/// at once (`HTTP2FrameOutbox`), and credit for DATA goes back only as the
+/// upstream takes the bytes (`HTTP2Stream`).
 final class HTTP2DownstreamConnection: ChannelDuplexHandler {
     typealias InboundIn = HTTP2Frame
     typealias OutboundIn = HTTP2Frame
     typealias OutboundOut = HTTP2Frame
 
-    /// What the whole connection may have in flight toward us: room for
-    /// several streams' windows (`DownstreamPipeline.streamWindow` each).
-    static let connectionWindowSize = 16 << 20
-    /// RFC 9113 section 6.9.2: every connection starts with this window.
-    static let initialConnectionWindow = 65535
-
     let info: DownstreamConnectionInfo
     let worker: LoopWorker
     let streamWindowSize: Int
-    private(set) var outbox: HTTP2FrameOutbox?
-    private var context: ChannelHandlerContext?
+    let outbox: HTTP2FrameOutbox
     private var streams: [HTTP2StreamID: HTTP2DownstreamStream] = [:]
-    private var connectionWindow = HTTP2ReceiveWindow(size: connectionWindowSize)
     private var listener: ListenerLookup
     private var lastStreamID = HTTP2StreamID.rootStream
     private var isQuiescing = false
-    private var isClosingChannel = false
     /// Streams that received request bytes during this read, to flush upstream once it completes.
-    private var readInto: [HTTP2DownstreamStream] = []
+    private var readInto = HTTP2StreamsRead()
 
     init(info: DownstreamConnectionInfo, worker: LoopWorker, streamWindowSize: Int) {
         self.info = info
         self.worker = worker
         self.streamWindowSize = streamWindowSize
         listener = ListenerLookup(name: info.listenerName)
+        outbox = HTTP2FrameOutbox(batch: worker.flushBatch)
     }
 
-    var isWritable: Bool { context?.channel.isWritable ?? false }
-    var allocator: ByteBufferAllocator { context?.channel.allocator ?? ByteBufferAllocator() }
-
     func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
-        outbox = HTTP2FrameOutbox(context: context, batch: worker.flushBatch)
-        send(HTTP2Frame(
-            streamID: .rootStream,
-            payload: .windowUpdate(windowSizeIncrement: Self.connectionWindowSize - Self.initialConnectionWindow)
-        ))
+        outbox.attach(context)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        outbox?.detach()
-        outbox = nil
-        self.context = nil
+        outbox.detach()
     }
 
     // MARK: Frames in
@@ -75,10 +57,10 @@ final class HTTP2DownstreamConnection: ChannelDuplexHandler {
             let length = HTTP2ReceiveWindow.flowControlledLength(data)
             if let stream = streams[frame.streamID] {
                 stream.receivedData(data, flowControlledLength: length)
-                noteRead(stream)
+                readInto.note(stream)
             } else {
                 // A stream we already finished with: the bytes are dropped, the credit is not.
-                returnConnectionCredit(length)
+                outbox.returnConnectionCredit(length)
             }
         case .rstStream:
             streams.removeValue(forKey: frame.streamID)?.closed()
@@ -91,31 +73,22 @@ final class HTTP2DownstreamConnection: ChannelDuplexHandler {
     private func openStream(_ id: HTTP2StreamID, _ headers: HTTP2Frame.FramePayload.Headers) {
         lastStreamID = max(lastStreamID, id)
         guard !isQuiescing else {
-            reset(id, .refusedStream)
+            outbox.reset(id, .refusedStream)
             return
         }
         let stream = HTTP2DownstreamStream(id: id, owner: self, windowSize: streamWindowSize)
         streams[id] = stream
         guard let head = HTTP2HeaderMapping.requestHead(headers.headers) else {
             streams.removeValue(forKey: id)
-            reset(id, .protocolError)
+            outbox.reset(id, .protocolError)
             return
         }
         stream.start(head: head, listener: listener.current(in: worker), endStream: headers.endStream)
-        noteRead(stream)
-    }
-
-    private func noteRead(_ stream: HTTP2DownstreamStream) {
-        if readInto.last !== stream {
-            readInto.append(stream)
-        }
+        readInto.note(stream)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        for stream in readInto {
-            stream.flushUpstream()
-        }
-        readInto.removeAll(keepingCapacity: true)
+        readInto.readComplete()
         context.fireChannelReadComplete()
     }
 
@@ -167,46 +140,16 @@ final class HTTP2DownstreamConnection: ChannelDuplexHandler {
     private func quiesce() {
         guard !isQuiescing else { return }
         isQuiescing = true
-        send(HTTP2Frame(
+        outbox.send(HTTP2Frame(
             streamID: .rootStream,
             payload: .goAway(lastStreamID: lastStreamID, errorCode: .noError, opaqueData: nil)
         ))
-        outbox?.flushNow()
+        outbox.flushNow()
         closeIfDrained()
     }
 
     private func closeIfDrained() {
-        guard isQuiescing, streams.isEmpty, !isClosingChannel, let context else { return }
-        // Not now: this may run inside NIOHTTP2's handling of the write that
-        // ended the last stream, and that frame must reach the socket first.
-        isClosingChannel = true
-        context.eventLoop.assumeIsolated().execute { [self] in
-            outbox?.flushNow()
-            self.context?.close(promise: nil)
-        }
-    }
-
-    // MARK: Frames out (used by the streams)
-
-    func send(_ frame: HTTP2Frame, promise: EventLoopPromise<Void>? = nil) {
-        guard let outbox else {
-            promise?.fail(ChannelError.ioOnClosedChannel)
-            return
-        }
-        outbox.write(frame, promise: promise)
-    }
-
-    func makePromise() -> EventLoopPromise<Void>? {
-        context?.eventLoop.makePromise()
-    }
-
-    func reset(_ id: HTTP2StreamID, _ code: HTTP2ErrorCode) {
-        send(HTTP2Frame(streamID: id, payload: .rstStream(code)))
-    }
-
-    func returnConnectionCredit(_ bytes: Int) {
-        if let increment = connectionWindow.consumed(bytes) {
-            send(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment)))
-        }
+        guard isQuiescing, streams.isEmpty else { return }
+        outbox.closeAfterFlush()
     }
 }

@@ -4,28 +4,16 @@ import NIOHPACK
 import NIOHTTP2
 
 /// One request stream of a client's HTTP/2 connection: it feeds its exchange
-/// the request and writes the response as frames. Backpressure both ways:
-/// flow-control credit for request DATA goes back only while the upstream
-/// takes bytes, and the stream counts as unwritable while its response DATA
-/// waits in NIOHTTP2 for the client's window.
-final class HTTP2DownstreamStream: ExchangeDownstream {
-    /// Response bytes a stream may have queued before the upstream is paused.
-    static let maxBufferedBytes = 256 * 1024
-
-    let id: HTTP2StreamID
+/// the request and writes the response as frames. Request DATA is credited
+/// back only while the upstream takes the bytes; the stream is unwritable
+/// while its response DATA waits for the client's window.
+final class HTTP2DownstreamStream: HTTP2Stream, ExchangeDownstream {
     private unowned let owner: HTTP2DownstreamConnection
     private var exchange: ProxyExchange?
-    private var receiveWindow: HTTP2ReceiveWindow
-    /// Request bytes received while the upstream could not take them; credited on `resumeReads`.
-    private var withheldCredit = 0
-    private var requestEnded = false
-    private var responseEnded = false
-    private var bufferedBytes = 0
 
     init(id: HTTP2StreamID, owner: HTTP2DownstreamConnection, windowSize: Int) {
-        self.id = id
         self.owner = owner
-        receiveWindow = HTTP2ReceiveWindow(size: windowSize)
+        super.init(id: id, outbox: owner.outbox, receiveWindowSize: windowSize)
     }
 
     var connection: DownstreamConnectionInfo { owner.info }
@@ -37,17 +25,17 @@ final class HTTP2DownstreamStream: ExchangeDownstream {
         self.exchange = exchange
         exchange.start(head: head, hasBody: !endStream, listener: listener)
         if endStream {
-            requestEnded = true
+            receivingEnded = true
             self.exchange?.downstreamReceived(.end(nil))
         }
     }
 
     func receivedData(_ data: HTTP2Frame.FramePayload.Data, flowControlledLength: Int) {
         if data.endStream {
-            requestEnded = true
+            receivingEnded = true
         }
         guard let exchange else {
-            credit(flowControlledLength)
+            received(flowControlledLength, withhold: false)
             return
         }
         if case .byteBuffer(let buffer) = data.data, buffer.readableBytes > 0 {
@@ -56,26 +44,20 @@ final class HTTP2DownstreamStream: ExchangeDownstream {
         if data.endStream {
             exchange.downstreamReceived(.end(nil))
         }
-        if exchange.shouldPauseDownstreamReads {
-            withheldCredit += flowControlledLength
-        } else {
-            credit(flowControlledLength)
-        }
+        received(flowControlledLength, withhold: exchange.shouldPauseDownstreamReads)
     }
 
     func receivedTrailers(_ block: HPACKHeaders) {
-        requestEnded = true
+        receivingEnded = true
         guard let trailers = HTTP2HeaderMapping.trailers(block) else {
-            responseEnded = true
-            owner.reset(id, .protocolError)
-            flush()
+            sendReset(.protocolError)
             closed()
             return
         }
         exchange?.downstreamReceived(.end(trailers))
     }
 
-    func flushUpstream() {
+    override func readComplete() {
         exchange?.flushUpstream()
     }
 
@@ -92,109 +74,62 @@ final class HTTP2DownstreamStream: ExchangeDownstream {
         }
     }
 
-    private func credit(_ bytes: Int) {
-        owner.returnConnectionCredit(bytes)
-        // A stream the client ended needs no more stream-level credit.
-        if !requestEnded, let increment = receiveWindow.consumed(bytes) {
-            owner.send(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: increment)))
-        }
+    override func becameWritable() {
+        exchange?.downstreamBecameWritable()
     }
 
     // MARK: ExchangeDownstream
 
-    var isWritable: Bool { owner.isWritable && bufferedBytes < Self.maxBufferedBytes }
-
     func resumeReads() {
-        guard withheldCredit > 0 else { return }
-        let bytes = withheldCredit
-        withheldCredit = 0
-        credit(bytes)
+        releaseWithheldCredit()
     }
 
-    func write(_ part: HTTPServerResponsePart, flush: Bool) {
-        switch part {
-        case .head(let head):
-            writeResponseHead(status: head.status, headers: head.headers)
-        case .body(.byteBuffer(let body)):
-            writeData(body)
-        case .body(.fileRegion):
-            preconditionFailure("the proxy never sends file regions")
-        case .end(let trailers):
-            writeEnd(trailers: trailers)
-            return
-        }
-        if flush {
-            self.flush()
-        }
-    }
-
-    func flush() {
-        owner.outbox?.scheduleFlush()
+    func writeInterim(_ status: HTTPResponseStatus) {
+        sendHeaders(HTTP2HeaderMapping.responseBlock(status: status, headers: HTTPHeaders()))
+        flush()
     }
 
     func writeResponseHead(status: HTTPResponseStatus, headers: HTTPHeaders) {
-        let block = HTTP2HeaderMapping.responseBlock(status: status, headers: headers)
-        owner.send(HTTP2Frame(streamID: id, payload: .headers(.init(headers: block))))
+        sendHeaders(HTTP2HeaderMapping.responseBlock(status: status, headers: headers))
     }
 
-    private func writeData(_ body: ByteBuffer) {
-        let length = body.readableBytes
-        guard length > 0 else { return }
-        bufferedBytes += length
-        let promise = owner.makePromise()
-        promise?.futureResult.assumeIsolated().whenComplete { [self] _ in
-            let wasWritable = bufferedBytes < Self.maxBufferedBytes
-            bufferedBytes -= length
-            if !wasWritable && isWritable {
-                exchange?.downstreamBecameWritable()
-            }
-        }
-        owner.send(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(body)))), promise: promise)
+    func writeBody(_ body: ByteBuffer) {
+        sendData(body)
+    }
+
+    func flush() {
+        outbox.scheduleFlush()
     }
 
     func writeEnd(trailers: HTTPHeaders?) {
-        responseEnded = true
-        if let trailers, !trailers.isEmpty {
-            let block = HTTP2HeaderMapping.fieldBlock(trailers)
-            owner.send(HTTP2Frame(streamID: id, payload: .headers(.init(headers: block, endStream: true))))
-        } else if !(owner.outbox?.endHeldFrame(of: id) ?? true) {
-            let empty = owner.allocator.buffer(capacity: 0)
-            owner.send(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(empty), endStream: true))))
-        }
+        sendEnd(trailers: trailers)
         flush()
     }
 
     func writeLocalResponse(for error: ProxyError, isGRPC: Bool, requestID: String) -> HTTPResponseStatus {
         let response = LocalResponse.parts(
-            for: error, isGRPC: isGRPC, requestID: requestID, closeConnection: false, allocator: owner.allocator
+            for: error, isGRPC: isGRPC, requestID: requestID, closeConnection: false, allocator: outbox.allocator
         )
         writeResponseHead(status: response.head.status, headers: response.head.headers)
         if let body = response.body {
-            writeData(body)
+            sendData(body)
         }
         writeEnd(trailers: response.trailers)
         return response.head.status
     }
 
     func abortResponse() {
-        // Nothing more goes either way on a reset stream.
-        responseEnded = true
-        requestEnded = true
-        owner.reset(id, .internalError)
-        flush()
+        sendReset(.internalError)
     }
 
     func exchangeFinished(_ finished: ProxyExchange) {
         guard exchange === finished else { return }
         exchange = nil
-        if withheldCredit > 0 {
-            resumeReads()
-        }
+        releaseWithheldCredit()
         // RFC 9113 section 8.1: a complete response may end a request still
         // being sent; NO_ERROR tells the client to stop.
-        if responseEnded && !requestEnded {
-            owner.reset(id, .noError)
-            flush()
+        if sendingEnded && !receivingEnded {
+            sendReset(.noError)
         }
     }
 }

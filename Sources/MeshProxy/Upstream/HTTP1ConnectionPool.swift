@@ -1,5 +1,4 @@
 import NIOCore
-import NIOPosix
 
 /// Keep-alive HTTP/1.1 connections from one event loop to one endpoint. Idle
 /// connections are reused most-recently-used first, so a burst's extra
@@ -8,19 +7,12 @@ final class HTTP1ConnectionPool {
     /// Idle connections kept per endpoint per loop; more are closed on release.
     static let maxIdleConnections = 128
 
-    private let address: SocketAddress
-    private let eventLoop: EventLoop
-    /// Requests written during one loop iteration go out together at its end.
-    let flushBatch: FlushBatch
-    private let connectTimeout: TimeAmount
+    let connector: EndpointConnector
     private var idle: [HTTP1UpstreamHandler] = []
     private var draining = false
 
-    init(address: SocketAddress, eventLoop: EventLoop, flushBatch: FlushBatch, connectTimeout: TimeAmount) {
-        self.address = address
-        self.eventLoop = eventLoop
-        self.flushBatch = flushBatch
-        self.connectTimeout = connectTimeout
+    init(connector: EndpointConnector) {
+        self.connector = connector
     }
 
     var idleCount: Int { idle.count }
@@ -34,10 +26,7 @@ final class HTTP1ConnectionPool {
             }
         }
         let handler = HTTP1UpstreamHandler(pool: self, exchange: exchange)
-        ClientBootstrap(group: eventLoop)
-            .connectTimeout(connectTimeout)
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .connect(to: address)
+        connector.connect()
             .assumeIsolated()
             .whenComplete { result in
                 switch result {

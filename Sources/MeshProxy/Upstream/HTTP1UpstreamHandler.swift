@@ -96,7 +96,7 @@ final class HTTP1UpstreamHandler: ChannelDuplexHandler, ExchangeUpstream, Batche
     func flush() {
         guard !flushScheduled else { return }
         flushScheduled = true
-        pool.flushBatch.schedule(self)
+        pool.connector.flushBatch.schedule(self)
     }
 
     func flushBatched() {

@@ -13,50 +13,34 @@ final class HTTP2Connection: ChannelDuplexHandler {
     /// What RFC 9113 lets us assume before the peer's SETTINGS arrive is
     /// "unlimited"; 100 is the value peers advertise most, so start there.
     static let assumedMaxConcurrentStreams = 100
-    /// Room for several streams' windows (`UpstreamHTTP2Settings.streamWindow` each).
-    static let connectionWindowSize = 16 << 20
     /// Client stream IDs are odd and below 2^31.
     private static let lastUsableStreamID = HTTP2StreamID(Int32.max - 1)
 
     private unowned let pool: HTTP2ConnectionPool
-    private let flushBatch: FlushBatch
-    private(set) var outbox: HTTP2FrameOutbox?
-    private var context: ChannelHandlerContext?
+    let outbox: HTTP2FrameOutbox
     private var streams: [HTTP2StreamID: HTTP2UpstreamStream] = [:]
     private var nextStreamID = HTTP2StreamID(1)
-    private var connectionWindow = HTTP2ReceiveWindow(size: connectionWindowSize)
     private(set) var maxConcurrentStreams = HTTP2Connection.assumedMaxConcurrentStreams
     /// The peer sent GOAWAY, or the endpoint left its cluster: no new streams.
     private(set) var isClosing = false
     private(set) var isClosed = false
-    private var isClosingChannel = false
     /// Streams that received response bytes during this read, to flush downstream once it completes.
-    private var readInto: [HTTP2UpstreamStream] = []
+    private var readInto = HTTP2StreamsRead()
 
     init(pool: HTTP2ConnectionPool, flushBatch: FlushBatch) {
         self.pool = pool
-        self.flushBatch = flushBatch
+        outbox = HTTP2FrameOutbox(batch: flushBatch)
     }
 
     var activeStreams: Int { streams.count }
     var hasCapacity: Bool { !isClosing && !isClosed && streams.count < maxConcurrentStreams }
-    var isWritable: Bool { context?.channel.isWritable ?? false }
-    var allocator: ByteBufferAllocator { context?.channel.allocator ?? ByteBufferAllocator() }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
-        outbox = HTTP2FrameOutbox(context: context, batch: flushBatch)
-        send(HTTP2Frame(
-            streamID: .rootStream,
-            payload: .windowUpdate(
-                windowSizeIncrement: Self.connectionWindowSize - HTTP2DownstreamConnection.initialConnectionWindow)
-        ))
+        outbox.attach(context)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        outbox?.detach()
-        outbox = nil
-        self.context = nil
+        outbox.detach()
     }
 
     /// Opens a stream for `exchange` and attaches it at once; its HEADERS go
@@ -93,15 +77,15 @@ final class HTTP2Connection: ChannelDuplexHandler {
         case .headers(let headers):
             if let stream = streams[frame.streamID] {
                 stream.receivedHeaders(headers)
-                noteRead(stream)
+                readInto.note(stream)
             }
         case .data(let data):
             let length = HTTP2ReceiveWindow.flowControlledLength(data)
             if let stream = streams[frame.streamID] {
                 stream.receivedData(data, flowControlledLength: length)
-                noteRead(stream)
+                readInto.note(stream)
             } else {
-                returnConnectionCredit(length)
+                outbox.returnConnectionCredit(length)
             }
         case .rstStream(let code):
             if let stream = streams.removeValue(forKey: frame.streamID) {
@@ -130,17 +114,8 @@ final class HTTP2Connection: ChannelDuplexHandler {
         }
     }
 
-    private func noteRead(_ stream: HTTP2UpstreamStream) {
-        if readInto.last !== stream {
-            readInto.append(stream)
-        }
-    }
-
     func channelReadComplete(context: ChannelHandlerContext) {
-        for stream in readInto {
-            stream.flushDownstream()
-        }
-        readInto.removeAll(keepingCapacity: true)
+        readInto.readComplete()
         context.fireChannelReadComplete()
     }
 
@@ -191,33 +166,7 @@ final class HTTP2Connection: ChannelDuplexHandler {
     }
 
     private func closeIfIdle() {
-        guard isClosing, streams.isEmpty, !isClosingChannel, let context else { return }
-        // Not now: this may run inside NIOHTTP2's handling of the write that
-        // ended the last stream, and that frame must reach the socket first.
-        isClosingChannel = true
-        context.eventLoop.assumeIsolated().execute { [self] in
-            outbox?.flushNow()
-            self.context?.close(promise: nil)
-        }
-    }
-
-    // MARK: Frames out (used by the streams)
-
-    func send(_ frame: HTTP2Frame, promise: EventLoopPromise<Void>? = nil) {
-        guard let outbox else {
-            promise?.fail(ChannelError.ioOnClosedChannel)
-            return
-        }
-        outbox.write(frame, promise: promise)
-    }
-
-    func makePromise() -> EventLoopPromise<Void>? {
-        context?.eventLoop.makePromise()
-    }
-
-    func returnConnectionCredit(_ bytes: Int) {
-        if let increment = connectionWindow.consumed(bytes) {
-            send(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment)))
-        }
+        guard isClosing, streams.isEmpty else { return }
+        outbox.closeAfterFlush()
     }
 }

@@ -1,26 +1,19 @@
 import NIOCore
 import NIOHTTP2
-import NIOPosix
 
 /// HTTP/2 connections from one event loop to one endpoint. Requests become
 /// streams on a connection with room under the peer's concurrency limit; a
 /// new connection opens only when every connection is full.
 final class HTTP2ConnectionPool {
-    private let address: SocketAddress
-    private let eventLoop: EventLoop
-    private let flushBatch: FlushBatch
-    private let connectTimeout: TimeAmount
+    private let connector: EndpointConnector
     private var connections: [HTTP2Connection] = []
     /// Requests waiting for a connection to open or for a stream slot.
     private var waiting = CircularBuffer<ProxyExchange>()
     private var connecting = 0
     private var draining = false
 
-    init(address: SocketAddress, eventLoop: EventLoop, flushBatch: FlushBatch, connectTimeout: TimeAmount) {
-        self.address = address
-        self.eventLoop = eventLoop
-        self.flushBatch = flushBatch
-        self.connectTimeout = connectTimeout
+    init(connector: EndpointConnector) {
+        self.connector = connector
     }
 
     var connectionCount: Int { connections.count }
@@ -39,10 +32,7 @@ final class HTTP2ConnectionPool {
 
     private func connect() {
         connecting += 1
-        ClientBootstrap(group: eventLoop)
-            .connectTimeout(connectTimeout)
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .connect(to: address)
+        connector.connect()
             .assumeIsolated()
             .whenComplete { result in
                 self.connecting -= 1
@@ -62,7 +52,7 @@ final class HTTP2ConnectionPool {
 
     private func configure(_ channel: Channel) throws {
         // Server push is disabled in our SETTINGS, so the endpoint opens no streams.
-        let connection = HTTP2Connection(pool: self, flushBatch: flushBatch)
+        let connection = HTTP2Connection(pool: self, flushBatch: connector.flushBatch)
         try channel.pipeline.syncOperations.addHandlers([
             // Header blocks are validated by `HTTP2HeaderMapping`, more cheaply.
             NIOHTTP2Handler(

@@ -1,0 +1,135 @@
+import NIOCore
+import NIOHPACK
+import NIOHTTP1
+import NIOHTTP2
+
+/// What a proxied HTTP/2 stream does the same on both sides of the proxy
+/// (`HTTP2DownstreamStream` toward a client, `HTTP2UpstreamStream` toward an
+/// endpoint): flow control both ways and sending DATA and the stream's end.
+///
+/// Backpressure: credit for received DATA goes back only while the other
+/// side of the exchange takes the bytes, and the stream counts as unwritable
+/// while the DATA it sent waits in NIOHTTP2 for the peer's window.
+class HTTP2Stream {
+    /// Bytes a stream may have queued for its peer before the other side is paused.
+    static let maxBufferedBytes = 256 * 1024
+
+    let id: HTTP2StreamID
+    let outbox: HTTP2FrameOutbox
+    private var receiveWindow: HTTP2ReceiveWindow
+    /// Received bytes whose credit waits until the other side can take more.
+    private var withheldCredit = 0
+    /// Sent DATA bytes not yet written to the socket.
+    private var bufferedBytes = 0
+    /// No more DATA will arrive (the peer ended or the stream was reset):
+    /// stream-level credit would be wasted.
+    var receivingEnded = false
+    /// The stream's own end was sent (or it was reset).
+    var sendingEnded = false
+
+    init(id: HTTP2StreamID, outbox: HTTP2FrameOutbox, receiveWindowSize: Int) {
+        self.id = id
+        self.outbox = outbox
+        receiveWindow = HTTP2ReceiveWindow(size: receiveWindowSize)
+    }
+
+    /// Whether the peer can take more bytes now.
+    var isWritable: Bool { outbox.isWritable && bufferedBytes < Self.maxBufferedBytes }
+
+    /// Queued DATA was written and the stream is writable again; subclasses
+    /// tell their exchange.
+    func becameWritable() {}
+
+    /// Frames for this stream arrived during the read that just completed:
+    /// subclasses flush what their exchange wrote to its other side.
+    func readComplete() {}
+
+    // MARK: Receiving
+
+    /// Received DATA worth `bytes` of flow control: credited now, or later
+    /// (`releaseWithheldCredit`) when `withhold` says the other side is full.
+    func received(_ bytes: Int, withhold: Bool) {
+        if withhold {
+            withheldCredit += bytes
+        } else {
+            credit(bytes)
+        }
+    }
+
+    /// The other side can take more: the withheld credit goes back.
+    func releaseWithheldCredit() {
+        guard withheldCredit > 0 else { return }
+        let bytes = withheldCredit
+        withheldCredit = 0
+        credit(bytes)
+    }
+
+    private func credit(_ bytes: Int) {
+        outbox.returnConnectionCredit(bytes)
+        if !receivingEnded, let increment = receiveWindow.consumed(bytes) {
+            outbox.send(HTTP2Frame(streamID: id, payload: .windowUpdate(windowSizeIncrement: increment)))
+        }
+    }
+
+    // MARK: Sending
+
+    func sendHeaders(_ block: HPACKHeaders) {
+        outbox.send(HTTP2Frame(streamID: id, payload: .headers(.init(headers: block))))
+    }
+
+    func sendData(_ body: ByteBuffer) {
+        let length = body.readableBytes
+        guard length > 0, !sendingEnded else { return }
+        bufferedBytes += length
+        let promise = outbox.makePromise()
+        promise?.futureResult.assumeIsolated().whenComplete { [self] _ in
+            let wasWritable = bufferedBytes < Self.maxBufferedBytes
+            bufferedBytes -= length
+            if !wasWritable && isWritable {
+                becameWritable()
+            }
+        }
+        outbox.send(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(body)))), promise: promise)
+    }
+
+    /// Ends the stream: trailers as a last HEADERS, else END_STREAM on the
+    /// frame just sent, else an empty DATA frame.
+    func sendEnd(trailers: HTTPHeaders?) {
+        guard !sendingEnded else { return }
+        sendingEnded = true
+        if let trailers, !trailers.isEmpty {
+            let block = HTTP2HeaderMapping.fieldBlock(trailers)
+            outbox.send(HTTP2Frame(streamID: id, payload: .headers(.init(headers: block, endStream: true))))
+        } else if !outbox.endHeldFrame(of: id) {
+            let empty = outbox.allocator.buffer(capacity: 0)
+            outbox.send(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(empty), endStream: true))))
+        }
+    }
+
+    /// Nothing more goes either way.
+    func sendReset(_ code: HTTP2ErrorCode) {
+        sendingEnded = true
+        receivingEnded = true
+        outbox.reset(id, code)
+        outbox.scheduleFlush()
+    }
+}
+
+/// The streams that received frames during one read of a connection: the
+/// other side of each is flushed once when the read completes, not per frame.
+struct HTTP2StreamsRead {
+    private var streams: [HTTP2Stream] = []
+
+    mutating func note(_ stream: HTTP2Stream) {
+        if streams.last !== stream {
+            streams.append(stream)
+        }
+    }
+
+    mutating func readComplete() {
+        for stream in streams {
+            stream.readComplete()
+        }
+        streams.removeAll(keepingCapacity: true)
+    }
+}

@@ -1,0 +1,20 @@
+import NIOCore
+import NIOPosix
+
+/// How the pools of one endpoint on one event loop open connections: the
+/// address, the cluster's connect timeout, TCP_NODELAY (requests are small
+/// and must not wait for Nagle), and the loop's flush batch that every
+/// connection's writes join.
+struct EndpointConnector {
+    let address: SocketAddress
+    let eventLoop: EventLoop
+    let flushBatch: FlushBatch
+    let connectTimeout: TimeAmount
+
+    func connect() -> EventLoopFuture<Channel> {
+        ClientBootstrap(group: eventLoop)
+            .connectTimeout(connectTimeout)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .connect(to: address)
+    }
+}
