@@ -64,7 +64,7 @@ against a latency budget. A run with errors is not comparable: the errors
 column must be 0. "RSS under load" is the peak VmRSS sampled during the
 measured run (nginx: master and worker together).
 
-To rerun: `bench/run.sh` (knobs: `DURATION=10s`, `CONNECTIONS=50` for wrk,
+To rerun: `bench/run.sh` (knobs: `ROUNDS=3`, `DURATION=10s`, `CONNECTIONS=50` for wrk,
 `H2_CLIENTS=10` and `H2_STREAMS=10` for h2load, `WARMUP=2s`,
 `SWIFTMESH_BIN=.build/release/swiftmesh`, `ANCHORS=path/to/anchors.sh`;
 `SKIP_SWIFTMESH=1` measures only nginx and HAProxy and leaves this file alone

@@ -6,33 +6,40 @@ import NIOHTTP1
 enum HeaderHygiene {
     static let requestIDHeader = "x-request-id"
 
-    /// Fields that describe one connection, never forwarded. `te` is handled
-    /// apart: `te: trailers` is kept because gRPC requires it end to end.
-    private static let hopByHop: [String] = [
-        "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade",
-    ]
-
     /// Removes connection-specific fields from request or response headers,
     /// including every field the `Connection` header names.
     static func removeHopByHop(_ headers: inout HTTPHeaders) {
-        // Most messages carry none of them: one pass finds out before any removal.
+        // Most messages carry none of them: one pass finds out before any copy.
         guard headers.contains(where: { isConnectionSpecific($0.name) }) else { return }
-        for token in headers[canonicalForm: "connection"] {
-            headers.remove(name: String(token))
+        var listed: [Substring] = []
+        for (name, value) in headers where name.equalsIgnoringASCIICase("connection") {
+            listed += value.split(separator: ",").map { $0.trimmingOptionalWhitespace() }
         }
-        for name in hopByHop {
-            headers.remove(name: name)
-        }
-        if headers.contains(name: "te") {
-            let keepsTrailers = headers["te"].contains { $0.lowercased().contains("trailers") }
-            headers.remove(name: "te")
-            if keepsTrailers {
-                headers.add(name: "te", value: "trailers")
+        var keepsTrailers = false
+        var kept: [(String, String)] = []
+        kept.reserveCapacity(headers.count)
+        for (name, value) in headers {
+            if isConnectionSpecific(name) {
+                if name.equalsIgnoringASCIICase("te") {
+                    keepsTrailers = keepsTrailers || value.lowercased().contains("trailers")
+                }
+                continue
             }
+            if listed.contains(where: { name.utf8.equalsIgnoringASCIICase($0.utf8) }) {
+                continue
+            }
+            kept.append((name, value))
         }
+        if keepsTrailers {
+            kept.append(("te", "trailers"))
+        }
+        headers = HTTPHeaders(kept)
     }
 
-    /// Whether `name` is one of the fields `removeHopByHop` handles by name.
+    /// Whether `name` describes one connection and is never forwarded:
+    /// `Connection`, `Keep-Alive`, `Proxy-Connection`, `Transfer-Encoding`,
+    /// `Upgrade`, and `TE`, of which only `te: trailers` is sent on (gRPC
+    /// requires it end to end).
     private static func isConnectionSpecific(_ name: String) -> Bool {
         switch name.utf8.count {
         case 2: name.equalsIgnoringASCIICase("te")
@@ -91,15 +98,30 @@ enum HeaderHygiene {
     }
 }
 
+extension Substring {
+    /// Without optional whitespace (SP, HTAB) at either end, as list elements
+    /// in field values are written (RFC 9110 section 5.6.1).
+    func trimmingOptionalWhitespace() -> Substring {
+        var trimmed = self
+        while let first = trimmed.first, first == " " || first == "\t" { trimmed.removeFirst() }
+        while let last = trimmed.last, last == " " || last == "\t" { trimmed.removeLast() }
+        return trimmed
+    }
+}
+
 extension String {
     /// ASCII case-insensitive equality with a lowercase name.
     func equalsIgnoringASCIICase(_ lowercase: StaticString) -> Bool {
-        let expected = UnsafeBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount)
-        guard utf8.count == expected.count else { return false }
-        return zip(utf8, expected).allSatisfy { pair in
-            let byte = pair.0
-            let lowered = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
-            return lowered == pair.1
+        utf8.equalsIgnoringASCIICase(UnsafeBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount))
+    }
+}
+
+extension Sequence<UInt8> {
+    /// ASCII case-insensitive equality of two byte sequences.
+    func equalsIgnoringASCIICase(_ other: some Sequence<UInt8>) -> Bool {
+        func lowered(_ byte: UInt8) -> UInt8 {
+            byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
         }
+        return elementsEqual(other) { lowered($0) == lowered($1) }
     }
 }

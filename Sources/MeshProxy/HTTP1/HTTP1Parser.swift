@@ -406,7 +406,7 @@ struct HTTP1Parser {
     // MARK: Transfer-Encoding
 
     private static func codings(_ value: String) -> [Substring] {
-        value.split(separator: ",").map { $0.trimmingSpaces() }
+        value.split(separator: ",").map { $0.trimmingOptionalWhitespace() }
     }
 
     private static func isExactlyChunked(_ values: [String]) -> Bool {
@@ -558,14 +558,5 @@ extension UnsafeRawBufferPointer {
             return false
         }
         return true
-    }
-}
-
-extension Substring {
-    fileprivate func trimmingSpaces() -> Substring {
-        var trimmed = self
-        while let first = trimmed.first, first == " " || first == "\t" { trimmed.removeFirst() }
-        while let last = trimmed.last, last == " " || last == "\t" { trimmed.removeLast() }
-        return trimmed
     }
 }

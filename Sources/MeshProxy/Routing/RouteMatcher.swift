@@ -66,15 +66,29 @@ struct RouteMatcher: Sendable {
     /// The path of a request target without its query: origin form
     /// (`/a/b?q`) or absolute form (`http://host/a/b?q`, sent to proxies).
     static func path(ofTarget target: String) -> Substring {
-        var rest = Substring(target)
-        if !rest.hasPrefix("/"), let schemeEnd = rest.range(of: "://") {
-            rest = rest[schemeEnd.upperBound...]
-            guard let slash = rest.firstIndex(of: "/") else { return "/" }
-            rest = rest[slash...]
+        // Over UTF-8 bytes: every delimiter is ASCII, and byte scans skip the
+        // grapheme breaking that Character operations pay for.
+        let bytes = target.utf8
+        var start = bytes.startIndex
+        if bytes.first != UInt8(ascii: "/") {
+            guard let authority = authorityStart(in: bytes) else { return target[...] }
+            guard let slash = bytes[authority...].firstIndex(of: UInt8(ascii: "/")) else { return "/" }
+            start = slash
         }
-        if let query = rest.firstIndex(where: { $0 == "?" || $0 == "#" }) {
-            rest = rest[..<query]
+        let end = bytes[start...].firstIndex { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") } ?? bytes.endIndex
+        return target[start..<end]
+    }
+
+    /// Where the authority of an absolute-form target begins: after `://`.
+    private static func authorityStart(in bytes: String.UTF8View) -> String.Index? {
+        var index = bytes.startIndex
+        while let colon = bytes[index...].firstIndex(of: UInt8(ascii: ":")) {
+            let afterColon = bytes.index(after: colon)
+            if bytes[afterColon...].starts(with: "//".utf8) {
+                return bytes.index(afterColon, offsetBy: 2)
+            }
+            index = afterColon
         }
-        return rest
+        return nil
     }
 }
