@@ -25,8 +25,6 @@ struct HTTP1Outbound {
         bytes = allocator.buffer(capacity: 512)
     }
 
-    var hasPendingBytes: Bool { bytes.readableBytes > 0 }
-
     // MARK: Heads
 
     mutating func writeRequestLine(method: HTTPMethod, uri: String) {

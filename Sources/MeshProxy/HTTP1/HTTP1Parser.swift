@@ -72,12 +72,6 @@ struct HTTP1Parser {
     /// Bytes read but not yet returned as parts.
     var bufferedBytes: Int { buffer?.readableBytes ?? 0 }
 
-    /// Between messages: the last message ended and the next has not begun.
-    var isBetweenMessages: Bool { state == .head && bufferedBytes == 0 }
-
-    /// A response read until the connection closes (no Content-Length, not chunked).
-    var readsUntilClose: Bool { state == .untilClose }
-
     mutating func append(_ bytes: ByteBuffer) {
         guard state != .failed else { return }
         if var buffered = buffer, buffered.readableBytes > 0 {

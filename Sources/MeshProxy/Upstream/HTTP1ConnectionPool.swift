@@ -15,8 +15,6 @@ final class HTTP1ConnectionPool {
         self.connector = connector
     }
 
-    var idleCount: Int { idle.count }
-
     /// Hands `exchange` a connection: an idle one, or a new one once connected.
     func acquire(for exchange: ProxyExchange) {
         while let connection = idle.popLast() {

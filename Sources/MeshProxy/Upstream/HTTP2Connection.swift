@@ -32,7 +32,6 @@ final class HTTP2Connection: ChannelDuplexHandler {
         outbox = HTTP2FrameOutbox(batch: flushBatch)
     }
 
-    var activeStreams: Int { streams.count }
     var hasCapacity: Bool { !isClosing && !isClosed && streams.count < maxConcurrentStreams }
 
     func handlerAdded(context: ChannelHandlerContext) {

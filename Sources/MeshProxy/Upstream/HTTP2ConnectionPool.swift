@@ -16,8 +16,6 @@ final class HTTP2ConnectionPool {
         self.connector = connector
     }
 
-    var connectionCount: Int { connections.count }
-
     func acquire(for exchange: ProxyExchange) {
         if let connection = connections.first(where: \.hasCapacity) {
             connection.openStream(for: exchange)
