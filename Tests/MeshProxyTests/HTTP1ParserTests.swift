@@ -102,6 +102,11 @@ private func parseError(_ chunks: [String], kind: HTTP1Parser.Kind = .request, m
         }
     }
 
+    @Test func chunkSizeMayBeFollowedByWhitespace() throws {
+        let parts = try parse(["POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2 \r\nok\r\n2 ;x=y\r\n!!\r\n0\r\n\r\n"])
+        #expect(parts.dropFirst() == [.body("ok!!"), .end(trailers: nil)])
+    }
+
     @Test func chunkedBodyWithoutTrailers() throws {
         let parts = try parse(["POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nA\r\n0123456789\r\n0\r\n\r\n"])
         #expect(parts.dropFirst() == [.body("0123456789"), .end(trailers: nil)])
@@ -157,6 +162,9 @@ private func parseError(_ chunks: [String], kind: HTTP1Parser.Kind = .request, m
         "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
         "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n",
         "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+        // A bare CR must not end a line: it would reveal a field other parsers do not see.
+        "POST / HTTP/1.1\r\nX: y\rZTransfer-Encoding: chunked\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5 6\r\nhello\r\n0\r\n\r\n",
     ])
     func malformedRequestsAreRefused(_ request: String) {
         guard case .malformed = parseError([request]) else {
@@ -224,6 +232,23 @@ private func parseError(_ chunks: [String], kind: HTTP1Parser.Kind = .request, m
         #expect(parts == [
             .response(status: 200, keepAlive: true, hasBody: true), .body("hi"), .end(trailers: ["grpc-status: 0"]),
         ])
+    }
+
+    @Test func transferEncodingWinsOverContentLength() throws {
+        var parser = HTTP1Parser(kind: .response, maxHeadBytes: 1024)
+        parser.append(ByteBuffer(string:
+            "HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"))
+        guard case .response(let head, let framing) = try parser.next() else {
+            Issue.record("no head")
+            return
+        }
+        #expect(!head.headers.contains(name: "content-length"), "the length must not travel with the decoded body")
+        #expect(!framing.keepAlive, "a connection whose framing was contradictory is not reused")
+        guard case .body(let body) = try parser.next() else {
+            Issue.record("no body")
+            return
+        }
+        #expect(String(buffer: body) == "hi")
     }
 
     @Test func reasonPhraseIsOptional() throws {

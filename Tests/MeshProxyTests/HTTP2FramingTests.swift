@@ -45,6 +45,8 @@ import Testing
         [("connection", "close")],                      // connection-specific
         [("transfer-encoding", "chunked")],
         [("te", "gzip")],                               // te other than trailers
+        [("content-length", "+5")],                     // forwarded as an HTTP/1.1 length
+        [("content-length", "5, 5")],
     ])
     func malformedRequestBlocksAreRejected(_ extra: [(String, String)]) {
         var fields = [(":method", "GET"), (":scheme", "http"), (":path", "/")]
@@ -54,6 +56,13 @@ import Testing
             fields += extra
         }
         #expect(HTTP2HeaderMapping.requestHead(HPACKHeaders(fields)) == nil)
+    }
+
+    /// The method and path become words of an HTTP/1.1 request line.
+    @Test(arguments: [("GET /admin", "/public"), ("GET", "/a b"), ("GET", "relative"), ("GET", "/a\u{7F}")])
+    func methodAndPathMustStayOneWordEach(_ method: String, _ path: String) {
+        let block = HPACKHeaders([(":method", method), (":scheme", "http"), (":path", path)])
+        #expect(HTTP2HeaderMapping.requestHead(block) == nil)
     }
 
     @Test func teTrailersIsAccepted() {

@@ -47,6 +47,8 @@ MALFORMED = {
     "nul-in-header-value": b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n",
     "bad-chunk-size": b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
     "bad-content-length": b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 12abc\r\n\r\nhello",
+    # A bare CR ending a line would reveal a Transfer-Encoding other parsers do not see.
+    "bare-cr-in-header": b"POST / HTTP/1.1\r\nHost: x\r\nX: y\rTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\nhello",
 }
 
 

@@ -92,7 +92,9 @@ final class ProxyExchange {
 
         var headers = head.headers
         HeaderHygiene.trimValueWhitespace(&headers)
+        // RFC 9110 section 10.1.1: an HTTP/1.0 request's expectation is ignored.
         let expectsContinue = headers.first(name: "expect")?.lowercased() == "100-continue"
+            && head.version != .http1_0
         HeaderHygiene.removeHopByHop(&headers)
         route.rewrite(&headers)
         headers.replaceOrAdd(name: HeaderHygiene.requestIDHeader, value: requestID)

@@ -176,10 +176,13 @@ struct HTTP1Parser {
                 index += 1
             }
             guard index > 0 else { return nil }
-            // Extensions are ignored, but must be made of visible characters.
+            // Optional whitespace, then nothing or extensions (`;name=value`),
+            // which are ignored but must be made of visible characters.
+            while index < lf - 1 && (raw[index] == UInt8(ascii: " ") || raw[index] == UInt8(ascii: "\t")) {
+                index += 1
+            }
             if index < lf - 1 {
-                guard raw[index] == UInt8(ascii: ";") || raw[index] == UInt8(ascii: " ")
-                    || raw[index] == UInt8(ascii: "\t") else { return nil }
+                guard raw[index] == UInt8(ascii: ";") else { return nil }
                 for byte in raw[index..<(lf - 1)] where !Self.isFieldValueByte(byte) {
                     return nil
                 }
@@ -260,7 +263,7 @@ struct HTTP1Parser {
             let framing = try requestFraming(fields, version: version)
             return .request(HTTPRequestHead(version: version, method: method, uri: uri, headers: fields.headers), framing)
         case .status(let status, let version):
-            let framing = try responseFraming(fields, version: version, status: status.code)
+            let framing = try responseFraming(&fields, version: version, status: status.code)
             return .response(HTTPResponseHead(version: version, status: status, headers: fields.headers), framing)
         }
     }
@@ -288,7 +291,7 @@ struct HTTP1Parser {
     }
 
     private mutating func responseFraming(
-        _ fields: HeadFields, version: HTTPVersion, status: UInt
+        _ fields: inout HeadFields, version: HTTPVersion, status: UInt
     ) throws(HTTP1ParseError) -> HTTP1Framing {
         var keepAlive = fields.keepAlive(version: version)
         if respondingToHEAD || status < 200 || status == 204 || status == 304 {
@@ -296,6 +299,13 @@ struct HTTP1Parser {
             return HTTP1Framing(keepAlive: keepAlive, hasBody: false)
         }
         if let codings = fields.transferEncoding {
+            if fields.contentLength != nil {
+                // RFC 9112 section 6.3: Transfer-Encoding wins; the length must
+                // not travel on with the decoded body, and the connection,
+                // whose framing the endpoint got wrong, is not reused.
+                fields.removeContentLength()
+                keepAlive = false
+            }
             if Self.isChunkedLast(codings) {
                 state = .chunkSize
             } else {
@@ -458,19 +468,26 @@ private struct HeadFields {
 
     var headers: HTTPHeaders { HTTPHeaders(fields) }
 
+    mutating func removeContentLength() {
+        fields.removeAll { $0.0.utf8.equalsIgnoringASCIICase("content-length".utf8) }
+        contentLength = nil
+    }
+
     func keepAlive(version: HTTPVersion) -> Bool {
         if connectionClose { return false }
         return version.minor >= 1 || connectionKeepAlive
     }
 
     /// Parses `field-name ":" OWS field-value OWS` lines separated by CR LF.
+    /// Lines are split at LF; `findEndOfHead` checked that each LF follows a
+    /// CR, and a CR anywhere else in a line fails as an invalid byte (a bare
+    /// CR must never end a line, or it would hide a field from other parsers).
     mutating func parse(_ section: UnsafeRawBufferPointer) throws(HTTP1ParseError) {
-        guard !section.isEmpty else { return }
         var lineStart = 0
         while lineStart < section.count {
-            let lineEnd = section[lineStart...].firstIndex(of: UInt8(ascii: "\r")) ?? section.count
-            try parseLine(UnsafeRawBufferPointer(rebasing: section[lineStart..<lineEnd]))
-            lineStart = lineEnd + 2
+            let lf = section[lineStart...].firstIndex(of: UInt8(ascii: "\n")) ?? section.count
+            try parseLine(UnsafeRawBufferPointer(rebasing: section[lineStart..<(lf - 1)]))
+            lineStart = lf + 1
         }
     }
 

@@ -87,6 +87,16 @@ final class HTTP2FrameOutbox: BatchedFlushTarget {
         return true
     }
 
+    /// Drops `streamID`'s frame if it is the one held: the stream was refused
+    /// before its first frames reached NIOHTTP2, and opening it now (after a
+    /// GOAWAY) would be a connection error.
+    func discardHeldFrame(of streamID: HTTP2StreamID) {
+        guard held?.streamID == streamID else { return }
+        held = nil
+        heldPromise?.fail(ChannelError.ioOnClosedChannel)
+        heldPromise = nil
+    }
+
     func reset(_ streamID: HTTP2StreamID, _ code: HTTP2ErrorCode) {
         send(HTTP2Frame(streamID: streamID, payload: .rstStream(code)))
     }

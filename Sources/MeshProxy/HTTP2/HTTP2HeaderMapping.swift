@@ -37,10 +37,11 @@ enum HTTP2HeaderMapping {
             }
             guard isValidRegularName(name), !isConnectionSpecific(name) else { return nil }
             if name == "te" && value != "trailers" { return nil }
+            if name == "content-length" && !isValidContentLength(value) { return nil }
             hasHost = hasHost || name == "host"
             fields.append((name, value))
         }
-        guard let method, !method.isEmpty, scheme != nil, let path, !path.isEmpty else { return nil }
+        guard let method, isValidMethod(method), scheme != nil, let path, isValidPath(path) else { return nil }
         if let authority, !hasHost {
             fields.append(("host", authority))
         }
@@ -63,6 +64,7 @@ enum HTTP2HeaderMapping {
                 continue
             }
             guard isValidRegularName(name), !isConnectionSpecific(name) else { return nil }
+            if name == "content-length" && !isValidContentLength(value) { return nil }
             fields.append((name, value))
         }
         guard let status else { return nil }
@@ -78,6 +80,24 @@ enum HTTP2HeaderMapping {
             fields.append((name, value))
         }
         return HTTPHeaders(fields)
+    }
+
+    /// The method becomes the first word of an HTTP/1.1 request line: a token.
+    private static func isValidMethod(_ method: String) -> Bool {
+        !method.isEmpty && method.utf8.allSatisfy(HTTP1Parser.isTokenByte)
+    }
+
+    /// An origin-form path (or `*`) without spaces or control characters, so
+    /// that it stays one word of an HTTP/1.1 request line.
+    private static func isValidPath(_ path: String) -> Bool {
+        guard let first = path.utf8.first, first == UInt8(ascii: "/") || path == "*" else { return false }
+        return path.utf8.allSatisfy { $0 > 0x20 && $0 != 0x7F }
+    }
+
+    /// Digits only: the value is forwarded as the HTTP/1.1 body length, where
+    /// `+5` or `5, 5` could be read differently by the endpoint.
+    private static func isValidContentLength(_ value: String) -> Bool {
+        !value.isEmpty && value.utf8.count <= 18 && value.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
     }
 
     /// A lowercase token (RFC 9113 section 8.2.1).

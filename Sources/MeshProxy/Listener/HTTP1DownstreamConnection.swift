@@ -65,9 +65,15 @@ final class HTTP1DownstreamConnection: ChannelDuplexHandler, ExchangeDownstream,
     // MARK: Requests in
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // A closing connection parses no more requests: what the client sends
+        // now is dropped, not kept until the close.
+        guard !isDone else { return }
         parser.append(unwrapInboundIn(data))
         processRequests()
     }
+
+    /// No more requests will be read: the connection closes after the response in progress.
+    private var isDone: Bool { closeAfterResponse && !requestInProgress }
 
     /// Hands parsed request parts to exchanges until the parser needs more
     /// bytes or the next request must wait for the current response.
@@ -122,6 +128,9 @@ final class HTTP1DownstreamConnection: ChannelDuplexHandler, ExchangeDownstream,
                 exchange.downstreamMalformed(proxyError)
             }
         } else {
+            // The answer is framed for the request that failed to parse, not the one before it.
+            requestIsHEAD = false
+            requestVersion = .http1_1
             let rejected = ProxyExchange(
                 downstream: self, worker: worker, requestID: RequestID.generate(using: &worker.random), isGRPC: false)
             exchange = rejected
@@ -137,7 +146,7 @@ final class HTTP1DownstreamConnection: ChannelDuplexHandler, ExchangeDownstream,
     func read(context: ChannelHandlerContext) {
         let waitingRequestsFull = exchange != nil && !requestInProgress
             && parser.bufferedBytes >= Self.maxBufferedRequestBytes
-        if waitingRequestsFull || (exchange?.shouldPauseDownstreamReads ?? false) {
+        if isDone || waitingRequestsFull || (exchange?.shouldPauseDownstreamReads ?? false) {
             readPending = true
             return
         }

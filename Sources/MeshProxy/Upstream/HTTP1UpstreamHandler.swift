@@ -25,6 +25,8 @@ final class HTTP1UpstreamHandler: ChannelDuplexHandler, ExchangeUpstream, Batche
     private var responseKeepAlive = true
     /// An interim (1xx) response is being skipped: the proxy answers Expect itself.
     private var skippingInterim = false
+    /// The connection failed (a reset, not a close): a body read until close is cut short.
+    private var failed = false
 
     init(pool: HTTP1ConnectionPool, exchange: ProxyExchange?) {
         self.pool = pool
@@ -200,8 +202,8 @@ final class HTTP1UpstreamHandler: ChannelDuplexHandler, ExchangeUpstream, Batche
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        // A response without a length ends when the endpoint closes.
-        if let end = parser.endOfInput() {
+        // A response without a length ends when the endpoint closes, cleanly.
+        if !failed, let end = parser.endOfInput() {
             deliver(end)
         }
         if let exchange {
@@ -214,6 +216,7 @@ final class HTTP1UpstreamHandler: ChannelDuplexHandler, ExchangeUpstream, Batche
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         // The exchange learns of the failure through channelInactive.
+        failed = true
         context.close(promise: nil)
     }
 

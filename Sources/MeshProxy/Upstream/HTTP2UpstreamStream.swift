@@ -88,6 +88,9 @@ final class HTTP2UpstreamStream: HTTP2Stream, ExchangeUpstream {
     /// The endpoint did not process the stream (REFUSED_STREAM, or above a
     /// GOAWAY's last stream): the exchange may send the request again.
     func refused() {
+        sendingEnded = true
+        receivingEnded = true
+        outbox.discardHeldFrame(of: id)
         guard let exchange else { return }
         self.exchange = nil
         exchange.upstreamRefused()
