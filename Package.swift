@@ -44,11 +44,7 @@ let package = Package(
                 .product(name: "NIOHPACK", package: "swift-nio-http2"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
                 .product(name: "Logging", package: "swift-log"),
-            ],
-            // Every data-path object is confined to its event loop, so the
-            // runtime's exclusivity checks (a few percent of a request's CPU)
-            // guard nothing in release builds; debug builds and tests keep them.
-            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+            ]
         ),
         // The command line, thin: parse, build, run.
         .executableTarget(

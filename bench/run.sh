@@ -154,7 +154,7 @@ stop_sampler() { [ -n "$SAMPLER_PID" ] && stop_pid "$SAMPLER_PID"; SAMPLER_PID="
 # ------------------------------------------------------------------ swiftmesh
 PROXIES="nginx haproxy"
 if [ "$SKIP_SWIFTMESH" != 1 ]; then
-  [ -x "$SWIFTMESH_BIN" ] || die "no SwiftMesh binary at $SWIFTMESH_BIN (build it, set SWIFTMESH_BIN=, or SKIP_SWIFTMESH=1)"
+  [ -x "$SWIFTMESH_BIN" ] || die "no SwiftMesh binary at $SWIFTMESH_BIN (run scripts/build, set SWIFTMESH_BIN=, or SKIP_SWIFTMESH=1)"
   "$SWIFTMESH_BIN" proxy --help >/dev/null 2>&1 || die "'$SWIFTMESH_BIN proxy --help' failed"
   for p in "$SM_H1" "$SM_H2" "$SM_ADMIN"; do
     is_listening "$p" && die "port 127.0.0.1:$p is already in use (another SwiftMesh? set SWIFTMESH_PORT_BASE=)"
