@@ -72,6 +72,7 @@ private struct RouteJSON: Encodable {
     var timeout: String?
     var requestHeadersToAdd: [String: String]?
     var requestHeadersToRemove: [String]?
+    var fault: FaultJSON?
 
     init(_ route: RouteConfig) {
         match = MatchJSON(route.match)
@@ -89,6 +90,33 @@ private struct RouteJSON: Encodable {
         }
         if !route.requestHeadersToRemove.isEmpty {
             requestHeadersToRemove = route.requestHeadersToRemove
+        }
+        fault = route.fault.map(FaultJSON.init)
+    }
+}
+
+private struct FaultJSON: Encodable {
+    struct Delay: Encodable {
+        var fixed: String
+        var percent: Double
+    }
+
+    struct Abort: Encodable {
+        var httpStatus: Int?
+        var grpcStatus: Int?
+        var percent: Double
+    }
+
+    var delay: Delay?
+    var abort: Abort?
+
+    init(_ fault: FaultConfig) {
+        delay = fault.delay.map { Delay(fixed: $0.fixed.description, percent: $0.share.percent) }
+        abort = fault.abort.map { abort in
+            switch abort.answer {
+            case .httpStatus(let status): Abort(httpStatus: status, percent: abort.share.percent)
+            case .grpcStatus(let status): Abort(grpcStatus: status, percent: abort.share.percent)
+            }
         }
     }
 }

@@ -9,19 +9,23 @@ public struct RouteConfig: Sendable, Equatable {
     public var requestHeadersToAdd: [HeaderValue]
     /// Header names removed from the request before it goes upstream.
     public var requestHeadersToRemove: [String]
+    /// Delays and aborts injected on purpose; nil: none.
+    public var fault: FaultConfig?
 
     public init(
         match: RouteMatch,
         action: RouteAction,
         timeout: MeshDuration? = nil,
         requestHeadersToAdd: [HeaderValue] = [],
-        requestHeadersToRemove: [String] = []
+        requestHeadersToRemove: [String] = [],
+        fault: FaultConfig? = nil
     ) {
         self.match = match
         self.action = action
         self.timeout = timeout
         self.requestHeadersToAdd = requestHeadersToAdd
         self.requestHeadersToRemove = requestHeadersToRemove
+        self.fault = fault
     }
 }
 

@@ -1,3 +1,4 @@
+import MeshConfig
 import NIOHTTP1
 
 /// Every decision the proxy makes on its own about a request, mapped in one
@@ -20,6 +21,8 @@ enum ProxyError: Error, Equatable, Sendable {
     case headersTooLarge
     /// The request head had more header fields than the listener allows.
     case tooManyHeaders
+    /// The route's fault injection answered the request on purpose.
+    case faultAbort(FaultAbort.Answer)
 
     /// The `swiftmesh-proxy-error` header value.
     var reason: String {
@@ -32,6 +35,7 @@ enum ProxyError: Error, Equatable, Sendable {
         case .badRequest: "bad_request"
         case .headersTooLarge: "headers_too_large"
         case .tooManyHeaders: "too_many_headers"
+        case .faultAbort: "fault_abort"
         }
     }
 
@@ -43,6 +47,8 @@ enum ProxyError: Error, Equatable, Sendable {
         case .timeout: .gatewayTimeout
         case .badRequest: .badRequest
         case .headersTooLarge, .tooManyHeaders: .requestHeaderFieldsTooLarge
+        case .faultAbort(.httpStatus(let code)): HTTPResponseStatus(statusCode: code)
+        case .faultAbort(.grpcStatus(let code)): (GRPCStatusCode(rawValue: code) ?? .unknown).httpStatus
         }
     }
 
@@ -53,6 +59,8 @@ enum ProxyError: Error, Equatable, Sendable {
         case .noEndpoints, .connectFailure, .upstreamReset: .unavailable
         case .timeout: .deadlineExceeded
         case .badRequest, .headersTooLarge, .tooManyHeaders: .internalError
+        case .faultAbort(.grpcStatus(let code)): GRPCStatusCode(rawValue: code) ?? .unknown
+        case .faultAbort(.httpStatus(let code)): GRPCStatusCode(httpStatus: code)
         }
     }
 
@@ -67,6 +75,7 @@ enum ProxyError: Error, Equatable, Sendable {
         case .badRequest(let detail): "malformed request: \(detail)"
         case .headersTooLarge: "request headers exceed the listener's maxRequestHeaderBytes"
         case .tooManyHeaders: "request has more header fields than the listener's maxRequestHeaders"
+        case .faultAbort: "aborted by the route's fault injection"
         }
     }
 
@@ -80,10 +89,55 @@ enum ProxyError: Error, Equatable, Sendable {
     }
 }
 
-/// The gRPC status codes the proxy produces.
+/// gRPC status codes (grpc/doc/statuscodes.md).
 enum GRPCStatusCode: Int, Sendable {
+    case ok = 0
+    case cancelled = 1
+    case unknown = 2
+    case invalidArgument = 3
     case deadlineExceeded = 4
+    case notFound = 5
+    case alreadyExists = 6
+    case permissionDenied = 7
+    case resourceExhausted = 8
+    case failedPrecondition = 9
+    case aborted = 10
+    case outOfRange = 11
     case unimplemented = 12
     case internalError = 13
     case unavailable = 14
+    case dataLoss = 15
+    case unauthenticated = 16
+
+    /// What a gRPC client concludes from an HTTP status without a gRPC
+    /// status (grpc/doc/http-grpc-status-mapping.md).
+    init(httpStatus code: Int) {
+        switch code {
+        case 400: self = .internalError
+        case 401: self = .unauthenticated
+        case 403: self = .permissionDenied
+        case 404: self = .unimplemented
+        case 429, 502, 503, 504: self = .unavailable
+        default: self = .unknown
+        }
+    }
+
+    /// The HTTP status that says the same to a caller that does not speak
+    /// gRPC (the mapping of google.rpc.Code).
+    var httpStatus: HTTPResponseStatus {
+        switch self {
+        case .ok: .ok
+        case .cancelled: HTTPResponseStatus(statusCode: 499, reasonPhrase: "Client Closed Request")
+        case .unknown, .internalError, .dataLoss: .internalServerError
+        case .invalidArgument, .failedPrecondition, .outOfRange: .badRequest
+        case .deadlineExceeded: .gatewayTimeout
+        case .notFound: .notFound
+        case .alreadyExists, .aborted: .conflict
+        case .permissionDenied: .forbidden
+        case .resourceExhausted: .tooManyRequests
+        case .unimplemented: .notImplemented
+        case .unavailable: .serviceUnavailable
+        case .unauthenticated: .unauthorized
+        }
+    }
 }

@@ -37,6 +37,8 @@ final class ProxyExchange {
     private var cluster: LoopCluster?
     private var endpoint: EndpointState?
     private var timeout: Scheduled<Void>?
+    /// The route's fault injection holding the request before it goes upstream.
+    private var faultDelay: Scheduled<Void>?
     /// Set once a response head went downstream; after that errors cannot become local responses.
     private var responseStatus: HTTPResponseStatus?
     /// The request has a body (its head did not end it), so an HTTP/1.1
@@ -81,6 +83,31 @@ final class ProxyExchange {
             fail(.noRoute)
             return
         }
+        if let timeoutAmount = route.timeout {
+            timeout = worker.eventLoop.assumeIsolated().scheduleTask(in: timeoutAmount) { [self] in
+                timedOut()
+            }
+        }
+        if let delay = route.faultDelay(using: &worker.random) {
+            // Held on purpose; body parts that arrive meanwhile wait in `pending`.
+            faultDelay = worker.eventLoop.assumeIsolated().scheduleTask(in: delay) { [self] in
+                faultDelay = nil
+                if state == .waitingForUpstream {
+                    sendUpstream(head, route: route)
+                }
+            }
+            return
+        }
+        sendUpstream(head, route: route)
+    }
+
+    /// Picks a cluster and an endpoint for the routed request and asks the
+    /// endpoint's pool for a connection or stream (unless a fault aborts it).
+    private func sendUpstream(_ head: HTTPRequestHead, route: CompiledRoute) {
+        if let answer = route.faultAbort(using: &worker.random) {
+            fail(.faultAbort(answer))
+            return
+        }
         let cluster = worker.clusters[route.pickCluster(using: &worker.random)]
         self.cluster = cluster
         guard let endpoint = cluster.pickEndpoint(headers: head.headers, random: &worker.random) else {
@@ -110,12 +137,6 @@ final class ProxyExchange {
             downstream.writeInterim(.continue)
         }
         upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers)
-
-        if let timeoutAmount = route.timeout {
-            timeout = worker.eventLoop.assumeIsolated().scheduleTask(in: timeoutAmount) { [self] in
-                timedOut()
-            }
-        }
         endpoint.pool.acquire(for: self)
     }
 
@@ -288,6 +309,8 @@ final class ProxyExchange {
         state = .finished
         timeout?.cancel()
         timeout = nil
+        faultDelay?.cancel()
+        faultDelay = nil
         pending.removeAll()
         endpoint?.inFlight -= 1
         let elapsed = NIODeadline.now() - startTime

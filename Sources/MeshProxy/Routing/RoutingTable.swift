@@ -53,6 +53,7 @@ struct CompiledRoute: Sendable {
     let timeout: TimeAmount?
     let headersToAdd: [HeaderValue]
     let headersToRemove: [String]
+    let fault: FaultConfig?
 
     enum Destination: Sendable {
         case cluster(Int)
@@ -79,6 +80,23 @@ struct CompiledRoute: Sendable {
         timeout = config.timeout.map { TimeAmount.nanoseconds($0.nanoseconds) }
         headersToAdd = config.requestHeadersToAdd
         headersToRemove = config.requestHeadersToRemove
+        fault = config.fault
+    }
+
+    /// The delay to hold this request for, when the route's fault injection draws it.
+    func faultDelay(using random: inout FastRandom) -> TimeAmount? {
+        guard let delay = fault?.delay, Self.draw(delay.share, using: &random) else { return nil }
+        return .nanoseconds(delay.fixed.nanoseconds)
+    }
+
+    /// The answer to give instead of proxying, when the route's fault injection draws it.
+    func faultAbort(using random: inout FastRandom) -> FaultAbort.Answer? {
+        guard let abort = fault?.abort, Self.draw(abort.share, using: &random) else { return nil }
+        return abort.answer
+    }
+
+    private static func draw(_ share: FaultShare, using random: inout FastRandom) -> Bool {
+        share.millionths >= FaultShare.whole || random.below(FaultShare.whole) < share.millionths
     }
 
     /// The cluster index for one request.

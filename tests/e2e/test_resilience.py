@@ -1,0 +1,112 @@
+"""Resilience features of the data plane, against real peers: fault
+injection (delays and aborts chosen per route, for HTTP and gRPC callers)."""
+from __future__ import annotations
+
+import time
+
+import grpc
+import pytest
+
+from support import grpc_peer as g
+from support.config import cluster, route, single_listener
+from support.util import KeepAliveClient, curl
+
+
+def fault_route(prefix: str, fault: dict, cluster_name: str = "app", **fields) -> dict:
+    return route(cluster_name, match={"pathPrefix": prefix}, fault=fault, **fields)
+
+
+@pytest.fixture
+def faulty(mesh):
+    app = mesh.http_backend("app")
+    p = mesh.proxy(single_listener(
+        [
+            fault_route("/abort/", {"abort": {"httpStatus": 503, "percent": 100}}),
+            fault_route("/abort-grpc-status/", {"abort": {"grpcStatus": 8, "percent": 100}}),
+            fault_route("/quarter/", {"abort": {"httpStatus": 500, "percent": 25}}),
+            fault_route("/delay/", {"delay": {"fixed": "300ms", "percent": 100}}),
+            fault_route("/delay-past-timeout/", {"delay": {"fixed": "2s", "percent": 100}}, timeout="200ms"),
+            fault_route("/never/", {"abort": {"httpStatus": 500, "percent": 0}}),
+        ],
+        [cluster("app", [app])]))
+    return p, app
+
+
+def test_abort_answers_without_reaching_the_cluster(faulty):
+    p, app = faulty
+    r = curl(p.url("/abort/x"), "--http1.1")
+    assert r.status == 503
+    assert r.header("swiftmesh-proxy-error") == "fault_abort"
+    assert r.header("x-request-id")
+    r = curl(p.url("/abort-grpc-status/x"), "--http2-prior-knowledge")
+    assert r.status == 429, "gRPC RESOURCE_EXHAUSTED (8) is HTTP 429 for a caller that does not speak gRPC"
+    assert r.header("swiftmesh-proxy-error") == "fault_abort"
+    assert app.count == 0
+    assert curl(p.url("/never/x"), "--http1.1").status == 200
+    assert app.count == 1
+    aborts = [value for name, labels, value in p.metrics()
+              if name == "swiftmesh_proxy_errors_total" and labels.get("reason") == "fault_abort"]
+    assert aborts == [2], aborts
+
+
+def test_abort_share_is_drawn_per_request(faulty):
+    """25% of 400 requests: 100 expected; 50..150 is more than 11 standard deviations wide."""
+    p, app = faulty
+    aborted = 0
+    with KeepAliveClient(p.host, p.port) as client:
+        for i in range(400):
+            status, headers, _ = client.get(f"/quarter/{i}")
+            if status == 500:
+                assert headers.get("swiftmesh-proxy-error") == "fault_abort"
+                aborted += 1
+            else:
+                assert status == 200
+        assert client.connections_used == 1, "an aborted request keeps the connection"
+    assert 50 <= aborted <= 150, aborted
+    assert app.count == 400 - aborted
+
+
+def test_delay_holds_the_request(faulty):
+    p, app = faulty
+    started = time.monotonic()
+    r = curl(p.url("/delay/x"), "--http1.1")
+    elapsed = time.monotonic() - started
+    assert r.status == 200 and app.count == 1
+    assert elapsed >= 0.3, f"answered after {elapsed:.3f}s, before the 300ms delay"
+
+
+def test_delay_counts_toward_the_route_timeout(faulty):
+    p, app = faulty
+    started = time.monotonic()
+    r = curl(p.url("/delay-past-timeout/x"), "--http1.1")
+    elapsed = time.monotonic() - started
+    assert r.status == 504 and r.header("swiftmesh-proxy-error") == "timeout"
+    assert elapsed < 1.5, f"the 200ms route timeout answered after {elapsed:.2f}s"
+    assert app.count == 0
+
+
+def test_grpc_callers_get_grpc_statuses(mesh):
+    g1 = mesh.grpc_backend("g1")
+    svc = {"grpc": {"service": g.SERVICE}}
+
+    def with_header(value):
+        return {"grpc": {"service": g.SERVICE}, "headers": [{"name": "x-fault", "exact": value}]}
+
+    p = mesh.proxy(single_listener(
+        [
+            route("echo", match=with_header("grpc"), fault={"abort": {"grpcStatus": 14, "percent": 100}}),
+            route("echo", match=with_header("http"), fault={"abort": {"httpStatus": 403, "percent": 100}}),
+            route("echo", match=svc),
+        ],
+        [cluster("echo", [g1], protocol="http2")]))
+    ch = g.channel(f"127.0.0.1:{p.port}")
+    try:
+        for header, code in (("grpc", grpc.StatusCode.UNAVAILABLE), ("http", grpc.StatusCode.PERMISSION_DENIED)):
+            with pytest.raises(grpc.RpcError) as info:
+                g.unary(ch)(b"x", metadata=[("x-fault", header)], timeout=10)
+            assert info.value.code() == code, (header, info.value.code(), info.value.details())
+            trailers = dict(info.value.trailing_metadata() or ())
+            assert trailers.get("swiftmesh-proxy-error") == "fault_abort", trailers
+        assert g.unary(ch)(b"x", timeout=10)
+    finally:
+        ch.close()
