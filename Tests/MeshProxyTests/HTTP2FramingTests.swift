@@ -1,3 +1,4 @@
+import NIOCore
 import NIOHPACK
 import NIOHTTP1
 import Testing
@@ -94,5 +95,33 @@ import Testing
         #expect(HTTP2HeaderMapping.response(HPACKHeaders([("grpc-status", "14")])) == nil)
         let out = HTTP2HeaderMapping.responseBlock(status: .ok, headers: HTTPHeaders([("Content-Type", "text/plain")]))
         #expect(out.map(\.name) == [":status", "content-type"])
+    }
+}
+
+@Suite struct GRPCTimeoutTests {
+    @Test func parsesEveryUnit() {
+        #expect(GRPCTimeout.parse("2H") == .hours(2))
+        #expect(GRPCTimeout.parse("3M") == .minutes(3))
+        #expect(GRPCTimeout.parse("5S") == .seconds(5))
+        #expect(GRPCTimeout.parse("250m") == .milliseconds(250))
+        #expect(GRPCTimeout.parse("7u") == .microseconds(7))
+        #expect(GRPCTimeout.parse("99999999n") == .nanoseconds(99_999_999))
+    }
+
+    @Test(arguments: ["", "m", "5", "5s", "123456789m", "-5S", "1.5S", " 5S"])
+    func refusesMalformedValues(_ value: String) {
+        #expect(GRPCTimeout.parse(value) == nil)
+    }
+
+    @Test func formatsInTheFinestUnitThatFitsEightDigits() {
+        #expect(GRPCTimeout.format(.milliseconds(250)) == "250000u")
+        #expect(GRPCTimeout.format(.nanoseconds(99_999_999)) == "99999999n")
+        #expect(GRPCTimeout.format(.seconds(5)) == "5000000u")
+        #expect(GRPCTimeout.format(.seconds(200_000)) == "200000S")
+        #expect(GRPCTimeout.format(.nanoseconds(-5)) == "0n")
+        for amount in [TimeAmount.milliseconds(1234), .seconds(86_400), .nanoseconds(42)] {
+            let parsed = GRPCTimeout.parse(GRPCTimeout.format(amount))
+            #expect(parsed.map { $0 <= amount && $0 > amount - .milliseconds(1) } == true)
+        }
     }
 }

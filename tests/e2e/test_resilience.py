@@ -110,3 +110,47 @@ def test_grpc_callers_get_grpc_statuses(mesh):
         assert g.unary(ch)(b"x", timeout=10)
     finally:
         ch.close()
+
+
+# ---------------------------------------------------------------- gRPC deadlines
+
+def grpc_frame(payload: bytes) -> bytes:
+    """One length-prefixed gRPC message, uncompressed."""
+    return b"\x00" + len(payload).to_bytes(4, "big") + payload
+
+
+def test_grpc_timeout_bounds_the_request_and_is_forwarded(mesh, tmp_path):
+    """A client's grpc-timeout ends the call at the proxy (DEADLINE_EXCEEDED)
+    even on a route without a timeout, and the endpoint is told the time left."""
+    g1 = mesh.grpc_backend("g1")
+    ng = mesh.nginx_h2c("ngx")
+    p = mesh.proxy(single_listener(
+        [
+            route("ngx", match={"pathPrefix": "/seen.Service/"}, timeout="1s"),
+            route("ngx", match={"pathPrefix": "/seen.Unbounded/"}),
+            route("echo", match={"grpc": {"service": g.SERVICE}}),
+        ],
+        [cluster("echo", [g1], protocol="http2"), cluster("ngx", [ng.address], protocol="http2")]))
+    body = tmp_path / "message"
+    body.write_bytes(grpc_frame(b"x"))
+    grpc_headers = ["--http2-prior-knowledge", "-H", "content-type: application/grpc", "-H", "te: trailers"]
+
+    def forwarded(path: str, timeout: str) -> float:
+        r = curl(p.url(path), *grpc_headers, "-H", f"grpc-timeout: {timeout}", data_file=str(body))
+        assert r.status == 200, (r.status, r.stderr)
+        seen = r.header("x-seen-grpc-timeout")
+        assert seen and seen[-1] in "HMSmun", seen
+        scale = {"H": 3600, "M": 60, "S": 1, "m": 1e-3, "u": 1e-6, "n": 1e-9}[seen[-1]]
+        return int(seen[:-1]) * scale
+
+    assert 4.0 < forwarded("/seen.Unbounded/Call", "5S") <= 5.0
+    assert 0.5 < forwarded("/seen.Service/Call", "5S") <= 1.0, "the route's 1s timeout is sooner"
+
+    started = time.monotonic()
+    r = curl(p.url(f"/{g.SERVICE}/Unary"), *grpc_headers, "-H", "grpc-timeout: 300m", "-H", "x-sleep: 3",
+             data_file=str(body))
+    elapsed = time.monotonic() - started
+    assert elapsed < 2.0, f"the 300ms grpc-timeout ended the call after {elapsed:.2f}s"
+    trailers = dict(r.trailers)
+    assert trailers.get("grpc-status") == "4", (r.headers, r.trailers)
+    assert trailers.get("swiftmesh-proxy-error") == "timeout", r.trailers

@@ -37,6 +37,8 @@ final class ProxyExchange {
     private var cluster: LoopCluster?
     private var endpoint: EndpointState?
     private var timeout: Scheduled<Void>?
+    /// When the route timeout or the gRPC client's deadline, whichever is sooner, ends the request.
+    private var deadline: NIODeadline?
     /// The route's fault injection holding the request before it goes upstream.
     private var faultDelay: Scheduled<Void>?
     /// Set once a response head went downstream; after that errors cannot become local responses.
@@ -83,8 +85,16 @@ final class ProxyExchange {
             fail(.noRoute)
             return
         }
-        if let timeoutAmount = route.timeout {
-            timeout = worker.eventLoop.assumeIsolated().scheduleTask(in: timeoutAmount) { [self] in
+        // A gRPC client's own deadline bounds the request too; the sooner wins.
+        let clientTimeout = isGRPC ? head.headers.first(name: GRPCTimeout.header).flatMap(GRPCTimeout.parse) : nil
+        let limit: TimeAmount? = switch (route.timeout, clientTimeout) {
+        case let (route?, client?): min(route, client)
+        case let (route, client): route ?? client
+        }
+        if let limit {
+            let deadline = startTime + limit
+            self.deadline = deadline
+            timeout = worker.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
                 timedOut()
             }
         }
@@ -126,6 +136,10 @@ final class ProxyExchange {
         route.rewrite(&headers)
         headers.replaceOrAdd(name: HeaderHygiene.requestIDHeader, value: requestID)
         HeaderHygiene.addForwardingHeaders(&headers, clientIP: downstream.connection.clientIP, scheme: "http")
+        if isGRPC, let deadline {
+            // The endpoint learns how much of the deadline is left.
+            headers.replaceOrAdd(name: GRPCTimeout.header, value: GRPCTimeout.format(deadline - .now()))
+        }
         if !headers.contains(name: "host") {
             // HTTP/2 upstreams need an :authority; HTTP/1.1 ones a Host.
             headers.add(name: "host", value: endpoint.label)

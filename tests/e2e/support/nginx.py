@@ -35,6 +35,7 @@ http {{
       add_header x-seen-xfp $http_x_forwarded_proto always;
       add_header x-seen-request-id $http_x_request_id always;
       add_header x-seen-content-length $http_content_length always;
+      add_header x-seen-grpc-timeout $http_grpc_timeout always;
       return 200 "nginx {name}\\n";
     }}
   }}

@@ -122,6 +122,8 @@ class CurlResult:
     body: bytes
     info: dict
     stderr: str
+    # Fields of a trailer section after the body (HTTP/2 trailers, chunked trailers).
+    trailers: list[tuple[str, str]] = field(default_factory=list)
 
     def header(self, name: str) -> Optional[str]:
         name = name.lower()
@@ -132,6 +134,23 @@ class CurlResult:
 
     def json(self) -> Any:
         return json.loads(self.body)
+
+
+def _fields(lines: list[str]) -> list[tuple[str, str]]:
+    fields = []
+    for line in lines:
+        if ":" in line:
+            k, v = line.split(":", 1)
+            fields.append((k.strip().lower(), v.strip()))
+    return fields
+
+
+def _trailers(raw: bytes) -> list[tuple[str, str]]:
+    """curl -D writes trailers after the last head, as a block without a status line."""
+    blocks = [b for b in raw.replace(b"\r\n", b"\n").split(b"\n\n") if b.strip()]
+    if not blocks or blocks[-1].startswith(b"HTTP/"):
+        return []
+    return _fields(blocks[-1].decode("latin-1").split("\n"))
 
 
 def _parse_header_blocks(raw: bytes) -> list[tuple[int, list[tuple[str, str]]]]:
@@ -169,7 +188,8 @@ def curl(url: str, *args: str, timeout: float = 30.0, data_file: Optional[str] =
         info = {}
     blocks = _parse_header_blocks(raw_headers)
     status, headers = blocks[-1] if blocks else (0, [])
-    return CurlResult(proc.returncode, status, headers, payload, info, proc.stderr.decode(errors="replace"))
+    return CurlResult(proc.returncode, status, headers, payload, info, proc.stderr.decode(errors="replace"),
+                      _trailers(raw_headers))
 
 
 # ---------------------------------------------------------------- keep-alive client
