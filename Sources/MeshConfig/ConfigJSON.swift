@@ -47,6 +47,7 @@ private struct ListenerJSON: Encodable {
     var name: String
     var listen: String
     var limits: LimitsJSON
+    var idleTimeout: String
     var routes: [RouteJSON]
 
     init(_ listener: ListenerConfig) {
@@ -56,6 +57,7 @@ private struct ListenerJSON: Encodable {
             maxRequestHeaderBytes: listener.limits.maxRequestHeaderBytes,
             maxRequestHeaders: listener.limits.maxRequestHeaders
         )
+        idleTimeout = listener.idleTimeout.description
         routes = listener.routes.map(RouteJSON.init)
     }
 }
@@ -169,6 +171,7 @@ private struct ClusterJSON: Encodable {
     var loadBalancing: String
     var hashHeader: String?
     var connectTimeout: String
+    var idleTimeout: String
     var endpoints: [EndpointJSON]?
     var dns: DNSJSON?
 
@@ -178,6 +181,7 @@ private struct ClusterJSON: Encodable {
         loadBalancing = cluster.loadBalancing.rawValue
         hashHeader = cluster.hashHeader
         connectTimeout = cluster.connectTimeout.description
+        idleTimeout = cluster.idleTimeout.description
         switch cluster.discovery {
         case let .staticEndpoints(list):
             endpoints = list.map { EndpointJSON(address: $0.address.description, weight: $0.weight) }

@@ -10,7 +10,7 @@ import pytest
 
 from support.config import cluster, route, single_listener
 from support.proxy import binary_path, run_cli
-from support.rawhttp import RawHTTP, one_request, request_bytes
+from support.rawhttp import RawHTTP, h2_frames, one_request, request_bytes
 from support.util import connect_refused, curl, free_port, wait_until
 
 MAX_HEADER_BYTES = 8192
@@ -144,17 +144,6 @@ def test_h2_oversized_headers(limited):
     assert r.status == 431
     assert r.header("swiftmesh-proxy-error") == "headers_too_large"
     assert a.count == 0
-
-
-def h2_frames(data: bytes):
-    """(type, flags, stream, payload) of the HTTP/2 frames in `data`."""
-    offset = 0
-    while len(data) >= offset + 9:
-        length = int.from_bytes(data[offset:offset + 3], "big")
-        ftype, flags = data[offset + 3], data[offset + 4]
-        stream = int.from_bytes(data[offset + 5:offset + 9], "big") & 0x7FFFFFFF
-        yield ftype, flags, stream, data[offset + 9:offset + 9 + length]
-        offset += 9 + length
 
 
 def test_h2_connection_error_sends_goaway_and_closes(limited):

@@ -1,5 +1,6 @@
 """Resilience features of the data plane, against real peers: fault
-injection (delays and aborts chosen per route, for HTTP and gRPC callers)."""
+injection (delays and aborts chosen per route, for HTTP and gRPC callers),
+gRPC deadlines, and idle timeouts on both sides of the proxy."""
 from __future__ import annotations
 
 import time
@@ -9,7 +10,11 @@ import pytest
 
 from support import grpc_peer as g
 from support.config import cluster, route, single_listener
-from support.util import KeepAliveClient, curl
+from support.rawhttp import RawHTTP, h2_frames, request_bytes
+from support.util import KeepAliveClient, curl, established_to, wait_until
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+EMPTY_SETTINGS = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
 
 
 def fault_route(prefix: str, fault: dict, cluster_name: str = "app", **fields) -> dict:
@@ -154,3 +159,34 @@ def test_grpc_timeout_bounds_the_request_and_is_forwarded(mesh, tmp_path):
     trailers = dict(r.trailers)
     assert trailers.get("grpc-status") == "4", (r.headers, r.trailers)
     assert trailers.get("swiftmesh-proxy-error") == "timeout", r.trailers
+
+
+# ---------------------------------------------------------------- idle timeouts
+
+def test_idle_client_connections_are_closed(mesh):
+    app = mesh.http_backend("app")
+    p = mesh.proxy({"listeners": [{"name": "ingress", "idleTimeout": "300ms", "routes": [route("app")]}],
+                    "clusters": [cluster("app", [app])]})
+    # HTTP/1.1: open after a response, closed once idle for 300ms.
+    with RawHTTP(p.host, p.port, timeout=10) as conn:
+        conn.send(request_bytes("GET", "/one"))
+        assert conn.read_response().status == 200
+        answered = time.monotonic()
+        assert conn.closed_by_peer(5), "an idle HTTP/1.1 connection stays open"
+        assert time.monotonic() - answered >= 0.25
+    # HTTP/2: GOAWAY, then the close.
+    with RawHTTP(p.host, p.port, timeout=10) as conn:
+        conn.send(H2_PREFACE + EMPTY_SETTINGS)
+        assert conn.closed_by_peer(5), "an idle HTTP/2 connection stays open"
+        assert any(ftype == 0x7 for ftype, _, _, _ in h2_frames(conn.buf)), "no GOAWAY before the close"
+
+
+@pytest.mark.parametrize("protocol", ["http1", "http2"])
+def test_idle_endpoint_connections_are_closed(mesh, protocol):
+    backend = mesh.http_backend("app") if protocol == "http1" else mesh.nginx_h2c("app")
+    port = int(backend.address.rsplit(":", 1)[1])
+    p = mesh.proxy(single_listener([route("app")], [cluster("app", [backend.address], protocol=protocol,
+                                                            idleTimeout="300ms")]))
+    assert curl(p.url("/first"), "--http1.1").status == 200
+    wait_until(lambda: established_to(port) == 0, 5, message="the proxy to close its idle endpoint connection")
+    assert curl(p.url("/second"), "--http1.1").status == 200, "a new connection serves the next request"

@@ -2,7 +2,7 @@ extension ProxyConfigDecoder {
     mutating func cluster(_ node: ConfigNode) -> ClusterConfig? {
         guard let fields = reader.mapping(
             node,
-            keys: ["name", "protocol", "loadBalancing", "hashHeader", "connectTimeout", "endpoints", "dns"]
+            keys: ["name", "protocol", "loadBalancing", "hashHeader", "connectTimeout", "idleTimeout", "endpoints", "dns"]
         ) else { return nil }
         let name = reader.required("name", in: fields, hint: "add e.g. \"name: user\"")
             .flatMap { definedName($0, recordIn: \.clusterNames) }
@@ -13,6 +13,7 @@ extension ProxyConfigDecoder {
             if let policyNode = fields["loadBalancing"] { reader.choice(policyNode, of: LoadBalancingPolicy.self) } else { .roundRobin }
         let hashHeader = fields["hashHeader"].flatMap { reader.headerName($0) }
         let connectTimeout = fields["connectTimeout"].flatMap { reader.positiveDuration($0) }
+        let idleTimeout = fields["idleTimeout"].flatMap { reader.positiveDuration($0) }
         let endpoints = fields["endpoints"].flatMap { staticEndpoints($0) }
         let dns = fields["dns"].flatMap { dnsDiscovery($0) }
 
@@ -36,7 +37,8 @@ extension ProxyConfigDecoder {
             loadBalancing: loadBalancing ?? .roundRobin,
             hashHeader: hashHeader,
             discovery: discovery,
-            connectTimeout: connectTimeout ?? ClusterConfig.defaultConnectTimeout
+            connectTimeout: connectTimeout ?? ClusterConfig.defaultConnectTimeout,
+            idleTimeout: idleTimeout ?? ClusterConfig.defaultIdleTimeout
         )
     }
 

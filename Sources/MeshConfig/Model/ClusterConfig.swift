@@ -11,8 +11,11 @@ public struct ClusterConfig: Sendable, Equatable {
     public var discovery: EndpointDiscovery
     /// How long establishing a connection to an endpoint may take. Default 1s.
     public var connectTimeout: MeshDuration
+    /// A connection to an endpoint that serves no request for this long is closed. Default 1h.
+    public var idleTimeout: MeshDuration
 
     public static let defaultConnectTimeout = MeshDuration.seconds(1)
+    public static let defaultIdleTimeout = MeshDuration.seconds(3600)
 
     public init(
         name: String,
@@ -20,7 +23,8 @@ public struct ClusterConfig: Sendable, Equatable {
         loadBalancing: LoadBalancingPolicy = .roundRobin,
         hashHeader: String? = nil,
         discovery: EndpointDiscovery,
-        connectTimeout: MeshDuration = ClusterConfig.defaultConnectTimeout
+        connectTimeout: MeshDuration = ClusterConfig.defaultConnectTimeout,
+        idleTimeout: MeshDuration = ClusterConfig.defaultIdleTimeout
     ) {
         self.name = name
         self.protocolKind = protocolKind
@@ -28,6 +32,7 @@ public struct ClusterConfig: Sendable, Equatable {
         self.hashHeader = hashHeader
         self.discovery = discovery
         self.connectTimeout = connectTimeout
+        self.idleTimeout = idleTimeout
     }
 }
 

@@ -9,12 +9,20 @@ public struct ListenerConfig: Sendable, Equatable {
     public var routes: [RouteConfig]
     /// Bounds on what a client may send in one request head.
     public var limits: ListenerLimits
+    /// A client connection with no request in progress for this long is closed. Default 1h.
+    public var idleTimeout: MeshDuration
 
-    public init(name: String, listen: HostPort, routes: [RouteConfig], limits: ListenerLimits = ListenerLimits()) {
+    public static let defaultIdleTimeout = MeshDuration.seconds(3600)
+
+    public init(
+        name: String, listen: HostPort, routes: [RouteConfig], limits: ListenerLimits = ListenerLimits(),
+        idleTimeout: MeshDuration = ListenerConfig.defaultIdleTimeout
+    ) {
         self.name = name
         self.listen = listen
         self.routes = routes
         self.limits = limits
+        self.idleTimeout = idleTimeout
     }
 }
 

@@ -25,6 +25,7 @@ final class LoopCluster {
     /// Whether a new config for this cluster can keep this object (and its warm connections).
     func canAdopt(_ newConfig: ClusterConfig) -> Bool {
         newConfig.protocolKind == config.protocolKind && newConfig.connectTimeout == config.connectTimeout
+            && newConfig.idleTimeout == config.idleTimeout
             && newConfig.loadBalancing == config.loadBalancing && newConfig.hashHeader == config.hashHeader
     }
 
@@ -75,7 +76,8 @@ final class LoopCluster {
 
     private func makePool(_ address: SocketAddress) -> UpstreamPool {
         let connector = EndpointConnector(
-            address: address, eventLoop: eventLoop, flushBatch: flushBatch, connectTimeout: connectTimeout)
+            address: address, eventLoop: eventLoop, flushBatch: flushBatch, connectTimeout: connectTimeout,
+            idleTimeout: .nanoseconds(config.idleTimeout.nanoseconds))
         switch config.protocolKind {
         case .http1: return .http1(HTTP1ConnectionPool(connector: connector))
         case .http2: return .http2(HTTP2ConnectionPool(connector: connector))

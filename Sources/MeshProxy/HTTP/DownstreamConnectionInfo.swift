@@ -1,3 +1,5 @@
+import NIOCore
+
 /// What every request on one client connection shares.
 struct DownstreamConnectionInfo: Sendable {
     let listenerName: String
@@ -7,4 +9,6 @@ struct DownstreamConnectionInfo: Sendable {
     let clientIP: String?
     /// HTTP/2 (each request on its own stream) or HTTP/1.1.
     let isHTTP2: Bool
+    /// The listener's `idleTimeout`: the connection closes after this long without a request.
+    let idleTimeout: TimeAmount
 }

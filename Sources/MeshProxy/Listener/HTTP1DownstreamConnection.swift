@@ -39,6 +39,7 @@ final class HTTP1DownstreamConnection: ChannelDuplexHandler, ExchangeDownstream,
     /// The response head waits for the next part, which tells how to frame the
     /// body: a head followed by its end needs neither chunks nor a close.
     private var pendingHead: (status: HTTPResponseStatus, headers: HTTPHeaders)?
+    private let idleTimer: IdleTimer
 
     init(connection: DownstreamConnectionInfo, worker: LoopWorker) {
         self.connection = connection
@@ -50,15 +51,22 @@ final class HTTP1DownstreamConnection: ChannelDuplexHandler, ExchangeDownstream,
         // can answer exactly (431 with the reason); longer ones are refused outright.
         parser = HTTP1Parser(kind: .request, maxHeadBytes: max(80 * 1024, 2 * limit + 4096))
         outbound = HTTP1Outbound(allocator: ByteBufferAllocator())
+        idleTimer = IdleTimer(timeout: connection.idleTimeout)
     }
 
     var isWritable: Bool { context?.channel.isWritable ?? false }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        idleTimer.start(on: context.eventLoop) { [weak self] in
+            self.map { $0.exchange == nil && !$0.requestInProgress } ?? false
+        } close: { [weak self] in
+            self?.context?.close(promise: nil)
+        }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        idleTimer.stop()
         self.context = nil
     }
 
@@ -68,6 +76,7 @@ final class HTTP1DownstreamConnection: ChannelDuplexHandler, ExchangeDownstream,
         // A closing connection parses no more requests: what the client sends
         // now is dropped, not kept until the close.
         guard !isDone else { return }
+        idleTimer.touch()
         parser.append(unwrapInboundIn(data))
         processRequests()
     }
@@ -168,6 +177,7 @@ final class HTTP1DownstreamConnection: ChannelDuplexHandler, ExchangeDownstream,
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        idleTimer.stop()
         closeAfterResponse = true
         exchange?.downstreamClosed()
         context.fireChannelInactive()

@@ -25,6 +25,7 @@ final class HTTP2DownstreamConnection: ChannelDuplexHandler {
     private var isQuiescing = false
     /// Streams that received request bytes during this read, to flush upstream once it completes.
     private var readInto = HTTP2StreamsRead()
+    private let idleTimer: IdleTimer
 
     init(info: DownstreamConnectionInfo, worker: LoopWorker, streamWindowSize: Int) {
         self.info = info
@@ -32,19 +33,28 @@ final class HTTP2DownstreamConnection: ChannelDuplexHandler {
         self.streamWindowSize = streamWindowSize
         listener = ListenerLookup(name: info.listenerName)
         outbox = HTTP2FrameOutbox(batch: worker.flushBatch)
+        idleTimer = IdleTimer(timeout: info.idleTimeout)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         outbox.attach(context)
+        // No stream open for the listener's idleTimeout: GOAWAY, then close.
+        idleTimer.start(on: context.eventLoop) { [weak self] in
+            self?.streams.isEmpty ?? false
+        } close: { [weak self] in
+            self?.quiesce()
+        }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        idleTimer.stop()
         outbox.detach()
     }
 
     // MARK: Frames in
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        idleTimer.touch()
         let frame = unwrapInboundIn(data)
         switch frame.payload {
         case .headers(let headers):
@@ -117,6 +127,7 @@ final class HTTP2DownstreamConnection: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        idleTimer.stop()
         let open = streams
         streams.removeAll()
         for stream in open.values {

@@ -21,6 +21,7 @@ enum ListenerBinder {
         let quiescing = ServerQuiescingHelper(group: group)
         let name = listener.name
         let maxHeaderBytes = listener.limits.maxRequestHeaderBytes
+        let idleTimeout = TimeAmount.nanoseconds(listener.idleTimeout.nanoseconds)
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -47,11 +48,13 @@ enum ListenerBinder {
                         switch detected {
                         case .http1:
                             let info = DownstreamConnectionInfo(
-                                listenerName: name, listenerLabel: label, clientIP: clientIP, isHTTP2: false)
+                                listenerName: name, listenerLabel: label, clientIP: clientIP, isHTTP2: false,
+                                idleTimeout: idleTimeout)
                             try DownstreamPipeline.installHTTP1(after: context, connection: info, worker: worker)
                         case .http2:
                             let info = DownstreamConnectionInfo(
-                                listenerName: name, listenerLabel: label, clientIP: clientIP, isHTTP2: true)
+                                listenerName: name, listenerLabel: label, clientIP: clientIP, isHTTP2: true,
+                                idleTimeout: idleTimeout)
                             try DownstreamPipeline.installHTTP2(
                                 after: context, connection: info, worker: worker,
                                 maxHeaderListSize: maxHeaderBytes)

@@ -3,13 +3,15 @@ import NIOPosix
 
 /// How the pools of one endpoint on one event loop open connections: the
 /// address, the cluster's connect timeout, TCP_NODELAY (requests are small
-/// and must not wait for Nagle), and the loop's flush batch that every
-/// connection's writes join.
+/// and must not wait for Nagle), the loop's flush batch that every
+/// connection's writes join, and how long a connection may sit unused.
 struct EndpointConnector {
     let address: SocketAddress
     let eventLoop: EventLoop
     let flushBatch: FlushBatch
     let connectTimeout: TimeAmount
+    /// The cluster's `idleTimeout`.
+    let idleTimeout: TimeAmount
 
     func connect() -> EventLoopFuture<Channel> {
         ClientBootstrap(group: eventLoop)

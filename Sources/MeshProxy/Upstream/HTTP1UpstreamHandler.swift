@@ -27,10 +27,12 @@ final class HTTP1UpstreamHandler: ChannelDuplexHandler, ExchangeUpstream, Batche
     private var skippingInterim = false
     /// The connection failed (a reset, not a close): a body read until close is cut short.
     private var failed = false
+    private let idleTimer: IdleTimer
 
     init(pool: HTTP1ConnectionPool, exchange: ProxyExchange?) {
         self.pool = pool
         self.exchange = exchange
+        idleTimer = IdleTimer(timeout: pool.connector.idleTimeout)
     }
 
     var isActive: Bool { context?.channel.isActive ?? false }
@@ -38,12 +40,20 @@ final class HTTP1UpstreamHandler: ChannelDuplexHandler, ExchangeUpstream, Batche
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        // Unused in the pool for the cluster's idleTimeout: closed (and so out
+        // of the pool) before the endpoint's own keep-alive timeout can race a request.
+        idleTimer.start(on: context.eventLoop) { [weak self] in
+            self?.exchange == nil
+        } close: { [weak self] in
+            self?.context?.close(promise: nil)
+        }
         if let exchange, context.channel.isActive {
             exchange.upstreamAttached(self)
         }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        idleTimer.stop()
         self.context = nil
     }
 
@@ -202,6 +212,7 @@ final class HTTP1UpstreamHandler: ChannelDuplexHandler, ExchangeUpstream, Batche
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        idleTimer.stop()
         // A response without a length ends when the endpoint closes, cleanly.
         if !failed, let end = parser.endOfInput() {
             deliver(end)
@@ -224,6 +235,7 @@ final class HTTP1UpstreamHandler: ChannelDuplexHandler, ExchangeUpstream, Batche
     /// the whole request was sent and both sides allow keep-alive.
     private func responseFinished() {
         if requestComplete && responseKeepAlive {
+            idleTimer.touch()
             pool.release(self)
         } else {
             context?.close(promise: nil)

@@ -26,19 +26,28 @@ final class HTTP2Connection: ChannelDuplexHandler {
     private(set) var isClosed = false
     /// Streams that received response bytes during this read, to flush downstream once it completes.
     private var readInto = HTTP2StreamsRead()
+    private let idleTimer: IdleTimer
 
-    init(pool: HTTP2ConnectionPool, flushBatch: FlushBatch) {
+    init(pool: HTTP2ConnectionPool, flushBatch: FlushBatch, idleTimeout: TimeAmount) {
         self.pool = pool
         outbox = HTTP2FrameOutbox(batch: flushBatch)
+        idleTimer = IdleTimer(timeout: idleTimeout)
     }
 
     var hasCapacity: Bool { !isClosing && !isClosed && streams.count < maxConcurrentStreams }
 
     func handlerAdded(context: ChannelHandlerContext) {
         outbox.attach(context)
+        // No stream for the cluster's idleTimeout: the connection closes.
+        idleTimer.start(on: context.eventLoop) { [weak self] in
+            self?.streams.isEmpty ?? false
+        } close: { [weak self] in
+            self?.closeGracefully()
+        }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        idleTimer.stop()
         outbox.detach()
     }
 
@@ -71,6 +80,7 @@ final class HTTP2Connection: ChannelDuplexHandler {
     // MARK: Frames in
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        idleTimer.touch()
         let frame = unwrapInboundIn(data)
         switch frame.payload {
         case .headers(let headers):
@@ -141,6 +151,7 @@ final class HTTP2Connection: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        idleTimer.stop()
         isClosed = true
         let open = streams
         streams.removeAll()

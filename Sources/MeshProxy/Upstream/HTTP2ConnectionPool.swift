@@ -50,7 +50,7 @@ final class HTTP2ConnectionPool {
 
     private func configure(_ channel: Channel) throws {
         // Server push is disabled in our SETTINGS, so the endpoint opens no streams.
-        let connection = HTTP2Connection(pool: self, flushBatch: connector.flushBatch)
+        let connection = HTTP2Connection(pool: self, flushBatch: connector.flushBatch, idleTimeout: connector.idleTimeout)
         try channel.pipeline.syncOperations.addHandlers([
             // Header blocks are validated by `HTTP2HeaderMapping`, more cheaply.
             NIOHTTP2Handler(

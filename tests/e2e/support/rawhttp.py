@@ -172,3 +172,14 @@ def one_request(host: str, port: int, raw: bytes, method: str = "GET", timeout: 
     with RawHTTP(host, port, timeout) as conn:
         conn.send(raw)
         return conn.read_response(method)
+
+
+def h2_frames(data: bytes):
+    """(type, flags, stream, payload) of the HTTP/2 frames in `data`."""
+    offset = 0
+    while len(data) >= offset + 9:
+        length = int.from_bytes(data[offset:offset + 3], "big")
+        ftype, flags = data[offset + 3], data[offset + 4]
+        stream = int.from_bytes(data[offset + 5:offset + 9], "big") & 0x7FFFFFFF
+        yield ftype, flags, stream, data[offset + 9:offset + 9 + length]
+        offset += 9 + length

@@ -232,3 +232,17 @@ class KeepAliveClient:
 def shares(counts: dict, total: Optional[int] = None) -> dict:
     total = total if total is not None else sum(counts.values())
     return {k: v / total for k, v in counts.items()}
+
+
+def established_to(port: int) -> int:
+    """TCP connections on this machine in state ESTABLISHED whose remote
+    port is `port` (IPv4 loopback peers), read from /proc/net/tcp."""
+    count = 0
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            cols = line.split()
+            remote, state = cols[2], cols[3]
+            if state == "01" and int(remote.split(":")[1], 16) == port:
+                count += 1
+    return count

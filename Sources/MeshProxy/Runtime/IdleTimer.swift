@@ -1,0 +1,60 @@
+import NIOCore
+
+/// The idle timeout of one connection, with one timer per idle period rather
+/// than one per request: activity only records the time, and when the timer
+/// fires it closes the connection if it was idle the whole period, or arms
+/// itself again for the rest of it.
+final class IdleTimer {
+    private let timeout: TimeAmount
+    private var lastActive = NIODeadline.now()
+    private var scheduled: Scheduled<Void>?
+    private var eventLoop: EventLoop?
+    private var isIdle: () -> Bool = { false }
+    private var close: () -> Void = {}
+
+    init(timeout: TimeAmount) {
+        self.timeout = timeout
+    }
+
+    /// Starts watching. Time with `isIdle` false counts as activity (a
+    /// request's own deadline is its route timeout); `close` runs once.
+    func start(on eventLoop: EventLoop, isIdle: @escaping () -> Bool, close: @escaping () -> Void) {
+        self.eventLoop = eventLoop
+        self.isIdle = isIdle
+        self.close = close
+        touch()
+        arm()
+    }
+
+    /// The connection did something: the idle period starts again.
+    func touch() {
+        lastActive = .now()
+    }
+
+    /// The connection is gone: the timer and the closures, which hold its handler, go too.
+    func stop() {
+        scheduled?.cancel()
+        scheduled = nil
+        eventLoop = nil
+        isIdle = { false }
+        close = {}
+    }
+
+    private func arm() {
+        guard let eventLoop else { return }
+        scheduled = eventLoop.assumeIsolated().scheduleTask(deadline: lastActive + timeout) { [weak self] in
+            self?.fire()
+        }
+    }
+
+    private func fire() {
+        scheduled = nil
+        if !isIdle() {
+            touch()
+        } else if NIODeadline.now() >= lastActive + timeout {
+            close()
+            return
+        }
+        arm()
+    }
+}
