@@ -19,7 +19,7 @@ import Testing
     @Test func replaysBufferedBytesAfterInstalling() throws {
         let channel = EmbeddedChannel()
         var detected: ProtocolDetector.Detected?
-        let detector = ProtocolDetector { _, protocolKind in detected = protocolKind }
+        let detector = ProtocolDetector(idleTimeout: .seconds(60)) { _, protocolKind in detected = protocolKind }
         try channel.pipeline.syncOperations.addHandler(detector)
         try channel.writeInbound(buffer("PRI * HTTP/2"))
         #expect(detected == nil)
@@ -34,10 +34,21 @@ import Testing
         _ = try channel.finish()
     }
 
+    /// A connection that says nothing is closed after the listener's idle timeout.
+    @Test func silentConnectionsAreClosed() throws {
+        let channel = EmbeddedChannel()
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        try channel.pipeline.syncOperations.addHandler(ProtocolDetector(idleTimeout: .seconds(5)) { _, _ in })
+        channel.embeddedEventLoop.advanceTime(by: .seconds(4))
+        #expect(channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        #expect(!channel.isActive)
+    }
+
     @Test func http1GoesStraightThrough() throws {
         let channel = EmbeddedChannel()
         var detected: ProtocolDetector.Detected?
-        try channel.pipeline.syncOperations.addHandler(ProtocolDetector { _, kind in detected = kind })
+        try channel.pipeline.syncOperations.addHandler(ProtocolDetector(idleTimeout: .seconds(60)) { _, kind in detected = kind })
         try channel.writeInbound(buffer("GET / HTTP/1.1\r\n\r\n"))
         #expect(detected == .http1)
         #expect(try channel.readInbound(as: ByteBuffer.self).map { String(buffer: $0) } == "GET / HTTP/1.1\r\n\r\n")

@@ -174,6 +174,9 @@ def test_idle_client_connections_are_closed(mesh):
         answered = time.monotonic()
         assert conn.closed_by_peer(5), "an idle HTTP/1.1 connection stays open"
         assert time.monotonic() - answered >= 0.25
+    # A connection that never says anything is closed too.
+    with RawHTTP(p.host, p.port, timeout=10) as conn:
+        assert conn.closed_by_peer(5), "a silent connection stays open"
     # HTTP/2: GOAWAY, then the close.
     with RawHTTP(p.host, p.port, timeout=10) as conn:
         conn.send(H2_PREFACE + EMPTY_SETTINGS)

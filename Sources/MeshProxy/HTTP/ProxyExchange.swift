@@ -136,10 +136,6 @@ final class ProxyExchange {
         route.rewrite(&headers)
         headers.replaceOrAdd(name: HeaderHygiene.requestIDHeader, value: requestID)
         HeaderHygiene.addForwardingHeaders(&headers, clientIP: downstream.connection.clientIP, scheme: "http")
-        if isGRPC, let deadline {
-            // The endpoint learns how much of the deadline is left.
-            headers.replaceOrAdd(name: GRPCTimeout.header, value: GRPCTimeout.format(deadline - .now()))
-        }
         if !headers.contains(name: "host") {
             // HTTP/2 upstreams need an :authority; HTTP/1.1 ones a Host.
             headers.add(name: "host", value: endpoint.label)
@@ -173,9 +169,14 @@ final class ProxyExchange {
     // MARK: Request direction
 
     func upstreamAttached(_ handler: any ExchangeUpstream) {
-        guard state == .waitingForUpstream, let upstreamHead else {
+        guard state == .waitingForUpstream, var upstreamHead else {
             handler.abandon()
             return
+        }
+        if isGRPC, let deadline {
+            // The endpoint learns how much of the deadline is left now, after
+            // any wait for a connection (and on every resend).
+            upstreamHead.headers.replaceOrAdd(name: GRPCTimeout.header, value: GRPCTimeout.format(deadline - .now()))
         }
         upstream = handler
         state = .proxying

@@ -315,6 +315,8 @@ final class HTTP1DownstreamConnection: ChannelDuplexHandler, ExchangeDownstream,
         if exchange === finished {
             exchange = nil
         }
+        // The idle period starts when the response ends.
+        idleTimer.touch()
         pendingHead = nil
         if !closeAfterResponse {
             processRequests()

@@ -39,6 +39,7 @@ final class HTTP2DownstreamConnection: ChannelDuplexHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         outbox.attach(context)
         // No stream open for the listener's idleTimeout: GOAWAY, then close.
+        // Only streams count: PINGs and SETTINGS do not keep a connection.
         idleTimer.start(on: context.eventLoop) { [weak self] in
             self?.streams.isEmpty ?? false
         } close: { [weak self] in
@@ -54,7 +55,6 @@ final class HTTP2DownstreamConnection: ChannelDuplexHandler {
     // MARK: Frames in
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        idleTimer.touch()
         let frame = unwrapInboundIn(data)
         switch frame.payload {
         case .headers(let headers):
@@ -74,6 +74,7 @@ final class HTTP2DownstreamConnection: ChannelDuplexHandler {
             }
         case .rstStream:
             streams.removeValue(forKey: frame.streamID)?.closed()
+            idleTimer.touch()
         default:
             // SETTINGS, PING, WINDOW_UPDATE, PRIORITY and GOAWAY are NIOHTTP2's business.
             break
@@ -108,6 +109,7 @@ final class HTTP2DownstreamConnection: ChannelDuplexHandler {
         let eventType = type(of: event)
         if eventType == StreamClosedEvent.self, let closed = event as? StreamClosedEvent {
             streams.removeValue(forKey: closed.streamID)?.closed()
+            idleTimer.touch()
             closeIfDrained()
             return
         }

@@ -21,7 +21,6 @@ enum ListenerBinder {
         let quiescing = ServerQuiescingHelper(group: group)
         let name = listener.name
         let maxHeaderBytes = listener.limits.maxRequestHeaderBytes
-        let idleTimeout = TimeAmount.nanoseconds(listener.idleTimeout.nanoseconds)
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -44,7 +43,10 @@ enum ListenerBinder {
                         worker.connectionClosed(channel)
                     }
                     let clientIP = channel.remoteAddress?.ipAddress
-                    let detector = ProtocolDetector { context, detected in
+                    // From the routing table the loop has now, so a reload applies to new connections.
+                    let idleTimeout = worker.routing.listeners[name]?.idleTimeout
+                        ?? .nanoseconds(ListenerConfig.defaultIdleTimeout.nanoseconds)
+                    let detector = ProtocolDetector(idleTimeout: idleTimeout) { context, detected in
                         switch detected {
                         case .http1:
                             let info = DownstreamConnectionInfo(

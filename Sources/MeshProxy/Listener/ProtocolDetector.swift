@@ -18,10 +18,26 @@ final class ProtocolDetector: ChannelInboundHandler, RemovableChannelHandler {
 
     private let install: (ChannelHandlerContext, Detected) throws -> Void
     private var buffered: ByteBuffer?
+    private let idleTimeout: TimeAmount
+    /// Closes a connection that has not said enough to be detected within the
+    /// listener's idleTimeout, so silent connections cannot pile up.
+    private var silenceTimeout: Scheduled<Void>?
 
     /// - Parameter install: adds the protocol's handlers after this one.
-    init(install: @escaping (ChannelHandlerContext, Detected) throws -> Void) {
+    init(idleTimeout: TimeAmount, install: @escaping (ChannelHandlerContext, Detected) throws -> Void) {
+        self.idleTimeout = idleTimeout
         self.install = install
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        silenceTimeout = context.eventLoop.assumeIsolated().scheduleTask(in: idleTimeout) {
+            context.close(promise: nil)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        silenceTimeout?.cancel()
+        silenceTimeout = nil
     }
 
     /// Decides from the bytes seen so far; nil while they are a strict prefix of the preface.

@@ -30,11 +30,13 @@ struct RoutingTable: Sendable {
 struct CompiledListener: Sendable {
     let name: String
     let limits: ListenerLimits
+    let idleTimeout: TimeAmount
     let routes: [CompiledRoute]
 
     init(_ config: ListenerConfig, clusterIndex: [String: Int]) {
         name = config.name
         limits = config.limits
+        idleTimeout = .nanoseconds(config.idleTimeout.nanoseconds)
         routes = config.routes.enumerated().map { CompiledRoute($1, index: $0, clusterIndex: clusterIndex) }
     }
 

@@ -128,6 +128,7 @@ final class HTTP1UpstreamHandler: ChannelDuplexHandler, ExchangeUpstream, Batche
     /// client gone): the unused connection goes back to its pool.
     func abandon() {
         exchange = nil
+        idleTimer.touch()
         pool.release(self)
     }
 

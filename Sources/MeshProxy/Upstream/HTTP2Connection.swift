@@ -39,6 +39,7 @@ final class HTTP2Connection: ChannelDuplexHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         outbox.attach(context)
         // No stream for the cluster's idleTimeout: the connection closes.
+        // Only streams count: the endpoint's PINGs do not keep a connection.
         idleTimer.start(on: context.eventLoop) { [weak self] in
             self?.streams.isEmpty ?? false
         } close: { [weak self] in
@@ -80,7 +81,6 @@ final class HTTP2Connection: ChannelDuplexHandler {
     // MARK: Frames in
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        idleTimer.touch()
         let frame = unwrapInboundIn(data)
         switch frame.payload {
         case .headers(let headers):
@@ -171,6 +171,7 @@ final class HTTP2Connection: ChannelDuplexHandler {
     }
 
     private func streamRemoved() {
+        idleTimer.touch()
         closeIfIdle()
         pool.capacityFreed()
     }
