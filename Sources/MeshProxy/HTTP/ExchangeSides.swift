@@ -26,6 +26,22 @@ protocol ExchangeDownstream: AnyObject {
     func exchangeFinished(_ finished: ProxyExchange)
 }
 
+extension ExchangeDownstream {
+    /// Writes `LocalResponse`'s answer for `error` through this side's own
+    /// head, body and end (each side adds its framing, e.g. `connection: close`).
+    func writeLocalAnswer(
+        for error: ProxyError, isGRPC: Bool, requestID: String, allocator: ByteBufferAllocator
+    ) -> HTTPResponseStatus {
+        let response = LocalResponse.parts(for: error, isGRPC: isGRPC, requestID: requestID, allocator: allocator)
+        writeResponseHead(status: response.head.status, headers: response.head.headers)
+        if let body = response.body {
+            writeBody(body)
+        }
+        writeEnd(trailers: response.trailers)
+        return response.head.status
+    }
+}
+
 /// The endpoint side of one exchange: a pooled HTTP/1.1 connection
 /// (`HTTP1UpstreamHandler`) or one stream of a multiplexed HTTP/2 connection
 /// (`HTTP2UpstreamStream`).

@@ -16,16 +16,12 @@ enum LocalResponse {
         for error: ProxyError,
         isGRPC: Bool,
         requestID: String?,
-        closeConnection: Bool,
         allocator: ByteBufferAllocator
     ) -> (head: HTTPResponseHead, body: ByteBuffer?, trailers: HTTPHeaders?) {
         var headers = HTTPHeaders()
         headers.add(name: proxyErrorHeader, value: error.reason)
         if let requestID {
             headers.add(name: HeaderHygiene.requestIDHeader, value: requestID)
-        }
-        if closeConnection {
-            headers.add(name: "connection", value: "close")
         }
         if isGRPC {
             headers.add(name: "content-type", value: "application/grpc")

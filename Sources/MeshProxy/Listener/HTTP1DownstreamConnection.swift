@@ -294,16 +294,9 @@ final class HTTP1DownstreamConnection: ChannelDuplexHandler, ExchangeDownstream,
         if error.closesConnection {
             closeAfterResponse = true
         }
-        let response = LocalResponse.parts(
-            for: error, isGRPC: isGRPC, requestID: requestID, closeConnection: false,
-            allocator: context?.channel.allocator ?? ByteBufferAllocator()
-        )
-        writeResponseHead(status: response.head.status, headers: response.head.headers)
-        if let body = response.body {
-            writeBody(body)
-        }
-        writeEnd(trailers: response.trailers)
-        return response.head.status
+        return writeLocalAnswer(
+            for: error, isGRPC: isGRPC, requestID: requestID,
+            allocator: context?.channel.allocator ?? ByteBufferAllocator())
     }
 
     /// The response cannot be completed: the connection closes.

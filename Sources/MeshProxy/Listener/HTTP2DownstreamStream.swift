@@ -107,15 +107,7 @@ final class HTTP2DownstreamStream: HTTP2Stream, ExchangeDownstream {
     }
 
     func writeLocalResponse(for error: ProxyError, isGRPC: Bool, requestID: String) -> HTTPResponseStatus {
-        let response = LocalResponse.parts(
-            for: error, isGRPC: isGRPC, requestID: requestID, closeConnection: false, allocator: outbox.allocator
-        )
-        writeResponseHead(status: response.head.status, headers: response.head.headers)
-        if let body = response.body {
-            sendData(body)
-        }
-        writeEnd(trailers: response.trailers)
-        return response.head.status
+        writeLocalAnswer(for: error, isGRPC: isGRPC, requestID: requestID, allocator: outbox.allocator)
     }
 
     func abortResponse() {
