@@ -1,6 +1,8 @@
 import NIOCore
+import NIOEmbedded
 import NIOHPACK
 import NIOHTTP1
+import NIOHTTP2
 import Testing
 
 @testable import MeshProxy
@@ -16,13 +18,41 @@ import Testing
     }
 }
 
+@Suite struct HTTP2DeclaredLengthTests {
+    private func stream(declaring length: Int?) -> HTTP2Stream {
+        let outbox = HTTP2FrameOutbox(batch: FlushBatch(eventLoop: EmbeddedEventLoop()))
+        let stream = HTTP2Stream(id: HTTP2StreamID(1), outbox: outbox, receiveWindowSize: 65535)
+        stream.declaredBodyBytesLeft = length
+        return stream
+    }
+
+    @Test func bodyOfTheDeclaredLengthPasses() {
+        let declared = stream(declaring: 10)
+        #expect(declared.bodyMatchesDeclaredLength(received: 4, endStream: false))
+        #expect(declared.bodyMatchesDeclaredLength(received: 6, endStream: true))
+        #expect(stream(declaring: nil).bodyMatchesDeclaredLength(received: 1 << 20, endStream: true))
+    }
+
+    @Test func moreThanDeclaredIsMalformed() {
+        let declared = stream(declaring: 5)
+        #expect(!declared.bodyMatchesDeclaredLength(received: 6, endStream: false))
+    }
+
+    @Test func endingShortOfTheDeclaredLengthIsMalformed() {
+        let declared = stream(declaring: 5)
+        #expect(declared.bodyMatchesDeclaredLength(received: 3, endStream: false))
+        #expect(!declared.bodyMatchesDeclaredLength(received: 0, endStream: true))
+        #expect(!stream(declaring: 5).bodyMatchesDeclaredLength(received: 0, endStream: true))
+    }
+}
+
 @Suite struct HTTP2HeaderMappingTests {
     @Test func requestHeadTakesPseudoHeadersAndAuthorityAsHost() throws {
         let block = HPACKHeaders([
             (":method", "POST"), (":scheme", "http"), (":path", "/user.UserService/Get"),
             (":authority", "user:50051"), ("content-type", "application/grpc"), ("te", "trailers"),
         ])
-        let head = try #require(HTTP2HeaderMapping.requestHead(block))
+        let head = try #require(HTTP2HeaderMapping.requestHead(block)).head
         #expect(head.method == .POST)
         #expect(head.uri == "/user.UserService/Get")
         #expect(head.headers["host"] == ["user:50051"])
@@ -48,10 +78,12 @@ import Testing
         [("te", "gzip")],                               // te other than trailers
         [("content-length", "+5")],                     // forwarded as an HTTP/1.1 length
         [("content-length", "5, 5")],
+        [("content-length", "5"), ("content-length", "6")],  // repeated fields must agree
     ])
     func malformedRequestBlocksAreRejected(_ extra: [(String, String)]) {
         var fields = [(":method", "GET"), (":scheme", "http"), (":path", "/")]
-        if extra.first?.0.hasPrefix(":") == false && extra.count > 1 {
+        // Only the pseudo-header-after-a-field case goes before the pseudo-headers.
+        if extra.first?.0.hasPrefix(":") == false && extra.contains(where: { $0.0.hasPrefix(":") }) {
             fields = extra + fields
         } else {
             fields += extra
@@ -64,6 +96,15 @@ import Testing
     func methodAndPathMustStayOneWordEach(_ method: String, _ path: String) {
         let block = HPACKHeaders([(":method", method), (":scheme", "http"), (":path", path)])
         #expect(HTTP2HeaderMapping.requestHead(block) == nil)
+    }
+
+    @Test func requestHeadReportsTheDeclaredBodyLength() throws {
+        let base = [(":method", "POST"), (":scheme", "http"), (":path", "/")]
+        #expect(try #require(HTTP2HeaderMapping.requestHead(HPACKHeaders(base))).contentLength == nil)
+        let declared = HPACKHeaders(base + [("content-length", "12"), ("content-length", "12")])
+        #expect(try #require(HTTP2HeaderMapping.requestHead(declared)).contentLength == 12)
+        let response = HPACKHeaders([(":status", "200"), ("content-length", "0")])
+        #expect(try #require(HTTP2HeaderMapping.response(response)).contentLength == 0)
     }
 
     @Test func teTrailersIsAccepted() {
@@ -82,7 +123,8 @@ import Testing
             version: .http1_1, method: .GET, uri: "/x?y=1",
             headers: HTTPHeaders([("X-Request-Id", "abc"), ("Host", "example"), ("accept", "*/*")]))
         let block = HTTP2HeaderMapping.requestBlock(head)
-        #expect(block.map(\.name) == [":method", ":scheme", ":path", ":authority", "x-request-id", "accept"])
+        #expect(block.map(\.name) == [":method", ":scheme", ":path", ":authority", "accept", "x-request-id"])
+        #expect(block.map(\.indexable).last == .nonIndexable)
         #expect(block.first(name: ":authority") == "example")
         #expect(block.first(name: ":path") == "/x?y=1")
     }

@@ -1,30 +1,77 @@
+import MeshConfig
 import NIOHTTP1
 import Testing
 
 @testable import MeshProxy
 
 @Suite struct HeaderHygieneTests {
+    private func route(add: [(String, String)] = [], remove: [String] = []) -> CompiledRoute {
+        let config = RouteConfig(
+            match: RouteMatch(pathPrefix: "/"), action: .cluster("c"),
+            requestHeadersToAdd: add.map { HeaderValue(name: $0.0, value: $0.1) }, requestHeadersToRemove: remove)
+        return CompiledRoute(config, index: 0, clusterIndex: ["c": 0])
+    }
+
+    private func upstream(
+        _ fields: [(String, String)], route: CompiledRoute? = nil, clientIP: String? = "127.0.0.1",
+        answersExpect: Bool = true
+    ) -> (fields: HTTPHeaders, expectsContinue: Bool) {
+        HeaderHygiene.upstreamRequestFields(
+            HTTPHeaders(fields), route: route ?? self.route(), requestID: "rid", clientIP: clientIP,
+            defaultHost: "endpoint:80", answersExpect: answersExpect)
+    }
+
     @Test func removesHopByHopAndWhatConnectionNames() {
-        var headers = HTTPHeaders([
-            ("connection", "keep-alive, x-secret"), ("keep-alive", "timeout=5"), ("x-secret", "1"),
+        let (fields, _) = upstream([
+            ("Connection", "keep-alive, X-Secret"), ("keep-alive", "timeout=5"), ("x-secret", "1"),
             ("transfer-encoding", "chunked"), ("upgrade", "h2c"), ("proxy-connection", "x"), ("te", "gzip"),
-            ("x-kept", "yes"),
+            ("Host", "svc"), ("x-kept", "yes"),
         ])
-        HeaderHygiene.removeHopByHop(&headers)
-        #expect(headers.map(\.name) == ["x-kept"])
+        #expect(fields.map(\.name) == ["Host", "x-kept", "x-request-id", "x-forwarded-for", "x-forwarded-proto"])
+        let response = HeaderHygiene.downstreamResponseFields(
+            HTTPHeaders([("connection", "close"), ("x-a", "1"), ("X-Request-Id", "theirs")]), requestID: "rid")
+        #expect(response.map(\.name) == ["x-a", "x-request-id"])
+        #expect(response["x-request-id"] == ["rid"])
     }
 
     @Test func keepsTrailersTE() {
-        var headers = HTTPHeaders([("te", "trailers")])
-        HeaderHygiene.removeHopByHop(&headers)
-        #expect(headers["te"] == ["trailers"])
+        #expect(upstream([("te", "trailers")]).fields["te"] == ["trailers"])
     }
 
-    @Test func forwardingHeaders() {
-        var headers = HTTPHeaders([("x-forwarded-for", "10.0.0.1"), ("x-forwarded-proto", "https")])
-        HeaderHygiene.addForwardingHeaders(&headers, clientIP: "127.0.0.1", scheme: "http")
-        #expect(headers["x-forwarded-for"] == ["10.0.0.1, 127.0.0.1"])
-        #expect(headers["x-forwarded-proto"] == ["http"])
+    @Test func forwardingHeadersAndRequestID() {
+        let (fields, _) = upstream([
+            ("x-forwarded-for", "10.0.0.1"), ("X-Forwarded-For", "10.0.0.2"), ("x-forwarded-proto", "https"),
+            ("x-request-id", "client-chosen"),
+        ])
+        #expect(fields["x-forwarded-for"] == ["10.0.0.1, 10.0.0.2, 127.0.0.1"])
+        #expect(fields["x-forwarded-proto"] == ["http"])
+        #expect(fields["x-request-id"] == ["rid"])
+        #expect(fields["host"] == ["endpoint:80"])
+        // Without a client address (a Unix socket) the client's list goes on as it was.
+        #expect(upstream([("x-forwarded-for", "10.0.0.1")], clientIP: nil).fields["x-forwarded-for"] == ["10.0.0.1"])
+    }
+
+    @Test func routeEditsReplaceAndRemove() {
+        let edits = route(add: [("x-env", "prod"), ("host", "override")], remove: ["X-Debug"])
+        let (fields, _) = upstream([("x-env", "dev"), ("x-debug", "1"), ("Host", "svc"), ("x-other", "2")], route: edits)
+        #expect(fields["x-env"] == ["prod"])
+        #expect(fields["x-debug"].isEmpty)
+        #expect(fields["host"] == ["override"])
+        #expect(fields["x-other"] == ["2"])
+    }
+
+    @Test func paddedValuesAreTrimmed() {
+        #expect(upstream([("x-a", " v \t")]).fields["x-a"] == ["v"])
+    }
+
+    @Test func expectContinueIsAnsweredByTheProxy() {
+        let answered = upstream([("Expect", "100-Continue")])
+        #expect(answered.expectsContinue)
+        #expect(answered.fields["expect"].isEmpty)
+        // HTTP/1.0: the expectation is ignored and goes on to the endpoint.
+        let ignored = upstream([("expect", "100-continue")], answersExpect: false)
+        #expect(!ignored.expectsContinue)
+        #expect(ignored.fields["expect"] == ["100-continue"])
     }
 
     @Test func limits() {

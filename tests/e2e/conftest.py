@@ -56,8 +56,8 @@ class Mesh:
     def grpc_backends(self, *names: str) -> list[GrpcBackend]:
         return [self.grpc_backend(n) for n in names]
 
-    def reset_backend(self, protocol: str = "http1") -> ResetBackend:
-        b = ResetBackend(protocol=protocol).start()
+    def reset_backend(self, protocol: str = "http1", reply: bytes = b"") -> ResetBackend:
+        b = ResetBackend(protocol=protocol, reply=reply).start()
         self.stack.callback(b.stop)
         return b
 

@@ -200,6 +200,52 @@ def test_h2_malformed_header_block_resets_the_stream(limited, name, value):
     assert curl(p.url("/after"), "--http2-prior-knowledge").status == 200
 
 
+def h2_frame(ftype: int, flags: int, stream: int, payload: bytes) -> bytes:
+    return len(payload).to_bytes(3, "big") + bytes([ftype, flags]) + stream.to_bytes(4, "big") + payload
+
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(0x4, 0, 0, b"")
+END_STREAM, END_HEADERS = 0x1, 0x4
+
+
+@pytest.mark.parametrize("declared,sent", [(5, b"0123456789"), (10, b"01234")])
+def test_h2_request_body_must_match_its_content_length(limited, declared, sent):
+    """RFC 9113 8.1.1: DATA that runs past or stops short of the declared
+    content-length makes the request malformed. Over HTTP/1.1 the surplus
+    would be read as the next request: the stream is reset with
+    PROTOCOL_ERROR, the bytes go nowhere, and the proxy keeps serving."""
+    p, a = limited
+    block = hpack_literal_block([(b":method", b"POST"), (b":scheme", b"http"), (b":path", b"/cl"),
+                                 (b":authority", b"x"), (b"content-length", str(declared).encode())])
+    with RawHTTP(p.host, p.port, timeout=5) as conn:
+        conn.send(H2_PREFACE + h2_frame(0x1, END_HEADERS, 1, block) + h2_frame(0x0, END_STREAM, 1, sent))
+
+        def reset_codes():
+            return [int.from_bytes(payload[:4], "big")
+                    for ftype, _, stream, payload in h2_frames(conn.buf) if ftype == 0x3 and stream == 1]
+
+        while not reset_codes():
+            conn._fill()
+    assert reset_codes() == [0x1], f"RST_STREAM codes {reset_codes()}, expected PROTOCOL_ERROR (1)"
+    assert curl(p.url("/after"), "--http2-prior-knowledge").status == 200
+
+
+@pytest.mark.parametrize("client", ["http1", "h2c"])
+def test_h2_response_body_longer_than_its_content_length_is_cut_off(mesh, client):
+    """An endpoint's response whose DATA exceeds its content-length is
+    malformed: the client gets no byte beyond the declared length (over
+    HTTP/1.1 they would be read as the next response), and the exchange ends
+    as a reset."""
+    head = hpack_literal_block([(b":status", b"200"), (b"content-length", b"3")])
+    reply = (h2_frame(0x1, END_HEADERS, 1, head) + h2_frame(0x0, END_STREAM, 1, b"hello world"))
+    liar = mesh.reset_backend("http2", reply=reply)
+    p = mesh.proxy(single_listener([route("liar")], [cluster("liar", [liar], protocol="http2")]))
+    args = ["--http2-prior-knowledge"] if client == "h2c" else []
+    r = curl(p.url("/liar"), *args, timeout=10)
+    assert r.returncode != 0, f"curl succeeded with body {r.body!r}"
+    assert b"hello world" not in r.body and len(r.body) <= 3
+
+
 # ---------------------------------------------------------------- config files
 
 VALID = """\

@@ -6,81 +6,155 @@ import NIOHTTP1
 enum HeaderHygiene {
     static let requestIDHeader = "x-request-id"
 
-    /// Removes connection-specific fields from request or response headers,
-    /// including every field the `Connection` header names.
-    static func removeHopByHop(_ headers: inout HTTPHeaders) {
-        // Most messages carry none of them: one pass finds out before any copy.
-        guard headers.contains(where: { isConnectionSpecific($0.name) }) else { return }
-        var listed: [Substring] = []
-        for (name, value) in headers where name.equalsIgnoringASCIICase("connection") {
-            listed += value.split(separator: ",").map { $0.trimmingOptionalWhitespace() }
-        }
-        var keepsTrailers = false
+    /// The fields a request carries to its endpoint, built in one pass over
+    /// the client's (each edit on its own would scan the list again):
+    /// connection-specific fields dropped, padded values trimmed, the route's
+    /// header edits applied, the request id set, the client's address
+    /// appended to `x-forwarded-for`, `x-forwarded-proto` set, and a `Host`
+    /// added when the client sent none (HTTP/2 endpoints need an
+    /// `:authority`). `Expect: 100-continue` is taken out when the proxy
+    /// answers it itself (`answersExpect`), which the result reports.
+    static func upstreamRequestFields(
+        _ headers: HTTPHeaders, route: CompiledRoute, requestID: String, clientIP: String?,
+        defaultHost: String, answersExpect: Bool
+    ) -> (fields: HTTPHeaders, expectsContinue: Bool) {
         var kept: [(String, String)] = []
-        kept.reserveCapacity(headers.count)
-        for (name, value) in headers {
-            if isConnectionSpecific(name) {
-                if name.equalsIgnoringASCIICase("te") {
-                    keepsTrailers = keepsTrailers || value.lowercased().contains("trailers")
+        kept.reserveCapacity(headers.count + route.headersToAdd.count + 4)
+        var hopByHop = HopByHop()
+        var forwardedFor: String?
+        var hasHost = false
+        var expectsContinue = false
+
+        /// Keeps a field unless it is one the proxy sets or answers itself.
+        func take(_ name: String, _ value: String) {
+            switch name.utf8.count {
+            case 4 where name.equalsIgnoringASCIICase("host"):
+                hasHost = true
+            case 6 where answersExpect && name.equalsIgnoringASCIICase("expect"):
+                if value.utf8.equalsIgnoringASCIICase("100-continue".utf8) {
+                    expectsContinue = true
+                    return
                 }
+            case 12 where name.equalsIgnoringASCIICase("x-request-id"):
+                return
+            case 15 where clientIP != nil && name.equalsIgnoringASCIICase("x-forwarded-for"):
+                forwardedFor = forwardedFor.map { "\($0), \(value)" } ?? value
+                return
+            case 17 where name.equalsIgnoringASCIICase("x-forwarded-proto"):
+                return
+            default:
+                break
+            }
+            kept.append((name, value))
+        }
+
+        for (name, value) in headers {
+            let value = trimmingPadding(value)
+            if hopByHop.isConnectionSpecific(name, value) || route.editsHeader(named: name) {
                 continue
             }
-            if listed.contains(where: { name.utf8.equalsIgnoringASCIICase($0.utf8) }) {
+            take(name, value)
+        }
+        hopByHop.removeListed(from: &kept)
+        for header in route.headersToAdd {
+            take(header.name, header.value)
+        }
+        kept.append((requestIDHeader, requestID))
+        if let clientIP {
+            kept.append(("x-forwarded-for", forwardedFor.map { "\($0), \(clientIP)" } ?? clientIP))
+        }
+        kept.append(("x-forwarded-proto", "http"))
+        if !hasHost {
+            kept.append(("host", defaultHost))
+        }
+        return (HTTPHeaders(kept), expectsContinue)
+    }
+
+    /// The fields a response carries to the client, in one pass:
+    /// connection-specific fields dropped, padded values trimmed, and the
+    /// request id set.
+    static func downstreamResponseFields(_ headers: HTTPHeaders, requestID: String) -> HTTPHeaders {
+        var kept: [(String, String)] = []
+        kept.reserveCapacity(headers.count + 1)
+        var hopByHop = HopByHop()
+        for (name, value) in headers {
+            let value = trimmingPadding(value)
+            if hopByHop.isConnectionSpecific(name, value)
+                || (name.utf8.count == 12 && name.equalsIgnoringASCIICase("x-request-id")) {
                 continue
             }
             kept.append((name, value))
         }
-        if keepsTrailers {
-            kept.append(("te", "trailers"))
-        }
-        headers = HTTPHeaders(kept)
+        hopByHop.removeListed(from: &kept)
+        kept.append((requestIDHeader, requestID))
+        return HTTPHeaders(kept)
     }
 
-    /// Whether `name` describes one connection and is never forwarded:
-    /// `Connection`, `Keep-Alive`, `Proxy-Connection`, `Transfer-Encoding`,
-    /// `Upgrade`, and `TE`, of which only `te: trailers` is sent on (gRPC
-    /// requires it end to end).
-    private static func isConnectionSpecific(_ name: String) -> Bool {
-        switch name.utf8.count {
-        case 2: name.equalsIgnoringASCIICase("te")
-        case 7: name.equalsIgnoringASCIICase("upgrade")
-        case 10: name.equalsIgnoringASCIICase("connection") || name.equalsIgnoringASCIICase("keep-alive")
-        case 16: name.equalsIgnoringASCIICase("proxy-connection")
-        case 17: name.equalsIgnoringASCIICase("transfer-encoding")
-        default: false
-        }
-    }
+    /// Connection-specific fields (RFC 9110 section 7.6.1) met during a pass
+    /// over a message's fields, and what they said.
+    private struct HopByHop {
+        /// Field names the `Connection` header listed, beyond the ones that
+        /// are connection-specific anyway.
+        private var listed: [Substring] = []
+        /// `te: trailers` is the one connection-specific field sent on (gRPC
+        /// requires it end to end).
+        private var keepsTrailers = false
 
-    /// Removes optional whitespace around field values (RFC 9110 section 5.5).
-    /// HTTP/1.1 parsers may leave trailing spaces in a value; HTTP/2 peers
-    /// reject such values, so they must not cross from one protocol to the other.
-    /// Checks first and last bytes only, so clean headers cost no copy.
-    static func trimValueWhitespace(_ headers: inout HTTPHeaders) {
-        func isPadding(_ byte: UInt8?) -> Bool { byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
-        guard headers.contains(where: { isPadding($0.value.utf8.first) || isPadding($0.value.utf8.last) }) else { return }
-        var trimmed = HTTPHeaders()
-        trimmed.reserveCapacity(headers.count)
-        for (name, value) in headers {
-            let bytes = value.utf8
-            guard let start = bytes.firstIndex(where: { !isPadding($0) }),
-                  let end = bytes.lastIndex(where: { !isPadding($0) }) else {
-                trimmed.add(name: name, value: "")
-                continue
+        /// Whether the field describes one connection and is never forwarded:
+        /// `Connection`, `Keep-Alive`, `Proxy-Connection`, `Transfer-Encoding`,
+        /// `Upgrade` and `TE`.
+        mutating func isConnectionSpecific(_ name: String, _ value: String) -> Bool {
+            switch name.utf8.count {
+            case 2:
+                guard name.equalsIgnoringASCIICase("te") else { return false }
+                keepsTrailers = keepsTrailers || value.lowercased().contains("trailers")
+            case 7:
+                return name.equalsIgnoringASCIICase("upgrade")
+            case 10:
+                if name.equalsIgnoringASCIICase("connection") {
+                    for option in value.split(separator: ",") {
+                        let option = option.trimmingOptionalWhitespace()
+                        if !Self.isStandardOption(option) {
+                            listed.append(option)
+                        }
+                    }
+                    return true
+                }
+                return name.equalsIgnoringASCIICase("keep-alive")
+            case 16:
+                return name.equalsIgnoringASCIICase("proxy-connection")
+            case 17:
+                return name.equalsIgnoringASCIICase("transfer-encoding")
+            default:
+                return false
             }
-            trimmed.add(name: name, value: String(value[start...end]))
+            return true
         }
-        headers = trimmed
+
+        /// `Connection` options that name no other field, or one dropped anyway.
+        private static func isStandardOption(_ option: Substring) -> Bool {
+            ["close", "keep-alive", "upgrade", "te"].contains { option.utf8.equalsIgnoringASCIICase($0.utf8) }
+        }
+
+        /// Takes out the fields `Connection` named and puts back `te: trailers`.
+        func removeListed(from kept: inout [(String, String)]) {
+            if !listed.isEmpty {
+                kept.removeAll { field in listed.contains { field.0.utf8.equalsIgnoringASCIICase($0.utf8) } }
+            }
+            if keepsTrailers {
+                kept.append(("te", "trailers"))
+            }
+        }
     }
 
-    /// Appends the client's address to `x-forwarded-for` and records the
-    /// scheme the client used in `x-forwarded-proto`.
-    static func addForwardingHeaders(_ headers: inout HTTPHeaders, clientIP: String?, scheme: String) {
-        if let clientIP {
-            let existing = headers.first(name: "x-forwarded-for")
-            headers.remove(name: "x-forwarded-for")
-            headers.add(name: "x-forwarded-for", value: existing.map { "\($0), \(clientIP)" } ?? clientIP)
-        }
-        headers.replaceOrAdd(name: "x-forwarded-proto", value: scheme)
+    /// `value` without optional whitespace (SP, HTAB) at either end (RFC 9110
+    /// section 5.5): HTTP/1.1 parsers may leave trailing spaces in a value,
+    /// and HTTP/2 peers reject such values, so they must not cross from one
+    /// protocol to the other. Clean values (nearly all) cost no copy.
+    private static func trimmingPadding(_ value: String) -> String {
+        func isPadding(_ byte: UInt8?) -> Bool { byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+        guard isPadding(value.utf8.first) || isPadding(value.utf8.last) else { return value }
+        return String(Substring(value).trimmingOptionalWhitespace())
     }
 
     /// Whether the request head is within the listener's limits, counting the

@@ -127,23 +127,13 @@ final class ProxyExchange {
         self.endpoint = endpoint
         endpoint.inFlight += 1
 
-        var headers = head.headers
-        HeaderHygiene.trimValueWhitespace(&headers)
         // RFC 9110 section 10.1.1: an HTTP/1.0 request's expectation is ignored.
-        let expectsContinue = headers.first(name: "expect")?.lowercased() == "100-continue"
-            && head.version != .http1_0
-        HeaderHygiene.removeHopByHop(&headers)
-        route.rewrite(&headers)
-        headers.replaceOrAdd(name: HeaderHygiene.requestIDHeader, value: requestID)
-        HeaderHygiene.addForwardingHeaders(&headers, clientIP: downstream.connection.clientIP, scheme: "http")
-        if !headers.contains(name: "host") {
-            // HTTP/2 upstreams need an :authority; HTTP/1.1 ones a Host.
-            headers.add(name: "host", value: endpoint.label)
-        }
+        let (headers, expectsContinue) = HeaderHygiene.upstreamRequestFields(
+            head.headers, route: route, requestID: requestID, clientIP: downstream.connection.clientIP,
+            defaultHost: endpoint.label, answersExpect: head.version != .http1_0)
         if expectsContinue {
             // Answer the client's Expect ourselves, as Envoy does: the body is
             // streamed to the endpoint anyway, so the endpoint's answer adds only a round trip.
-            headers.remove(name: "expect")
             downstream.writeInterim(.continue)
         }
         upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers)
@@ -223,10 +213,7 @@ final class ProxyExchange {
         guard state == .proxying else { return }
         switch part {
         case .head(let head):
-            var headers = head.headers
-            HeaderHygiene.removeHopByHop(&headers)
-            HeaderHygiene.trimValueWhitespace(&headers)
-            headers.replaceOrAdd(name: HeaderHygiene.requestIDHeader, value: requestID)
+            let headers = HeaderHygiene.downstreamResponseFields(head.headers, requestID: requestID)
             responseStatus = head.status
             downstream.writeResponseHead(status: head.status, headers: headers)
         case .body(let body):

@@ -10,6 +10,10 @@ import NIOHTTP2
 /// Backpressure: credit for received DATA goes back only while the other
 /// side of the exchange takes the bytes, and the stream counts as unwritable
 /// while the DATA it sent waits in NIOHTTP2 for the peer's window.
+///
+/// A received message's body must match its `content-length` (RFC 9113
+/// section 8.1.1); the streams check it here rather than in NIOHTTP2, whose
+/// check looks the field up again in every header block.
 class HTTP2Stream {
     /// Bytes a stream may have queued for its peer before the other side is paused.
     static let maxBufferedBytes = 256 * 1024
@@ -26,6 +30,9 @@ class HTTP2Stream {
     var receivingEnded = false
     /// The stream's own end was sent (or it was reset).
     var sendingEnded = false
+    /// Body bytes the peer declared in `content-length` and has not sent yet;
+    /// nil when it declared no length.
+    var declaredBodyBytesLeft: Int?
 
     init(id: HTTP2StreamID, outbox: HTTP2FrameOutbox, receiveWindowSize: Int) {
         self.id = id
@@ -45,6 +52,17 @@ class HTTP2Stream {
     func readComplete() {}
 
     // MARK: Receiving
+
+    /// Counts `bytes` of received body against the declared length: false
+    /// when the peer sent more than it declared, or ends the stream short of
+    /// it. The message is then malformed: its body would be cut or run into
+    /// the next message where the other side of the exchange is HTTP/1.1.
+    func bodyMatchesDeclaredLength(received bytes: Int, endStream: Bool) -> Bool {
+        guard var left = declaredBodyBytesLeft else { return true }
+        left -= bytes
+        declaredBodyBytesLeft = left
+        return left >= 0 && (!endStream || left == 0)
+    }
 
     /// Received DATA worth `bytes` of flow control: credited now, or later
     /// (`releaseWithheldCredit`) when `withhold` says the other side is full.

@@ -34,8 +34,11 @@ enum DownstreamPipeline {
         ]
         try detector.pipeline.syncOperations.addHandlers(
             [
-                // Header blocks are validated by `HTTP2HeaderMapping`, more cheaply.
-                NIOHTTP2Handler(mode: .server, initialSettings: settings, headerBlockValidation: .disabled),
+                // Header blocks are validated by `HTTP2HeaderMapping` and body
+                // lengths by `HTTP2Stream`, more cheaply.
+                NIOHTTP2Handler(
+                    mode: .server, initialSettings: settings, headerBlockValidation: .disabled,
+                    contentLengthValidation: .disabled),
                 HTTP2DownstreamConnection(info: connection, worker: worker, streamWindowSize: streamWindow),
             ],
             position: .after(detector.handler)

@@ -89,12 +89,14 @@ final class HTTP2DownstreamConnection: ChannelDuplexHandler {
         }
         let stream = HTTP2DownstreamStream(id: id, owner: self, windowSize: streamWindowSize)
         streams[id] = stream
-        guard let head = HTTP2HeaderMapping.requestHead(headers.headers) else {
+        guard let (head, contentLength) = HTTP2HeaderMapping.requestHead(headers.headers) else {
             streams.removeValue(forKey: id)
             outbox.reset(id, .protocolError)
             return
         }
-        stream.start(head: head, listener: listener.current(in: worker), endStream: headers.endStream)
+        stream.start(
+            head: head, contentLength: contentLength, listener: listener.current(in: worker),
+            endStream: headers.endStream)
         readInto.note(stream)
     }
 

@@ -20,7 +20,12 @@ final class HTTP2DownstreamStream: HTTP2Stream, ExchangeDownstream {
 
     // MARK: Request in (from the connection)
 
-    func start(head: HTTPRequestHead, listener: CompiledListener?, endStream: Bool) {
+    func start(head: HTTPRequestHead, contentLength: Int?, listener: CompiledListener?, endStream: Bool) {
+        declaredBodyBytesLeft = contentLength
+        guard bodyMatchesDeclaredLength(received: 0, endStream: endStream) else {
+            sendReset(.protocolError)
+            return
+        }
         let exchange = ProxyExchange(for: head, downstream: self, worker: owner.worker)
         self.exchange = exchange
         exchange.start(head: head, hasBody: !endStream, listener: listener)
@@ -38,6 +43,11 @@ final class HTTP2DownstreamStream: HTTP2Stream, ExchangeDownstream {
             received(flowControlledLength, withhold: false)
             return
         }
+        guard bodyMatchesDeclaredLength(received: data.data.readableBytes, endStream: data.endStream) else {
+            received(flowControlledLength, withhold: false)
+            malformedRequest()
+            return
+        }
         if case .byteBuffer(let buffer) = data.data, buffer.readableBytes > 0 {
             exchange.downstreamReceived(.body(.byteBuffer(buffer)))
         }
@@ -49,12 +59,19 @@ final class HTTP2DownstreamStream: HTTP2Stream, ExchangeDownstream {
 
     func receivedTrailers(_ block: HPACKHeaders) {
         receivingEnded = true
-        guard let trailers = HTTP2HeaderMapping.trailers(block) else {
-            sendReset(.protocolError)
-            closed()
+        guard let trailers = HTTP2HeaderMapping.trailers(block),
+              bodyMatchesDeclaredLength(received: 0, endStream: true) else {
+            malformedRequest()
             return
         }
         exchange?.downstreamReceived(.end(trailers))
+    }
+
+    /// The request broke HTTP/2's rules mid-stream: the stream is reset and
+    /// the exchange ends as if the client had gone.
+    private func malformedRequest() {
+        sendReset(.protocolError)
+        closed()
     }
 
     override func readComplete() {

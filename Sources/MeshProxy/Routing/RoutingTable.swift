@@ -54,7 +54,9 @@ struct CompiledRoute: Sendable {
     let destination: Destination
     let timeout: TimeAmount?
     let headersToAdd: [HeaderValue]
-    let headersToRemove: [String]
+    /// Names the route removes or replaces: a client's fields of these names
+    /// do not reach the endpoint.
+    private let editedHeaderNames: [String]
     let fault: FaultConfig?
 
     enum Destination: Sendable {
@@ -81,7 +83,7 @@ struct CompiledRoute: Sendable {
         }
         timeout = config.timeout.map { TimeAmount.nanoseconds($0.nanoseconds) }
         headersToAdd = config.requestHeadersToAdd
-        headersToRemove = config.requestHeadersToRemove
+        editedHeaderNames = (config.requestHeadersToRemove + config.requestHeadersToAdd.map(\.name)).map { $0.lowercased() }
         fault = config.fault
     }
 
@@ -112,13 +114,8 @@ struct CompiledRoute: Sendable {
         }
     }
 
-    /// Applies the route's header edits to a request about to go upstream.
-    func rewrite(_ headers: inout HTTPHeaders) {
-        for name in headersToRemove {
-            headers.remove(name: name)
-        }
-        for header in headersToAdd {
-            headers.replaceOrAdd(name: header.name, value: header.value)
-        }
+    /// Whether the route removes or replaces the client's fields named `name`.
+    func editsHeader(named name: String) -> Bool {
+        !editedHeaderNames.isEmpty && editedHeaderNames.contains { name.utf8.equalsIgnoringASCIICase($0.utf8) }
     }
 }

@@ -52,9 +52,11 @@ final class HTTP2ConnectionPool {
         // Server push is disabled in our SETTINGS, so the endpoint opens no streams.
         let connection = HTTP2Connection(pool: self, flushBatch: connector.flushBatch, idleTimeout: connector.idleTimeout)
         try channel.pipeline.syncOperations.addHandlers([
-            // Header blocks are validated by `HTTP2HeaderMapping`, more cheaply.
+            // Header blocks are validated by `HTTP2HeaderMapping` and body
+            // lengths by `HTTP2Stream`, more cheaply.
             NIOHTTP2Handler(
-                mode: .client, initialSettings: UpstreamHTTP2Settings.initial, headerBlockValidation: .disabled),
+                mode: .client, initialSettings: UpstreamHTTP2Settings.initial, headerBlockValidation: .disabled,
+                contentLengthValidation: .disabled),
             connection,
         ])
         connections.append(connection)

@@ -12,6 +12,8 @@ final class HTTP2UpstreamStream: HTTP2Stream, ExchangeUpstream {
     private var exchange: ProxyExchange?
     private var headersSent = false
     private var responseStarted = false
+    /// A HEAD request's response has no body, whatever its `content-length` says.
+    private var requestIsHEAD = false
 
     init(id: HTTP2StreamID, owner: HTTP2Connection, exchange: ProxyExchange) {
         self.owner = owner
@@ -25,19 +27,26 @@ final class HTTP2UpstreamStream: HTTP2Stream, ExchangeUpstream {
         guard let exchange else { return }
         if responseStarted {
             // A second HEADERS block is the trailers, and ends the response.
-            guard let trailers = HTTP2HeaderMapping.trailers(headers.headers) else {
+            guard let trailers = HTTP2HeaderMapping.trailers(headers.headers),
+                  bodyMatchesDeclaredLength(received: 0, endStream: true) else {
                 malformedResponse(exchange)
                 return
             }
             finishResponse(exchange, trailers: trailers)
             return
         }
-        guard let (status, fields) = HTTP2HeaderMapping.response(headers.headers) else {
+        guard let (status, fields, contentLength) = HTTP2HeaderMapping.response(headers.headers) else {
             malformedResponse(exchange)
             return
         }
         // 1xx answers are interim: the proxy answers Expect itself, so they go no further.
         if status.code < 200 {
+            return
+        }
+        // RFC 9110 sections 8.6 and 15.4.5: the length describes a body that is not sent.
+        declaredBodyBytesLeft = requestIsHEAD || status == .notModified ? 0 : contentLength
+        guard bodyMatchesDeclaredLength(received: 0, endStream: headers.endStream) else {
+            malformedResponse(exchange)
             return
         }
         responseStarted = true
@@ -53,6 +62,11 @@ final class HTTP2UpstreamStream: HTTP2Stream, ExchangeUpstream {
         }
         guard let exchange else {
             received(flowControlledLength, withhold: false)
+            return
+        }
+        guard bodyMatchesDeclaredLength(received: data.data.readableBytes, endStream: data.endStream) else {
+            received(flowControlledLength, withhold: false)
+            malformedResponse(exchange)
             return
         }
         if case .byteBuffer(let buffer) = data.data, buffer.readableBytes > 0 {
@@ -119,6 +133,7 @@ final class HTTP2UpstreamStream: HTTP2Stream, ExchangeUpstream {
         switch part {
         case .head(let head):
             headersSent = true
+            requestIsHEAD = head.method == .HEAD
             sendHeaders(HTTP2HeaderMapping.requestBlock(head))
         case .body(.byteBuffer(let body)):
             sendData(body)

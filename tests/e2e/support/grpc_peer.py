@@ -215,12 +215,16 @@ class ResetBackend:
 
     protocol "http1": reset once the request head (CRLF CRLF) has arrived.
     protocol "http2": complete the HTTP/2 handshake (server SETTINGS, ACK),
-    then reset once a HEADERS frame has arrived."""
+    then reset once a HEADERS frame has arrived.
 
-    def __init__(self, host: str = "127.0.0.1", protocol: str = "http1"):
+    With `reply`, those raw bytes answer the request before the reset: a
+    response no well-behaved server library would send."""
+
+    def __init__(self, host: str = "127.0.0.1", protocol: str = "http1", reply: bytes = b""):
         assert protocol in ("http1", "http2")
         self.host = host
         self.protocol = protocol
+        self.reply = reply
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((host, 0))
@@ -279,11 +283,24 @@ class ResetBackend:
                 offset += 9 + length
         return False
 
+    def _wait_for_close(self, conn: socket.socket) -> None:
+        """Until the peer closes or resets, so that it reads `reply` whole."""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not self._stop.is_set():
+            try:
+                if not conn.recv(65536):
+                    return
+            except socket.timeout:
+                continue
+
     def _serve(self, conn: socket.socket) -> None:
         try:
             conn.settimeout(0.2)
             if self._wait_for_request(conn):
                 self.requests += 1
+                if self.reply:
+                    conn.sendall(self.reply)
+                    self._wait_for_close(conn)
             conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         except OSError:
             pass
