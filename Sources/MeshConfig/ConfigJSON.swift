@@ -172,6 +172,7 @@ private struct ClusterJSON: Encodable {
     var hashHeader: String?
     var connectTimeout: String
     var idleTimeout: String
+    var circuitBreaker: CircuitBreakerJSON
     var endpoints: [EndpointJSON]?
     var dns: DNSJSON?
 
@@ -182,6 +183,10 @@ private struct ClusterJSON: Encodable {
         hashHeader = cluster.hashHeader
         connectTimeout = cluster.connectTimeout.description
         idleTimeout = cluster.idleTimeout.description
+        circuitBreaker = CircuitBreakerJSON(
+            maxConnections: cluster.circuitBreaker.maxConnections,
+            maxPendingRequests: cluster.circuitBreaker.maxPendingRequests,
+            maxRequests: cluster.circuitBreaker.maxRequests)
         switch cluster.discovery {
         case let .staticEndpoints(list):
             endpoints = list.map { EndpointJSON(address: $0.address.description, weight: $0.weight) }
@@ -194,6 +199,12 @@ private struct ClusterJSON: Encodable {
             )
         }
     }
+}
+
+private struct CircuitBreakerJSON: Encodable {
+    var maxConnections: Int
+    var maxPendingRequests: Int
+    var maxRequests: Int
 }
 
 private struct EndpointJSON: Encodable {

@@ -2,7 +2,10 @@ extension ProxyConfigDecoder {
     mutating func cluster(_ node: ConfigNode) -> ClusterConfig? {
         guard let fields = reader.mapping(
             node,
-            keys: ["name", "protocol", "loadBalancing", "hashHeader", "connectTimeout", "idleTimeout", "endpoints", "dns"]
+            keys: [
+                "name", "protocol", "loadBalancing", "hashHeader", "connectTimeout", "idleTimeout", "circuitBreaker",
+                "endpoints", "dns",
+            ]
         ) else { return nil }
         let name = reader.required("name", in: fields, hint: "add e.g. \"name: user\"")
             .flatMap { definedName($0, recordIn: \.clusterNames) }
@@ -14,6 +17,7 @@ extension ProxyConfigDecoder {
         let hashHeader = fields["hashHeader"].flatMap { reader.headerName($0) }
         let connectTimeout = fields["connectTimeout"].flatMap { reader.positiveDuration($0) }
         let idleTimeout = fields["idleTimeout"].flatMap { reader.positiveDuration($0) }
+        let circuitBreaker = fields["circuitBreaker"].flatMap { self.circuitBreaker($0) }
         let endpoints = fields["endpoints"].flatMap { staticEndpoints($0) }
         let dns = fields["dns"].flatMap { dnsDiscovery($0) }
 
@@ -38,7 +42,8 @@ extension ProxyConfigDecoder {
             hashHeader: hashHeader,
             discovery: discovery,
             connectTimeout: connectTimeout ?? ClusterConfig.defaultConnectTimeout,
-            idleTimeout: idleTimeout ?? ClusterConfig.defaultIdleTimeout
+            idleTimeout: idleTimeout ?? ClusterConfig.defaultIdleTimeout,
+            circuitBreaker: circuitBreaker ?? CircuitBreakerConfig()
         )
     }
 

@@ -13,6 +13,8 @@ public struct ClusterConfig: Sendable, Equatable {
     public var connectTimeout: MeshDuration
     /// A connection to an endpoint that serves no request for this long is closed. Default 1h.
     public var idleTimeout: MeshDuration
+    /// Limits on connections and requests to the cluster, across all event loops.
+    public var circuitBreaker: CircuitBreakerConfig
 
     public static let defaultConnectTimeout = MeshDuration.seconds(1)
     public static let defaultIdleTimeout = MeshDuration.seconds(3600)
@@ -24,7 +26,8 @@ public struct ClusterConfig: Sendable, Equatable {
         hashHeader: String? = nil,
         discovery: EndpointDiscovery,
         connectTimeout: MeshDuration = ClusterConfig.defaultConnectTimeout,
-        idleTimeout: MeshDuration = ClusterConfig.defaultIdleTimeout
+        idleTimeout: MeshDuration = ClusterConfig.defaultIdleTimeout,
+        circuitBreaker: CircuitBreakerConfig = CircuitBreakerConfig()
     ) {
         self.name = name
         self.protocolKind = protocolKind
@@ -33,6 +36,7 @@ public struct ClusterConfig: Sendable, Equatable {
         self.discovery = discovery
         self.connectTimeout = connectTimeout
         self.idleTimeout = idleTimeout
+        self.circuitBreaker = circuitBreaker
     }
 }
 

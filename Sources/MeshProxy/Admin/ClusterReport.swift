@@ -18,9 +18,23 @@ struct ClusterReport: Codable, Sendable {
     var discovery: String
     /// Whether the first discovery finished (static clusters always have).
     var discovered: Bool
+    var circuitBreaker: CircuitBreakerState
     var endpoints: [Endpoint]
 
-    static func merge(clusters: [ClusterConfig], perLoop: [[String: [EndpointReport]]], discovered: Set<String>) -> [ClusterReport] {
+    /// The cluster's limits and how much of each is in use, over all loops.
+    struct CircuitBreakerState: Codable, Sendable {
+        var maxConnections: Int
+        var connections: Int
+        var maxPendingRequests: Int
+        var pendingRequests: Int
+        var maxRequests: Int
+        var requests: Int
+    }
+
+    static func merge(
+        clusters: [ClusterConfig], perLoop: [[String: [EndpointReport]]], discovered: Set<String>,
+        breakers: [String: CircuitBreaker.Snapshot]
+    ) -> [ClusterReport] {
         clusters.map { cluster in
             var order: [String] = []
             var byAddress: [String: Endpoint] = [:]
@@ -34,6 +48,7 @@ struct ClusterReport: Codable, Sendable {
                     byAddress[endpoint.address]?.inFlight += endpoint.inFlight
                 }
             }
+            let usage = breakers[cluster.name]
             let discoveryKind: String
             switch cluster.discovery {
             case .staticEndpoints: discoveryKind = "static"
@@ -45,6 +60,11 @@ struct ClusterReport: Codable, Sendable {
                 loadBalancing: cluster.loadBalancing.rawValue,
                 discovery: discoveryKind,
                 discovered: discovered.contains(cluster.name),
+                circuitBreaker: CircuitBreakerState(
+                    maxConnections: cluster.circuitBreaker.maxConnections, connections: usage?.connections ?? 0,
+                    maxPendingRequests: cluster.circuitBreaker.maxPendingRequests,
+                    pendingRequests: usage?.pendingRequests ?? 0,
+                    maxRequests: cluster.circuitBreaker.maxRequests, requests: usage?.requests ?? 0),
                 endpoints: order.compactMap { byAddress[$0] }
             )
         }

@@ -6,6 +6,8 @@ import NIOHTTP1
 /// loop's balancer. Only its loop touches it.
 final class LoopCluster {
     let config: ClusterConfig
+    /// Shared with the same cluster on every other loop.
+    let breaker: CircuitBreaker
     let statsLabel: Int
     private let eventLoop: EventLoop
     private let flushBatch: FlushBatch
@@ -13,8 +15,12 @@ final class LoopCluster {
     private(set) var endpoints: [EndpointState] = []
     private var balancer: LoadBalancer
 
-    init(config: ClusterConfig, eventLoop: EventLoop, flushBatch: FlushBatch, stats: LoopStats, random: inout FastRandom) {
+    init(
+        config: ClusterConfig, breaker: CircuitBreaker, eventLoop: EventLoop, flushBatch: FlushBatch, stats: LoopStats,
+        random: inout FastRandom
+    ) {
         self.config = config
+        self.breaker = breaker
         self.eventLoop = eventLoop
         self.flushBatch = flushBatch
         statsLabel = stats.label(config.name)
@@ -22,9 +28,11 @@ final class LoopCluster {
         balancer = LoadBalancer(policy: config.loadBalancing, keys: [], weights: [], random: &random)
     }
 
-    /// Whether a new config for this cluster can keep this object (and its warm connections).
-    func canAdopt(_ newConfig: ClusterConfig) -> Bool {
-        newConfig.protocolKind == config.protocolKind && newConfig.connectTimeout == config.connectTimeout
+    /// Whether a new config for this cluster can keep this object (and its
+    /// warm connections). A new breaker cannot be adopted: the connections
+    /// and requests counted in the old one must end there.
+    func canAdopt(_ newConfig: ClusterConfig, breaker newBreaker: CircuitBreaker) -> Bool {
+        newBreaker === breaker && newConfig.protocolKind == config.protocolKind && newConfig.connectTimeout == config.connectTimeout
             && newConfig.idleTimeout == config.idleTimeout
             && newConfig.loadBalancing == config.loadBalancing && newConfig.hashHeader == config.hashHeader
     }
@@ -76,7 +84,7 @@ final class LoopCluster {
 
     private func makePool(_ address: SocketAddress) -> UpstreamPool {
         let connector = EndpointConnector(
-            address: address, eventLoop: eventLoop, flushBatch: flushBatch, connectTimeout: connectTimeout,
+            address: address, eventLoop: eventLoop, flushBatch: flushBatch, breaker: breaker, connectTimeout: connectTimeout,
             idleTimeout: .nanoseconds(config.idleTimeout.nanoseconds))
         switch config.protocolKind {
         case .http1: return .http1(HTTP1ConnectionPool(connector: connector))

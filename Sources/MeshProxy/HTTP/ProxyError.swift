@@ -23,6 +23,8 @@ enum ProxyError: Error, Equatable, Sendable {
     case tooManyHeaders
     /// The route's fault injection answered the request on purpose.
     case faultAbort(FaultAbort.Answer)
+    /// The cluster's circuit breaker turned the request away at this limit.
+    case overflow(CircuitBreaker.Limit)
 
     /// The `swiftmesh-proxy-error` header value.
     var reason: String {
@@ -36,13 +38,14 @@ enum ProxyError: Error, Equatable, Sendable {
         case .headersTooLarge: "headers_too_large"
         case .tooManyHeaders: "too_many_headers"
         case .faultAbort: "fault_abort"
+        case .overflow: "overflow"
         }
     }
 
     var httpStatus: HTTPResponseStatus {
         switch self {
         case .noRoute: .notFound
-        case .noEndpoints: .serviceUnavailable
+        case .noEndpoints, .overflow: .serviceUnavailable
         case .connectFailure, .upstreamReset: .badGateway
         case .timeout: .gatewayTimeout
         case .badRequest: .badRequest
@@ -56,7 +59,7 @@ enum ProxyError: Error, Equatable, Sendable {
     var grpcStatus: GRPCStatusCode {
         switch self {
         case .noRoute: .unimplemented
-        case .noEndpoints, .connectFailure, .upstreamReset: .unavailable
+        case .noEndpoints, .connectFailure, .upstreamReset, .overflow: .unavailable
         case .timeout: .deadlineExceeded
         case .badRequest, .headersTooLarge, .tooManyHeaders: .internalError
         case .faultAbort(.grpcStatus(let code)): GRPCStatusCode(rawValue: code) ?? .unknown
@@ -76,6 +79,7 @@ enum ProxyError: Error, Equatable, Sendable {
         case .headersTooLarge: "request headers exceed the listener's maxRequestHeaderBytes"
         case .tooManyHeaders: "request has more header fields than the listener's maxRequestHeaders"
         case .faultAbort: "aborted by the route's fault injection"
+        case .overflow(let limit): "the cluster's circuit breaker is open: circuitBreaker.\(limit.rawValue) reached"
         }
     }
 

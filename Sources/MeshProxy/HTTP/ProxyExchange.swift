@@ -36,6 +36,11 @@ final class ProxyExchange {
     static let maxPendingBodyBytes = 64 * 1024
     private var cluster: LoopCluster?
     private var endpoint: EndpointState?
+    /// The cluster's circuit breaker counts this request in flight.
+    private var holdsRequestSlot = false
+    /// The cluster's circuit breaker counts this request as pending: waiting
+    /// for a connection or a stream.
+    private var isPending = false
     private var timeout: Scheduled<Void>?
     /// When the route timeout or the gRPC client's deadline, whichever is sooner, ends the request.
     private var deadline: NIODeadline?
@@ -120,6 +125,11 @@ final class ProxyExchange {
         }
         let cluster = worker.clusters[route.pickCluster(using: &worker.random)]
         self.cluster = cluster
+        guard cluster.breaker.tryStartRequest() else {
+            fail(.overflow(.maxRequests))
+            return
+        }
+        holdsRequestSlot = true
         guard let endpoint = cluster.pickEndpoint(headers: head.headers, random: &worker.random) else {
             fail(.noEndpoints)
             return
@@ -142,6 +152,22 @@ final class ProxyExchange {
 
     var isWaitingForUpstream: Bool { state == .waitingForUpstream }
 
+    /// The pool has no connection or stream for the request yet: it counts
+    /// as pending in the cluster's circuit breaker until it gets one or
+    /// ends. False when `maxPendingRequests` are already waiting.
+    func enterPending() -> Bool {
+        guard !isPending else { return true }
+        guard let breaker = cluster?.breaker, breaker.tryAddPending() else { return false }
+        isPending = true
+        return true
+    }
+
+    private func leavePending() {
+        guard isPending else { return }
+        isPending = false
+        cluster?.breaker.pendingEnded()
+    }
+
     /// Neither finished nor writing its last part.
     private var isActive: Bool { state == .waitingForUpstream || state == .proxying }
 
@@ -159,6 +185,7 @@ final class ProxyExchange {
     // MARK: Request direction
 
     func upstreamAttached(_ handler: any ExchangeUpstream) {
+        leavePending()
         guard state == .waitingForUpstream, var upstreamHead else {
             handler.abandon()
             return
@@ -314,6 +341,11 @@ final class ProxyExchange {
         faultDelay?.cancel()
         faultDelay = nil
         pending.removeAll()
+        leavePending()
+        if holdsRequestSlot {
+            holdsRequestSlot = false
+            cluster?.breaker.requestFinished()
+        }
         endpoint?.inFlight -= 1
         let elapsed = NIODeadline.now() - startTime
         worker.stats.requestFinished(

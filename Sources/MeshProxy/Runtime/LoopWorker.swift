@@ -32,12 +32,16 @@ final class LoopWorker: @unchecked Sendable {
     /// Installs a new config. Clusters that keep their shape keep their
     /// endpoints and warm connections; the others are rebuilt with the
     /// endpoints discovery last reported; removed clusters drain.
-    func apply(routing: RoutingTable, clusters configs: [ClusterConfig], endpoints: [String: [DiscoveredEndpoint]]) {
+    func apply(
+        routing: RoutingTable, clusters configs: [ClusterConfig], breakers: [String: CircuitBreaker],
+        endpoints: [String: [DiscoveredEndpoint]]
+    ) {
         eventLoop.assertInEventLoop()
         var previous = clustersByName
         var next: [LoopCluster] = []
         for config in configs {
-            if let kept = previous[config.name], kept.canAdopt(config) {
+            let breaker = breakers[config.name] ?? CircuitBreaker(limits: config.circuitBreaker)
+            if let kept = previous[config.name], kept.canAdopt(config, breaker: breaker) {
                 previous.removeValue(forKey: config.name)
                 // Endpoints or weights may have changed; unchanged endpoints keep their connections.
                 kept.updateEndpoints(endpoints[config.name] ?? [], stats: stats, random: &random)
@@ -45,7 +49,8 @@ final class LoopWorker: @unchecked Sendable {
                 continue
             }
             let cluster = LoopCluster(
-                config: config, eventLoop: eventLoop, flushBatch: flushBatch, stats: stats, random: &random)
+                config: config, breaker: breaker, eventLoop: eventLoop, flushBatch: flushBatch, stats: stats,
+                random: &random)
             cluster.updateEndpoints(endpoints[config.name] ?? [], stats: stats, random: &random)
             next.append(cluster)
         }

@@ -17,6 +17,8 @@ public actor ProxyServer {
     private var endpoints: [String: [DiscoveredEndpoint]] = [:]
     /// Clusters that finished their first discovery.
     private var discovered: Set<String> = []
+    /// Each cluster's circuit breaker, shared by every loop.
+    private var breakers: [String: CircuitBreaker] = [:]
     private var dnsTasks: [String: (settings: DNSDiscovery, task: Task<Void, Never>)] = [:]
     private var listeners: [String: BoundListener] = [:]
     private var admin: Channel?
@@ -162,6 +164,7 @@ public actor ProxyServer {
                 total.merge(snapshot)
             }
         }
+        total.circuitBreakers = breakers.mapValues { $0.snapshot() }
         return total
     }
 
@@ -172,7 +175,9 @@ public actor ProxyServer {
                 perLoop.append(report)
             }
         }
-        return ClusterReport.merge(clusters: config.clusters, perLoop: perLoop, discovered: discovered)
+        return ClusterReport.merge(
+            clusters: config.clusters, perLoop: perLoop, discovered: discovered,
+            breakers: breakers.mapValues { $0.snapshot() })
     }
 
     // MARK: Internals
@@ -189,9 +194,17 @@ public actor ProxyServer {
         let routing = RoutingTable(config: config, generation: generation)
         let clusters = config.clusters
         let endpoints = self.endpoints
+        // A breaker whose limits stay keeps its counts; new limits start a
+        // new breaker (and new pools: see `LoopCluster.canAdopt`).
+        var breakers: [String: CircuitBreaker] = [:]
+        for cluster in clusters {
+            breakers[cluster.name] = self.breakers[cluster.name].flatMap { $0.limits == cluster.circuitBreaker ? $0 : nil }
+                ?? CircuitBreaker(limits: cluster.circuitBreaker)
+        }
+        self.breakers = breakers
         for worker in workers {
             try? await worker.eventLoop.submit {
-                worker.apply(routing: routing, clusters: clusters, endpoints: endpoints)
+                worker.apply(routing: routing, clusters: clusters, breakers: breakers, endpoints: endpoints)
             }.get()
         }
     }

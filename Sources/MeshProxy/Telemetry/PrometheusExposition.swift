@@ -36,6 +36,25 @@ enum PrometheusExposition {
                stats.connectionsTotal.map { (labels(["listener": $0.key]), "\($0.value)") })
         family(&out, "swiftmesh_downstream_requests_active", "gauge", "Requests in flight, by listener.",
                stats.activeRequests.map { (labels(["listener": $0.key]), "\($0.value)") })
+        let breakers = stats.circuitBreakers
+        family(&out, "swiftmesh_cluster_requests_active", "gauge",
+               "Requests in flight to a cluster, counted by its circuit breaker (limit: circuitBreaker.maxRequests).",
+               breakers.map { (labels(["cluster": $0.key]), "\($0.value.requests)") })
+        family(&out, "swiftmesh_cluster_requests_pending", "gauge",
+               "Requests waiting for a connection or stream to a cluster (limit: circuitBreaker.maxPendingRequests).",
+               breakers.map { (labels(["cluster": $0.key]), "\($0.value.pendingRequests)") })
+        family(&out, "swiftmesh_cluster_connections", "gauge",
+               "Connections open or opening to a cluster's endpoints (limit: circuitBreaker.maxConnections).",
+               breakers.map { (labels(["cluster": $0.key]), "\($0.value.connections)") })
+        family(&out, "swiftmesh_cluster_overflow_total", "counter",
+               "Times a cluster's circuit breaker limit turned a request away (maxRequests, maxPendingRequests) "
+                   + "or held it until a connection came free (maxConnections).",
+               breakers.flatMap { cluster, snapshot in
+                   [("maxConnections", snapshot.connectionOverflows), ("maxPendingRequests", snapshot.pendingOverflows),
+                    ("maxRequests", snapshot.requestOverflows)].map { limit, count in
+                       (labels(["cluster": cluster, "limit": limit]), "\(count)")
+                   }
+               })
         return out
     }
 

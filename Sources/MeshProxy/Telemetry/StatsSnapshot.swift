@@ -23,6 +23,8 @@ struct StatsSnapshot: Sendable {
     var activeConnections: [String: Int] = [:]
     var connectionsTotal: [String: UInt64] = [:]
     var activeRequests: [String: Int] = [:]
+    /// Each cluster's circuit breaker; global already, so not merged.
+    var circuitBreakers: [String: CircuitBreaker.Snapshot] = [:]
 
     mutating func merge(_ other: StatsSnapshot) {
         requests.merge(other.requests, uniquingKeysWith: +)

@@ -3,7 +3,9 @@ import NIOHTTP2
 
 /// HTTP/2 connections from one event loop to one endpoint. Requests become
 /// streams on a connection with room under the peer's concurrency limit; a
-/// new connection opens only when every connection is full.
+/// new connection opens only when every connection is full, and the cluster
+/// is under its circuit breaker's `maxConnections`. Requests waiting for a
+/// stream count as pending requests.
 final class HTTP2ConnectionPool {
     private let connector: EndpointConnector
     private var connections: [HTTP2Connection] = []
@@ -21,6 +23,10 @@ final class HTTP2ConnectionPool {
             connection.openStream(for: exchange)
             return
         }
+        guard exchange.enterPending() else {
+            exchange.upstreamFailed(.overflow(.maxPendingRequests))
+            return
+        }
         waiting.append(exchange)
         // One connection in progress is enough for the first assumed-limit's worth of waiters.
         if connecting * HTTP2Connection.assumedMaxConcurrentStreams < waiting.count {
@@ -28,7 +34,11 @@ final class HTTP2ConnectionPool {
         }
     }
 
+    /// Opens another connection, unless the cluster is at `maxConnections`
+    /// and this pool already has one: waiting requests then get the streams
+    /// that finish.
     private func connect() {
+        guard connector.breaker.tryOpenConnection(force: connections.isEmpty && connecting == 0) else { return }
         connecting += 1
         connector.connect()
             .assumeIsolated()
@@ -40,9 +50,11 @@ final class HTTP2ConnectionPool {
                         try self.configure(channel)
                     } catch {
                         channel.close(promise: nil)
+                        self.connector.breaker.connectionClosed()
                         self.failWaiting()
                     }
                 case .failure:
+                    self.connector.breaker.connectionClosed()
                     self.failWaiting()
                 }
             }
@@ -95,6 +107,7 @@ final class HTTP2ConnectionPool {
 
     func connectionClosed(_ connection: HTTP2Connection) {
         connections.removeAll { $0 === connection }
+        connector.breaker.connectionClosed()
         serveWaiting()
     }
 

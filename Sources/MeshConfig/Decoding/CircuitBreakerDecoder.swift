@@ -1,0 +1,24 @@
+extension ProxyConfigDecoder {
+    /// `circuitBreaker: { maxConnections, maxPendingRequests, maxRequests }`;
+    /// every key is optional and defaults to 1024.
+    mutating func circuitBreaker(_ node: ConfigNode) -> CircuitBreakerConfig? {
+        guard let fields = reader.mapping(node, keys: ["maxConnections", "maxPendingRequests", "maxRequests"]) else {
+            return nil
+        }
+        var config = CircuitBreakerConfig()
+        var valid = true
+        for (key, limit) in [
+            ("maxConnections", \CircuitBreakerConfig.maxConnections),
+            ("maxPendingRequests", \CircuitBreakerConfig.maxPendingRequests),
+            ("maxRequests", \CircuitBreakerConfig.maxRequests),
+        ] {
+            guard let value = fields[key] else { continue }
+            if let parsed = reader.positiveInt(value) {
+                config[keyPath: limit] = parsed
+            } else {
+                valid = false
+            }
+        }
+        return valid ? config : nil
+    }
+}

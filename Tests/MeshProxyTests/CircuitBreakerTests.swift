@@ -1,0 +1,39 @@
+import MeshConfig
+import Testing
+
+@testable import MeshProxy
+
+@Suite struct CircuitBreakerTests {
+    private let breaker = CircuitBreaker(
+        limits: CircuitBreakerConfig(maxConnections: 1, maxPendingRequests: 2, maxRequests: 3))
+
+    @Test func requestsPastTheLimitAreRefusedAndCounted() {
+        #expect((0..<3).allSatisfy { _ in breaker.tryStartRequest() })
+        #expect(!breaker.tryStartRequest())
+        breaker.requestFinished()
+        #expect(breaker.tryStartRequest())
+        let snapshot = breaker.snapshot()
+        #expect(snapshot.requests == 3)
+        #expect(snapshot.requestOverflows == 1)
+    }
+
+    @Test func pendingRequestsHaveTheirOwnLimit() {
+        #expect(breaker.tryAddPending() && breaker.tryAddPending())
+        #expect(!breaker.tryAddPending())
+        breaker.pendingEnded()
+        #expect(breaker.tryAddPending())
+        #expect(breaker.snapshot().pendingOverflows == 1)
+    }
+
+    /// A pool without any connection always gets one, past the limit.
+    @Test func aForcedConnectionPassesTheLimit() {
+        #expect(breaker.tryOpenConnection(force: false))
+        #expect(!breaker.tryOpenConnection(force: false))
+        #expect(breaker.tryOpenConnection(force: true))
+        #expect(breaker.snapshot().connections == 2)
+        breaker.connectionClosed()
+        breaker.connectionClosed()
+        #expect(breaker.snapshot().connections == 0)
+        #expect(breaker.snapshot().connectionOverflows == 1)
+    }
+}
