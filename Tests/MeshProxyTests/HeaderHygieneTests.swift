@@ -34,6 +34,16 @@ import Testing
         #expect(response["x-request-id"] == ["rid"])
     }
 
+    /// RFC 9110 7.6.1: a field `Connection` names is dropped, even one the
+    /// proxy would otherwise have used; Host then falls back to the endpoint.
+    @Test func fieldsNamedByConnectionAreDroppedEvenWhenTheProxyUsesThem() {
+        let (fields, _) = upstream([
+            ("Connection", "Host, X-Forwarded-For"), ("Host", "svc"), ("X-Forwarded-For", "10.0.0.1"),
+        ])
+        #expect(fields["host"] == ["endpoint:80"])
+        #expect(fields["x-forwarded-for"] == ["127.0.0.1"])
+    }
+
     @Test func keepsTrailersTE() {
         #expect(upstream([("te", "trailers")]).fields["te"] == ["trailers"])
     }
@@ -69,6 +79,9 @@ import Testing
         #expect(answered.expectsContinue)
         #expect(answered.fields["expect"].isEmpty)
         // HTTP/1.0: the expectation is ignored and goes on to the endpoint.
+        // A route that removes the field does not leave the client waiting for its 100.
+        let removed = upstream([("Expect", "100-continue")], route: route(remove: ["expect"]))
+        #expect(removed.expectsContinue && removed.fields["expect"].isEmpty)
         let ignored = upstream([("expect", "100-continue")], answersExpect: false)
         #expect(!ignored.expectsContinue)
         #expect(ignored.fields["expect"] == ["100-continue"])

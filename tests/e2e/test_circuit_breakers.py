@@ -96,7 +96,7 @@ def test_past_max_connections_requests_wait_then_overflow_pending(mesh):
     p = mesh.proxy(single_listener(
         [route("app")],
         [cluster("app", [app], circuitBreaker={"maxConnections": 2, "maxPendingRequests": 3})]), threads=1)
-    assert concurrent_gets(p, "/warm?sleep=0.3", 2) == [(200, "")] * 2
+    assert concurrent_gets(p, "/warm?sleep=1", 2) == [(200, "")] * 2
     assert breaker_state(p, "app")["connections"] == 2
     results: list[tuple[int, str]] = []
     runner = threading.Thread(target=lambda: results.extend(concurrent_gets(p, "/slow?sleep=2", 10)))

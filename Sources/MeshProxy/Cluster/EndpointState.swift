@@ -46,6 +46,14 @@ enum UpstreamPool {
         }
     }
 
+    /// `exchange` ended while waiting for a connection or stream.
+    func stopWaiting(_ exchange: ProxyExchange) {
+        switch self {
+        case .http1(let pool): pool.stopWaiting(exchange)
+        case .http2(let pool): pool.stopWaiting(exchange)
+        }
+    }
+
     func drain() {
         switch self {
         case .http1(let pool): pool.drain()

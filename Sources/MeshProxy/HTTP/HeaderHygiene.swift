@@ -25,16 +25,11 @@ enum HeaderHygiene {
         var hasHost = false
         var expectsContinue = false
 
-        /// Keeps a field unless it is one the proxy sets or answers itself.
+        /// Keeps a field unless it is one the proxy sets itself.
         func take(_ name: String, _ value: String) {
             switch name.utf8.count {
             case 4 where name.equalsIgnoringASCIICase("host"):
                 hasHost = true
-            case 6 where answersExpect && name.equalsIgnoringASCIICase("expect"):
-                if value.utf8.equalsIgnoringASCIICase("100-continue".utf8) {
-                    expectsContinue = true
-                    return
-                }
             case 12 where name.equalsIgnoringASCIICase("x-request-id"):
                 return
             case 15 where clientIP != nil && name.equalsIgnoringASCIICase("x-forwarded-for"):
@@ -50,12 +45,27 @@ enum HeaderHygiene {
 
         for (name, value) in headers {
             let value = trimmingPadding(value)
-            if hopByHop.isConnectionSpecific(name, value) || route.editsHeader(named: name) {
+            if hopByHop.isConnectionSpecific(name, value) {
                 continue
             }
-            take(name, value)
+            // The client's expectation, whatever the route does to the field.
+            if answersExpect && name.utf8.count == 6 && name.equalsIgnoringASCIICase("expect")
+                && value.utf8.equalsIgnoringASCIICase("100-continue".utf8) {
+                expectsContinue = true
+                continue
+            }
+            if !route.editsHeader(named: name) {
+                take(name, value)
+            }
         }
+        // Fields `Connection` named are dropped, those set aside included.
         hopByHop.removeListed(from: &kept)
+        if hopByHop.lists("host") {
+            hasHost = false
+        }
+        if hopByHop.lists("x-forwarded-for") {
+            forwardedFor = nil
+        }
         for header in route.headersToAdd {
             take(header.name, header.value)
         }
@@ -134,6 +144,11 @@ enum HeaderHygiene {
         /// `Connection` options that name no other field, or one dropped anyway.
         private static func isStandardOption(_ option: Substring) -> Bool {
             ["close", "keep-alive", "upgrade", "te"].contains { option.utf8.equalsIgnoringASCIICase($0.utf8) }
+        }
+
+        /// Whether `Connection` named the field `name` (lowercase).
+        func lists(_ name: String) -> Bool {
+            listed.contains { $0.utf8.equalsIgnoringASCIICase(name.utf8) }
         }
 
         /// Takes out the fields `Connection` named and puts back `te: trailers`.

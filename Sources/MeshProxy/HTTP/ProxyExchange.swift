@@ -341,7 +341,10 @@ final class ProxyExchange {
         faultDelay?.cancel()
         faultDelay = nil
         pending.removeAll()
-        leavePending()
+        if isPending {
+            endpoint?.pool.stopWaiting(self)
+            leavePending()
+        }
         if holdsRequestSlot {
             holdsRequestSlot = false
             cluster?.breaker.requestFinished()

@@ -72,15 +72,39 @@ final class HTTP1ConnectionPool {
             connection.abort()
             return
         }
-        if let next = nextWaiting() {
-            connection.attach(next)
+        if !waiting.isEmpty {
+            // Handed over on the loop's next turn: the read that finished the
+            // response must complete first, so that bytes past that response
+            // close the connection instead of answering the next request.
+            connector.eventLoop.assumeIsolated().execute { self.handOver(connection) }
             return
         }
+        keepIdle(connection)
+    }
+
+    private func handOver(_ connection: HTTP1UpstreamHandler) {
+        // Closed meanwhile: `connectionClosed` gave its place to a waiter.
+        guard connection.isActive else { return }
+        if let next = nextWaiting() {
+            connection.attach(next)
+        } else {
+            keepIdle(connection)
+        }
+    }
+
+    private func keepIdle(_ connection: HTTP1UpstreamHandler) {
         guard !draining, idle.count < Self.maxIdleConnections else {
             connection.abort()
             return
         }
         idle.append(connection)
+    }
+
+    /// `exchange` ended while waiting (timeout, client gone): it leaves the queue.
+    func stopWaiting(_ exchange: ProxyExchange) {
+        if let index = waiting.firstIndex(where: { $0 === exchange }) {
+            waiting.remove(at: index)
+        }
     }
 
     func connectionClosed(_ connection: HTTP1UpstreamHandler) {

@@ -34,7 +34,9 @@ final class HTTP2Connection: ChannelDuplexHandler {
         idleTimer = IdleTimer(timeout: idleTimeout)
     }
 
-    var hasCapacity: Bool { !isClosing && !isClosed && streams.count < maxConcurrentStreams }
+    var hasCapacity: Bool { acceptsStreams && streams.count < maxConcurrentStreams }
+    /// Neither closing (GOAWAY, drain) nor closed: its streams will free up for new requests.
+    var acceptsStreams: Bool { !isClosing && !isClosed }
 
     func handlerAdded(context: ChannelHandlerContext) {
         outbox.attach(context)

@@ -38,7 +38,8 @@ final class HTTP2ConnectionPool {
     /// and this pool already has one: waiting requests then get the streams
     /// that finish.
     private func connect() {
-        guard connector.breaker.tryOpenConnection(force: connections.isEmpty && connecting == 0) else { return }
+        let hasUsable = connecting > 0 || connections.contains(where: \.acceptsStreams)
+        guard connector.breaker.tryOpenConnection(force: !hasUsable) else { return }
         connecting += 1
         connector.connect()
             .assumeIsolated()
@@ -72,10 +73,12 @@ final class HTTP2ConnectionPool {
             connection,
         ])
         connections.append(connection)
+        serveWaiting()
         if draining {
+            // Opened for requests that chose this endpoint before it left:
+            // they are served, then the connection closes.
             connection.closeGracefully()
         }
-        serveWaiting()
     }
 
     /// Gives waiting requests the stream slots that are free.
@@ -90,8 +93,15 @@ final class HTTP2ConnectionPool {
                 connection.openStream(for: exchange)
             }
         }
-        if !waiting.isEmpty && connecting == 0 && !draining {
+        if !waiting.isEmpty && connecting == 0 {
             connect()
+        }
+    }
+
+    /// `exchange` ended while waiting (timeout, client gone): it leaves the queue.
+    func stopWaiting(_ exchange: ProxyExchange) {
+        if let index = waiting.firstIndex(where: { $0 === exchange }) {
+            waiting.remove(at: index)
         }
     }
 
@@ -111,12 +121,15 @@ final class HTTP2ConnectionPool {
         serveWaiting()
     }
 
-    /// The endpoint left its cluster: no new streams; connections close once their streams finish.
+    /// The endpoint left its cluster: no new streams; connections close once
+    /// their streams finish. Requests already waiting get a connection of
+    /// their own.
     func drain() {
         draining = true
         for connection in connections {
             connection.closeGracefully()
         }
+        serveWaiting()
     }
 }
 
