@@ -10,7 +10,7 @@ Usage:
 Raw files in RESULTS_DIR (written by run.sh), one set per round R (1, 2, ...):
   meta.env                    KEY=VALUE lines (date, machine, versions, knobs)
   <proto>-<proxy>.rR.out      wrk (proto h1) or h2load (proto h2) stdout
-  h2-<proxy>.rR.log           h2load --log-file: start_us, status, latency_us
+  h2-<proxy>.rR.log           h2load --log-file of the separate latency run: start_us, status, latency_us
   <proto>-<proxy>.rR.rss      VmRSS samples in KiB (one a line) during the measured run
   <proto>-<proxy>.rR.rc       exit status of the load generator
   swiftmesh-*.rss             SwiftMesh VmRSS in KiB at named moments
@@ -121,9 +121,10 @@ def percentile(sorted_values, p):
 def parse_h2load(out_text, log_path):
     """h2load stdout + --log-file -> dict(rps, p50_ms, p99_ms, requests, errors).
 
-    requests/s is h2load's own figure for the measured duration; percentiles
-    come from the per-request log (third column: microseconds from request
-    start to end of response), successful streams only.
+    requests/s is h2load's own figure for the measured duration (a run
+    without --log-file); percentiles come from the per-request log of the
+    separate latency run (third column: microseconds from request start to
+    end of response), successful streams only.
     """
     r = {}
     m = re.search(r"finished in [0-9.]+\w*, ([0-9.]+) req/s", out_text)
