@@ -163,6 +163,29 @@ def test_h2_connection_error_sends_goaway_and_closes(limited):
     still_serves(p)
 
 
+def h2_frame(ftype: int, flags: int, stream: int, payload: bytes) -> bytes:
+    return len(payload).to_bytes(3, "big") + bytes([ftype, flags]) + stream.to_bytes(4, "big") + payload
+
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(0x4, 0, 0, b"")
+END_STREAM, END_HEADERS = 0x1, 0x4
+
+
+def stream_one_reset_codes(p, raw: bytes) -> list[int]:
+    """Sends `raw` (a client preface and frames) and waits for the proxy to
+    reset stream 1; the RST_STREAM error codes it sent for that stream."""
+    with RawHTTP(p.host, p.port, timeout=5) as conn:
+        conn.send(raw)
+
+        def codes() -> list[int]:
+            return [int.from_bytes(payload[:4], "big")
+                    for ftype, _, stream, payload in h2_frames(conn.buf) if ftype == 0x3 and stream == 1]
+
+        while not codes():
+            conn._fill()
+        return codes()
+
+
 def hpack_literal_block(fields: list[tuple[bytes, bytes]]) -> bytes:
     """Literal fields without indexing and without Huffman coding (RFC 7541
     6.2.2), the one HPACK shape that can carry bytes a client library refuses."""
@@ -185,27 +208,10 @@ def test_h2_malformed_header_block_resets_the_stream(limited, name, value):
     p, a = limited
     block = hpack_literal_block([(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/smuggle"),
                                  (b":authority", b"x"), (name, value)])
-    headers = len(block).to_bytes(3, "big") + b"\x01\x05" + (1).to_bytes(4, "big") + block  # END_STREAM|END_HEADERS
-    with RawHTTP(p.host, p.port, timeout=5) as conn:
-        conn.send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00" + headers)
-
-        def reset_codes():
-            return [int.from_bytes(payload[:4], "big")
-                    for ftype, _, stream, payload in h2_frames(conn.buf) if ftype == 0x3 and stream == 1]
-
-        while not reset_codes():
-            conn._fill()
-    assert reset_codes() == [0x1], f"RST_STREAM codes {reset_codes()}, expected PROTOCOL_ERROR (1)"
+    codes = stream_one_reset_codes(p, H2_PREFACE + h2_frame(0x1, END_STREAM | END_HEADERS, 1, block))
+    assert codes == [0x1], f"RST_STREAM codes {codes}, expected PROTOCOL_ERROR (1)"
     assert a.count == 0 and a.count_path("/smuggle") == 0
     assert curl(p.url("/after"), "--http2-prior-knowledge").status == 200
-
-
-def h2_frame(ftype: int, flags: int, stream: int, payload: bytes) -> bytes:
-    return len(payload).to_bytes(3, "big") + bytes([ftype, flags]) + stream.to_bytes(4, "big") + payload
-
-
-H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(0x4, 0, 0, b"")
-END_STREAM, END_HEADERS = 0x1, 0x4
 
 
 @pytest.mark.parametrize("declared,sent", [(5, b"0123456789"), (10, b"01234")])
@@ -217,16 +223,9 @@ def test_h2_request_body_must_match_its_content_length(limited, declared, sent):
     p, a = limited
     block = hpack_literal_block([(b":method", b"POST"), (b":scheme", b"http"), (b":path", b"/cl"),
                                  (b":authority", b"x"), (b"content-length", str(declared).encode())])
-    with RawHTTP(p.host, p.port, timeout=5) as conn:
-        conn.send(H2_PREFACE + h2_frame(0x1, END_HEADERS, 1, block) + h2_frame(0x0, END_STREAM, 1, sent))
-
-        def reset_codes():
-            return [int.from_bytes(payload[:4], "big")
-                    for ftype, _, stream, payload in h2_frames(conn.buf) if ftype == 0x3 and stream == 1]
-
-        while not reset_codes():
-            conn._fill()
-    assert reset_codes() == [0x1], f"RST_STREAM codes {reset_codes()}, expected PROTOCOL_ERROR (1)"
+    codes = stream_one_reset_codes(
+        p, H2_PREFACE + h2_frame(0x1, END_HEADERS, 1, block) + h2_frame(0x0, END_STREAM, 1, sent))
+    assert codes == [0x1], f"RST_STREAM codes {codes}, expected PROTOCOL_ERROR (1)"
     assert curl(p.url("/after"), "--http2-prior-knowledge").status == 200
 
 
