@@ -75,6 +75,7 @@ private struct RouteJSON: Encodable {
     var requestHeadersToAdd: [String: String]?
     var requestHeadersToRemove: [String]?
     var fault: FaultJSON?
+    var retries: RetriesJSON?
 
     init(_ route: RouteConfig) {
         match = MatchJSON(route.match)
@@ -94,6 +95,37 @@ private struct RouteJSON: Encodable {
             requestHeadersToRemove = route.requestHeadersToRemove
         }
         fault = route.fault.map(FaultJSON.init)
+        retries = route.retries.map(RetriesJSON.init)
+    }
+}
+
+private struct RetriesJSON: Encodable {
+    struct Backoff: Encodable {
+        var base: String
+        var max: String
+    }
+
+    struct Budget: Encodable {
+        var ratio: Double
+        var minPerSecond: Int
+    }
+
+    var attempts: Int
+    var on: [String]
+    var retriableStatusCodes: [Int]?
+    var perTryTimeout: String?
+    var backoff: Backoff
+    var budget: Budget
+    var bufferLimitBytes: Int
+
+    init(_ policy: RetryPolicy) {
+        attempts = policy.attempts
+        on = policy.conditions.map(\.rawValue)
+        retriableStatusCodes = policy.retriableStatusCodes.isEmpty ? nil : policy.retriableStatusCodes
+        perTryTimeout = policy.perTryTimeout?.description
+        backoff = Backoff(base: policy.backoff.base.description, max: policy.backoff.max.description)
+        budget = Budget(ratio: policy.budget.ratio, minPerSecond: policy.budget.minPerSecond)
+        bufferLimitBytes = policy.bufferLimitBytes
     }
 }
 
@@ -186,7 +218,8 @@ private struct ClusterJSON: Encodable {
         circuitBreaker = CircuitBreakerJSON(
             maxConnections: cluster.circuitBreaker.maxConnections,
             maxPendingRequests: cluster.circuitBreaker.maxPendingRequests,
-            maxRequests: cluster.circuitBreaker.maxRequests)
+            maxRequests: cluster.circuitBreaker.maxRequests,
+            maxRetries: cluster.circuitBreaker.maxRetries)
         switch cluster.discovery {
         case let .staticEndpoints(list):
             endpoints = list.map { EndpointJSON(address: $0.address.description, weight: $0.weight) }
@@ -205,6 +238,7 @@ private struct CircuitBreakerJSON: Encodable {
     var maxConnections: Int
     var maxPendingRequests: Int
     var maxRequests: Int
+    var maxRetries: Int
 }
 
 private struct EndpointJSON: Encodable {

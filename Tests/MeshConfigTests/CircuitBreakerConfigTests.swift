@@ -6,7 +6,16 @@ struct CircuitBreakerConfigTests {
     @Test func defaultToEnvoysLimits() throws {
         let config = try ConfigLoader.decode(yaml: Fixture.document())
         #expect(config.clusters[0].circuitBreaker == CircuitBreakerConfig(
-            maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024))
+            maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024, maxRetries: 1024))
+    }
+
+    @Test func maxRetriesIsALimitLikeTheOthers() throws {
+        let config = try ConfigLoader.decode(yaml: Fixture.cluster(
+            "name: user, circuitBreaker: { maxRetries: 7 }, endpoints: [127.0.0.1:1]"))
+        #expect(config.clusters[0].circuitBreaker.maxRetries == 7)
+        #expect(onlyIssue(Fixture.cluster(
+            "name: user, circuitBreaker: { maxRetries: -1 }, endpoints: [127.0.0.1:1]"))?.path
+            == "clusters[0].circuitBreaker.maxRetries")
     }
 
     @Test func keysLeftOutKeepTheirDefault() throws {

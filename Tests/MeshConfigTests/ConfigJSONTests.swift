@@ -72,6 +72,9 @@ struct ConfigJSONTests {
                 { name: x-b, prefix: p }, { name: x-c, present: true }] }, cluster: user, timeout: 1m30s }
                 """,
                 "{ match: { grpc: { service: a.B, method: C } }, cluster: user }",
+                """
+                { cluster: user, retries: { attempts: 2, on: [retriable-status-codes, unavailable],                 retriableStatusCodes: [409], perTryTimeout: 300ms, budget: { ratio: 0.5, minPerSecond: 3 } } }
+                """,
             ])),
             try ConfigLoader.decode(yaml: Fixture.document(
                 top: "admin: { listen: \"[::1]:9901\" }\ndrainTimeout: 0s\n",

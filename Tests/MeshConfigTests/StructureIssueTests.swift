@@ -37,7 +37,7 @@ struct StructureIssueTests {
         #expect(onlyIssue("listeners: { name: x }\nclusters: []")
             == ConfigIssue(path: "listeners", message: "expected a list of listeners, got a mapping"))
         #expect(onlyIssue(Fixture.listenerDocument(routes: ["x"]))
-            == ConfigIssue(path: "listeners[0].routes[0]", message: "expected a mapping of match, cluster, split, timeout, requestHeadersToAdd, requestHeadersToRemove, fault, got \"x\""))
+            == ConfigIssue(path: "listeners[0].routes[0]", message: "expected a mapping of match, cluster, split, timeout, requestHeadersToAdd, requestHeadersToRemove, fault, retries, got \"x\""))
     }
 
     @Test func enumValuesListTheChoices() {

@@ -18,6 +18,7 @@ import pytest
 # grpc-core logs every GOAWAY and reset at INFO; the tests provoke many.
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
+from support.backend_process import BackendProcess
 from support.dns import Dnsmasq, MiniDNS
 from support.grpc_peer import GrpcBackend, ResetBackend
 from support.http_backend import HTTPBackend
@@ -55,6 +56,12 @@ class Mesh:
 
     def grpc_backends(self, *names: str) -> list[GrpcBackend]:
         return [self.grpc_backend(n) for n in names]
+
+    def grpc_backend_process(self, name: str) -> BackendProcess:
+        """A gRPC backend a test can SIGKILL (`kill()`)."""
+        b = BackendProcess(name).start()
+        self.stack.callback(b.stop)
+        return b
 
     def reset_backend(self, protocol: str = "http1", reply: bytes = b"") -> ResetBackend:
         b = ResetBackend(protocol=protocol, reply=reply).start()

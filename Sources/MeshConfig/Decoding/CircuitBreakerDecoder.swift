@@ -1,8 +1,8 @@
 extension ProxyConfigDecoder {
-    /// `circuitBreaker: { maxConnections, maxPendingRequests, maxRequests }`;
+    /// `circuitBreaker: { maxConnections, maxPendingRequests, maxRequests, maxRetries }`;
     /// every key is optional and defaults to 1024.
     mutating func circuitBreaker(_ node: ConfigNode) -> CircuitBreakerConfig? {
-        guard let fields = reader.mapping(node, keys: ["maxConnections", "maxPendingRequests", "maxRequests"]) else {
+        guard let fields = reader.mapping(node, keys: ["maxConnections", "maxPendingRequests", "maxRequests", "maxRetries"]) else {
             return nil
         }
         var config = CircuitBreakerConfig()
@@ -11,6 +11,7 @@ extension ProxyConfigDecoder {
             ("maxConnections", \CircuitBreakerConfig.maxConnections),
             ("maxPendingRequests", \CircuitBreakerConfig.maxPendingRequests),
             ("maxRequests", \CircuitBreakerConfig.maxRequests),
+            ("maxRetries", \CircuitBreakerConfig.maxRetries),
         ] {
             guard let value = fields[key] else { continue }
             if let parsed = reader.positiveInt(value) {

@@ -52,13 +52,17 @@ extension ProxyConfigDecoder {
 extension NodeReader {
     /// A percentage from 0 to 100, decimals allowed (`0.5` is one request in 200).
     mutating func percent(_ node: ConfigNode) -> FaultShare? {
-        let expectation = "a percentage from 0 to 100"
+        number(node, in: 0...100, expected: "a percentage from 0 to 100").map(FaultShare.init(percent:))
+    }
+
+    /// A YAML integer or float within `range`.
+    mutating func number(_ node: ConfigNode, in range: ClosedRange<Double>, expected: String) -> Double? {
         guard case let .scalar(scalar) = node.node, Self.hasTag(node.node, .int) || Self.hasTag(node.node, .float),
-              let value = Double(scalar.string), value.isFinite, (0...100).contains(value) else {
-            reportExpected(expectation, got: node)
+              let value = Double(scalar.string), value.isFinite, range.contains(value) else {
+            reportExpected(expected, got: node)
             return nil
         }
-        return FaultShare(percent: value)
+        return value
     }
 
     /// A decimal integer within `range`.

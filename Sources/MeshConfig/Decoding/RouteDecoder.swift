@@ -2,7 +2,7 @@ extension ProxyConfigDecoder {
     mutating func route(_ node: ConfigNode) -> RouteConfig? {
         guard let fields = reader.mapping(
             node,
-            keys: ["match", "cluster", "split", "timeout", "requestHeadersToAdd", "requestHeadersToRemove", "fault"]
+            keys: ["match", "cluster", "split", "timeout", "requestHeadersToAdd", "requestHeadersToRemove", "fault", "retries"]
         ) else { return nil }
         // No `match` means every request, like `match: {}`.
         let match: RouteMatch? = if let matchNode = fields["match"] { self.match(matchNode) } else { RouteMatch() }
@@ -11,16 +11,18 @@ extension ProxyConfigDecoder {
         let headersToAdd = fields["requestHeadersToAdd"].flatMap { self.headersToAdd($0) }
         let headersToRemove = fields["requestHeadersToRemove"].flatMap { self.headersToRemove($0) }
         let fault = fields["fault"].flatMap { self.fault($0) }
+        let retries = fields["retries"].flatMap { self.retryPolicy($0) }
 
         guard let match, let action else { return nil }
-        if fields.has("fault") && fault == nil { return nil }
+        if fields.has("fault") && fault == nil || fields.has("retries") && retries == nil { return nil }
         return RouteConfig(
             match: match,
             action: action,
             timeout: timeout,
             requestHeadersToAdd: headersToAdd ?? [],
             requestHeadersToRemove: headersToRemove ?? [],
-            fault: fault
+            fault: fault,
+            retries: retries
         )
     }
 

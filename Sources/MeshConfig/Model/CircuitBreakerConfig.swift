@@ -10,6 +10,13 @@ public struct CircuitBreakerConfig: Sendable, Equatable {
     public var maxPendingRequests: Int
     /// Requests in flight to the cluster.
     public var maxRequests: Int
+    /// Requests being retried to the cluster at once (a request holds one
+    /// from its first retry until it ends). Past it, a failed try is not
+    /// retried. The default is as high as the others: the retry budget
+    /// already keeps retries in proportion to requests, and a low fixed cap
+    /// (Envoy's 3) fails most of the requests that were in flight on an
+    /// instance when it dies.
+    public var maxRetries: Int
 
     /// Envoy's defaults, so a cluster moved over behaves the same.
     public static let defaultLimit = 1024
@@ -17,10 +24,12 @@ public struct CircuitBreakerConfig: Sendable, Equatable {
     public init(
         maxConnections: Int = CircuitBreakerConfig.defaultLimit,
         maxPendingRequests: Int = CircuitBreakerConfig.defaultLimit,
-        maxRequests: Int = CircuitBreakerConfig.defaultLimit
+        maxRequests: Int = CircuitBreakerConfig.defaultLimit,
+        maxRetries: Int = CircuitBreakerConfig.defaultLimit
     ) {
         self.maxConnections = maxConnections
         self.maxPendingRequests = maxPendingRequests
         self.maxRequests = maxRequests
+        self.maxRetries = maxRetries
     }
 }

@@ -11,6 +11,8 @@ public struct RouteConfig: Sendable, Equatable {
     public var requestHeadersToRemove: [String]
     /// Delays and aborts injected on purpose; nil: none.
     public var fault: FaultConfig?
+    /// Failed tries sent again; nil: no retries.
+    public var retries: RetryPolicy?
 
     public init(
         match: RouteMatch,
@@ -18,7 +20,8 @@ public struct RouteConfig: Sendable, Equatable {
         timeout: MeshDuration? = nil,
         requestHeadersToAdd: [HeaderValue] = [],
         requestHeadersToRemove: [String] = [],
-        fault: FaultConfig? = nil
+        fault: FaultConfig? = nil,
+        retries: RetryPolicy? = nil
     ) {
         self.match = match
         self.action = action
@@ -26,6 +29,7 @@ public struct RouteConfig: Sendable, Equatable {
         self.requestHeadersToAdd = requestHeadersToAdd
         self.requestHeadersToRemove = requestHeadersToRemove
         self.fault = fault
+        self.retries = retries
     }
 }
 

@@ -29,6 +29,8 @@ struct ClusterReport: Codable, Sendable {
         var pendingRequests: Int
         var maxRequests: Int
         var requests: Int
+        var maxRetries: Int
+        var retries: Int
     }
 
     static func merge(
@@ -64,7 +66,8 @@ struct ClusterReport: Codable, Sendable {
                     maxConnections: cluster.circuitBreaker.maxConnections, connections: usage?.connections ?? 0,
                     maxPendingRequests: cluster.circuitBreaker.maxPendingRequests,
                     pendingRequests: usage?.pendingRequests ?? 0,
-                    maxRequests: cluster.circuitBreaker.maxRequests, requests: usage?.requests ?? 0),
+                    maxRequests: cluster.circuitBreaker.maxRequests, requests: usage?.requests ?? 0,
+                    maxRetries: cluster.circuitBreaker.maxRetries, retries: usage?.retries ?? 0),
                 endpoints: order.compactMap { byAddress[$0] }
             )
         }

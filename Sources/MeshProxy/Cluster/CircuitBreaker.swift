@@ -14,16 +14,21 @@ final class CircuitBreaker: Sendable {
         case maxConnections
         case maxPendingRequests
         case maxRequests
+        case maxRetries
     }
 
     let limits: CircuitBreakerConfig
     private let connections = ManagedAtomic(0)
     private let pendingRequests = ManagedAtomic(0)
     private let requests = ManagedAtomic(0)
+    private let retries = ManagedAtomic(0)
     /// Times each limit turned something away, for the metrics.
     private let connectionOverflows = ManagedAtomic(0)
     private let pendingOverflows = ManagedAtomic(0)
     private let requestOverflows = ManagedAtomic(0)
+    private let retryOverflows = ManagedAtomic(0)
+    /// The cluster's retry budget; it lives here so that it is shared the same way.
+    let retryBudget = RetryBudget()
 
     init(limits: CircuitBreakerConfig) {
         self.limits = limits
@@ -39,6 +44,18 @@ final class CircuitBreaker: Sendable {
 
     func requestFinished() {
         requests.wrappingDecrement(ordering: .relaxed)
+    }
+
+    // MARK: Retries
+
+    /// Counts a request whose failed try is about to be retried; false when
+    /// `maxRetries` requests are already being retried.
+    func tryStartRetry() -> Bool {
+        tryAcquire(retries, limit: limits.maxRetries, overflows: retryOverflows)
+    }
+
+    func retryFinished() {
+        retries.wrappingDecrement(ordering: .relaxed)
     }
 
     // MARK: Pending requests
@@ -77,9 +94,12 @@ final class CircuitBreaker: Sendable {
         var connections: Int
         var pendingRequests: Int
         var requests: Int
+        var retries: Int
         var connectionOverflows: Int
         var pendingOverflows: Int
         var requestOverflows: Int
+        var retryOverflows: Int
+        var retryBudgetExhaustions: Int
     }
 
     func snapshot() -> Snapshot {
@@ -87,9 +107,12 @@ final class CircuitBreaker: Sendable {
             connections: connections.load(ordering: .relaxed),
             pendingRequests: pendingRequests.load(ordering: .relaxed),
             requests: requests.load(ordering: .relaxed),
+            retries: retries.load(ordering: .relaxed),
             connectionOverflows: connectionOverflows.load(ordering: .relaxed),
             pendingOverflows: pendingOverflows.load(ordering: .relaxed),
-            requestOverflows: requestOverflows.load(ordering: .relaxed))
+            requestOverflows: requestOverflows.load(ordering: .relaxed),
+            retryOverflows: retryOverflows.load(ordering: .relaxed),
+            retryBudgetExhaustions: retryBudget.exhaustionCount)
     }
 
     private func tryAcquire(_ count: ManagedAtomic<Int>, limit: Int, overflows: ManagedAtomic<Int>) -> Bool {

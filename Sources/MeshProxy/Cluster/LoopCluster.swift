@@ -82,6 +82,19 @@ final class LoopCluster {
         return endpoints[index]
     }
 
+    /// The endpoint for a retry: one the request has not failed on yet,
+    /// drawn at random (the same endpoint only when no other is left). The
+    /// balancer is not asked, so that retries leave its sequence alone: a
+    /// round robin that also served retries would send every request's first
+    /// try to the same failing endpoint.
+    func pickRetryEndpoint(headers: HTTPHeaders, random: inout FastRandom, avoiding failed: [EndpointState]) -> EndpointState? {
+        let untried = endpoints.filter { endpoint in !failed.contains { $0 === endpoint } }
+        if !untried.isEmpty {
+            return untried[random.below(untried.count)]
+        }
+        return pickEndpoint(headers: headers, random: &random)
+    }
+
     private func makePool(_ address: SocketAddress) -> UpstreamPool {
         let connector = EndpointConnector(
             address: address, eventLoop: eventLoop, flushBatch: flushBatch, breaker: breaker, connectTimeout: connectTimeout,

@@ -15,6 +15,8 @@ enum ProxyError: Error, Equatable, Sendable {
     case upstreamReset
     /// The route's timeout elapsed before the response completed.
     case timeout
+    /// The last try got no response head within the route's `retries.perTryTimeout`.
+    case perTryTimeout
     /// The request could not be parsed, or had a shape the proxy refuses (request smuggling).
     case badRequest(String)
     /// The request head exceeded the listener's byte limit.
@@ -34,6 +36,7 @@ enum ProxyError: Error, Equatable, Sendable {
         case .connectFailure: "connect_failure"
         case .upstreamReset: "upstream_reset"
         case .timeout: "timeout"
+        case .perTryTimeout: "per_try_timeout"
         case .badRequest: "bad_request"
         case .headersTooLarge: "headers_too_large"
         case .tooManyHeaders: "too_many_headers"
@@ -47,7 +50,7 @@ enum ProxyError: Error, Equatable, Sendable {
         case .noRoute: .notFound
         case .noEndpoints, .overflow: .serviceUnavailable
         case .connectFailure, .upstreamReset: .badGateway
-        case .timeout: .gatewayTimeout
+        case .timeout, .perTryTimeout: .gatewayTimeout
         case .badRequest: .badRequest
         case .headersTooLarge, .tooManyHeaders: .requestHeaderFieldsTooLarge
         case .faultAbort(.httpStatus(let code)): HTTPResponseStatus(statusCode: code)
@@ -60,7 +63,7 @@ enum ProxyError: Error, Equatable, Sendable {
         switch self {
         case .noRoute: .unimplemented
         case .noEndpoints, .connectFailure, .upstreamReset, .overflow: .unavailable
-        case .timeout: .deadlineExceeded
+        case .timeout, .perTryTimeout: .deadlineExceeded
         case .badRequest, .headersTooLarge, .tooManyHeaders: .internalError
         case .faultAbort(.grpcStatus(let code)): GRPCStatusCode(rawValue: code) ?? .unknown
         case .faultAbort(.httpStatus(let code)): GRPCStatusCode(httpStatus: code)
@@ -75,6 +78,7 @@ enum ProxyError: Error, Equatable, Sendable {
         case .connectFailure: "could not connect to an endpoint"
         case .upstreamReset: "the endpoint closed the connection before responding"
         case .timeout: "the route timeout elapsed before the response completed"
+        case .perTryTimeout: "no response head within the route's retries.perTryTimeout, and no retry left"
         case .badRequest(let detail): "malformed request: \(detail)"
         case .headersTooLarge: "request headers exceed the listener's maxRequestHeaderBytes"
         case .tooManyHeaders: "request has more header fields than the listener's maxRequestHeaders"

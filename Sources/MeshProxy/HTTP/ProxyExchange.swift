@@ -35,6 +35,7 @@ final class ProxyExchange {
     /// paused. Pausing costs two epoll_ctl calls, so bodiless requests never pause.
     static let maxPendingBodyBytes = 64 * 1024
     private var cluster: LoopCluster?
+    /// The endpoint of the try in progress; nil between tries.
     private var endpoint: EndpointState?
     /// The cluster's circuit breaker counts this request in flight.
     private var holdsRequestSlot = false
@@ -58,6 +59,24 @@ final class ProxyExchange {
     /// A connection that is going away refuses at most its in-flight streams;
     /// more refusals in a row mean the endpoint refuses everything.
     static let maxRefusals = 3
+
+    // MARK: Retry state (routes with `retries` only)
+
+    private var retryRules: RetryRules?
+    /// Tries started so far (1 while the first is out).
+    private var tries = 0
+    /// Every request part received so far, to send again on a retry; nil
+    /// when the route does not retry or the body outgrew the buffer limit.
+    private var replay: CircularBuffer<HTTPClientRequestPart>?
+    private var replayBodyBytes = 0
+    /// Endpoints of failed tries, which a retry avoids while others remain.
+    private var failedEndpoints: [EndpointState] = []
+    /// Ends the try in progress when no response head came in time.
+    private var perTryTimeout: Scheduled<Void>?
+    /// The wait before the next try.
+    private var backoff: Scheduled<Void>?
+    /// The cluster's circuit breaker counts this request among its retries.
+    private var holdsRetrySlot = false
 
     /// An exchange for a request whose head just arrived; the caller keeps
     /// it before calling `start`, which may finish it at once (a local answer).
@@ -134,11 +153,9 @@ final class ProxyExchange {
             fail(.noEndpoints)
             return
         }
-        self.endpoint = endpoint
-        endpoint.inFlight += 1
 
         // RFC 9110 section 10.1.1: an HTTP/1.0 request's expectation is ignored.
-        let (headers, expectsContinue) = HeaderHygiene.upstreamRequestFields(
+        let (fields, expectsContinue) = HeaderHygiene.upstreamRequestFields(
             head.headers, route: route, requestID: requestID, clientIP: downstream.connection.clientIP,
             defaultHost: endpoint.label, answersExpect: head.version != .http1_0)
         if expectsContinue {
@@ -146,7 +163,30 @@ final class ProxyExchange {
             // streamed to the endpoint anyway, so the endpoint's answer adds only a round trip.
             downstream.writeInterim(.continue)
         }
+        var headers = fields
+        if let rules = route.retry {
+            retryRules = rules
+            cluster.breaker.retryBudget.recordRequest(second: Self.second(of: startTime))
+            if pendingBodyBytes <= rules.bufferLimitBytes {
+                replay = pending
+                replayBodyBytes = pendingBodyBytes
+            }
+            headers.add(name: RetryRules.attemptHeader, value: "1")
+        }
         upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers)
+        startTry(on: endpoint)
+    }
+
+    /// Sends the request to `endpoint`: asks its pool for a connection or stream.
+    private func startTry(on endpoint: EndpointState) {
+        self.endpoint = endpoint
+        endpoint.inFlight += 1
+        tries += 1
+        if let limit = retryRules?.perTryTimeout {
+            perTryTimeout = worker.eventLoop.assumeIsolated().scheduleTask(in: limit) { [self] in
+                perTryTimedOut()
+            }
+        }
         endpoint.pool.acquire(for: self)
     }
 
@@ -210,6 +250,9 @@ final class ProxyExchange {
         if case .end = part {
             requestEnded = true
         }
+        if replay != nil {
+            keepForReplay(part)
+        }
         switch state {
         case .waitingForUpstream:
             if case .body(.byteBuffer(let body)) = part {
@@ -240,6 +283,17 @@ final class ProxyExchange {
         guard state == .proxying else { return }
         switch part {
         case .head(let head):
+            if let failure = retryRules?.retriableFailure(response: head, isGRPC: isGRPC), mayRetry(after: failure) {
+                // Nothing of this response reaches the client; the endpoint's
+                // stream is reset (its connection closed, for HTTP/1.1), as Envoy does.
+                let answered = upstream
+                upstream = nil
+                answered?.abort()
+                retry(after: failure)
+                return
+            }
+            perTryTimeout?.cancel()
+            perTryTimeout = nil
             let headers = HeaderHygiene.downstreamResponseFields(head.headers, requestID: requestID)
             responseStatus = head.status
             downstream.writeResponseHead(status: head.status, headers: headers)
@@ -269,14 +323,22 @@ final class ProxyExchange {
     /// without a body is whole in hand, so it goes out again on another
     /// connection, which the client never notices; one with a body fails
     /// like a reset, as its bytes are already gone.
+    ///
+    /// A route that retries on `refused-stream` (or `reset`, `5xx`,
+    /// `gateway-error`) retries instead, bodies included, within its limits.
     func upstreamRefused() {
+        guard isActive else { return }
+        upstream = nil
+        if mayRetry(after: .refused) {
+            retry(after: .refused)
+            return
+        }
         guard state == .proxying, responseStatus == nil, !requestHasBody, refusals < Self.maxRefusals,
               let endpoint else {
-            upstreamFailed(.upstreamReset)
+            fail(.upstreamReset)
             return
         }
         refusals += 1
-        upstream = nil
         state = .waitingForUpstream
         if requestEnded {
             pending.append(.end(nil))
@@ -284,11 +346,120 @@ final class ProxyExchange {
         endpoint.pool.acquire(for: self)
     }
 
-    /// The upstream connection or stream failed or closed before the response ended.
+    /// The upstream connection or stream failed or closed before the response
+    /// ended, or no connection could be had: retried when the route's rules
+    /// allow, the request's failure otherwise.
     func upstreamFailed(_ error: ProxyError) {
         guard isActive else { return }
         upstream = nil
+        let failure: TryFailure? = switch error {
+        case .connectFailure: .connectFailure
+        case .upstreamReset: .reset
+        default: nil
+        }
+        if let failure, mayRetry(after: failure) {
+            retry(after: failure)
+            return
+        }
         fail(error)
+    }
+
+    /// The try got no response head within the route's `perTryTimeout`.
+    private func perTryTimedOut() {
+        perTryTimeout = nil
+        guard isActive, responseStatus == nil else { return }
+        let abandoned = upstream
+        upstream = nil
+        abandoned?.abort()
+        if mayRetry(after: .perTryTimeout) {
+            retry(after: .perTryTimeout)
+        } else {
+            fail(.perTryTimeout)
+        }
+    }
+
+    // MARK: Retries
+
+    /// Whether the failed try may be retried: the rules cover the failure,
+    /// tries are left, nothing went to the client, the request can be sent
+    /// again, and both the circuit breaker's `maxRetries` and the cluster's
+    /// retry budget allow one more. Takes the retry slot and spends budget when true.
+    private func mayRetry(after failure: TryFailure) -> Bool {
+        guard let rules = retryRules, let breaker = cluster?.breaker, responseStatus == nil, replay != nil,
+              tries <= rules.attempts, rules.covers(failure) else { return false }
+        let now = NIODeadline.now()
+        if let deadline, deadline <= now {
+            return false
+        }
+        let takesSlot = !holdsRetrySlot
+        if takesSlot {
+            guard breaker.tryStartRetry() else { return false }
+        }
+        guard breaker.retryBudget.tryWithdraw(rules.budget, second: Self.second(of: now)) else {
+            if takesSlot {
+                breaker.retryFinished()
+            }
+            return false
+        }
+        holdsRetrySlot = true
+        return true
+    }
+
+    /// Ends the failed try and sends the request again after a backoff, to
+    /// another endpoint when the cluster has one. The next try always starts
+    /// on a later loop turn, so nothing of the failed try's call stack can
+    /// reach it.
+    private func retry(after failure: TryFailure) {
+        guard let rules = retryRules, let cluster, let replay else { return }
+        endTry()
+        worker.stats.requestRetried(cluster: cluster.statsLabel, cause: failure.cause)
+        state = .waitingForUpstream
+        pending = replay
+        pendingBodyBytes = replayBodyBytes
+        upstreamHead?.headers.replaceOrAdd(name: RetryRules.attemptHeader, value: String(tries + 1))
+        let delay = rules.backoff(retry: tries, random: &worker.random)
+        backoff = worker.eventLoop.assumeIsolated().scheduleTask(in: delay) { [self] in
+            backoff = nil
+            guard state == .waitingForUpstream, let cluster = self.cluster, let head = upstreamHead else { return }
+            guard let endpoint = cluster.pickRetryEndpoint(headers: head.headers, random: &worker.random, avoiding: failedEndpoints) else {
+                fail(.noEndpoints)
+                return
+            }
+            startTry(on: endpoint)
+        }
+    }
+
+    /// The try in progress is over: it leaves its pool's queue and its endpoint's count.
+    private func endTry() {
+        perTryTimeout?.cancel()
+        perTryTimeout = nil
+        if isPending {
+            endpoint?.pool.stopWaiting(self)
+            leavePending()
+        }
+        if let endpoint {
+            endpoint.inFlight -= 1
+            failedEndpoints.append(endpoint)
+            self.endpoint = nil
+        }
+    }
+
+    /// Adds a part to the replay buffer, or drops the buffer (and with it
+    /// any retry) once the body passes the rules' buffer limit.
+    private func keepForReplay(_ part: HTTPClientRequestPart) {
+        if case .body(.byteBuffer(let body)) = part {
+            replayBodyBytes += body.readableBytes
+            if replayBodyBytes > retryRules?.bufferLimitBytes ?? 0 {
+                replay = nil
+                return
+            }
+        }
+        replay?.append(part)
+    }
+
+    /// Whole seconds of the monotonic clock, the retry budget's time slots.
+    private static func second(of time: NIODeadline) -> Int {
+        Int(time.uptimeNanoseconds / 1_000_000_000)
     }
 
     private func timedOut() {
@@ -340,7 +511,12 @@ final class ProxyExchange {
         timeout = nil
         faultDelay?.cancel()
         faultDelay = nil
+        perTryTimeout?.cancel()
+        perTryTimeout = nil
+        backoff?.cancel()
+        backoff = nil
         pending.removeAll()
+        replay = nil
         if isPending {
             endpoint?.pool.stopWaiting(self)
             leavePending()
@@ -349,12 +525,17 @@ final class ProxyExchange {
             holdsRequestSlot = false
             cluster?.breaker.requestFinished()
         }
+        if holdsRetrySlot {
+            holdsRetrySlot = false
+            cluster?.breaker.retryFinished()
+        }
         endpoint?.inFlight -= 1
         let elapsed = NIODeadline.now() - startTime
         worker.stats.requestFinished(
             listener: downstream.connection.listenerLabel,
             cluster: cluster?.statsLabel ?? 0,
-            endpoint: endpoint?.statsLabel ?? 0,
+            // Between tries, the endpoint that failed last.
+            endpoint: (endpoint ?? failedEndpoints.last)?.statsLabel ?? 0,
             status: responseStatus.map { StatusClass(code: Int($0.code)) } ?? .none,
             durationNanoseconds: elapsed.nanoseconds,
             error: error

@@ -58,6 +58,7 @@ struct CompiledRoute: Sendable {
     /// do not reach the endpoint.
     private let editedHeaderNames: [String]
     let fault: FaultConfig?
+    let retry: RetryRules?
 
     enum Destination: Sendable {
         case cluster(Int)
@@ -85,6 +86,7 @@ struct CompiledRoute: Sendable {
         headersToAdd = config.requestHeadersToAdd
         editedHeaderNames = (config.requestHeadersToRemove + config.requestHeadersToAdd.map(\.name)).map { $0.lowercased() }
         fault = config.fault
+        retry = config.retries.map(RetryRules.init)
     }
 
     /// The delay to hold this request for, when the route's fault injection draws it.

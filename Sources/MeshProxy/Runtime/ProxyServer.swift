@@ -196,11 +196,10 @@ public actor ProxyServer {
         let endpoints = self.endpoints
         // A breaker whose limits stay keeps its counts; new limits start a
         // new breaker (and new pools: see `LoopCluster.canAdopt`).
-        var breakers: [String: CircuitBreaker] = [:]
-        for cluster in clusters {
-            breakers[cluster.name] = self.breakers[cluster.name].flatMap { $0.limits == cluster.circuitBreaker ? $0 : nil }
-                ?? CircuitBreaker(limits: cluster.circuitBreaker)
-        }
+        let breakers = Dictionary(uniqueKeysWithValues: clusters.map { cluster in
+            (cluster.name, self.breakers[cluster.name].flatMap { $0.limits == cluster.circuitBreaker ? $0 : nil }
+                ?? CircuitBreaker(limits: cluster.circuitBreaker))
+        })
         self.breakers = breakers
         for worker in workers {
             try? await worker.eventLoop.submit {

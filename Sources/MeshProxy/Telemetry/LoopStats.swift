@@ -31,6 +31,13 @@ final class LoopStats {
         var reason: String
     }
 
+    struct RetryKey: Hashable {
+        var cluster: Int
+        var cause: String
+    }
+
+    private(set) var retries: [RetryKey: UInt64] = [:]
+
     /// The id of a label value; the empty string (no cluster, no endpoint) is id 0.
     func label(_ value: String) -> Int {
         if let id = labelIDs[value] { return id }
@@ -69,6 +76,10 @@ final class LoopStats {
         }
     }
 
+    func requestRetried(cluster: Int, cause: String) {
+        retries[RetryKey(cluster: cluster, cause: cause), default: 0] += 1
+    }
+
     /// A copy with label ids resolved to strings, safe to hand to another thread.
     func snapshot() -> StatsSnapshot {
         var snapshot = StatsSnapshot()
@@ -84,6 +95,9 @@ final class LoopStats {
         }
         for (key, count) in proxyErrors {
             snapshot.proxyErrors[.init(listener: labels[key.listener], reason: key.reason), default: 0] += count
+        }
+        for (key, count) in retries {
+            snapshot.retries[.init(cluster: labels[key.cluster], cause: key.cause), default: 0] += count
         }
         for (listener, value) in activeConnections {
             snapshot.activeConnections[labels[listener], default: 0] += value

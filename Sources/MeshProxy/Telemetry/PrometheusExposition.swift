@@ -46,12 +46,22 @@ enum PrometheusExposition {
         family(&out, "swiftmesh_cluster_connections", "gauge",
                "Connections open or opening to a cluster's endpoints (limit: circuitBreaker.maxConnections).",
                breakers.map { (labels(["cluster": $0.key]), "\($0.value.connections)") })
+        family(&out, "swiftmesh_cluster_retries_total", "counter",
+               "Retries sent to a cluster, by what failed the try before (connect_failure, reset, refused_stream, "
+                   + "per_try_timeout, status_<code>, grpc_status_<code>).",
+               stats.retries.map { key, value in (labels(["cluster": key.cluster, "cause": key.cause]), "\(value)") })
+        family(&out, "swiftmesh_cluster_retries_active", "gauge",
+               "Requests being retried to a cluster (limit: circuitBreaker.maxRetries).",
+               breakers.map { (labels(["cluster": $0.key]), "\($0.value.retries)") })
+        family(&out, "swiftmesh_cluster_retry_budget_exhausted_total", "counter",
+               "Retries a cluster's retry budget refused.",
+               breakers.map { (labels(["cluster": $0.key]), "\($0.value.retryBudgetExhaustions)") })
         family(&out, "swiftmesh_cluster_overflow_total", "counter",
-               "Times a cluster's circuit breaker limit turned a request away (maxRequests, maxPendingRequests) "
-                   + "or held it until a connection came free (maxConnections).",
+               "Times a cluster's circuit breaker limit turned a request away (maxRequests, maxPendingRequests), "
+                   + "held it until a connection came free (maxConnections) or kept it from a retry (maxRetries).",
                breakers.flatMap { cluster, snapshot in
                    [("maxConnections", snapshot.connectionOverflows), ("maxPendingRequests", snapshot.pendingOverflows),
-                    ("maxRequests", snapshot.requestOverflows)].map { limit, count in
+                    ("maxRequests", snapshot.requestOverflows), ("maxRetries", snapshot.retryOverflows)].map { limit, count in
                        (labels(["cluster": cluster, "limit": limit]), "\(count)")
                    }
                })

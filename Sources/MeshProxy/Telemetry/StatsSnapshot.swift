@@ -17,9 +17,15 @@ struct StatsSnapshot: Sendable {
         var reason: String
     }
 
+    struct RetryLabels: Hashable, Sendable {
+        var cluster: String
+        var cause: String
+    }
+
     var requests: [RequestLabels: UInt64] = [:]
     var durations: [RouteLabels: DurationHistogram] = [:]
     var proxyErrors: [ErrorLabels: UInt64] = [:]
+    var retries: [RetryLabels: UInt64] = [:]
     var activeConnections: [String: Int] = [:]
     var connectionsTotal: [String: UInt64] = [:]
     var activeRequests: [String: Int] = [:]
@@ -32,6 +38,7 @@ struct StatsSnapshot: Sendable {
             durations[key, default: DurationHistogram()].merge(histogram)
         }
         proxyErrors.merge(other.proxyErrors, uniquingKeysWith: +)
+        retries.merge(other.retries, uniquingKeysWith: +)
         activeConnections.merge(other.activeConnections, uniquingKeysWith: +)
         connectionsTotal.merge(other.connectionsTotal, uniquingKeysWith: +)
         activeRequests.merge(other.activeRequests, uniquingKeysWith: +)

@@ -15,14 +15,19 @@ final class HTTP1ConnectionPool {
     private var waiting = CircularBuffer<ProxyExchange>()
     /// Connections of this pool, open or opening; each counts in the breaker.
     private var connectionCount = 0
+    /// Connections of this pool still being opened.
+    private var connecting = 0
     private var draining = false
 
     init(connector: EndpointConnector) {
         self.connector = connector
     }
 
-    /// Hands `exchange` a connection: an idle one, or a new one once
-    /// connected, or the next one to come free.
+    /// Hands `exchange` a connection: an idle one, or the next one to open
+    /// or come free. A connection being opened serves whichever request has
+    /// waited longest when it is ready, not the request that caused it, so a
+    /// request that moves on (a retry to another endpoint, a timeout) leaves
+    /// nothing behind that could still call it.
     func acquire(for exchange: ProxyExchange) {
         while let connection = idle.popLast() {
             if connection.isActive {
@@ -34,35 +39,47 @@ final class HTTP1ConnectionPool {
             exchange.upstreamFailed(.overflow(.maxPendingRequests))
             return
         }
-        if !connect(for: exchange) {
-            waiting.append(exchange)
+        waiting.append(exchange)
+        if connecting < waiting.count {
+            connect()
         }
     }
 
-    /// Opens a connection for `exchange`, unless the cluster is at
-    /// `maxConnections` and this pool already has one.
-    private func connect(for exchange: ProxyExchange) -> Bool {
-        guard connector.breaker.tryOpenConnection(force: connectionCount == 0) else { return false }
+    /// Opens a connection, unless the cluster is at `maxConnections` and this
+    /// pool already has one: waiting requests then get connections that come free.
+    private func connect() {
+        guard connector.breaker.tryOpenConnection(force: connectionCount == 0) else { return }
         connectionCount += 1
-        let handler = HTTP1UpstreamHandler(pool: self, exchange: exchange)
+        connecting += 1
         connector.connect()
             .assumeIsolated()
             .whenComplete { result in
+                self.connecting -= 1
                 switch result {
                 case .success(let channel):
                     do {
-                        try channel.pipeline.syncOperations.addHandler(handler)
+                        // `handlerAdded` reports the connection through `connected`.
+                        try channel.pipeline.syncOperations.addHandler(HTTP1UpstreamHandler(pool: self))
                     } catch {
                         channel.close(promise: nil)
-                        self.connectionGone()
-                        exchange.upstreamFailed(.connectFailure)
+                        self.connectFailed()
                     }
                 case .failure:
-                    self.connectionGone()
-                    exchange.upstreamFailed(.connectFailure)
+                    self.connectFailed()
                 }
             }
-        return true
+    }
+
+    /// A new connection is ready for the request that has waited longest.
+    func connected(_ connection: HTTP1UpstreamHandler) {
+        handOver(connection)
+    }
+
+    /// A connection attempt failed: the request that has waited longest
+    /// fails with it (each waiting request caused one attempt).
+    private func connectFailed() {
+        nextWaiting()?.upstreamFailed(.connectFailure)
+        connectionGone()
     }
 
     /// A connection finished a request cleanly and may serve another: the
@@ -112,13 +129,13 @@ final class HTTP1ConnectionPool {
         connectionGone()
     }
 
-    /// A connection of this pool closed or never opened: its place in the
-    /// breaker goes to the oldest waiting request, if any.
+    /// A connection of this pool closed: its place in the breaker may open
+    /// a connection for requests still waiting.
     private func connectionGone() {
         connectionCount -= 1
         connector.breaker.connectionClosed()
-        if let next = nextWaiting(), !connect(for: next) {
-            waiting.prepend(next)
+        if connecting < waiting.count {
+            connect()
         }
     }
 

@@ -29,9 +29,8 @@ final class HTTP1UpstreamHandler: ChannelDuplexHandler, ExchangeUpstream, Batche
     private var failed = false
     private let idleTimer: IdleTimer
 
-    init(pool: HTTP1ConnectionPool, exchange: ProxyExchange?) {
+    init(pool: HTTP1ConnectionPool) {
         self.pool = pool
-        self.exchange = exchange
         idleTimer = IdleTimer(timeout: pool.connector.idleTimeout)
     }
 
@@ -47,8 +46,8 @@ final class HTTP1UpstreamHandler: ChannelDuplexHandler, ExchangeUpstream, Batche
         } close: { [weak self] in
             self?.context?.close(promise: nil)
         }
-        if let exchange, context.channel.isActive {
-            exchange.upstreamAttached(self)
+        if context.channel.isActive {
+            pool.connected(self)
         }
     }
 

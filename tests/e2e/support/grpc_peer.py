@@ -10,6 +10,8 @@ Service `e2e.Echo`:
   Bidi          -> each request echoed as b"<backend>:" + request.
 Every call sets initial metadata `x-backend-initial` and trailing metadata
 `x-backend` (and echoes `x-echo` as trailing `x-echo-trailer`).
+`GrpcBackend.fail_code`, when set, makes every Unary call fail at once with
+that status in a trailers-only response, as a sick instance answers.
 The standard grpc.health.v1.Health service is served too.
 """
 from __future__ import annotations
@@ -49,6 +51,8 @@ class GrpcBackend:
         self.inflight = 0
         self.max_inflight = 0
         self.port = 0
+        # set to a grpc.StatusCode to fail every Unary call with it
+        self.fail_code: Optional[grpc.StatusCode] = None
         self._server: Optional[grpc.Server] = None
 
     @property
@@ -80,6 +84,9 @@ class GrpcBackend:
     def _unary(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         self._begin("Unary")
         try:
+            if self.fail_code is not None:
+                # before any metadata: the status goes out trailers-only
+                context.abort(self.fail_code, f"{self.name} is failing")
             md = self._metadata(context)
             context.send_initial_metadata((("x-backend-initial", self.name),))
             if "x-sleep" in md:

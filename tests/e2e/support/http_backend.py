@@ -8,10 +8,12 @@ Query parameters change the answer:
   chunks=N        stream N chunks with Transfer-Encoding: chunked ...
   chunk_size=M    ... of M bytes each (default 1024) ...
   chunk_delay=S   ... S seconds apart (default 0)
+  cut=1           ... then reset the connection instead of ending the body
   close=1         close the connection without answering (upstream reset)
   pad_header=1    add `X-Padded: padded` written with trailing whitespace
                   (optional whitespace in HTTP/1.1, not part of the value)
-Every answer has `x-backend: <name>`. `HTTPBackend.delay` slows every answer.
+Every answer has `x-backend: <name>`. `HTTPBackend.delay` slows every answer;
+`HTTPBackend.fail_status` answers every request with that status instead.
 """
 from __future__ import annotations
 
@@ -97,6 +99,9 @@ class _Handler(BaseHTTPRequestHandler):
         }
         backend._begin(record)
         try:
+            if backend.fail_status is not None:
+                self._send(backend.fail_status, b"failing on purpose\n", "text/plain")
+                return
             if query.get("close") == "1":
                 self.close_connection = True
                 try:
@@ -112,7 +117,7 @@ class _Handler(BaseHTTPRequestHandler):
             status = int(query.get("status", "200"))
             if "chunks" in query:
                 self._stream(status, int(query["chunks"]), int(query.get("chunk_size", "1024")),
-                             float(query.get("chunk_delay", "0")))
+                             float(query.get("chunk_delay", "0")), cut=query.get("cut") == "1")
             elif "size" in query:
                 payload = _pattern(int(query["size"]))
                 self._send(status, payload, "application/octet-stream")
@@ -135,7 +140,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(payload)
 
-    def _stream(self, status: int, chunks: int, size: int, delay: float) -> None:
+    def _stream(self, status: int, chunks: int, size: int, delay: float, cut: bool = False) -> None:
+        """`chunks` chunks of `size` bytes; with `cut`, the connection is
+        reset after them instead of ending the body."""
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Transfer-Encoding", "chunked")
@@ -147,6 +154,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             if delay:
                 time.sleep(delay)
+        if cut:
+            self.close_connection = True
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
@@ -168,6 +180,8 @@ class HTTPBackend:
         self.name = name
         # seconds every answer waits (a slow instance), on top of ?sleep=
         self.delay = delay
+        # when set, every request is answered with this status
+        self.fail_status: Optional[int] = None
         self.host = host
         self._requested_port = port
         self._lock = threading.Lock()
