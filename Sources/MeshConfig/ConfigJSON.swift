@@ -205,6 +205,8 @@ private struct ClusterJSON: Encodable {
     var connectTimeout: String
     var idleTimeout: String
     var circuitBreaker: CircuitBreakerJSON
+    var outlierDetection: OutlierDetectionJSON?
+    var panicThreshold: Int
     var endpoints: [EndpointJSON]?
     var dns: DNSJSON?
 
@@ -220,6 +222,8 @@ private struct ClusterJSON: Encodable {
             maxPendingRequests: cluster.circuitBreaker.maxPendingRequests,
             maxRequests: cluster.circuitBreaker.maxRequests,
             maxRetries: cluster.circuitBreaker.maxRetries)
+        outlierDetection = cluster.outlierDetection.map(OutlierDetectionJSON.init)
+        panicThreshold = cluster.panicThreshold
         switch cluster.discovery {
         case let .staticEndpoints(list):
             endpoints = list.map { EndpointJSON(address: $0.address.description, weight: $0.weight) }
@@ -239,6 +243,32 @@ private struct CircuitBreakerJSON: Encodable {
     var maxPendingRequests: Int
     var maxRequests: Int
     var maxRetries: Int
+}
+
+private struct OutlierDetectionJSON: Encodable {
+    struct SuccessRate: Encodable {
+        var minimumHosts: Int
+        var requestVolume: Int
+        var stdevFactor: Double
+    }
+
+    var consecutiveErrors: Int
+    var interval: String
+    var baseEjectionTime: String
+    var maxEjectionTime: String
+    var maxEjectionPercent: Int
+    var successRate: SuccessRate?
+
+    init(_ config: OutlierDetectionConfig) {
+        consecutiveErrors = config.consecutiveErrors
+        interval = config.interval.description
+        baseEjectionTime = config.baseEjectionTime.description
+        maxEjectionTime = config.maxEjectionTime.description
+        maxEjectionPercent = config.maxEjectionPercent
+        successRate = config.successRate.map {
+            SuccessRate(minimumHosts: $0.minimumHosts, requestVolume: $0.requestVolume, stdevFactor: $0.stdevFactor)
+        }
+    }
 }
 
 private struct EndpointJSON: Encodable {

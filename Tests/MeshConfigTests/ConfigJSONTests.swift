@@ -76,6 +76,9 @@ struct ConfigJSONTests {
                 { cluster: user, retries: { attempts: 2, on: [retriable-status-codes, unavailable],                 retriableStatusCodes: [409], perTryTimeout: 300ms, budget: { ratio: 0.5, minPerSecond: 3 } } }
                 """,
             ])),
+            try ConfigLoader.decode(yaml: Fixture.cluster(
+                "name: user, endpoints: [127.0.0.1:1], panicThreshold: 0, outlierDetection: "
+                    + "{ consecutiveErrors: 3, interval: 2s, successRate: { stdevFactor: 2.5 } }")),
             try ConfigLoader.decode(yaml: Fixture.document(
                 top: "admin: { listen: \"[::1]:9901\" }\ndrainTimeout: 0s\n",
                 listeners: [Fixture.listener(listen: "\"[::]:8080\"")]

@@ -1,11 +1,13 @@
 """Retries (`routes[].retries`) against real peers: a failed try goes to
 another endpoint after a backoff, so callers see no failure while some
 instance can serve them: a backend answering 503 or gRPC UNAVAILABLE, one
-SIGKILLed mid-run, one that hangs past `perTryTimeout`. Bodies are replayed
+SIGKILLed mid-run (with outlier detection ejecting it, and the default
+retry budget), one that hangs past `perTryTimeout`. Bodies are replayed
 up to `bufferLimitBytes`; nothing is retried once response bytes reached
 the client; the retry budget bounds the load on a failing cluster."""
 from __future__ import annotations
 
+import copy
 import http.client
 import threading
 import time
@@ -16,7 +18,7 @@ import grpc
 
 from support import grpc_peer as g
 from support.config import cluster, route, single_listener
-from support.util import KeepAliveClient, curl
+from support.util import KeepAliveClient, curl, wait_until
 
 CALLERS = 16
 REQUESTS = 5000
@@ -53,10 +55,16 @@ def run_callers(call: Callable[[], bool], total: int, halfway: Callable[[], None
     return results
 
 
+# The contract's example: the failing instance is ejected after five
+# failures in a row, so retries only have to cover those (and the requests
+# in flight on it), well within the default retry budget.
+OUTLIER_DETECTION = {"consecutiveErrors": 5, "interval": "1s", "baseEjectionTime": "30s", "maxEjectionPercent": 50}
+
+
 def grpc_mesh(mesh, backends, retries: dict):
     p = mesh.proxy(single_listener(
         [route("echo", match={"grpc": {"service": g.SERVICE}}, timeout="10s", retries=retries)],
-        [cluster("echo", backends, protocol="http2")]))
+        [cluster("echo", backends, protocol="http2", outlierDetection=OUTLIER_DETECTION)]))
     return p
 
 
@@ -85,42 +93,36 @@ def grpc_caller(p) -> tuple[Callable[[], bool], Callable[[], None]]:
     return call, close
 
 
-# The budget is not what these tests are about: every request that meets
-# the failing endpoint is retried, a third of them after the failure.
-GENEROUS_BUDGET = {"ratio": 1.0, "minPerSecond": 100}
-
-
 def test_an_instance_answering_unavailable_costs_no_call(mesh):
     backends = mesh.grpc_backends("g1", "g2", "g3")
-    p = grpc_mesh(mesh, backends, {"attempts": 2, "on": ["unavailable"], "budget": GENEROUS_BUDGET})
+    p = grpc_mesh(mesh, backends, {"attempts": 2, "on": ["unavailable"]})
     call, close = grpc_caller(p)
     try:
         results = run_callers(call, REQUESTS, lambda: setattr(backends[0], "fail_code", grpc.StatusCode.UNAVAILABLE))
     finally:
         close()
     assert results.count(False) == 0
-    retried = metric(p, "swiftmesh_cluster_retries_total", cluster="echo", cause="grpc_status_14")
-    assert retried > 0
+    assert metric(p, "swiftmesh_cluster_retries_total", cluster="echo", cause="grpc_status_14") >= 5
+    assert metric(p, "swiftmesh_cluster_endpoints_ejected", cluster="echo") == 1
 
 
 def test_a_sigkilled_instance_costs_no_call(mesh):
     backends = [mesh.grpc_backend_process(f"g{i}") for i in (1, 2, 3)]
-    p = grpc_mesh(mesh, backends, {"attempts": 2, "on": ["connect-failure", "reset", "refused-stream", "unavailable"],
-                                   "budget": GENEROUS_BUDGET})
+    p = grpc_mesh(mesh, backends, {"attempts": 2, "on": ["connect-failure", "reset", "refused-stream", "unavailable"]})
     call, close = grpc_caller(p)
     try:
         results = run_callers(call, REQUESTS, backends[0].kill)
     finally:
         close()
     assert results.count(False) == 0
-    assert metric(p, "swiftmesh_cluster_retries_total", cluster="echo", cause="connect_failure") > 0
+    assert metric(p, "swiftmesh_cluster_endpoints_ejected", cluster="echo") == 1
 
 
 def test_an_instance_answering_503_costs_no_request(mesh):
     backends = mesh.http_backends("a", "b", "c")
     p = mesh.proxy(single_listener(
-        [route("app", retries={"attempts": 2, "on": ["gateway-error"], "budget": GENEROUS_BUDGET})],
-        [cluster("app", backends)]))
+        [route("app", retries={"attempts": 2, "on": ["gateway-error"]})],
+        [cluster("app", backends, outlierDetection=OUTLIER_DETECTION)]))
     local = threading.local()
     clients: list[KeepAliveClient] = []
 
@@ -137,7 +139,8 @@ def test_an_instance_answering_503_costs_no_request(mesh):
         for client in clients:
             client.close()
     assert results.count(False) == 0
-    assert metric(p, "swiftmesh_cluster_retries_total", cluster="app", cause="status_503") > 0
+    assert metric(p, "swiftmesh_cluster_retries_total", cluster="app", cause="status_503") >= 5
+    assert metric(p, "swiftmesh_cluster_endpoints_ejected", cluster="app") == 1
 
 
 def test_the_retry_goes_to_another_endpoint_and_says_which_attempt_it_is(mesh):
@@ -190,36 +193,35 @@ def test_a_hanging_instance_is_left_after_the_per_try_timeout(mesh):
 
 def test_bodies_are_replayed_up_to_the_buffer_limit(mesh):
     resetting = mesh.reset_backend()
+    failing = mesh.http_backend("failing")
+    failing.fail_status = 503
     healthy = mesh.http_backend("healthy")
+    retries = {"attempts": 1, "on": ["gateway-error"], "bufferLimitBytes": 32768}
     p = mesh.proxy(single_listener(
-        [route("app", retries={"attempts": 1, "on": ["reset"], "bufferLimitBytes": 32768})],
-        [cluster("app", [resetting, healthy])]), threads=1)  # one round robin for every connection
-    small = bytes(range(256)) * 64  # 16 KiB
-    large = bytes(range(256)) * 256  # 64 KiB
-    conn = http.client.HTTPConnection(p.host, p.port, timeout=10)
-    try:
-        for _ in range(4):
-            conn.request("POST", "/upload", body=small)
-            resp = conn.getresponse()
-            record = resp.read()
-            assert resp.status == 200, record
-    finally:
-        conn.close()
-    assert all(r["bodyLength"] == len(small) for r in healthy.requests)
-    assert healthy.count == 4 and resetting.requests == 2
-    # A body past the limit cannot be sent again: the try that meets the
-    # resetting endpoint is the answer.
-    statuses = []
-    for _ in range(2):
+        [route("resetting", match={"pathPrefix": "/reset/"}, retries=retries),
+         route("failing", match={"pathPrefix": "/large/"}, retries=retries)],
+        [cluster("resetting", [resetting, healthy]), cluster("failing", [failing, healthy])]),
+        threads=1)  # one round robin for every connection
+
+    def post(path: str, body: bytes) -> tuple[int, str]:
         conn = http.client.HTTPConnection(p.host, p.port, timeout=10)
         try:
-            conn.request("POST", "/upload", body=large)
+            conn.request("POST", path, body=body)
             resp = conn.getresponse()
             resp.read()
-            statuses.append((resp.status, resp.getheader("swiftmesh-proxy-error")))
+            return resp.status, resp.getheader("x-backend") or ""
         finally:
             conn.close()
-    assert sorted(statuses, key=str) == sorted([(200, None), (502, "upstream_reset")], key=str)
+
+    small = bytes(range(256)) * 64  # 16 KiB
+    assert [post("/reset/upload", small) for _ in range(4)] == [(200, "healthy")] * 4
+    assert resetting.requests == 2, "half the first tries met the resetting endpoint"
+    assert [r["bodyLength"] for r in healthy.requests] == [len(small)] * 4
+    # A body past the limit is not kept: once the failing endpoint has read
+    # all of it and answered 503, there is nothing to send again.
+    large = bytes(range(256)) * 256  # 64 KiB
+    assert sorted(post("/large/upload", large) for _ in range(2)) == [(200, "healthy"), (503, "failing")]
+    assert failing.count == 1 and failing.requests[0]["bodyLength"] == len(large)
 
 
 def test_nothing_is_retried_once_the_response_started(mesh):
@@ -252,3 +254,32 @@ def test_the_budget_bounds_retries_when_every_endpoint_fails(mesh):
     assert elapsed < 10
     assert requests < attempts <= requests * (1 + ratio) + minimum * 10 + 2, attempts
     assert metric(p, "swiftmesh_cluster_retry_budget_exhausted_total", cluster="app") > 0
+
+
+def test_a_retry_waiting_through_a_reload_is_answered(mesh):
+    """A reload that replaces the cluster while a retry waits out its backoff:
+    the request still gets an answer (503 either way: from the endpoint if
+    the retry went first, no_endpoints if the old cluster was retired) and
+    the proxy keeps serving. The backoff is drawn from 0-2s, so most runs
+    reload mid-backoff."""
+    failing = mesh.http_backend("failing")
+    failing.fail_status = 503
+    p = mesh.proxy(single_listener(
+        [route("app", retries={"attempts": 1, "on": ["gateway-error"], "backoff": {"base": "2s", "max": "2s"}})],
+        [cluster("app", [failing])]))
+    answers: list = []
+    request = threading.Thread(target=lambda: answers.append(curl(p.url("/x"), "--http1.1")))
+    request.start()
+    try:
+        wait_until(lambda: failing.count == 1, 5, message="the first try")
+        changed = copy.deepcopy(p.config)
+        changed["clusters"][0]["connectTimeout"] = "2s"  # a new shape: the loops build new cluster objects
+        p.write_config(changed)
+        p.reload()
+        wait_until(lambda: "configuration reloaded" in p.stderr_text(), 5, message="the reload")
+    finally:
+        request.join(10)
+    assert answers and answers[0].status == 503
+    assert p.alive
+    failing.fail_status = None
+    assert curl(p.url("/y"), "--http1.1").status == 200

@@ -4,7 +4,7 @@ extension ProxyConfigDecoder {
             node,
             keys: [
                 "name", "protocol", "loadBalancing", "hashHeader", "connectTimeout", "idleTimeout", "circuitBreaker",
-                "endpoints", "dns",
+                "outlierDetection", "panicThreshold", "endpoints", "dns",
             ]
         ) else { return nil }
         let name = reader.required("name", in: fields, hint: "add e.g. \"name: user\"")
@@ -18,6 +18,10 @@ extension ProxyConfigDecoder {
         let connectTimeout = fields["connectTimeout"].flatMap { reader.positiveDuration($0) }
         let idleTimeout = fields["idleTimeout"].flatMap { reader.positiveDuration($0) }
         let circuitBreaker = fields["circuitBreaker"].flatMap { self.circuitBreaker($0) }
+        let outlierDetection = fields["outlierDetection"].flatMap { self.outlierDetection($0) }
+        let panicThreshold = fields["panicThreshold"].flatMap {
+            reader.integer($0, in: 0...100, expected: "a percentage from 0 to 100")
+        }
         let endpoints = fields["endpoints"].flatMap { staticEndpoints($0) }
         let dns = fields["dns"].flatMap { dnsDiscovery($0) }
 
@@ -35,6 +39,9 @@ extension ProxyConfigDecoder {
         let discovery = endpoints.map(EndpointDiscovery.staticEndpoints) ?? dns.map(EndpointDiscovery.dns)
 
         guard let name, let discovery else { return nil }
+        if fields.has("outlierDetection") && outlierDetection == nil || fields.has("panicThreshold") && panicThreshold == nil {
+            return nil
+        }
         return ClusterConfig(
             name: name,
             protocolKind: protocolKind ?? .http1,
@@ -43,7 +50,9 @@ extension ProxyConfigDecoder {
             discovery: discovery,
             connectTimeout: connectTimeout ?? ClusterConfig.defaultConnectTimeout,
             idleTimeout: idleTimeout ?? ClusterConfig.defaultIdleTimeout,
-            circuitBreaker: circuitBreaker ?? CircuitBreakerConfig()
+            circuitBreaker: circuitBreaker ?? CircuitBreakerConfig(),
+            outlierDetection: outlierDetection,
+            panicThreshold: panicThreshold ?? ClusterConfig.defaultPanicThreshold
         )
     }
 

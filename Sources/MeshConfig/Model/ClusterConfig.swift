@@ -15,7 +15,14 @@ public struct ClusterConfig: Sendable, Equatable {
     public var idleTimeout: MeshDuration
     /// Limits on connections and requests to the cluster, across all event loops.
     public var circuitBreaker: CircuitBreakerConfig
+    /// Ejects endpoints that fail their requests; nil: off.
+    public var outlierDetection: OutlierDetectionConfig?
+    /// Percent of endpoints that must be usable (not ejected) for balancing
+    /// to skip the others; below it, every endpoint gets requests again, so
+    /// that a cluster-wide failure does not pile all load on the few left.
+    public var panicThreshold: Int
 
+    public static let defaultPanicThreshold = 50
     public static let defaultConnectTimeout = MeshDuration.seconds(1)
     public static let defaultIdleTimeout = MeshDuration.seconds(3600)
 
@@ -27,7 +34,9 @@ public struct ClusterConfig: Sendable, Equatable {
         discovery: EndpointDiscovery,
         connectTimeout: MeshDuration = ClusterConfig.defaultConnectTimeout,
         idleTimeout: MeshDuration = ClusterConfig.defaultIdleTimeout,
-        circuitBreaker: CircuitBreakerConfig = CircuitBreakerConfig()
+        circuitBreaker: CircuitBreakerConfig = CircuitBreakerConfig(),
+        outlierDetection: OutlierDetectionConfig? = nil,
+        panicThreshold: Int = ClusterConfig.defaultPanicThreshold
     ) {
         self.name = name
         self.protocolKind = protocolKind
@@ -37,6 +46,8 @@ public struct ClusterConfig: Sendable, Equatable {
         self.connectTimeout = connectTimeout
         self.idleTimeout = idleTimeout
         self.circuitBreaker = circuitBreaker
+        self.outlierDetection = outlierDetection
+        self.panicThreshold = panicThreshold
     }
 }
 

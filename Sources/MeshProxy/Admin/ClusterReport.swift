@@ -6,8 +6,12 @@ struct ClusterReport: Codable, Sendable {
     struct Endpoint: Codable, Sendable {
         var address: String
         var weight: Int
-        /// `healthy` until health checking exists to say otherwise.
+        /// `healthy` until active health checking exists to say otherwise.
         var health: String
+        /// Ejected by outlier detection now.
+        var ejected: Bool
+        /// The ejection time multiplier: ejections so far, less one per interval back in service.
+        var ejections: Int
         var inFlight: Int
     }
 
@@ -45,7 +49,8 @@ struct ClusterReport: Codable, Sendable {
                     if byAddress[endpoint.address] == nil {
                         order.append(endpoint.address)
                         byAddress[endpoint.address] = Endpoint(
-                            address: endpoint.address, weight: endpoint.weight, health: "healthy", inFlight: 0)
+                            address: endpoint.address, weight: endpoint.weight, health: "healthy",
+                            ejected: endpoint.ejected, ejections: endpoint.ejections, inFlight: 0)
                     }
                     byAddress[endpoint.address]?.inFlight += endpoint.inFlight
                 }

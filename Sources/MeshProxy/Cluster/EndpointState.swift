@@ -20,13 +20,19 @@ final class EndpointState {
     /// Gone from discovery: gets no new requests; its connections close as their requests finish.
     private(set) var isRemoved = false
     let pool: UpstreamPool
+    /// Shared with the same endpoint on every loop; nil when the cluster has no outlier detection.
+    let health: EndpointHealth?
 
-    init(endpoint: DiscoveredEndpoint, pool: UpstreamPool, statsLabel: Int) {
+    init(endpoint: DiscoveredEndpoint, pool: UpstreamPool, statsLabel: Int, health: EndpointHealth?) {
         label = endpoint.label
         weight = endpoint.weight
         self.pool = pool
         self.statsLabel = statsLabel
+        self.health = health
     }
+
+    /// Whether balancing may pick it: not ejected by outlier detection.
+    var isUsable: Bool { !(health?.isEjected ?? false) }
 
     func remove() {
         isRemoved = true

@@ -8,19 +8,25 @@ final class LoopCluster {
     let config: ClusterConfig
     /// Shared with the same cluster on every other loop.
     let breaker: CircuitBreaker
+    /// Shared too; nil when the cluster has no `outlierDetection`.
+    let outlierDetector: OutlierDetector?
     let statsLabel: Int
     private let eventLoop: EventLoop
     private let flushBatch: FlushBatch
     private let connectTimeout: TimeAmount
     private(set) var endpoints: [EndpointState] = []
+    /// The endpoints the balancer picks from: the usable ones, or all of them
+    /// when fewer than `panicThreshold` percent are usable.
+    private var balanced: [EndpointState] = []
     private var balancer: LoadBalancer
 
     init(
-        config: ClusterConfig, breaker: CircuitBreaker, eventLoop: EventLoop, flushBatch: FlushBatch, stats: LoopStats,
-        random: inout FastRandom
+        config: ClusterConfig, breaker: CircuitBreaker, outlierDetector: OutlierDetector?, eventLoop: EventLoop,
+        flushBatch: FlushBatch, stats: LoopStats, random: inout FastRandom
     ) {
         self.config = config
         self.breaker = breaker
+        self.outlierDetector = outlierDetector
         self.eventLoop = eventLoop
         self.flushBatch = flushBatch
         statsLabel = stats.label(config.name)
@@ -31,8 +37,9 @@ final class LoopCluster {
     /// Whether a new config for this cluster can keep this object (and its
     /// warm connections). A new breaker cannot be adopted: the connections
     /// and requests counted in the old one must end there.
-    func canAdopt(_ newConfig: ClusterConfig, breaker newBreaker: CircuitBreaker) -> Bool {
-        newBreaker === breaker && newConfig.protocolKind == config.protocolKind && newConfig.connectTimeout == config.connectTimeout
+    func canAdopt(_ newConfig: ClusterConfig, breaker newBreaker: CircuitBreaker, outlierDetector newDetector: OutlierDetector?) -> Bool {
+        newBreaker === breaker && newDetector === outlierDetector && newConfig.panicThreshold == config.panicThreshold
+            && newConfig.protocolKind == config.protocolKind && newConfig.connectTimeout == config.connectTimeout
             && newConfig.idleTimeout == config.idleTimeout
             && newConfig.loadBalancing == config.loadBalancing && newConfig.hashHeader == config.hashHeader
     }
@@ -51,22 +58,39 @@ final class LoopCluster {
                 kept.weight = endpoint.weight
                 next.append(kept)
             } else {
-                next.append(EndpointState(endpoint: endpoint, pool: makePool(endpoint.address), statsLabel: stats.label(endpoint.label)))
+                next.append(EndpointState(
+                    endpoint: endpoint, pool: makePool(endpoint.address), statsLabel: stats.label(endpoint.label),
+                    health: outlierDetector?.health(for: endpoint.label)))
             }
         }
         for gone in existing.values {
             gone.remove()
         }
         endpoints = next
-        balancer = LoadBalancer(policy: config.loadBalancing, keys: next.map(\.label), weights: next.map(\.weight), random: &random)
+        rebalance(random: &random)
+    }
+
+    /// Rebuilds the balancer over the endpoints that may be picked now; run
+    /// when the endpoint set or any endpoint's ejection changes.
+    func rebalance(random: inout FastRandom) {
+        let usable = endpoints.filter(\.isUsable)
+        // Envoy's panic mode: with too few usable endpoints left, sending
+        // everything to them would overload them too; spread over all again.
+        let panicking = usable.count * 100 < endpoints.count * config.panicThreshold
+        balanced = panicking ? endpoints : usable
+        balancer = LoadBalancer(
+            policy: config.loadBalancing, keys: balanced.map(\.label), weights: balanced.map(\.weight), random: &random)
     }
 
     /// The cluster left the config: every endpoint drains.
-    func retire() {
+    func retire(random: inout FastRandom) {
         for endpoint in endpoints {
             endpoint.remove()
         }
         endpoints = []
+        balanced = []
+        // Requests still holding the cluster (a retry in its backoff) find no endpoint.
+        balancer = LoadBalancer(policy: config.loadBalancing, keys: [], weights: [], random: &random)
     }
 
     /// The endpoint for one request, nil when the cluster has none.
@@ -75,11 +99,11 @@ final class LoopCluster {
         if let header = config.hashHeader, let value = headers.first(name: header) {
             hash = HashRing.hash(value)
         }
-        let endpoints = self.endpoints
-        guard let index = balancer.pick(hash: hash, random: &random, inFlight: { endpoints[$0].inFlight }) else {
+        let balanced = self.balanced
+        guard let index = balancer.pick(hash: hash, random: &random, inFlight: { balanced[$0].inFlight }) else {
             return nil
         }
-        return endpoints[index]
+        return balanced[index]
     }
 
     /// The endpoint for a retry: one the request has not failed on yet,
@@ -88,11 +112,21 @@ final class LoopCluster {
     /// round robin that also served retries would send every request's first
     /// try to the same failing endpoint.
     func pickRetryEndpoint(headers: HTTPHeaders, random: inout FastRandom, avoiding failed: [EndpointState]) -> EndpointState? {
-        let untried = endpoints.filter { endpoint in !failed.contains { $0 === endpoint } }
+        let untried = balanced.filter { endpoint in !failed.contains { $0 === endpoint } }
         if !untried.isEmpty {
             return untried[random.below(untried.count)]
         }
         return pickEndpoint(headers: headers, random: &random)
+    }
+
+    /// Tells the outlier detector how a try on `endpoint` went.
+    func report(_ endpoint: EndpointState, failed: Bool) {
+        guard let outlierDetector, let health = endpoint.health else { return }
+        if failed {
+            outlierDetector.recordFailure(health)
+        } else {
+            outlierDetector.recordSuccess(health)
+        }
     }
 
     private func makePool(_ address: SocketAddress) -> UpstreamPool {

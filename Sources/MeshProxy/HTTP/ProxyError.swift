@@ -117,6 +117,15 @@ enum GRPCStatusCode: Int, Sendable {
     case dataLoss = 15
     case unauthenticated = 16
 
+    /// Statuses that say the server, not the call, is in trouble: they count
+    /// against an endpoint in outlier detection, as 5xx statuses do.
+    var meansServerFailure: Bool {
+        switch self {
+        case .unknown, .deadlineExceeded, .internalError, .unavailable, .dataLoss: true
+        default: false
+        }
+    }
+
     /// What a gRPC client concludes from an HTTP status without a gRPC
     /// status (grpc/doc/http-grpc-status-mapping.md).
     init(httpStatus code: Int) {

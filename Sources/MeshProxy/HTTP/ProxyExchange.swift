@@ -77,6 +77,9 @@ final class ProxyExchange {
     private var backoff: Scheduled<Void>?
     /// The cluster's circuit breaker counts this request among its retries.
     private var holdsRetrySlot = false
+    /// With outlier detection: the response head already says the endpoint
+    /// failed (5xx, or a trailers-only gRPC status such as UNAVAILABLE).
+    private var responseFailsEndpoint = false
 
     /// An exchange for a request whose head just arrived; the caller keeps
     /// it before calling `start`, which may finish it at once (a local answer).
@@ -166,12 +169,12 @@ final class ProxyExchange {
         var headers = fields
         if let rules = route.retry {
             retryRules = rules
-            cluster.breaker.retryBudget.recordRequest(second: Self.second(of: startTime))
+            cluster.breaker.retryBudget.recordRequest(second: Self.second(of: .now()))
             if pendingBodyBytes <= rules.bufferLimitBytes {
                 replay = pending
                 replayBodyBytes = pendingBodyBytes
             }
-            headers.add(name: RetryRules.attemptHeader, value: "1")
+            headers.replaceOrAdd(name: RetryRules.attemptHeader, value: "1")
         }
         upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers)
         startTry(on: endpoint)
@@ -183,8 +186,13 @@ final class ProxyExchange {
         endpoint.inFlight += 1
         tries += 1
         if let limit = retryRules?.perTryTimeout {
+            let thisTry = tries
             perTryTimeout = worker.eventLoop.assumeIsolated().scheduleTask(in: limit) { [self] in
-                perTryTimedOut()
+                // A cancelled timer may still run when it was already due in
+                // this loop turn: it must not end the try that followed.
+                if tries == thisTry {
+                    perTryTimedOut()
+                }
             }
         }
         endpoint.pool.acquire(for: self)
@@ -284,6 +292,9 @@ final class ProxyExchange {
         switch part {
         case .head(let head):
             if let failure = retryRules?.retriableFailure(response: head, isGRPC: isGRPC), mayRetry(after: failure) {
+                if let failed = failure.failsEndpoint {
+                    reportTry(failed: failed)
+                }
                 // Nothing of this response reaches the client; the endpoint's
                 // stream is reset (its connection closed, for HTTP/1.1), as Envoy does.
                 let answered = upstream
@@ -294,12 +305,20 @@ final class ProxyExchange {
             }
             perTryTimeout?.cancel()
             perTryTimeout = nil
+            // Committed to this try: nothing more to send again.
+            replay = nil
+            if cluster?.outlierDetector != nil {
+                responseFailsEndpoint = head.status.code >= 500 || isGRPC && Self.grpcStatusFailsEndpoint(head.headers)
+            }
             let headers = HeaderHygiene.downstreamResponseFields(head.headers, requestID: requestID)
             responseStatus = head.status
             downstream.writeResponseHead(status: head.status, headers: headers)
         case .body(let body):
             downstream.writeBody(body)
         case .end(let trailers):
+            if cluster?.outlierDetector != nil {
+                reportTry(failed: responseFailsEndpoint || isGRPC && trailers.map(Self.grpcStatusFailsEndpoint) ?? false)
+            }
             upstream = nil
             state = .finishing
             downstream.writeEnd(trailers: trailers)
@@ -327,7 +346,7 @@ final class ProxyExchange {
     /// A route that retries on `refused-stream` (or `reset`, `5xx`,
     /// `gateway-error`) retries instead, bodies included, within its limits.
     func upstreamRefused() {
-        guard isActive else { return }
+        guard isActive, endpoint != nil else { return }
         upstream = nil
         if mayRetry(after: .refused) {
             retry(after: .refused)
@@ -350,12 +369,16 @@ final class ProxyExchange {
     /// ended, or no connection could be had: retried when the route's rules
     /// allow, the request's failure otherwise.
     func upstreamFailed(_ error: ProxyError) {
-        guard isActive else { return }
+        // Between tries nothing upstream may speak for the request.
+        guard isActive, endpoint != nil else { return }
         upstream = nil
         let failure: TryFailure? = switch error {
         case .connectFailure: .connectFailure
         case .upstreamReset: .reset
         default: nil
+        }
+        if failure != nil {
+            reportTry(failed: true)
         }
         if let failure, mayRetry(after: failure) {
             retry(after: failure)
@@ -367,10 +390,11 @@ final class ProxyExchange {
     /// The try got no response head within the route's `perTryTimeout`.
     private func perTryTimedOut() {
         perTryTimeout = nil
-        guard isActive, responseStatus == nil else { return }
+        guard isActive, responseStatus == nil, endpoint != nil else { return }
         let abandoned = upstream
         upstream = nil
         abandoned?.abort()
+        reportTry(failed: true)
         if mayRetry(after: .perTryTimeout) {
             retry(after: .perTryTimeout)
         } else {
@@ -412,6 +436,7 @@ final class ProxyExchange {
     private func retry(after failure: TryFailure) {
         guard let rules = retryRules, let cluster, let replay else { return }
         endTry()
+        backoff?.cancel()
         worker.stats.requestRetried(cluster: cluster.statsLabel, cause: failure.cause)
         state = .waitingForUpstream
         pending = replay
@@ -444,6 +469,19 @@ final class ProxyExchange {
         }
     }
 
+    /// Tells the cluster's outlier detection how the try in progress went.
+    private func reportTry(failed: Bool) {
+        if let endpoint {
+            cluster?.report(endpoint, failed: failed)
+        }
+    }
+
+    /// Whether a header block's `grpc-status` is one that counts against the endpoint.
+    private static func grpcStatusFailsEndpoint(_ fields: HTTPHeaders) -> Bool {
+        guard let value = fields.first(name: "grpc-status"), let code = Int(value) else { return false }
+        return GRPCStatusCode(rawValue: code)?.meansServerFailure ?? false
+    }
+
     /// Adds a part to the replay buffer, or drops the buffer (and with it
     /// any retry) once the body passes the rules' buffer limit.
     private func keepForReplay(_ part: HTTPClientRequestPart) {
@@ -465,6 +503,8 @@ final class ProxyExchange {
     private func timedOut() {
         guard isActive else { return }
         timeout = nil
+        // A try still out when the deadline came is a slow endpoint.
+        reportTry(failed: true)
         let abandoned = upstream
         upstream = nil
         abandoned?.abort()

@@ -16,6 +16,17 @@ enum TryFailure: Equatable, Sendable {
     /// A trailers-only gRPC response with this status.
     case grpcStatus(GRPCStatusCode)
 
+    /// Whether the try counts against its endpoint in outlier detection;
+    /// nil for a refusal, which says nothing of the endpoint's health.
+    var failsEndpoint: Bool? {
+        switch self {
+        case .connectFailure, .reset, .perTryTimeout: true
+        case .refused: nil
+        case .status(let code): code >= 500
+        case .grpcStatus(let status): status.meansServerFailure
+        }
+    }
+
     /// The `cause` label of `swiftmesh_cluster_retries_total`.
     var cause: String {
         switch self {

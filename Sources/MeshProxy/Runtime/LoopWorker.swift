@@ -34,14 +34,15 @@ final class LoopWorker: @unchecked Sendable {
     /// endpoints discovery last reported; removed clusters drain.
     func apply(
         routing: RoutingTable, clusters configs: [ClusterConfig], breakers: [String: CircuitBreaker],
-        endpoints: [String: [DiscoveredEndpoint]]
+        outlierDetectors: [String: OutlierDetector], endpoints: [String: [DiscoveredEndpoint]]
     ) {
         eventLoop.assertInEventLoop()
         var previous = clustersByName
         var next: [LoopCluster] = []
         for config in configs {
             let breaker = breakers[config.name] ?? CircuitBreaker(limits: config.circuitBreaker)
-            if let kept = previous[config.name], kept.canAdopt(config, breaker: breaker) {
+            let detector = outlierDetectors[config.name]
+            if let kept = previous[config.name], kept.canAdopt(config, breaker: breaker, outlierDetector: detector) {
                 previous.removeValue(forKey: config.name)
                 // Endpoints or weights may have changed; unchanged endpoints keep their connections.
                 kept.updateEndpoints(endpoints[config.name] ?? [], stats: stats, random: &random)
@@ -49,14 +50,14 @@ final class LoopWorker: @unchecked Sendable {
                 continue
             }
             let cluster = LoopCluster(
-                config: config, breaker: breaker, eventLoop: eventLoop, flushBatch: flushBatch, stats: stats,
-                random: &random)
+                config: config, breaker: breaker, outlierDetector: detector, eventLoop: eventLoop, flushBatch: flushBatch,
+                stats: stats, random: &random)
             cluster.updateEndpoints(endpoints[config.name] ?? [], stats: stats, random: &random)
             next.append(cluster)
         }
         // Clusters replaced or removed: requests in flight hold their own references and finish.
         for old in previous.values {
-            old.retire()
+            old.retire(random: &random)
         }
         self.routing = routing
         clusters = next
@@ -85,13 +86,21 @@ final class LoopWorker: @unchecked Sendable {
         clustersByName[name]?.updateEndpoints(endpoints, stats: stats, random: &random)
     }
 
+    /// An endpoint of `name` was ejected or came back.
+    func rebalance(cluster name: String) {
+        eventLoop.assertInEventLoop()
+        clustersByName[name]?.rebalance(random: &random)
+    }
+
     /// This loop's view of every cluster, for `/clusters`.
     func clusterReport() -> [String: [EndpointReport]] {
         eventLoop.assertInEventLoop()
         var report: [String: [EndpointReport]] = [:]
         for cluster in clusters {
             report[cluster.config.name] = cluster.endpoints.map {
-                EndpointReport(address: $0.label, weight: $0.weight, inFlight: $0.inFlight)
+                EndpointReport(
+                    address: $0.label, weight: $0.weight, inFlight: $0.inFlight, ejected: $0.health?.isEjected ?? false,
+                    ejections: $0.health?.ejections ?? 0)
             }
         }
         return report
@@ -103,4 +112,7 @@ struct EndpointReport: Sendable {
     var address: String
     var weight: Int
     var inFlight: Int
+    /// Shared state, the same on every loop.
+    var ejected: Bool
+    var ejections: Int
 }

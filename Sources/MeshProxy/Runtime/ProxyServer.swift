@@ -19,6 +19,8 @@ public actor ProxyServer {
     private var discovered: Set<String> = []
     /// Each cluster's circuit breaker, shared by every loop.
     private var breakers: [String: CircuitBreaker] = [:]
+    /// Each cluster's outlier detector (clusters with `outlierDetection`), shared by every loop.
+    private var outlierDetectors: [String: OutlierDetector] = [:]
     private var dnsTasks: [String: (settings: DNSDiscovery, task: Task<Void, Never>)] = [:]
     private var listeners: [String: BoundListener] = [:]
     private var admin: Channel?
@@ -107,6 +109,9 @@ public actor ProxyServer {
         for (_, entry) in dnsTasks {
             entry.task.cancel()
         }
+        for detector in outlierDetectors.values {
+            detector.stop()
+        }
         let closed = listeners.values.map { bound -> EventLoopFuture<Void> in
             let promise = bound.channel.eventLoop.makePromise(of: Void.self)
             bound.quiescing.initiateShutdown(promise: promise)
@@ -165,6 +170,7 @@ public actor ProxyServer {
             }
         }
         total.circuitBreakers = breakers.mapValues { $0.snapshot() }
+        total.outlierDetectors = outlierDetectors.mapValues { $0.snapshot() }
         return total
     }
 
@@ -201,11 +207,43 @@ public actor ProxyServer {
                 ?? CircuitBreaker(limits: cluster.circuitBreaker))
         })
         self.breakers = breakers
+        let detectors = outlierDetectors(for: clusters)
         for worker in workers {
             try? await worker.eventLoop.submit {
-                worker.apply(routing: routing, clusters: clusters, breakers: breakers, endpoints: endpoints)
+                worker.apply(
+                    routing: routing, clusters: clusters, breakers: breakers, outlierDetectors: detectors,
+                    endpoints: endpoints)
             }.get()
         }
+    }
+
+    /// Detectors whose settings stay keep their state; changed settings start
+    /// a new detector (and new loop clusters), and the old ones stop.
+    private func outlierDetectors(for clusters: [ClusterConfig]) -> [String: OutlierDetector] {
+        var next: [String: OutlierDetector] = [:]
+        for cluster in clusters {
+            guard let settings = cluster.outlierDetection else { continue }
+            if let kept = outlierDetectors[cluster.name], kept.config == settings {
+                // A reload may have changed a static endpoint list.
+                kept.endpointsChanged((endpoints[cluster.name] ?? []).map(\.label))
+                next[cluster.name] = kept
+                continue
+            }
+            let name = cluster.name
+            let workers = self.workers
+            let detector = OutlierDetector(config: settings, homeLoop: workers[0].eventLoop) {
+                for worker in workers {
+                    worker.eventLoop.execute { worker.rebalance(cluster: name) }
+                }
+            }
+            detector.endpointsChanged((endpoints[name] ?? []).map(\.label))
+            next[cluster.name] = detector
+        }
+        for (name, old) in outlierDetectors where next[name] !== old {
+            old.stop()
+        }
+        outlierDetectors = next
+        return next
     }
 
     private static func dnsSettings(_ cluster: ClusterConfig) -> DNSDiscovery? {
@@ -240,6 +278,7 @@ public actor ProxyServer {
         trimStartupMemoryOnceReady()
         guard endpoints[name] != found else { return }
         endpoints[name] = found
+        outlierDetectors[name]?.endpointsChanged(found.map(\.label))
         for worker in workers {
             worker.eventLoop.execute {
                 worker.updateEndpoints(cluster: name, found)

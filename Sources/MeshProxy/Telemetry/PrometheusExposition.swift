@@ -56,6 +56,16 @@ enum PrometheusExposition {
         family(&out, "swiftmesh_cluster_retry_budget_exhausted_total", "counter",
                "Retries a cluster's retry budget refused.",
                breakers.map { (labels(["cluster": $0.key]), "\($0.value.retryBudgetExhaustions)") })
+        let detectors = stats.outlierDetectors
+        family(&out, "swiftmesh_cluster_outlier_ejections_total", "counter",
+               "Endpoints ejected by a cluster's outlier detection, by what ejected them.",
+               detectors.flatMap { cluster, snapshot in
+                   [("consecutive_errors", snapshot.consecutiveErrorEjections), ("success_rate", snapshot.successRateEjections)]
+                       .map { reason, count in (labels(["cluster": cluster, "reason": reason]), "\(count)") }
+               })
+        family(&out, "swiftmesh_cluster_endpoints_ejected", "gauge",
+               "Endpoints of a cluster ejected by outlier detection now.",
+               detectors.map { (labels(["cluster": $0.key]), "\($0.value.ejected)") })
         family(&out, "swiftmesh_cluster_overflow_total", "counter",
                "Times a cluster's circuit breaker limit turned a request away (maxRequests, maxPendingRequests), "
                    + "held it until a connection came free (maxConnections) or kept it from a retry (maxRetries).",

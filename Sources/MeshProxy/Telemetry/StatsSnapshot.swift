@@ -31,6 +31,8 @@ struct StatsSnapshot: Sendable {
     var activeRequests: [String: Int] = [:]
     /// Each cluster's circuit breaker; global already, so not merged.
     var circuitBreakers: [String: CircuitBreaker.Snapshot] = [:]
+    /// Each outlier detector's counts; global too.
+    var outlierDetectors: [String: OutlierDetector.Snapshot] = [:]
 
     mutating func merge(_ other: StatsSnapshot) {
         requests.merge(other.requests, uniquingKeysWith: +)

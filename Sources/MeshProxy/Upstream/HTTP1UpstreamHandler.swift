@@ -48,6 +48,10 @@ final class HTTP1UpstreamHandler: ChannelDuplexHandler, ExchangeUpstream, Batche
         }
         if context.channel.isActive {
             pool.connected(self)
+        } else {
+            // Closed before the handler was added: `channelInactive` will not come.
+            idleTimer.stop()
+            pool.connectionClosed(self)
         }
     }
 

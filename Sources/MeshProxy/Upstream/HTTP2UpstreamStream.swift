@@ -51,7 +51,8 @@ final class HTTP2UpstreamStream: HTTP2Stream, ExchangeUpstream {
         }
         responseStarted = true
         exchange.upstreamReceived(.head(HTTPResponseHead(version: .http2, status: status, headers: fields)))
-        if headers.endStream {
+        // The exchange may have let go of this stream on seeing the head (to retry).
+        if headers.endStream, let exchange = self.exchange {
             finishResponse(exchange, trailers: nil)
         }
     }

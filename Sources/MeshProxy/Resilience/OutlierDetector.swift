@@ -1,0 +1,149 @@
+import Atomics
+import MeshConfig
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// A cluster's outlier detection, shared by every event loop. The data path
+/// reports each try's outcome with one relaxed atomic operation (two with
+/// success-rate detection); the decisions (eject, return, decay) run on one
+/// home event loop, reached only when an endpoint's consecutive errors hit
+/// the threshold and once per interval. Every change is announced through
+/// `onChange`, on which each loop rebuilds its balancing without the ejected
+/// endpoints, so picking an endpoint reads no shared state at all.
+///
+/// `@unchecked Sendable`: `state` and `sweepTask` are touched on `homeLoop`
+/// only; `healthByLabel` is behind its lock; the rest is immutable or atomic.
+final class OutlierDetector: @unchecked Sendable {
+    let config: OutlierDetectionConfig
+    private let homeLoop: EventLoop
+    private let onChange: @Sendable () -> Void
+    private var state: OutlierState
+    private var sweepTask: RepeatedTask?
+    /// Every endpoint's shared health, by label; loops ask for theirs when
+    /// they build their endpoint states.
+    private let healthByLabel = NIOLockedValueBox<[String: EndpointHealth]>([:])
+    /// Ejections so far, by what caused them, for the metrics.
+    private let consecutiveErrorEjections = ManagedAtomic(0)
+    private let successRateEjections = ManagedAtomic(0)
+
+    init(config: OutlierDetectionConfig, homeLoop: EventLoop, onChange: @escaping @Sendable () -> Void) {
+        self.config = config
+        self.homeLoop = homeLoop
+        self.onChange = onChange
+        state = OutlierState(config: config)
+        let interval = TimeAmount.nanoseconds(config.interval.nanoseconds)
+        homeLoop.execute { [self] in
+            sweepTask = homeLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] _ in
+                self?.sweep()
+            }
+        }
+    }
+
+    /// Ends the interval timer; the detector left the config.
+    func stop() {
+        homeLoop.execute { [self] in
+            sweepTask?.cancel()
+            sweepTask = nil
+        }
+    }
+
+    /// The shared health of the endpoint `label`, made on first request.
+    func health(for label: String) -> EndpointHealth {
+        healthByLabel.withLockedValue { byLabel in
+            if let known = byLabel[label] { return known }
+            let health = EndpointHealth(label: label)
+            byLabel[label] = health
+            return health
+        }
+    }
+
+    /// Discovery reported a new endpoint set (labels of every endpoint).
+    func endpointsChanged(_ labels: [String]) {
+        let kept = Set(labels)
+        healthByLabel.withLockedValue { byLabel in
+            byLabel = byLabel.filter { kept.contains($0.key) }
+        }
+        homeLoop.execute { [self] in
+            state.setEndpoints(labels)
+        }
+    }
+
+    // MARK: Outcomes, from any loop
+
+    func recordSuccess(_ health: EndpointHealth) {
+        if health.consecutiveErrors.load(ordering: .relaxed) != 0 {
+            health.consecutiveErrors.store(0, ordering: .relaxed)
+        }
+        if config.successRate != nil {
+            health.successes.wrappingIncrement(ordering: .relaxed)
+        }
+    }
+
+    func recordFailure(_ health: EndpointHealth) {
+        if config.successRate != nil {
+            health.failures.wrappingIncrement(ordering: .relaxed)
+        }
+        if health.consecutiveErrors.wrappingIncrementThenLoad(ordering: .relaxed) == config.consecutiveErrors {
+            homeLoop.execute { [self] in
+                ejectForConsecutiveErrors(health)
+            }
+        }
+    }
+
+    // MARK: Decisions, on the home loop
+
+    private func ejectForConsecutiveErrors(_ health: EndpointHealth) {
+        // Counting starts over whether or not the ejection is allowed, so
+        // the next run of failures asks again.
+        health.consecutiveErrors.store(0, ordering: .relaxed)
+        guard state.eject(health.label, now: .now()) else { return }
+        consecutiveErrorEjections.wrappingIncrement(ordering: .relaxed)
+        publish(health.label)
+        onChange()
+    }
+
+    private func sweep() {
+        var outcomes: [String: (successes: Int, failures: Int)] = [:]
+        let endpoints = healthByLabel.withLockedValue { Array($0.values) }
+        if config.successRate != nil {
+            for health in endpoints {
+                outcomes[health.label] = (health.successes.exchange(0, ordering: .relaxed),
+                                          health.failures.exchange(0, ordering: .relaxed))
+            }
+        }
+        let changes = state.sweep(now: .now(), outcomes: outcomes)
+        successRateEjections.wrappingIncrement(by: changes.ejected.count, ordering: .relaxed)
+        // Every endpoint: multipliers may have decayed without any ejection changing.
+        for health in endpoints {
+            publish(health.label)
+        }
+        for label in changes.returned {
+            healthByLabel.withLockedValue { $0[label] }?.consecutiveErrors.store(0, ordering: .relaxed)
+        }
+        if !changes.isEmpty {
+            onChange()
+        }
+    }
+
+    private func publish(_ label: String) {
+        guard let health = healthByLabel.withLockedValue({ $0[label] }) else { return }
+        let endpoint = state.endpoints[label]
+        health.publish(ejected: endpoint?.ejectedUntil != nil, ejections: endpoint?.ejections ?? 0)
+    }
+
+    // MARK: Reporting
+
+    struct Snapshot: Sendable, Equatable {
+        var consecutiveErrorEjections: Int
+        var successRateEjections: Int
+        var ejected: Int
+    }
+
+    func snapshot() -> Snapshot {
+        let ejected = healthByLabel.withLockedValue { $0.values.count { $0.isEjected } }
+        return Snapshot(
+            consecutiveErrorEjections: consecutiveErrorEjections.load(ordering: .relaxed),
+            successRateEjections: successRateEjections.load(ordering: .relaxed),
+            ejected: ejected)
+    }
+}
