@@ -206,6 +206,7 @@ private struct ClusterJSON: Encodable {
     var idleTimeout: String
     var circuitBreaker: CircuitBreakerJSON
     var outlierDetection: OutlierDetectionJSON?
+    var healthCheck: HealthCheckJSON?
     var panicThreshold: Int
     var endpoints: [EndpointJSON]?
     var dns: DNSJSON?
@@ -223,6 +224,7 @@ private struct ClusterJSON: Encodable {
             maxRequests: cluster.circuitBreaker.maxRequests,
             maxRetries: cluster.circuitBreaker.maxRetries)
         outlierDetection = cluster.outlierDetection.map(OutlierDetectionJSON.init)
+        healthCheck = cluster.healthCheck.map(HealthCheckJSON.init)
         panicThreshold = cluster.panicThreshold
         switch cluster.discovery {
         case let .staticEndpoints(list):
@@ -268,6 +270,39 @@ private struct OutlierDetectionJSON: Encodable {
         successRate = config.successRate.map {
             SuccessRate(minimumHosts: $0.minimumHosts, requestVolume: $0.requestVolume, stdevFactor: $0.stdevFactor)
         }
+    }
+}
+
+private struct HealthCheckJSON: Encodable {
+    struct GRPC: Encodable {
+        var service: String
+    }
+
+    struct HTTP: Encodable {
+        var path: String
+        var expectedStatuses: [Int]
+    }
+
+    struct TCP: Encodable {}
+
+    var grpc: GRPC?
+    var http: HTTP?
+    var tcp: TCP?
+    var interval: String
+    var timeout: String
+    var unhealthyThreshold: Int
+    var healthyThreshold: Int
+
+    init(_ config: HealthCheckConfig) {
+        switch config.probe {
+        case .grpc(let service): grpc = GRPC(service: service)
+        case .http(let path, let statuses): http = HTTP(path: path, expectedStatuses: statuses)
+        case .tcp: tcp = TCP()
+        }
+        interval = config.interval.description
+        timeout = config.timeout.description
+        unhealthyThreshold = config.unhealthyThreshold
+        healthyThreshold = config.healthyThreshold
     }
 }
 

@@ -78,7 +78,11 @@ struct ConfigJSONTests {
             ])),
             try ConfigLoader.decode(yaml: Fixture.cluster(
                 "name: user, endpoints: [127.0.0.1:1], panicThreshold: 0, outlierDetection: "
-                    + "{ consecutiveErrors: 3, interval: 2s, successRate: { stdevFactor: 2.5 } }")),
+                    + "{ consecutiveErrors: 3, interval: 2s, successRate: { stdevFactor: 2.5 } }, "
+                    + "healthCheck: { http: { path: /healthz, expectedStatuses: [204] }, interval: 3s }")),
+            try ConfigLoader.decode(yaml: Fixture.cluster(
+                "name: user, endpoints: [127.0.0.1:1], protocol: http2, healthCheck: { grpc: { service: a.B } }")),
+            try ConfigLoader.decode(yaml: Fixture.cluster("name: user, endpoints: [127.0.0.1:1], healthCheck: { tcp: {} }")),
             try ConfigLoader.decode(yaml: Fixture.document(
                 top: "admin: { listen: \"[::1]:9901\" }\ndrainTimeout: 0s\n",
                 listeners: [Fixture.listener(listen: "\"[::]:8080\"")]

@@ -4,7 +4,7 @@ extension ProxyConfigDecoder {
             node,
             keys: [
                 "name", "protocol", "loadBalancing", "hashHeader", "connectTimeout", "idleTimeout", "circuitBreaker",
-                "outlierDetection", "panicThreshold", "endpoints", "dns",
+                "outlierDetection", "healthCheck", "panicThreshold", "endpoints", "dns",
             ]
         ) else { return nil }
         let name = reader.required("name", in: fields, hint: "add e.g. \"name: user\"")
@@ -19,6 +19,9 @@ extension ProxyConfigDecoder {
         let idleTimeout = fields["idleTimeout"].flatMap { reader.positiveDuration($0) }
         let circuitBreaker = fields["circuitBreaker"].flatMap { self.circuitBreaker($0) }
         let outlierDetection = fields["outlierDetection"].flatMap { self.outlierDetection($0) }
+        let healthCheck = fields["healthCheck"].flatMap {
+            self.healthCheck($0, protocolKind: fields.has("protocol") ? protocolKind : .http1)
+        }
         let panicThreshold = fields["panicThreshold"].flatMap {
             reader.integer($0, in: 0...100, expected: "a percentage from 0 to 100")
         }
@@ -39,7 +42,8 @@ extension ProxyConfigDecoder {
         let discovery = endpoints.map(EndpointDiscovery.staticEndpoints) ?? dns.map(EndpointDiscovery.dns)
 
         guard let name, let discovery else { return nil }
-        if fields.has("outlierDetection") && outlierDetection == nil || fields.has("panicThreshold") && panicThreshold == nil {
+        if fields.has("outlierDetection") && outlierDetection == nil || fields.has("panicThreshold") && panicThreshold == nil
+            || fields.has("healthCheck") && healthCheck == nil {
             return nil
         }
         return ClusterConfig(
@@ -52,6 +56,7 @@ extension ProxyConfigDecoder {
             idleTimeout: idleTimeout ?? ClusterConfig.defaultIdleTimeout,
             circuitBreaker: circuitBreaker ?? CircuitBreakerConfig(),
             outlierDetection: outlierDetection,
+            healthCheck: healthCheck,
             panicThreshold: panicThreshold ?? ClusterConfig.defaultPanicThreshold
         )
     }

@@ -17,7 +17,9 @@ public struct ClusterConfig: Sendable, Equatable {
     public var circuitBreaker: CircuitBreakerConfig
     /// Ejects endpoints that fail their requests; nil: off.
     public var outlierDetection: OutlierDetectionConfig?
-    /// Percent of endpoints that must be usable (not ejected) for balancing
+    /// Probes every endpoint; nil: off.
+    public var healthCheck: HealthCheckConfig?
+    /// Percent of endpoints that must be usable (healthy, not ejected) for balancing
     /// to skip the others; below it, every endpoint gets requests again, so
     /// that a cluster-wide failure does not pile all load on the few left.
     public var panicThreshold: Int
@@ -36,6 +38,7 @@ public struct ClusterConfig: Sendable, Equatable {
         idleTimeout: MeshDuration = ClusterConfig.defaultIdleTimeout,
         circuitBreaker: CircuitBreakerConfig = CircuitBreakerConfig(),
         outlierDetection: OutlierDetectionConfig? = nil,
+        healthCheck: HealthCheckConfig? = nil,
         panicThreshold: Int = ClusterConfig.defaultPanicThreshold
     ) {
         self.name = name
@@ -47,6 +50,7 @@ public struct ClusterConfig: Sendable, Equatable {
         self.idleTimeout = idleTimeout
         self.circuitBreaker = circuitBreaker
         self.outlierDetection = outlierDetection
+        self.healthCheck = healthCheck
         self.panicThreshold = panicThreshold
     }
 }

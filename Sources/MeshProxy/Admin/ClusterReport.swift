@@ -6,7 +6,8 @@ struct ClusterReport: Codable, Sendable {
     struct Endpoint: Codable, Sendable {
         var address: String
         var weight: Int
-        /// `healthy` until active health checking exists to say otherwise.
+        /// What active health checking says: `healthy` (also without
+        /// checks), `unhealthy`, or `pending` until a new endpoint's first probe.
         var health: String
         /// Ejected by outlier detection now.
         var ejected: Bool
@@ -37,6 +38,14 @@ struct ClusterReport: Codable, Sendable {
         var retries: Int
     }
 
+    private static func healthLabel(_ check: EndpointHealth.ActiveCheck) -> String {
+        switch check {
+        case .passing: "healthy"
+        case .failing: "unhealthy"
+        case .pending: "pending"
+        }
+    }
+
     static func merge(
         clusters: [ClusterConfig], perLoop: [[String: [EndpointReport]]], discovered: Set<String>,
         breakers: [String: CircuitBreaker.Snapshot]
@@ -49,7 +58,7 @@ struct ClusterReport: Codable, Sendable {
                     if byAddress[endpoint.address] == nil {
                         order.append(endpoint.address)
                         byAddress[endpoint.address] = Endpoint(
-                            address: endpoint.address, weight: endpoint.weight, health: "healthy",
+                            address: endpoint.address, weight: endpoint.weight, health: Self.healthLabel(endpoint.activeCheck),
                             ejected: endpoint.ejected, ejections: endpoint.ejections, inFlight: 0)
                     }
                     byAddress[endpoint.address]?.inFlight += endpoint.inFlight

@@ -20,7 +20,8 @@ final class EndpointState {
     /// Gone from discovery: gets no new requests; its connections close as their requests finish.
     private(set) var isRemoved = false
     let pool: UpstreamPool
-    /// Shared with the same endpoint on every loop; nil when the cluster has no outlier detection.
+    /// Shared with the same endpoint on every loop; nil when the cluster has
+    /// neither outlier detection nor health checks.
     let health: EndpointHealth?
 
     init(endpoint: DiscoveredEndpoint, pool: UpstreamPool, statsLabel: Int, health: EndpointHealth?) {
@@ -31,8 +32,8 @@ final class EndpointState {
         self.health = health
     }
 
-    /// Whether balancing may pick it: not ejected by outlier detection.
-    var isUsable: Bool { !(health?.isEjected ?? false) }
+    /// Whether balancing may pick it: healthy and not ejected.
+    var isUsable: Bool { health?.isUsable ?? true }
 
     func remove() {
         isRemoved = true

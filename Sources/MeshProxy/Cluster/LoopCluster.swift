@@ -10,6 +10,8 @@ final class LoopCluster {
     let breaker: CircuitBreaker
     /// Shared too; nil when the cluster has no `outlierDetection`.
     let outlierDetector: OutlierDetector?
+    /// Shared too; nil when the cluster has neither `outlierDetection` nor `healthCheck`.
+    let healthRegistry: EndpointHealthRegistry?
     let statsLabel: Int
     private let eventLoop: EventLoop
     private let flushBatch: FlushBatch
@@ -21,12 +23,13 @@ final class LoopCluster {
     private var balancer: LoadBalancer
 
     init(
-        config: ClusterConfig, breaker: CircuitBreaker, outlierDetector: OutlierDetector?, eventLoop: EventLoop,
-        flushBatch: FlushBatch, stats: LoopStats, random: inout FastRandom
+        config: ClusterConfig, shared: SharedClusterState, eventLoop: EventLoop, flushBatch: FlushBatch, stats: LoopStats,
+        random: inout FastRandom
     ) {
         self.config = config
-        self.breaker = breaker
-        self.outlierDetector = outlierDetector
+        breaker = shared.breaker
+        outlierDetector = shared.outlierDetector
+        healthRegistry = shared.healthRegistry
         self.eventLoop = eventLoop
         self.flushBatch = flushBatch
         statsLabel = stats.label(config.name)
@@ -37,8 +40,9 @@ final class LoopCluster {
     /// Whether a new config for this cluster can keep this object (and its
     /// warm connections). A new breaker cannot be adopted: the connections
     /// and requests counted in the old one must end there.
-    func canAdopt(_ newConfig: ClusterConfig, breaker newBreaker: CircuitBreaker, outlierDetector newDetector: OutlierDetector?) -> Bool {
-        newBreaker === breaker && newDetector === outlierDetector && newConfig.panicThreshold == config.panicThreshold
+    func canAdopt(_ newConfig: ClusterConfig, shared: SharedClusterState) -> Bool {
+        shared.breaker === breaker && shared.outlierDetector === outlierDetector && shared.healthRegistry === healthRegistry
+            && newConfig.panicThreshold == config.panicThreshold
             && newConfig.protocolKind == config.protocolKind && newConfig.connectTimeout == config.connectTimeout
             && newConfig.idleTimeout == config.idleTimeout
             && newConfig.loadBalancing == config.loadBalancing && newConfig.hashHeader == config.hashHeader
@@ -60,7 +64,7 @@ final class LoopCluster {
             } else {
                 next.append(EndpointState(
                     endpoint: endpoint, pool: makePool(endpoint.address), statsLabel: stats.label(endpoint.label),
-                    health: outlierDetector?.health(for: endpoint.label)))
+                    health: healthRegistry?.health(for: endpoint.label)))
             }
         }
         for gone in existing.values {

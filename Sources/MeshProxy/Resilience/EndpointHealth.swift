@@ -1,13 +1,23 @@
 import Atomics
 
 /// One endpoint's health as every event loop sees it: the outcome counts the
-/// data path adds to, and the ejection the cluster's `OutlierDetector`
-/// decides. Shared by the endpoint's `EndpointState` on every loop.
+/// data path adds to, the ejection the cluster's `OutlierDetector` decides,
+/// and the verdict of its `HealthChecker`'s probes. Shared by the endpoint's
+/// `EndpointState` on every loop, through the cluster's `EndpointHealthRegistry`.
 ///
-/// Loops read `isEjected` only when the detector tells them to rebuild
-/// their balancing (through `EventLoop.execute`, which orders the write
-/// before the read), so relaxed atomics suffice.
+/// Loops read `isEjected` and `activeCheck` only when told to rebuild their
+/// balancing (through `EventLoop.execute`, which orders the write before the
+/// read), so relaxed atomics suffice.
 final class EndpointHealth: Sendable {
+    /// What active health checking says of the endpoint.
+    enum ActiveCheck: UInt8, Sendable {
+        /// Passing, or not checked at all.
+        case passing = 0
+        /// New, not probed yet: no requests until the first probe passes.
+        case pending = 1
+        case failing = 2
+    }
+
     let label: String
     /// Failures since the last success.
     let consecutiveErrors = ManagedAtomic(0)
@@ -16,10 +26,22 @@ final class EndpointHealth: Sendable {
     let failures = ManagedAtomic(0)
     private let ejected = ManagedAtomic(false)
     private let ejectionCount = ManagedAtomic(0)
+    private let activeCheckState: ManagedAtomic<UInt8>
 
-    init(label: String) {
+    init(label: String, activeCheck: ActiveCheck) {
         self.label = label
+        activeCheckState = ManagedAtomic(activeCheck.rawValue)
     }
+
+    var activeCheck: ActiveCheck { ActiveCheck(rawValue: activeCheckState.load(ordering: .relaxed)) ?? .passing }
+
+    /// Written by the health checker only.
+    func publish(activeCheck: ActiveCheck) {
+        activeCheckState.store(activeCheck.rawValue, ordering: .relaxed)
+    }
+
+    /// Whether balancing may pick the endpoint: passing its checks and not ejected.
+    var isUsable: Bool { activeCheck == .passing && !isEjected }
 
     var isEjected: Bool { ejected.load(ordering: .relaxed) }
     /// Times the endpoint was ejected, as the ejection time multiplier stands.

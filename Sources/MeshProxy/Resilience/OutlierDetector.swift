@@ -1,6 +1,5 @@
 import Atomics
 import MeshConfig
-import NIOConcurrencyHelpers
 import NIOCore
 
 /// A cluster's outlier detection, shared by every event loop. The data path
@@ -12,27 +11,33 @@ import NIOCore
 /// endpoints, so picking an endpoint reads no shared state at all.
 ///
 /// `@unchecked Sendable`: `state` and `sweepTask` are touched on `homeLoop`
-/// only; `healthByLabel` is behind its lock; the rest is immutable or atomic.
+/// only; the rest is immutable, atomic or locked (`registry`).
 final class OutlierDetector: @unchecked Sendable {
     let config: OutlierDetectionConfig
     private let homeLoop: EventLoop
     private let onChange: @Sendable () -> Void
     private var state: OutlierState
     private var sweepTask: RepeatedTask?
-    /// Every endpoint's shared health, by label; loops ask for theirs when
-    /// they build their endpoint states.
-    private let healthByLabel = NIOLockedValueBox<[String: EndpointHealth]>([:])
+    private let registry: EndpointHealthRegistry
     /// Ejections so far, by what caused them, for the metrics.
     private let consecutiveErrorEjections = ManagedAtomic(0)
     private let successRateEjections = ManagedAtomic(0)
 
-    init(config: OutlierDetectionConfig, homeLoop: EventLoop, onChange: @escaping @Sendable () -> Void) {
+    init(
+        config: OutlierDetectionConfig, registry: EndpointHealthRegistry, homeLoop: EventLoop,
+        onChange: @escaping @Sendable () -> Void
+    ) {
         self.config = config
+        self.registry = registry
         self.homeLoop = homeLoop
         self.onChange = onChange
         state = OutlierState(config: config)
         let interval = TimeAmount.nanoseconds(config.interval.nanoseconds)
         homeLoop.execute { [self] in
+            // Ejections of a detector this one replaced end with it.
+            for health in registry.all {
+                health.publish(ejected: false, ejections: 0)
+            }
             sweepTask = homeLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] _ in
                 self?.sweep()
             }
@@ -47,22 +52,8 @@ final class OutlierDetector: @unchecked Sendable {
         }
     }
 
-    /// The shared health of the endpoint `label`, made on first request.
-    func health(for label: String) -> EndpointHealth {
-        healthByLabel.withLockedValue { byLabel in
-            if let known = byLabel[label] { return known }
-            let health = EndpointHealth(label: label)
-            byLabel[label] = health
-            return health
-        }
-    }
-
     /// Discovery reported a new endpoint set (labels of every endpoint).
     func endpointsChanged(_ labels: [String]) {
-        let kept = Set(labels)
-        healthByLabel.withLockedValue { byLabel in
-            byLabel = byLabel.filter { kept.contains($0.key) }
-        }
         homeLoop.execute { [self] in
             state.setEndpoints(labels)
         }
@@ -104,7 +95,7 @@ final class OutlierDetector: @unchecked Sendable {
 
     private func sweep() {
         var outcomes: [String: (successes: Int, failures: Int)] = [:]
-        let endpoints = healthByLabel.withLockedValue { Array($0.values) }
+        let endpoints = registry.all
         if config.successRate != nil {
             for health in endpoints {
                 outcomes[health.label] = (health.successes.exchange(0, ordering: .relaxed),
@@ -118,7 +109,7 @@ final class OutlierDetector: @unchecked Sendable {
             publish(health.label)
         }
         for label in changes.returned {
-            healthByLabel.withLockedValue { $0[label] }?.consecutiveErrors.store(0, ordering: .relaxed)
+            registry.existingHealth(for: label)?.consecutiveErrors.store(0, ordering: .relaxed)
         }
         if !changes.isEmpty {
             onChange()
@@ -126,7 +117,7 @@ final class OutlierDetector: @unchecked Sendable {
     }
 
     private func publish(_ label: String) {
-        guard let health = healthByLabel.withLockedValue({ $0[label] }) else { return }
+        guard let health = registry.existingHealth(for: label) else { return }
         let endpoint = state.endpoints[label]
         health.publish(ejected: endpoint?.ejectedUntil != nil, ejections: endpoint?.ejections ?? 0)
     }
@@ -140,7 +131,7 @@ final class OutlierDetector: @unchecked Sendable {
     }
 
     func snapshot() -> Snapshot {
-        let ejected = healthByLabel.withLockedValue { $0.values.count { $0.isEjected } }
+        let ejected = registry.all.count { $0.isEjected }
         return Snapshot(
             consecutiveErrorEjections: consecutiveErrorEjections.load(ordering: .relaxed),
             successRateEjections: successRateEjections.load(ordering: .relaxed),

@@ -33,16 +33,15 @@ final class LoopWorker: @unchecked Sendable {
     /// endpoints and warm connections; the others are rebuilt with the
     /// endpoints discovery last reported; removed clusters drain.
     func apply(
-        routing: RoutingTable, clusters configs: [ClusterConfig], breakers: [String: CircuitBreaker],
-        outlierDetectors: [String: OutlierDetector], endpoints: [String: [DiscoveredEndpoint]]
+        routing: RoutingTable, clusters configs: [ClusterConfig], shared: [String: SharedClusterState],
+        endpoints: [String: [DiscoveredEndpoint]]
     ) {
         eventLoop.assertInEventLoop()
         var previous = clustersByName
         var next: [LoopCluster] = []
         for config in configs {
-            let breaker = breakers[config.name] ?? CircuitBreaker(limits: config.circuitBreaker)
-            let detector = outlierDetectors[config.name]
-            if let kept = previous[config.name], kept.canAdopt(config, breaker: breaker, outlierDetector: detector) {
+            let shared = shared[config.name] ?? SharedClusterState(breaker: CircuitBreaker(limits: config.circuitBreaker))
+            if let kept = previous[config.name], kept.canAdopt(config, shared: shared) {
                 previous.removeValue(forKey: config.name)
                 // Endpoints or weights may have changed; unchanged endpoints keep their connections.
                 kept.updateEndpoints(endpoints[config.name] ?? [], stats: stats, random: &random)
@@ -50,8 +49,8 @@ final class LoopWorker: @unchecked Sendable {
                 continue
             }
             let cluster = LoopCluster(
-                config: config, breaker: breaker, outlierDetector: detector, eventLoop: eventLoop, flushBatch: flushBatch,
-                stats: stats, random: &random)
+                config: config, shared: shared, eventLoop: eventLoop, flushBatch: flushBatch, stats: stats,
+                random: &random)
             cluster.updateEndpoints(endpoints[config.name] ?? [], stats: stats, random: &random)
             next.append(cluster)
         }
@@ -86,7 +85,7 @@ final class LoopWorker: @unchecked Sendable {
         clustersByName[name]?.updateEndpoints(endpoints, stats: stats, random: &random)
     }
 
-    /// An endpoint of `name` was ejected or came back.
+    /// An endpoint of `name` was ejected, came back, or changed health.
     func rebalance(cluster name: String) {
         eventLoop.assertInEventLoop()
         clustersByName[name]?.rebalance(random: &random)
@@ -99,7 +98,8 @@ final class LoopWorker: @unchecked Sendable {
         for cluster in clusters {
             report[cluster.config.name] = cluster.endpoints.map {
                 EndpointReport(
-                    address: $0.label, weight: $0.weight, inFlight: $0.inFlight, ejected: $0.health?.isEjected ?? false,
+                    address: $0.label, weight: $0.weight, inFlight: $0.inFlight,
+                    activeCheck: $0.health?.activeCheck ?? .passing, ejected: $0.health?.isEjected ?? false,
                     ejections: $0.health?.ejections ?? 0)
             }
         }
@@ -113,6 +113,7 @@ struct EndpointReport: Sendable {
     var weight: Int
     var inFlight: Int
     /// Shared state, the same on every loop.
+    var activeCheck: EndpointHealth.ActiveCheck
     var ejected: Bool
     var ejections: Int
 }

@@ -17,10 +17,10 @@ public actor ProxyServer {
     private var endpoints: [String: [DiscoveredEndpoint]] = [:]
     /// Clusters that finished their first discovery.
     private var discovered: Set<String> = []
-    /// Each cluster's circuit breaker, shared by every loop.
-    private var breakers: [String: CircuitBreaker] = [:]
-    /// Each cluster's outlier detector (clusters with `outlierDetection`), shared by every loop.
-    private var outlierDetectors: [String: OutlierDetector] = [:]
+    /// What each cluster shares across loops: circuit breaker, endpoint health, outlier detector.
+    private var shared: [String: SharedClusterState] = [:]
+    /// Each cluster's active health checking (clusters with `healthCheck`).
+    private var healthCheckers: [String: HealthChecker] = [:]
     private var dnsTasks: [String: (settings: DNSDiscovery, task: Task<Void, Never>)] = [:]
     private var listeners: [String: BoundListener] = [:]
     private var admin: Channel?
@@ -109,8 +109,11 @@ public actor ProxyServer {
         for (_, entry) in dnsTasks {
             entry.task.cancel()
         }
-        for detector in outlierDetectors.values {
-            detector.stop()
+        for state in shared.values {
+            state.outlierDetector?.stop()
+        }
+        for checker in healthCheckers.values {
+            checker.stop()
         }
         let closed = listeners.values.map { bound -> EventLoopFuture<Void> in
             let promise = bound.channel.eventLoop.makePromise(of: Void.self)
@@ -169,8 +172,9 @@ public actor ProxyServer {
                 total.merge(snapshot)
             }
         }
-        total.circuitBreakers = breakers.mapValues { $0.snapshot() }
-        total.outlierDetectors = outlierDetectors.mapValues { $0.snapshot() }
+        total.circuitBreakers = shared.mapValues { $0.breaker.snapshot() }
+        total.outlierDetectors = shared.compactMapValues { $0.outlierDetector?.snapshot() }
+        total.healthCheckers = healthCheckers.mapValues { $0.snapshot() }
         return total
     }
 
@@ -183,7 +187,7 @@ public actor ProxyServer {
         }
         return ClusterReport.merge(
             clusters: config.clusters, perLoop: perLoop, discovered: discovered,
-            breakers: breakers.mapValues { $0.snapshot() })
+            breakers: shared.mapValues { $0.breaker.snapshot() })
     }
 
     // MARK: Internals
@@ -200,50 +204,81 @@ public actor ProxyServer {
         let routing = RoutingTable(config: config, generation: generation)
         let clusters = config.clusters
         let endpoints = self.endpoints
-        // A breaker whose limits stay keeps its counts; new limits start a
-        // new breaker (and new pools: see `LoopCluster.canAdopt`).
-        let breakers = Dictionary(uniqueKeysWithValues: clusters.map { cluster in
-            (cluster.name, self.breakers[cluster.name].flatMap { $0.limits == cluster.circuitBreaker ? $0 : nil }
-                ?? CircuitBreaker(limits: cluster.circuitBreaker))
-        })
-        self.breakers = breakers
-        let detectors = outlierDetectors(for: clusters)
+        let shared = sharedStates(for: clusters)
         for worker in workers {
             try? await worker.eventLoop.submit {
-                worker.apply(
-                    routing: routing, clusters: clusters, breakers: breakers, outlierDetectors: detectors,
-                    endpoints: endpoints)
+                worker.apply(routing: routing, clusters: clusters, shared: shared, endpoints: endpoints)
             }.get()
         }
     }
 
-    /// Detectors whose settings stay keep their state; changed settings start
-    /// a new detector (and new loop clusters), and the old ones stop.
-    private func outlierDetectors(for clusters: [ClusterConfig]) -> [String: OutlierDetector] {
-        var next: [String: OutlierDetector] = [:]
+    /// Each cluster's shared state for a new config. Parts whose settings
+    /// stay keep their state (a breaker its counts, a detector its
+    /// ejections, endpoint health its verdicts); changed settings start new
+    /// ones, which also gives the cluster new loop clusters and connections
+    /// (see `LoopCluster.canAdopt`). Detectors and checkers left behind stop.
+    private func sharedStates(for clusters: [ClusterConfig]) -> [String: SharedClusterState] {
+        var next: [String: SharedClusterState] = [:]
+        var checkers: [String: HealthChecker] = [:]
+        let homeLoop = workers[0].eventLoop
         for cluster in clusters {
-            guard let settings = cluster.outlierDetection else { continue }
-            if let kept = outlierDetectors[cluster.name], kept.config == settings {
-                // A reload may have changed a static endpoint list.
-                kept.endpointsChanged((endpoints[cluster.name] ?? []).map(\.label))
-                next[cluster.name] = kept
-                continue
-            }
             let name = cluster.name
-            let workers = self.workers
-            let detector = OutlierDetector(config: settings, homeLoop: workers[0].eventLoop) {
-                for worker in workers {
-                    worker.eventLoop.execute { worker.rebalance(cluster: name) }
+            let old = shared[name]
+            let breaker = old.flatMap { $0.breaker.limits == cluster.circuitBreaker ? $0.breaker : nil }
+                ?? CircuitBreaker(limits: cluster.circuitBreaker)
+            var state = SharedClusterState(breaker: breaker)
+            if cluster.outlierDetection != nil || cluster.healthCheck != nil {
+                let checksActively = cluster.healthCheck != nil
+                let registry = old?.healthRegistry.flatMap { $0.checksActively == checksActively ? $0 : nil }
+                    ?? EndpointHealthRegistry(checksActively: checksActively)
+                state.healthRegistry = registry
+                if let settings = cluster.outlierDetection {
+                    state.outlierDetector = old?.outlierDetector.flatMap {
+                        $0.config == settings && old?.healthRegistry === registry ? $0 : nil
+                    } ?? OutlierDetector(config: settings, registry: registry, homeLoop: homeLoop, onChange: rebalancer(name))
+                }
+                if let settings = cluster.healthCheck {
+                    checkers[name] = healthCheckers[name].flatMap {
+                        $0.config == settings && $0.protocolKind == cluster.protocolKind && old?.healthRegistry === registry ? $0 : nil
+                    } ?? HealthChecker(
+                        config: settings, protocolKind: cluster.protocolKind, registry: registry, homeLoop: homeLoop,
+                        onChange: rebalancer(name))
                 }
             }
-            detector.endpointsChanged((endpoints[name] ?? []).map(\.label))
-            next[cluster.name] = detector
+            next[name] = state
         }
-        for (name, old) in outlierDetectors where next[name] !== old {
+        for (name, old) in shared where old.outlierDetector != nil && next[name]?.outlierDetector !== old.outlierDetector {
+            old.outlierDetector?.stop()
+        }
+        for (name, old) in healthCheckers where checkers[name] !== old {
             old.stop()
         }
-        outlierDetectors = next
+        shared = next
+        healthCheckers = checkers
+        for name in next.keys {
+            // A reload may have changed a static endpoint list.
+            endpointsChangedForHealth(cluster: name)
+        }
         return next
+    }
+
+    /// Tells a cluster's endpoint health, outlier detector and health checker the current endpoints.
+    private func endpointsChangedForHealth(cluster name: String) {
+        let found = endpoints[name] ?? []
+        let labels = found.map(\.label)
+        shared[name]?.healthRegistry?.keep(only: labels)
+        shared[name]?.outlierDetector?.endpointsChanged(labels)
+        healthCheckers[name]?.endpointsChanged(found)
+    }
+
+    /// Has every loop rebuild the balancing of cluster `name` (an endpoint's health changed).
+    private func rebalancer(_ name: String) -> @Sendable () -> Void {
+        let workers = self.workers
+        return {
+            for worker in workers {
+                worker.eventLoop.execute { worker.rebalance(cluster: name) }
+            }
+        }
     }
 
     private static func dnsSettings(_ cluster: ClusterConfig) -> DNSDiscovery? {
@@ -278,7 +313,7 @@ public actor ProxyServer {
         trimStartupMemoryOnceReady()
         guard endpoints[name] != found else { return }
         endpoints[name] = found
-        outlierDetectors[name]?.endpointsChanged(found.map(\.label))
+        endpointsChangedForHealth(cluster: name)
         for worker in workers {
             worker.eventLoop.execute {
                 worker.updateEndpoints(cluster: name, found)

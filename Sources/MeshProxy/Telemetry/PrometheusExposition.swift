@@ -66,6 +66,16 @@ enum PrometheusExposition {
         family(&out, "swiftmesh_cluster_endpoints_ejected", "gauge",
                "Endpoints of a cluster ejected by outlier detection now.",
                detectors.map { (labels(["cluster": $0.key]), "\($0.value.ejected)") })
+        let checkers = stats.healthCheckers
+        family(&out, "swiftmesh_cluster_health_checks_total", "counter",
+               "Active health check probes of a cluster's endpoints, by result.",
+               checkers.flatMap { cluster, snapshot in
+                   [("passed", snapshot.passed), ("failed", snapshot.failed)]
+                       .map { result, count in (labels(["cluster": cluster, "result": result]), "\(count)") }
+               })
+        family(&out, "swiftmesh_cluster_endpoints_unhealthy", "gauge",
+               "Endpoints of a cluster failing their active health checks now, or not checked yet.",
+               checkers.map { (labels(["cluster": $0.key]), "\($0.value.unhealthy)") })
         family(&out, "swiftmesh_cluster_overflow_total", "counter",
                "Times a cluster's circuit breaker limit turned a request away (maxRequests, maxPendingRequests), "
                    + "held it until a connection came free (maxConnections) or kept it from a retry (maxRetries).",

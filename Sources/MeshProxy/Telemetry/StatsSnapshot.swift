@@ -33,6 +33,7 @@ struct StatsSnapshot: Sendable {
     var circuitBreakers: [String: CircuitBreaker.Snapshot] = [:]
     /// Each outlier detector's counts; global too.
     var outlierDetectors: [String: OutlierDetector.Snapshot] = [:]
+    var healthCheckers: [String: HealthChecker.Snapshot] = [:]
 
     mutating func merge(_ other: StatsSnapshot) {
         requests.merge(other.requests, uniquingKeysWith: +)

@@ -12,7 +12,7 @@ Every call sets initial metadata `x-backend-initial` and trailing metadata
 `x-backend` (and echoes `x-echo` as trailing `x-echo-trailer`).
 `GrpcBackend.fail_code`, when set, makes every Unary call fail at once with
 that status in a trailers-only response, as a sick instance answers.
-The standard grpc.health.v1.Health service is served too.
+The standard grpc.health.v1.Health service is served too (`set_serving`).
 """
 from __future__ import annotations
 
@@ -54,6 +54,7 @@ class GrpcBackend:
         # set to a grpc.StatusCode to fail every Unary call with it
         self.fail_code: Optional[grpc.StatusCode] = None
         self._server: Optional[grpc.Server] = None
+        self._health: Optional[health.HealthServicer] = None
 
     @property
     def address(self) -> str:
@@ -165,16 +166,22 @@ class GrpcBackend:
             "Bidi": grpc.stream_stream_rpc_method_handler(self._bidi),
         })
         server.add_generic_rpc_handlers((handler,))
-        health_servicer = health.HealthServicer()
-        health_servicer.set(SERVICE, health_pb2.HealthCheckResponse.SERVING)
-        health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        self._health = health.HealthServicer()
+        self.set_serving(True)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         self.port = server.add_insecure_port(f"{self.host}:{self._requested_port}")
         if not self.port:
             raise RuntimeError(f"grpc backend {self.name} could not bind {self.host}:{self._requested_port}")
         server.start()
         self._server = server
         return self
+
+    def set_serving(self, serving: bool) -> None:
+        """What grpc.health.v1.Health answers, for the server ("") and for e2e.Echo."""
+        assert self._health is not None
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for service in ("", SERVICE):
+            self._health.set(service, status)
 
     def stop(self, grace: Optional[float] = None) -> None:
         if self._server is not None:
