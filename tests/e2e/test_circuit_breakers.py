@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.client
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -16,25 +17,32 @@ from support.config import cluster, route, single_listener
 from support.util import wait_until
 
 
-def concurrent_gets(p, path: str, count: int) -> list[tuple[int, str]]:
+def timed_concurrent_gets(p, path: str, count: int) -> list[tuple[int, str, float]]:
     """`count` HTTP/1.1 GETs at once, each on its own connection; (status,
-    swiftmesh-proxy-error) of each, in no particular order."""
+    swiftmesh-proxy-error, seconds from sending the request to reading the
+    whole response) of each, in no particular order."""
     start = threading.Barrier(count)
 
-    def one(_: int) -> tuple[int, str]:
+    def one(_: int) -> tuple[int, str, float]:
         conn = http.client.HTTPConnection(p.host, p.port, timeout=30)
         try:
             conn.connect()
             start.wait(timeout=10)
+            sent = time.monotonic()
             conn.request("GET", path)
             resp = conn.getresponse()
             resp.read()
-            return resp.status, resp.getheader("swiftmesh-proxy-error") or ""
+            return resp.status, resp.getheader("swiftmesh-proxy-error") or "", time.monotonic() - sent
         finally:
             conn.close()
 
     with ThreadPoolExecutor(max_workers=count) as pool:
         return list(pool.map(one, range(count)))
+
+
+def concurrent_gets(p, path: str, count: int) -> list[tuple[int, str]]:
+    """`timed_concurrent_gets` without the times."""
+    return [(status, reason) for status, reason, _ in timed_concurrent_gets(p, path, count)]
 
 
 def breaker_state(p, name: str) -> dict:
@@ -47,10 +55,14 @@ def metric(p, name: str, **labels) -> float:
 
 def test_max_requests_turns_the_excess_away_at_once(mesh):
     """50 slow requests against maxRequests 10: ten reach the endpoint, forty
-    are answered 503 overflow without waiting for the slow ones."""
+    are answered 503 overflow without waiting for the slow ones (the issue's
+    bar: at least 35 within 50 ms)."""
     app = mesh.http_backend("app")
     p = mesh.proxy(single_listener([route("app")], [cluster("app", [app], circuitBreaker={"maxRequests": 10})]))
-    results = concurrent_gets(p, "/slow?sleep=3", 50)
+    timed = timed_concurrent_gets(p, "/slow?sleep=3", 50)
+    fast_overflows = [t for status, reason, t in timed if (status, reason) == (503, "overflow") and t < 0.05]
+    assert len(fast_overflows) >= 35, sorted(t for _, _, t in timed)
+    results = [(status, reason) for status, reason, _ in timed]
     assert results.count((200, "")) == 10, results
     assert results.count((503, "overflow")) == 40, results
     assert app.count == 10
