@@ -10,7 +10,7 @@ import pytest
 
 from support.config import cluster, route, single_listener
 from support.proxy import binary_path, run_cli
-from support.rawhttp import RawHTTP, h2_frames, one_request, request_bytes
+from support.rawhttp import END_HEADERS, END_STREAM, RawHTTP, h2_frame, h2_frames, hpack_literal_block, one_request, request_bytes
 from support.util import connect_refused, curl, free_port, wait_until
 
 MAX_HEADER_BYTES = 8192
@@ -163,12 +163,7 @@ def test_h2_connection_error_sends_goaway_and_closes(limited):
     still_serves(p)
 
 
-def h2_frame(ftype: int, flags: int, stream: int, payload: bytes) -> bytes:
-    return len(payload).to_bytes(3, "big") + bytes([ftype, flags]) + stream.to_bytes(4, "big") + payload
-
-
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(0x4, 0, 0, b"")
-END_STREAM, END_HEADERS = 0x1, 0x4
 
 
 def stream_one_reset_codes(p, raw: bytes) -> list[int]:
@@ -184,16 +179,6 @@ def stream_one_reset_codes(p, raw: bytes) -> list[int]:
         while not codes():
             conn._fill()
         return codes()
-
-
-def hpack_literal_block(fields: list[tuple[bytes, bytes]]) -> bytes:
-    """Literal fields without indexing and without Huffman coding (RFC 7541
-    6.2.2), the one HPACK shape that can carry bytes a client library refuses."""
-    block = b""
-    for name, value in fields:
-        assert len(name) < 127 and len(value) < 127
-        block += b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
-    return block
 
 
 @pytest.mark.parametrize("name,value", [

@@ -18,6 +18,7 @@ import grpc
 
 from support import grpc_peer as g
 from support.config import cluster, route, single_listener
+from support.rawhttp import END_HEADERS, h2_frame, hpack_literal_block
 from support.util import KeepAliveClient, curl, wait_until
 
 CALLERS = 16
@@ -68,10 +69,12 @@ def grpc_mesh(mesh, backends, retries: dict):
     return p
 
 
-def grpc_caller(p) -> tuple[Callable[[], bool], Callable[[], None]]:
-    """A call function for `run_callers` over one channel per caller thread, and its cleanup."""
+def grpc_caller(p) -> tuple[Callable[[], bool], Callable[[], None], list]:
+    """A call function for `run_callers` over one channel per caller thread,
+    its cleanup, and the errors of the calls that failed."""
     local = threading.local()
     channels: list[grpc.Channel] = []
+    errors: list = []
     lock = threading.Lock()
 
     def call() -> bool:
@@ -83,25 +86,26 @@ def grpc_caller(p) -> tuple[Callable[[], bool], Callable[[], None]]:
         try:
             local.stub(b"x", timeout=10)
             return True
-        except grpc.RpcError:
+        except grpc.RpcError as error:
+            errors.append((error.code(), error.details()))
             return False
 
     def close() -> None:
         for ch in channels:
             ch.close()
 
-    return call, close
+    return call, close, errors
 
 
 def test_an_instance_answering_unavailable_costs_no_call(mesh):
     backends = mesh.grpc_backends("g1", "g2", "g3")
     p = grpc_mesh(mesh, backends, {"attempts": 2, "on": ["unavailable"]})
-    call, close = grpc_caller(p)
+    call, close, errors = grpc_caller(p)
     try:
         results = run_callers(call, REQUESTS, lambda: setattr(backends[0], "fail_code", grpc.StatusCode.UNAVAILABLE))
     finally:
         close()
-    assert results.count(False) == 0
+    assert results.count(False) == 0, errors
     assert metric(p, "swiftmesh_cluster_retries_total", cluster="echo", cause="grpc_status_14") >= 5
     assert metric(p, "swiftmesh_cluster_endpoints_ejected", cluster="echo") == 1
 
@@ -109,12 +113,12 @@ def test_an_instance_answering_unavailable_costs_no_call(mesh):
 def test_a_sigkilled_instance_costs_no_call(mesh):
     backends = [mesh.grpc_backend_process(f"g{i}") for i in (1, 2, 3)]
     p = grpc_mesh(mesh, backends, {"attempts": 2, "on": ["connect-failure", "reset", "refused-stream", "unavailable"]})
-    call, close = grpc_caller(p)
+    call, close, errors = grpc_caller(p)
     try:
         results = run_callers(call, REQUESTS, backends[0].kill)
     finally:
         close()
-    assert results.count(False) == 0
+    assert results.count(False) == 0, errors
     assert metric(p, "swiftmesh_cluster_endpoints_ejected", cluster="echo") == 1
 
 
@@ -283,3 +287,44 @@ def test_a_retry_waiting_through_a_reload_is_answered(mesh):
     assert p.alive
     failing.fail_status = None
     assert curl(p.url("/y"), "--http1.1").status == 200
+
+
+def test_a_grpc_failure_in_the_trailers_of_a_response_without_messages_is_retried(mesh):
+    failing, healthy = mesh.grpc_backends("failing", "healthy")
+    failing.fail_code = grpc.StatusCode.UNAVAILABLE
+    failing.fail_after_headers = True
+    p = mesh.proxy(single_listener(
+        [route("echo", retries={"attempts": 1, "on": ["unavailable"]})],
+        [cluster("echo", [failing, healthy], protocol="http2")]), threads=1)
+    ch = g.channel(f"127.0.0.1:{p.port}")
+    try:
+        g.wait_channel_ready(ch)
+        for _ in range(10):
+            g.unary(ch)(b"x", timeout=5)
+    finally:
+        ch.close()
+    assert failing.calls == 5 and healthy.calls == 10
+    assert metric(p, "swiftmesh_cluster_retries_total", cluster="echo", cause="grpc_status_14") == 5
+
+
+def test_an_instance_that_stops_after_its_head_is_retried(mesh):
+    """The response head is held while a retry is possible: an endpoint that
+    sends HEADERS and then nothing is a hung try for perTryTimeout, not a
+    response the client is stuck with."""
+    head_only = hpack_literal_block([(b":status", b"200"), (b"content-type", b"application/grpc")])
+    stalling = mesh.reset_backend("http2", reply=h2_frame(0x1, END_HEADERS, 1, head_only))
+    healthy = mesh.grpc_backend("healthy")
+    p = mesh.proxy(single_listener(
+        [route("echo", retries={"attempts": 1, "on": ["reset"], "perTryTimeout": "300ms"})],
+        [cluster("echo", [stalling, healthy], protocol="http2")]), threads=1)
+    ch = g.channel(f"127.0.0.1:{p.port}")
+    try:
+        g.wait_channel_ready(ch)
+        for _ in range(4):
+            g.unary(ch)(b"x", timeout=5)
+    finally:
+        ch.close()
+    # Two first tries met the stalling endpoint (on one connection, which it
+    # counts as one request); both went on to the healthy one.
+    assert healthy.calls == 4
+    assert metric(p, "swiftmesh_cluster_retries_total", cluster="echo", cause="per_try_timeout") == 2

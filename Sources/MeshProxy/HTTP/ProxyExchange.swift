@@ -77,6 +77,11 @@ final class ProxyExchange {
     private var backoff: Scheduled<Void>?
     /// The cluster's circuit breaker counts this request among its retries.
     private var holdsRetrySlot = false
+    /// A response head held back while the try may still be retried: it goes
+    /// to the client with the first body bytes or the end, so a try that
+    /// fails between its head and its body (an instance killed mid-answer)
+    /// can still be retried.
+    private var heldHead: HTTPResponseHead?
     /// With outlier detection: the response head already says the endpoint
     /// failed (5xx, or a trailers-only gRPC status such as UNAVAILABLE).
     private var responseFailsEndpoint = false
@@ -303,19 +308,33 @@ final class ProxyExchange {
                 retry(after: failure)
                 return
             }
-            perTryTimeout?.cancel()
-            perTryTimeout = nil
-            // Committed to this try: nothing more to send again.
-            replay = nil
-            if cluster?.outlierDetector != nil {
-                responseFailsEndpoint = head.status.code >= 500 || isGRPC && Self.grpcStatusFailsEndpoint(head.headers)
+            if let rules = retryRules, replay != nil, tries <= rules.attempts {
+                // The per-try timeout keeps running meanwhile: a head followed by silence is a hung try.
+                heldHead = head
+                return
             }
-            let headers = HeaderHygiene.downstreamResponseFields(head.headers, requestID: requestID)
-            responseStatus = head.status
-            downstream.writeResponseHead(status: head.status, headers: headers)
+            forwardHead(head)
         case .body(let body):
+            if let head = heldHead {
+                heldHead = nil
+                forwardHead(head)
+            }
             downstream.writeBody(body)
         case .end(let trailers):
+            if let head = heldHead {
+                heldHead = nil
+                // No body: a gRPC failure in the trailers is as retriable as a trailers-only one.
+                if isGRPC, let trailers, let failure = retryRules?.retriableFailure(grpcFields: trailers),
+                   mayRetry(after: failure) {
+                    if let failed = failure.failsEndpoint {
+                        reportTry(failed: failed)
+                    }
+                    upstream = nil  // it ended by itself, and is back in its pool
+                    retry(after: failure)
+                    return
+                }
+                forwardHead(head)
+            }
             if cluster?.outlierDetector != nil {
                 reportTry(failed: responseFailsEndpoint || isGRPC && trailers.map(Self.grpcStatusFailsEndpoint) ?? false)
             }
@@ -324,6 +343,20 @@ final class ProxyExchange {
             downstream.writeEnd(trailers: trailers)
             finish(error: nil)
         }
+    }
+
+    /// Sends the response head to the client: from now on the request is
+    /// committed to this try.
+    private func forwardHead(_ head: HTTPResponseHead) {
+        perTryTimeout?.cancel()
+        perTryTimeout = nil
+        replay = nil
+        if cluster?.outlierDetector != nil {
+            responseFailsEndpoint = head.status.code >= 500 || isGRPC && Self.grpcStatusFailsEndpoint(head.headers)
+        }
+        let headers = HeaderHygiene.downstreamResponseFields(head.headers, requestID: requestID)
+        responseStatus = head.status
+        downstream.writeResponseHead(status: head.status, headers: headers)
     }
 
     func flushDownstream() {
@@ -458,6 +491,7 @@ final class ProxyExchange {
     private func endTry() {
         perTryTimeout?.cancel()
         perTryTimeout = nil
+        heldHead = nil
         if isPending {
             endpoint?.pool.stopWaiting(self)
             leavePending()

@@ -129,7 +129,14 @@ struct RetryRules: Sendable {
         if code >= 400, !conditions.isDisjoint(with: .httpStatuses), covers(.status(code)) {
             return .status(code)
         }
-        guard isGRPC, !grpcStatuses.isEmpty, let value = head.headers.first(name: "grpc-status"),
+        return isGRPC ? retriableFailure(grpcFields: head.headers) : nil
+    }
+
+    /// The failure a gRPC header block (a trailers-only response, or the
+    /// trailers of one without messages) reports in `grpc-status`, when the
+    /// conditions retry it.
+    func retriableFailure(grpcFields fields: HTTPHeaders) -> TryFailure? {
+        guard !grpcStatuses.isEmpty, let value = fields.first(name: "grpc-status"),
               let status = Int(value).flatMap(GRPCStatusCode.init(rawValue:)), grpcStatuses.contains(status) else {
             return nil
         }

@@ -11,7 +11,8 @@ Service `e2e.Echo`:
 Every call sets initial metadata `x-backend-initial` and trailing metadata
 `x-backend` (and echoes `x-echo` as trailing `x-echo-trailer`).
 `GrpcBackend.fail_code`, when set, makes every Unary call fail at once with
-that status in a trailers-only response, as a sick instance answers.
+that status in a trailers-only response, as a sick instance answers (with
+`fail_after_headers`, in the trailers after response headers).
 The standard grpc.health.v1.Health service is served too (`set_serving`).
 """
 from __future__ import annotations
@@ -53,6 +54,8 @@ class GrpcBackend:
         self.port = 0
         # set to a grpc.StatusCode to fail every Unary call with it
         self.fail_code: Optional[grpc.StatusCode] = None
+        # with fail_code: send the response headers first, then fail in the trailers
+        self.fail_after_headers = False
         self._server: Optional[grpc.Server] = None
         self._health: Optional[health.HealthServicer] = None
 
@@ -86,7 +89,9 @@ class GrpcBackend:
         self._begin("Unary")
         try:
             if self.fail_code is not None:
-                # before any metadata: the status goes out trailers-only
+                if self.fail_after_headers:
+                    context.send_initial_metadata((("x-backend-initial", self.name),))
+                # otherwise before any metadata: the status goes out trailers-only
                 context.abort(self.fail_code, f"{self.name} is failing")
             md = self._metadata(context)
             context.send_initial_metadata((("x-backend-initial", self.name),))

@@ -183,3 +183,22 @@ def h2_frames(data: bytes):
         stream = int.from_bytes(data[offset + 5:offset + 9], "big") & 0x7FFFFFFF
         yield ftype, flags, stream, data[offset + 9:offset + 9 + length]
         offset += 9 + length
+
+
+# ---------------------------------------------------------------- HTTP/2 frames by hand
+
+END_STREAM, END_HEADERS = 0x1, 0x4
+
+
+def h2_frame(ftype: int, flags: int, stream: int, payload: bytes) -> bytes:
+    return len(payload).to_bytes(3, "big") + bytes([ftype, flags]) + stream.to_bytes(4, "big") + payload
+
+
+def hpack_literal_block(fields: list[tuple[bytes, bytes]]) -> bytes:
+    """Literal fields without indexing and without Huffman coding (RFC 7541
+    6.2.2), the one HPACK shape that can carry bytes a client library refuses."""
+    block = b""
+    for name, value in fields:
+        assert len(name) < 127 and len(value) < 127
+        block += b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
+    return block
