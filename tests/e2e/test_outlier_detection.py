@@ -5,6 +5,8 @@ once its ejection ends; the panic threshold spreads load over every
 endpoint again when too few are left."""
 from __future__ import annotations
 
+import copy
+
 from support.config import cluster, route, single_listener
 from support.util import KeepAliveClient, wait_until
 
@@ -76,3 +78,40 @@ def test_the_panic_threshold_spreads_load_when_too_few_endpoints_are_left(mesh):
         statuses = [client.get(f"/panicky/{i}")[0] for i in range(30)]
         assert sick1.count > before[0] and sick2.count > before[1] and well.count > before[2]
         assert statuses.count(503) == (sick1.count - before[0]) + (sick2.count - before[1])
+
+
+def reload_with(p, change) -> None:
+    """Rewrites the config with `change` applied to a copy of it, sends SIGHUP
+    and waits for the proxy to say it reloaded."""
+    config = copy.deepcopy(p.config)
+    change(config)
+    reloads = p.stderr_text().count("configuration reloaded")
+    p.write_config(config)
+    p.reload()
+    wait_until(lambda: p.stderr_text().count("configuration reloaded") > reloads, timeout=10, message="the reload")
+
+
+def test_a_reload_that_drops_or_changes_outlier_detection_ends_its_ejections(mesh):
+    sick, well = mesh.http_backends("sick", "well")
+    sick.fail_status = 503
+    detection = {"consecutiveErrors": 2, "interval": "10s", "baseEjectionTime": "60s", "maxEjectionPercent": 50}
+    p = mesh.proxy(single_listener(
+        [route("app")],
+        [cluster("app", [sick, well], outlierDetection=detection, healthCheck={"tcp": {}, "interval": "100ms"})]))
+    with KeepAliveClient(p.host, p.port) as client:
+        def eject() -> None:
+            wait_until(lambda: client.get("/warm")[0] and ejected(p, "app") == [sick.address], timeout=10, interval=0,
+                       message="the sick endpoint ejected")
+
+        eject()
+        # New settings: a new detector, starting with every endpoint in service.
+        reload_with(p, lambda c: c["clusters"][0]["outlierDetection"].update(consecutiveErrors=3))
+        wait_until(lambda: ejected(p, "app") == [], timeout=5, message="the ejection to end with its detector")
+        eject()
+        # No detection at all (health checks stay): nothing can keep it out.
+        reload_with(p, lambda c: c["clusters"][0].pop("outlierDetection"))
+        wait_until(lambda: ejected(p, "app") == [], timeout=5, message="the ejection to end with its detector")
+        sick.fail_status = None
+        before = sick.count
+        wait_until(lambda: client.get("/after")[0] == 200 and sick.count > before, timeout=5, interval=0,
+                   message="requests to reach the formerly ejected endpoint")

@@ -537,8 +537,12 @@ final class ProxyExchange {
     private func timedOut() {
         guard isActive else { return }
         timeout = nil
-        // A try still out when the deadline came is a slow endpoint.
-        reportTry(failed: true)
+        // A try that had not answered by the deadline is a slow endpoint (a
+        // long stream that did answer, or a request still queued in the
+        // proxy's own pool, is not).
+        if upstream != nil && responseStatus == nil {
+            reportTry(failed: true)
+        }
         let abandoned = upstream
         upstream = nil
         abandoned?.abort()

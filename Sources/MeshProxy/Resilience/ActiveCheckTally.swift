@@ -1,9 +1,14 @@
 /// One endpoint's probe results against a health check's thresholds, as a
 /// plain value: `HealthChecker` keeps one per endpoint.
 struct ActiveCheckTally: Equatable {
-    private(set) var verdict: EndpointHealth.ActiveCheck = .pending
+    private(set) var verdict: EndpointHealth.ActiveCheck
     private var passesInRow = 0
     private var failuresInRow = 0
+
+    /// A new endpoint starts `pending`; one whose checker was replaced keeps its verdict.
+    init(verdict: EndpointHealth.ActiveCheck = .pending) {
+        self.verdict = verdict
+    }
 
     /// Adds one probe's result; returns the new verdict when it changed. A
     /// new endpoint is decided by its first probe (Envoy's rule, so that a

@@ -55,7 +55,11 @@ final class HealthChecker: @unchecked Sendable {
                     continue
                 }
                 chains += 1
-                probes[endpoint.label] = Probed(endpoint: endpoint, chain: chains)
+                // Made here, so a probe that ends before any loop asked for it
+                // has somewhere to put its verdict; a checker replacing another
+                // goes on from the verdict it finds.
+                let health = registry.health(for: endpoint.label)
+                probes[endpoint.label] = Probed(endpoint: endpoint, tally: ActiveCheckTally(verdict: health.activeCheck), chain: chains)
                 probe(endpoint.label, chain: chains)
             }
             for (label, probed) in gone {
@@ -96,7 +100,8 @@ final class HealthChecker: @unchecked Sendable {
         }
         probes[label] = probed
         if let change {
-            registry.health(for: label).publish(activeCheck: change)
+            // Gone from the registry: the endpoint left, and its verdict with it.
+            registry.existingHealth(for: label)?.publish(activeCheck: change)
             onChange()
         }
     }

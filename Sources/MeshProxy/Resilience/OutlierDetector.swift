@@ -10,14 +10,17 @@ import NIOCore
 /// `onChange`, on which each loop rebuilds its balancing without the ejected
 /// endpoints, so picking an endpoint reads no shared state at all.
 ///
-/// `@unchecked Sendable`: `state` and `sweepTask` are touched on `homeLoop`
-/// only; the rest is immutable, atomic or locked (`registry`).
+/// `@unchecked Sendable`: `state`, `sweepTask` and `stopped` are touched on
+/// `homeLoop` only; the rest is immutable, atomic or locked (`registry`).
 final class OutlierDetector: @unchecked Sendable {
     let config: OutlierDetectionConfig
     private let homeLoop: EventLoop
     private let onChange: @Sendable () -> Void
     private var state: OutlierState
     private var sweepTask: RepeatedTask?
+    /// Replaced or removed by a reload: failures still reported by requests
+    /// of the old config eject nothing.
+    private var stopped = false
     private let registry: EndpointHealthRegistry
     /// Ejections so far, by what caused them, for the metrics.
     private let consecutiveErrorEjections = ManagedAtomic(0)
@@ -34,21 +37,33 @@ final class OutlierDetector: @unchecked Sendable {
         state = OutlierState(config: config)
         let interval = TimeAmount.nanoseconds(config.interval.nanoseconds)
         homeLoop.execute { [self] in
-            // Ejections of a detector this one replaced end with it.
-            for health in registry.all {
-                health.publish(ejected: false, ejections: 0)
-            }
+            // Ejections and counts of a detector this one replaced end with it.
+            Self.clear(registry)
+            onChange()
             sweepTask = homeLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] _ in
                 self?.sweep()
             }
         }
     }
 
-    /// Ends the interval timer; the detector left the config.
+    /// The detector left the config: no more decisions, and its ejections
+    /// end (a detector replacing it starts from none as well).
     func stop() {
         homeLoop.execute { [self] in
+            stopped = true
             sweepTask?.cancel()
             sweepTask = nil
+            Self.clear(registry)
+            onChange()
+        }
+    }
+
+    private static func clear(_ registry: EndpointHealthRegistry) {
+        for health in registry.all {
+            health.publish(ejected: false, ejections: 0)
+            health.consecutiveErrors.store(0, ordering: .relaxed)
+            health.successes.store(0, ordering: .relaxed)
+            health.failures.store(0, ordering: .relaxed)
         }
     }
 
@@ -84,6 +99,7 @@ final class OutlierDetector: @unchecked Sendable {
     // MARK: Decisions, on the home loop
 
     private func ejectForConsecutiveErrors(_ health: EndpointHealth) {
+        guard !stopped else { return }
         // Counting starts over whether or not the ejection is allowed, so
         // the next run of failures asks again.
         health.consecutiveErrors.store(0, ordering: .relaxed)
@@ -94,6 +110,7 @@ final class OutlierDetector: @unchecked Sendable {
     }
 
     private func sweep() {
+        guard !stopped else { return }
         var outcomes: [String: (successes: Int, failures: Int)] = [:]
         let endpoints = registry.all
         if config.successRate != nil {
@@ -104,22 +121,30 @@ final class OutlierDetector: @unchecked Sendable {
         }
         let changes = state.sweep(now: .now(), outcomes: outcomes)
         successRateEjections.wrappingIncrement(by: changes.ejected.count, ordering: .relaxed)
-        // Every endpoint: multipliers may have decayed without any ejection changing.
-        for health in endpoints {
-            publish(health.label)
+        // Every endpoint: multipliers may have decayed, and a flag a replaced
+        // detector cleared late is set right again.
+        var ejectionsMoved = false
+        for health in endpoints where publish(health.label) {
+            ejectionsMoved = true
         }
         for label in changes.returned {
             registry.existingHealth(for: label)?.consecutiveErrors.store(0, ordering: .relaxed)
         }
-        if !changes.isEmpty {
+        if ejectionsMoved {
             onChange()
         }
     }
 
-    private func publish(_ label: String) {
-        guard let health = registry.existingHealth(for: label) else { return }
+    /// Writes the state's view of `label` to its shared health; true when
+    /// whether it is ejected changed.
+    @discardableResult
+    private func publish(_ label: String) -> Bool {
+        guard let health = registry.existingHealth(for: label) else { return false }
         let endpoint = state.endpoints[label]
-        health.publish(ejected: endpoint?.ejectedUntil != nil, ejections: endpoint?.ejections ?? 0)
+        let ejected = endpoint?.ejectedUntil != nil
+        let moved = health.isEjected != ejected
+        health.publish(ejected: ejected, ejections: endpoint?.ejections ?? 0)
+        return moved
     }
 
     // MARK: Reporting

@@ -205,10 +205,16 @@ public actor ProxyServer {
         let clusters = config.clusters
         let endpoints = self.endpoints
         let shared = sharedStates(for: clusters)
-        for worker in workers {
-            try? await worker.eventLoop.submit {
+        // Queued on every loop before the first wait: discovery news that
+        // arrives while this actor waits is queued behind it on each loop,
+        // so no loop applies this older endpoint list after newer ones.
+        let applied = workers.map { worker in
+            worker.eventLoop.submit {
                 worker.apply(routing: routing, clusters: clusters, shared: shared, endpoints: endpoints)
-            }.get()
+            }
+        }
+        for done in applied {
+            try? await done.get()
         }
     }
 
