@@ -5,7 +5,7 @@ import Testing
 
 @Suite struct CircuitBreakerTests {
     private let breaker = CircuitBreaker(
-        limits: CircuitBreakerConfig(maxConnections: 1, maxPendingRequests: 2, maxRequests: 3))
+        limits: CircuitBreakerConfig(maxConnections: 1, maxPendingRequests: 2, maxRequests: 3, maxRetries: 1))
 
     @Test func requestsPastTheLimitAreRefusedAndCounted() {
         #expect((0..<3).allSatisfy { _ in breaker.tryStartRequest() })
@@ -35,5 +35,15 @@ import Testing
         breaker.connectionClosed()
         #expect(breaker.snapshot().connections == 0)
         #expect(breaker.snapshot().connectionOverflows == 1)
+    }
+
+    @Test func retriesHaveTheirOwnLimit() {
+        #expect(breaker.tryStartRetry())
+        #expect(!breaker.tryStartRetry())
+        breaker.retryFinished()
+        #expect(breaker.tryStartRetry())
+        let snapshot = breaker.snapshot()
+        #expect(snapshot.retries == 1)
+        #expect(snapshot.retryOverflows == 1)
     }
 }
