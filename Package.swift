@@ -47,6 +47,9 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
+        // The control plane: the registry of services and instances, and (to
+        // come) the store, resources, push to sidecars and the HTTP API.
+        .target(name: "MeshControlPlane"),
         // The data plane, laid out along the request path.
         .target(
             name: "MeshProxy",
@@ -75,6 +78,7 @@ let package = Package(
         ),
         .testTarget(name: "MeshConfigTests", dependencies: ["MeshConfig"]),
         .testTarget(name: "MeshDNSTests", dependencies: ["MeshDNS"]),
+        .testTarget(name: "MeshControlPlaneTests", dependencies: ["MeshControlPlane"]),
         .testTarget(
             name: "MeshAPITests",
             dependencies: ["MeshAPI", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
