@@ -1,0 +1,79 @@
+/// The sidecars subscribed to the control plane and what each was sent, as
+/// a plain value: which of them need a new snapshot after a change, and what
+/// each said of its last one (shown in the CLI).
+///
+/// A snapshot's content for one sidecar depends only on its upstreams'
+/// inputs (instances and policy), each with a version that rises on every
+/// change. A subscriber is due when any of those versions differs from the
+/// one its last snapshot was built from, so a change reaches exactly the
+/// sidecars that call the changed service.
+public struct Subscriptions: Sendable, Equatable {
+    public struct Subscriber: Sendable, Equatable {
+        public let sidecarID: String
+        /// The services the sidecar's app calls.
+        public var upstreams: [String]
+        /// The input version of each upstream in the last snapshot sent; nil: none sent yet.
+        var builtFrom: [String: UInt64]?
+        /// The version of the last snapshot sent; 0: none yet.
+        public internal(set) var sentVersion: UInt64 = 0
+        public internal(set) var ackedVersion: UInt64?
+        /// The last snapshot the sidecar refused, and why; cleared by a later ack.
+        public internal(set) var refusal: Refusal?
+    }
+
+    public struct Refusal: Sendable, Equatable {
+        public var version: UInt64
+        public var reason: String
+    }
+
+    public private(set) var subscribers: [String: Subscriber] = [:]
+    /// Snapshot versions rise across all subscribers, so a version names one snapshot.
+    private var lastVersion: UInt64 = 0
+
+    public init() {}
+
+    /// A sidecar opened its stream (or reopened it: it starts over).
+    public mutating func subscribe(sidecarID: String, upstreams: [String]) {
+        subscribers[sidecarID] = Subscriber(sidecarID: sidecarID, upstreams: upstreams)
+    }
+
+    public mutating func unsubscribe(sidecarID: String) {
+        subscribers.removeValue(forKey: sidecarID)
+    }
+
+    /// The subscribers whose last snapshot is out of date, sorted.
+    public func due(inputVersion: (String) -> UInt64) -> [String] {
+        subscribers.values.filter { subscriber in
+            guard let builtFrom = subscriber.builtFrom else { return true }
+            return subscriber.upstreams.contains { builtFrom[$0] != inputVersion($0) }
+        }.map(\.sidecarID).sorted()
+    }
+
+    /// A snapshot built from the current inputs is being sent to `sidecarID`;
+    /// returns its version (nil for an unknown subscriber).
+    public mutating func sending(to sidecarID: String, inputVersion: (String) -> UInt64) -> UInt64? {
+        guard var subscriber = subscribers[sidecarID] else { return nil }
+        lastVersion += 1
+        subscriber.builtFrom = Dictionary(uniqueKeysWithValues: subscriber.upstreams.map { ($0, inputVersion($0)) })
+        subscriber.sentVersion = lastVersion
+        subscribers[sidecarID] = subscriber
+        return lastVersion
+    }
+
+    /// The sidecar applied `version`.
+    public mutating func acknowledged(sidecarID: String, version: UInt64) {
+        guard var subscriber = subscribers[sidecarID], version <= subscriber.sentVersion else { return }
+        subscriber.ackedVersion = max(subscriber.ackedVersion ?? 0, version)
+        if let refusal = subscriber.refusal, refusal.version <= version {
+            subscriber.refusal = nil
+        }
+        subscribers[sidecarID] = subscriber
+    }
+
+    /// The sidecar refused `version` and keeps serving with the one before.
+    public mutating func refused(sidecarID: String, version: UInt64, reason: String) {
+        guard var subscriber = subscribers[sidecarID], version <= subscriber.sentVersion else { return }
+        subscriber.refusal = Refusal(version: version, reason: reason)
+        subscribers[sidecarID] = subscriber
+    }
+}
