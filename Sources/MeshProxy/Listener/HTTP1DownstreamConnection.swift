@@ -300,7 +300,11 @@ final class HTTP1DownstreamConnection: ChannelDuplexHandler, ExchangeDownstream,
     }
 
     /// The response cannot be completed: the connection closes.
+    /// What was written of the response goes out first: the client sees it
+    /// cut short (a body shorter than its length, or chunks without the last
+    /// one) instead of an empty reply, which would wrongly say nothing was sent.
     func abortResponse() {
+        flushBatched()
         context?.close(promise: nil)
     }
 
