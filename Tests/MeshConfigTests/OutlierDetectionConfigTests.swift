@@ -26,6 +26,12 @@ struct OutlierDetectionConfigTests {
         #expect(config.panicThreshold == 30)
     }
 
+    @Test func everyProblemOfTheBlockIsReportedAtOnce() {
+        let found = issues(Fixture.cluster(
+            "name: user, endpoints: [127.0.0.1:1], outlierDetection: { consecutiveErrors: 0, baseEjectionTime: 30s, maxEjectionTime: 10s }"))
+        #expect(found.map(\.path) == ["clusters[0].outlierDetection.consecutiveErrors", "clusters[0].outlierDetection.maxEjectionTime"])
+    }
+
     @Test func aLongBaseEjectionRaisesTheDefaultCap() throws {
         #expect(try cluster("outlierDetection: { baseEjectionTime: 10m }").outlierDetection?.maxEjectionTime == .seconds(600))
     }

@@ -18,12 +18,13 @@ extension ProxyConfigDecoder {
         } ?? Defaults.defaultMaxEjectionPercent
         let successRate = fields["successRate"].flatMap { self.successRate($0) }
 
-        guard let consecutiveErrors, let interval, let baseEjectionTime, let maxEjectionTime, let maxEjectionPercent,
-              successRate != nil || !fields.has("successRate") else { return nil }
-        guard maxEjectionTime >= baseEjectionTime else {
+        // Checked whatever else is wrong in the block, so every problem shows at once.
+        if let baseEjectionTime, let maxEjectionTime, maxEjectionTime < baseEjectionTime {
             reader.report(fields.path.key("maxEjectionTime"), "\(maxEjectionTime) is below baseEjectionTime \(baseEjectionTime); set it to at least \(baseEjectionTime)")
             return nil
         }
+        guard let consecutiveErrors, let interval, let baseEjectionTime, let maxEjectionTime, let maxEjectionPercent,
+              successRate != nil || !fields.has("successRate") else { return nil }
         return OutlierDetectionConfig(
             consecutiveErrors: consecutiveErrors, interval: interval, baseEjectionTime: baseEjectionTime,
             maxEjectionTime: maxEjectionTime, maxEjectionPercent: maxEjectionPercent, successRate: successRate)
