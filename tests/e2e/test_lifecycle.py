@@ -9,7 +9,6 @@ import signal
 import threading
 import time
 
-import grpc
 import pytest
 
 from support import grpc_peer as g
@@ -227,3 +226,39 @@ def test_reload_changes_cluster_endpoints(mesh):
                message="the new endpoint to serve")
     clusters = p.admin_json("/clusters")["clusters"]
     assert [e["address"] for e in clusters[0]["endpoints"]] == [b.address]
+
+
+@pytest.mark.parametrize("protocol", ["http1", "http2"])
+def test_a_reload_that_removes_an_endpoint_closes_its_connections_and_keeps_serving(mesh, protocol):
+    """The removed endpoint's pool drains: its open connections close after
+    the pool left the cluster, which must not touch the pool's memory."""
+    if protocol == "http2":
+        a, b = mesh.grpc_backends("a", "b")
+    else:
+        a, b = mesh.http_backends("a", "b")
+    p = mesh.proxy(single_listener([route("c")], [cluster("c", [a, b], protocol=protocol)]), threads=1)
+
+    def call() -> None:
+        if protocol == "http2":
+            channel = g.channel(f"127.0.0.1:{p.port}")
+            try:
+                g.unary(channel)(b"x", timeout=5)
+            finally:
+                channel.close()
+        else:
+            assert curl(p.url("/"), "--http1.1").status == 200
+
+    for _ in range(4):
+        call()  # round robin: a pooled connection to each endpoint
+    cfg = dict(p.config)
+    cfg["clusters"] = [cluster("c", [b], protocol=protocol)]
+    p.write_config(cfg)
+    p.reload()
+    wait_until(lambda: [e["address"] for e in p.admin_json("/clusters")["clusters"][0]["endpoints"]] == [b.address],
+               10, message="the reload to apply")
+    wait_until(lambda: not [c for c in open("/proc/net/tcp").read().splitlines()[1:]
+                            if c.split()[2].endswith(f":{a.port:04X}") and c.split()[3] == "01"],
+               10, message="the connection to the removed endpoint to close")
+    for _ in range(4):
+        call()
+    assert p.alive

@@ -8,7 +8,10 @@ import NIOHTTP2
 /// back only while the upstream takes the bytes; the stream is unwritable
 /// while its response DATA waits for the client's window.
 final class HTTP2DownstreamStream: HTTP2Stream, ExchangeDownstream {
-    private unowned let owner: HTTP2DownstreamConnection
+    /// Strong: the exchange may still hold this stream after the connection
+    /// closed; the cycle with the connection's stream table ends when the
+    /// stream leaves the table.
+    private let owner: HTTP2DownstreamConnection
     private var exchange: ProxyExchange?
 
     init(id: HTTP2StreamID, owner: HTTP2DownstreamConnection, windowSize: Int) {

@@ -13,7 +13,10 @@ final class HTTP1UpstreamHandler: ChannelDuplexHandler, ExchangeUpstream, Batche
     /// Response heads longer than this are a protocol error.
     static let maxResponseHeadBytes = 80 * 1024
 
-    private unowned let pool: HTTP1ConnectionPool
+    /// Strong: a connection outlives its pool's place in the cluster when
+    /// the endpoint leaves (the pool drains), and tells the pool when it
+    /// closes. The cycle with the pool's connection list ends at that close.
+    private let pool: HTTP1ConnectionPool
     private var context: ChannelHandlerContext?
     /// The request being served; nil while the connection is idle in its pool.
     private var exchange: ProxyExchange?

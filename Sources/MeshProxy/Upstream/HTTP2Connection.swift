@@ -16,7 +16,10 @@ final class HTTP2Connection: ChannelDuplexHandler {
     /// Client stream IDs are odd and below 2^31.
     private static let lastUsableStreamID = HTTP2StreamID(Int32.max - 1)
 
-    private unowned let pool: HTTP2ConnectionPool
+    /// Strong: a connection outlives its pool's place in the cluster when
+    /// the endpoint leaves (the pool drains), and tells the pool when it
+    /// closes. The cycle with the pool's connection list ends at that close.
+    private let pool: HTTP2ConnectionPool
     let outbox: HTTP2FrameOutbox
     private var streams: [HTTP2StreamID: HTTP2UpstreamStream] = [:]
     private var nextStreamID = HTTP2StreamID(1)

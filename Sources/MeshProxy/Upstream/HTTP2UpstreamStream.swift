@@ -8,7 +8,10 @@ import NIOHTTP2
 /// bytes; request DATA waiting for the endpoint's window makes the stream
 /// unwritable, which pauses the client.
 final class HTTP2UpstreamStream: HTTP2Stream, ExchangeUpstream {
-    private unowned let owner: HTTP2Connection
+    /// Strong: the exchange may still hold this stream after the connection
+    /// closed; the cycle with the connection's stream table ends when the
+    /// stream leaves the table.
+    private let owner: HTTP2Connection
     private var exchange: ProxyExchange?
     private var headersSent = false
     private var responseStarted = false
