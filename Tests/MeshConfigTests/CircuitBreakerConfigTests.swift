@@ -9,6 +9,14 @@ struct CircuitBreakerConfigTests {
             maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024, maxRetries: 1024))
     }
 
+    @Test func theContractsExampleDecodes() throws {
+        let config = try ConfigLoader.decode(yaml: Fixture.cluster(
+            "name: user, endpoints: [127.0.0.1:1], "
+                + "circuitBreaker: { maxConnections: 1024, maxPendingRequests: 128, maxRequests: 1024, maxRetries: 3 }"))
+        #expect(config.clusters[0].circuitBreaker == CircuitBreakerConfig(
+            maxConnections: 1024, maxPendingRequests: 128, maxRequests: 1024, maxRetries: 3))
+    }
+
     @Test func maxRetriesIsALimitLikeTheOthers() throws {
         let config = try ConfigLoader.decode(yaml: Fixture.cluster(
             "name: user, circuitBreaker: { maxRetries: 7 }, endpoints: [127.0.0.1:1]"))

@@ -5,7 +5,6 @@ probes gets no requests until it passes again; /clusters and /metrics show
 each verdict."""
 from __future__ import annotations
 
-import grpc
 
 from support import grpc_peer as g
 from support.config import cluster, route, single_listener
@@ -100,3 +99,15 @@ def test_tcp_probes_notice_an_instance_that_stopped_listening(mesh):
     with KeepAliveClient(p.host, p.port) as client:
         statuses = [client.get(f"/x{i}")[0] for i in range(20)]
     assert statuses == [200] * 20
+
+
+def test_the_whole_server_health_with_an_empty_service_name(mesh):
+    """`service: ""` asks for the server's overall health, as grpcio's health
+    service keeps it."""
+    g1, g2 = mesh.grpc_backends("g1", "g2")
+    p = mesh.proxy(single_listener(
+        [route("echo")], [cluster("echo", [g1, g2], protocol="http2", healthCheck={"grpc": {"service": ""}, **FAST})]))
+    wait_until(lambda: set(health(p, "echo").values()) == {"healthy"}, timeout=10, message="both healthy")
+    g2.set_serving(False)
+    wait_until(lambda: health(p, "echo") == {g1.address: "healthy", g2.address: "unhealthy"}, timeout=10,
+               message="g2 unhealthy")

@@ -35,19 +35,26 @@ final class RetryBudget: Sendable {
     /// false (counted as an exhaustion) otherwise.
     func tryWithdraw(_ config: RetryBudgetConfig, second: Int) -> Bool {
         let current = slot(for: second)
-        var requestCount = 0
-        var retryCount = 0
-        for index in 0..<Self.windowSeconds where slotSecond[index].load(ordering: .relaxed) > second - Self.windowSeconds {
-            requestCount += requests[index].load(ordering: .relaxed)
-            retryCount += retries[index].load(ordering: .relaxed)
+        while true {
+            let currentRetries = retries[current].load(ordering: .relaxed)
+            var requestCount = 0
+            var retryCount = 0
+            for index in 0..<Self.windowSeconds where slotSecond[index].load(ordering: .relaxed) > second - Self.windowSeconds {
+                requestCount += requests[index].load(ordering: .relaxed)
+                retryCount += index == current ? currentRetries : retries[index].load(ordering: .relaxed)
+            }
+            let allowed = Double(requestCount) * config.ratio + Double(config.minPerSecond * Self.windowSeconds)
+            guard Double(retryCount) < allowed else {
+                exhaustions.wrappingIncrement(ordering: .relaxed)
+                return false
+            }
+            // The retry is spent only if no other loop spent one since the
+            // count, so two loops cannot both take the budget's last retry.
+            if retries[current].compareExchange(
+                expected: currentRetries, desired: currentRetries + 1, ordering: .relaxed).exchanged {
+                return true
+            }
         }
-        let allowed = Double(requestCount) * config.ratio + Double(config.minPerSecond * Self.windowSeconds)
-        guard Double(retryCount) < allowed else {
-            exhaustions.wrappingIncrement(ordering: .relaxed)
-            return false
-        }
-        retries[current].wrappingIncrement(ordering: .relaxed)
-        return true
     }
 
     var exhaustionCount: Int { exhaustions.load(ordering: .relaxed) }
