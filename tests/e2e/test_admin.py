@@ -1,11 +1,9 @@
 """The admin listener: /ready, /metrics (Prometheus text), /config, /clusters."""
 from __future__ import annotations
 
-import http.client
 import threading
 import time
 
-import pytest
 
 from support.config import cluster, route, single_listener, weighted
 from support.proxy import metric_present, metric_sum

@@ -11,7 +11,7 @@ import pytest
 from support.config import cluster, route, single_listener
 from support.proxy import binary_path, run_cli
 from support.rawhttp import END_HEADERS, END_STREAM, RawHTTP, h2_frame, h2_frames, hpack_literal_block, one_request, request_bytes
-from support.util import connect_refused, curl, free_port, wait_until
+from support.util import connect_refused, curl, free_port
 
 MAX_HEADER_BYTES = 8192
 MAX_HEADERS = 30

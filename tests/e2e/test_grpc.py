@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import queue
-import threading
 import time
 
 import grpc

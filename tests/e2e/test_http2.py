@@ -3,9 +3,7 @@ and protocol translation both ways: h2c clients to HTTP/1.1 clusters, HTTP/1.1
 clients to HTTP/2 clusters (nginx speaking h2c)."""
 from __future__ import annotations
 
-import collections
 import hashlib
-import json
 import os
 import re
 import subprocess

@@ -24,7 +24,7 @@ import struct
 import threading
 import time
 from concurrent import futures
-from typing import Any, Iterable, Iterator, Optional
+from typing import Iterator, Optional
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
