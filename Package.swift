@@ -20,6 +20,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-protobuf.git", exact: "1.39.0"),
         .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", exact: "2.4.1"),
         .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.9.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // The configuration model: YAML decoding, validation with field paths,
@@ -47,9 +51,22 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
-        // The control plane: the registry of services and instances, and (to
-        // come) the store, resources, push to sidecars and the HTTP API.
-        .target(name: "MeshControlPlane"),
+        // The control plane: the registry of services and instances, the
+        // resources applied to it, its store (SQLite), the push of snapshots
+        // to sidecars (gRPC) and the HTTP JSON API.
+        .target(
+            name: "MeshControlPlane",
+            dependencies: [
+                "MeshAPI",
+                "MeshConfig",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         // The data plane, laid out along the request path.
         .target(
             name: "MeshProxy",
@@ -66,19 +83,49 @@ let package = Package(
                 .product(name: "Atomics", package: "swift-atomics"),
             ]
         ),
+        // The proxy as a sidecar: its configuration comes from the control
+        // plane's snapshots instead of a file.
+        .target(
+            name: "MeshSidecar",
+            dependencies: [
+                "MeshAPI",
+                "MeshConfig",
+                "MeshProxy",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         // The command line, thin: parse, build, run.
         .executableTarget(
             name: "swiftmesh",
             dependencies: [
                 "MeshConfig",
                 "MeshProxy",
+                "MeshControlPlane",
+                "MeshSidecar",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(name: "MeshConfigTests", dependencies: ["MeshConfig"]),
         .testTarget(name: "MeshDNSTests", dependencies: ["MeshDNS"]),
-        .testTarget(name: "MeshControlPlaneTests", dependencies: ["MeshControlPlane"]),
+        .testTarget(
+            name: "MeshControlPlaneTests",
+            dependencies: [
+                "MeshControlPlane", "MeshAPI", "MeshConfig",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
+        .testTarget(name: "MeshSidecarTests", dependencies: ["MeshSidecar", "MeshAPI", "MeshConfig"]),
         .testTarget(
             name: "MeshAPITests",
             dependencies: ["MeshAPI", .product(name: "SwiftProtobuf", package: "swift-protobuf")]

@@ -86,11 +86,7 @@ private struct RouteJSON: Encodable {
             split = entries.map { WeightedClusterJSON(cluster: $0.cluster, weight: $0.weight) }
         }
         timeout = route.timeout?.description
-        // Names are unique after decoding, so the map loses nothing but the
-        // file order, which does not change what is sent.
-        if !route.requestHeadersToAdd.isEmpty {
-            requestHeadersToAdd = Dictionary(route.requestHeadersToAdd.map { ($0.name, $0.value) }) { _, last in last }
-        }
+        requestHeadersToAdd = HeaderEditsJSON.added(route.requestHeadersToAdd)
         if !route.requestHeadersToRemove.isEmpty {
             requestHeadersToRemove = route.requestHeadersToRemove
         }
@@ -99,7 +95,15 @@ private struct RouteJSON: Encodable {
     }
 }
 
-private struct RetriesJSON: Encodable {
+enum HeaderEditsJSON {
+    /// Names are unique after decoding, so the map loses nothing but the
+    /// file order, which does not change what is sent. Nil when empty.
+    static func added(_ headers: [HeaderValue]) -> [String: String]? {
+        headers.isEmpty ? nil : Dictionary(headers.map { ($0.name, $0.value) }) { _, last in last }
+    }
+}
+
+struct RetriesJSON: Encodable {
     struct Backoff: Encodable {
         var base: String
         var max: String
@@ -129,7 +133,7 @@ private struct RetriesJSON: Encodable {
     }
 }
 
-private struct FaultJSON: Encodable {
+struct FaultJSON: Encodable {
     struct Delay: Encodable {
         var fixed: String
         var percent: Double
@@ -160,7 +164,7 @@ private struct WeightedClusterJSON: Encodable {
     var weight: Int
 }
 
-private struct MatchJSON: Encodable {
+struct MatchJSON: Encodable {
     var pathPrefix: String?
     var path: String?
     var methods: [String]?
@@ -176,7 +180,7 @@ private struct MatchJSON: Encodable {
     }
 }
 
-private struct HeaderMatchJSON: Encodable {
+struct HeaderMatchJSON: Encodable {
     var name: String
     var exact: String?
     var prefix: String?
@@ -192,7 +196,7 @@ private struct HeaderMatchJSON: Encodable {
     }
 }
 
-private struct GRPCMatchJSON: Encodable {
+struct GRPCMatchJSON: Encodable {
     var service: String
     var method: String?
 }
@@ -218,11 +222,7 @@ private struct ClusterJSON: Encodable {
         hashHeader = cluster.hashHeader
         connectTimeout = cluster.connectTimeout.description
         idleTimeout = cluster.idleTimeout.description
-        circuitBreaker = CircuitBreakerJSON(
-            maxConnections: cluster.circuitBreaker.maxConnections,
-            maxPendingRequests: cluster.circuitBreaker.maxPendingRequests,
-            maxRequests: cluster.circuitBreaker.maxRequests,
-            maxRetries: cluster.circuitBreaker.maxRetries)
+        circuitBreaker = CircuitBreakerJSON(cluster.circuitBreaker)
         outlierDetection = cluster.outlierDetection.map(OutlierDetectionJSON.init)
         healthCheck = cluster.healthCheck.map(HealthCheckJSON.init)
         panicThreshold = cluster.panicThreshold
@@ -240,14 +240,21 @@ private struct ClusterJSON: Encodable {
     }
 }
 
-private struct CircuitBreakerJSON: Encodable {
+struct CircuitBreakerJSON: Encodable {
     var maxConnections: Int
     var maxPendingRequests: Int
     var maxRequests: Int
     var maxRetries: Int
+
+    init(_ config: CircuitBreakerConfig) {
+        maxConnections = config.maxConnections
+        maxPendingRequests = config.maxPendingRequests
+        maxRequests = config.maxRequests
+        maxRetries = config.maxRetries
+    }
 }
 
-private struct OutlierDetectionJSON: Encodable {
+struct OutlierDetectionJSON: Encodable {
     struct SuccessRate: Encodable {
         var minimumHosts: Int
         var requestVolume: Int
@@ -273,7 +280,7 @@ private struct OutlierDetectionJSON: Encodable {
     }
 }
 
-private struct HealthCheckJSON: Encodable {
+struct HealthCheckJSON: Encodable {
     struct GRPC: Encodable {
         var service: String
     }

@@ -37,12 +37,7 @@ struct ProxyCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let level = logLevel
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        LogSetup.bootstrap(level: logLevel)
         let logger = Logger(label: "swiftmesh.proxy")
 
         let initial: ProxyConfig
@@ -92,5 +87,3 @@ struct ProxyCommand: AsyncParsableCommand {
         }
     }
 }
-
-extension Logger.Level: @retroactive ExpressibleByArgument {}

@@ -4,7 +4,10 @@ import ArgumentParser
 struct SwiftMesh: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "swiftmesh",
-        abstract: "A service mesh proxy: per-request load balancing for HTTP/1.1, HTTP/2 and gRPC.",
-        subcommands: [ProxyCommand.self, ValidateCommand.self]
+        abstract: "A service mesh: the proxy (standalone or as a sidecar) and the control plane that configures sidecars.",
+        subcommands: [
+            ProxyCommand.self, SidecarCommand.self, ControlPlaneCommand.self, ValidateCommand.self,
+            ApplyCommand.self, GetCommand.self, DeleteCommand.self, RegisterCommand.self, DeregisterCommand.self,
+        ]
     )
 }

@@ -29,7 +29,8 @@ struct RegistryTests {
         registry.register(instance("user", "10.0.0.1"), sidecarID: "s1", ttlMillis: 3000, nowMillis: 0)
         registry.register(instance("user", "10.0.0.2"), sidecarID: "s2", ttlMillis: 3000, nowMillis: 0)
         registry.registerExternal(instance("billing", "192.0.2.9", port: 443))
-        registry.heartbeat(sidecarID: "s1", ttlMillis: 3000, nowMillis: 2000)
+        let beat = registry.register(instance("user", "10.0.0.1"), sidecarID: "s1", ttlMillis: 3000, nowMillis: 2000)
+        #expect(!beat, "a heartbeat is no change")
         let early = registry.expire(nowMillis: 2999)
         #expect(early.isEmpty)
         let firstExpiry = registry.expire(nowMillis: 3000)
@@ -68,5 +69,20 @@ struct RegistryTests {
             registry.registerExternal(instance("user", address))
         }
         #expect(registry.instances(of: "user").map(\.key.address) == ["10.0.0.1", "10.0.0.2", "10.0.0.3"])
+    }
+
+    @Test func aRestartedRegistryGivesSidecarsAGracePeriod() {
+        var registry = Registry()
+        registry.register(instance("user", "10.0.0.1"), sidecarID: "s1", ttlMillis: 3000, nowMillis: 0)
+        registry.registerExternal(instance("billing", "192.0.2.9", port: 443))
+        let stored = registry.services.flatMap { registry.stored(of: $0) }
+        var restored = Registry(restoring: stored, graceUntilMillis: 60_000)
+        #expect(restored.services == ["billing", "user"])
+        #expect(restored.expire(nowMillis: 59_999).isEmpty, "the sidecar has until the grace ends to come back")
+        // It came back and beats: its instance lives on past the grace.
+        restored.register(instance("user", "10.0.0.1"), sidecarID: "s1", ttlMillis: 3000, nowMillis: 59_000)
+        #expect(restored.expire(nowMillis: 61_000).isEmpty)
+        #expect(restored.expire(nowMillis: 62_000) == ["user"])
+        #expect(restored.services == ["billing"])
     }
 }

@@ -6,9 +6,7 @@ whatever happened. A failing test's report carries each proxy's stderr."""
 from __future__ import annotations
 
 import contextlib
-import http.client
 import os
-import socket
 import subprocess
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -22,8 +20,9 @@ from support.backend_process import BackendProcess
 from support.dns import Dnsmasq, MiniDNS
 from support.grpc_peer import GrpcBackend, ResetBackend
 from support.http_backend import HTTPBackend
+from support.mesh import ControlPlane, Sidecar
 from support.nginx import NginxH2C
-from support.proxy import LIVE, Proxy, binary_path
+from support.proxy import LIVE, Proxy, SwiftmeshProcess, binary_path
 
 
 class Mesh:
@@ -33,6 +32,8 @@ class Mesh:
         self.tmp = tmp_path
         self.stack = contextlib.ExitStack()
         self.proxies: list[Proxy] = []
+        # Every swiftmesh process (proxies, sidecars, control planes), for the failure report.
+        self.processes: list[SwiftmeshProcess] = []
         self._n = 0
 
     def _dir(self, name: str) -> Path:
@@ -88,10 +89,26 @@ class Mesh:
         name = name or f"proxy{len(self.proxies) + 1}"
         p = Proxy(self._dir(name), config, name=name, **kwargs)
         self.proxies.append(p)
+        self.processes.append(p)
         self.stack.callback(p.stop)
         if start:
             p.start(wait=wait, timeout=timeout)
         return p
+
+    def control_plane(self, name: str = "control-plane", start: bool = True, **kwargs: Any) -> ControlPlane:
+        c = ControlPlane(self._dir(name), name=name, **kwargs)
+        self.processes.append(c)
+        self.stack.callback(c.stop)
+        return c.start() if start else c
+
+    def sidecar(self, name: str, control_plane: Union[ControlPlane, str], service: str, app: Any,
+                start: bool = True, wait_ready: bool = True, **kwargs: Any) -> Sidecar:
+        """A sidecar for `app` (a backend object or its address)."""
+        address = control_plane if isinstance(control_plane, str) else control_plane.address
+        s = Sidecar(self._dir(name), name, address, service, app if isinstance(app, str) else app.address, **kwargs)
+        self.processes.append(s)
+        self.stack.callback(s.stop)
+        return s.start(wait_ready=wait_ready) if start else s
 
     def close(self) -> None:
         self.stack.close()
@@ -122,10 +139,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: Any):
     report = outcome.get_result()
     if report.failed:
         m: Optional[Mesh] = getattr(item, "_mesh", None)
-        for p in (m.proxies if m else []):
+        for p in (m.processes if m else []):
             report.sections.append((f"swiftmesh stderr: {p.name} ({p.stderr_path})", p.stderr_tail() or "(empty)"))
-            report.sections.append((f"swiftmesh config: {p.name} ({p.config_path})",
-                                    p.config_path.read_text() if p.config_path.exists() else "(missing)"))
+            if isinstance(p, Proxy):
+                report.sections.append((f"swiftmesh config: {p.name} ({p.config_path})",
+                                        p.config_path.read_text() if p.config_path.exists() else "(missing)"))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

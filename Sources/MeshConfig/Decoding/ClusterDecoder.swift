@@ -63,7 +63,7 @@ extension ProxyConfigDecoder {
 
     /// ring_hash needs a header to hash; every other policy would ignore one,
     /// which more likely means the policy is not what the author intended.
-    private mutating func checkHashHeader(_ fields: ConfigMapping, policy: LoadBalancingPolicy) {
+    mutating func checkHashHeader(_ fields: ConfigMapping, policy: LoadBalancingPolicy) {
         let path = fields.path.key("hashHeader")
         if policy == .ringHash, !fields.has("hashHeader") {
             reader.report(path, "missing; loadBalancing: ring_hash picks the endpoint by hashing a request header, so name one, e.g. \"hashHeader: x-user-id\"")

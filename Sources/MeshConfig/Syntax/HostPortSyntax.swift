@@ -35,6 +35,12 @@ public enum HostPortSyntax {
         try? check(text).get()
     }
 
+    /// Why `text` is not an address, worded for an error message; nil when it is one.
+    public static func problem(_ text: String) -> String? {
+        guard case let .failure(problem) = check(text) else { return nil }
+        return problem.explanation
+    }
+
     /// True when `host` (without brackets) is an IPv4 or IPv6 literal.
     public static func isIPLiteral(_ host: String) -> Bool {
         IPLiteral(Substring(host)) != nil

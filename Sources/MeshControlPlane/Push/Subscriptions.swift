@@ -3,9 +3,10 @@
 /// each said of its last one (shown in the CLI).
 ///
 /// A snapshot's content for one sidecar depends only on its upstreams'
-/// inputs (instances and policy), each with a version that rises on every
-/// change. A subscriber is due when any of those versions differs from the
-/// one its last snapshot was built from, so a change reaches exactly the
+/// inputs (instances and policies, the upstream's and those of the services
+/// its policy routes to), each summed up in a value that changes with every
+/// change of them. A subscriber is due when any of those values differs from
+/// the one its last snapshot was built from, so a change reaches exactly the
 /// sidecars that call the changed service.
 public struct Subscriptions: Sendable, Equatable {
     public struct Subscriber: Sendable, Equatable {

@@ -1,7 +1,8 @@
 /// Services and their instances, as a plain value with the clock passed in
 /// (milliseconds of wall-clock time, so that expiry means the same after a
 /// control-plane restart). Instances registered by a sidecar live while it
-/// sends heartbeats: each one moves their expiry `ttl` ahead. External
+/// sends heartbeats: each one registers the instance again, which moves its
+/// expiry `ttl` ahead (and brings it back if it had expired). External
 /// instances, registered by an operator, never expire.
 ///
 /// Every change to a service's instance set raises that service's version,
@@ -13,6 +14,8 @@ public struct Registry: Sendable, Equatable {
         var sidecarID: String?
         /// When it is removed unless a heartbeat comes first; nil: never.
         var expiresAtMillis: Int64?
+        /// What its sidecar's latest check of the app found; external instances are taken as healthy.
+        var healthy = true
     }
 
     private(set) var entries: [String: [RegisteredInstance.Key: Entry]] = [:]
@@ -28,34 +31,35 @@ public struct Registry: Sendable, Equatable {
         (entries[service] ?? [:]).values.map(\.instance).sorted { $0.key < $1.key }
     }
 
+    /// A service's instances whose sidecar says the app is healthy, in address order: what callers get.
+    public func healthyInstances(of service: String) -> [RegisteredInstance] {
+        (entries[service] ?? [:]).values.filter(\.healthy).map(\.instance).sorted { $0.key < $1.key }
+    }
+
+    /// What the sidecar of a registered instance last said of its app; nil when not registered.
+    public func isHealthy(service: String, key: RegisteredInstance.Key) -> Bool? {
+        entries[service]?[key]?.healthy
+    }
+
     /// The version of a service's instance set; 0 for one never seen.
     public func version(of service: String) -> UInt64 {
         versions[service] ?? 0
     }
 
     /// Registers (or updates) an instance for a sidecar, expiring `ttlMillis`
-    /// after `nowMillis` unless a heartbeat comes. Returns whether the
-    /// service's instance set changed.
+    /// after `nowMillis` unless a heartbeat registers it again. Returns
+    /// whether the service's instance set changed (not so for a heartbeat).
     @discardableResult
     public mutating func register(
-        _ instance: RegisteredInstance, sidecarID: String, ttlMillis: Int64, nowMillis: Int64
+        _ instance: RegisteredInstance, sidecarID: String, ttlMillis: Int64, nowMillis: Int64, healthy: Bool = true
     ) -> Bool {
-        put(Entry(instance: instance, sidecarID: sidecarID, expiresAtMillis: nowMillis + ttlMillis))
+        put(Entry(instance: instance, sidecarID: sidecarID, expiresAtMillis: nowMillis + ttlMillis, healthy: healthy))
     }
 
     /// Registers (or updates) an instance outside the mesh, which never expires.
     @discardableResult
     public mutating func registerExternal(_ instance: RegisteredInstance) -> Bool {
         put(Entry(instance: instance, sidecarID: nil, expiresAtMillis: nil))
-    }
-
-    /// A sidecar is alive: its instances' expiry moves ahead.
-    public mutating func heartbeat(sidecarID: String, ttlMillis: Int64, nowMillis: Int64) {
-        for (service, byKey) in entries {
-            for (key, entry) in byKey where entry.sidecarID == sidecarID {
-                entries[service]?[key]?.expiresAtMillis = nowMillis + ttlMillis
-            }
-        }
     }
 
     /// Removes every instance a sidecar registered (it deregistered, or its
@@ -70,6 +74,40 @@ public struct Registry: Sendable, Equatable {
         !remove { $0.instance.service == service && $0.instance.key == key }.isEmpty
     }
 
+    /// One instance as the store keeps it: expiry is not stored, since a
+    /// heartbeat would mean a write; a restarted control plane gives every
+    /// sidecar's instance a fresh grace period instead (`restore`).
+    public struct StoredInstance: Sendable, Equatable {
+        public var instance: RegisteredInstance
+        /// The sidecar that registered it; nil for an external instance.
+        public var sidecarID: String?
+        /// Not stored: a restarted control plane takes every instance as
+        /// healthy until its sidecar's next heartbeat says otherwise.
+        public var healthy: Bool
+
+        public init(instance: RegisteredInstance, sidecarID: String?, healthy: Bool = true) {
+            self.instance = instance
+            self.sidecarID = sidecarID
+            self.healthy = healthy
+        }
+    }
+
+    /// A service's instances with who registered them, in address order.
+    public func stored(of service: String) -> [StoredInstance] {
+        (entries[service] ?? [:]).values.sorted { $0.instance.key < $1.instance.key }
+            .map { StoredInstance(instance: $0.instance, sidecarID: $0.sidecarID, healthy: $0.healthy) }
+    }
+
+    /// The registry a restarted control plane starts from: what the store
+    /// kept, each sidecar's instance expiring at `graceUntilMillis` unless its
+    /// sidecar reconnects and beats before then.
+    public init(restoring stored: [StoredInstance], graceUntilMillis: Int64) {
+        for item in stored {
+            _ = put(Entry(instance: item.instance, sidecarID: item.sidecarID,
+                          expiresAtMillis: item.sidecarID == nil ? nil : graceUntilMillis))
+        }
+    }
+
     /// Removes instances whose expiry passed. Returns the services that changed.
     public mutating func expire(nowMillis: Int64) -> Set<String> {
         remove { entry in entry.expiresAtMillis.map { $0 <= nowMillis } ?? false }
@@ -80,7 +118,7 @@ public struct Registry: Sendable, Equatable {
         let previous = entries[service]?[entry.instance.key]
         entries[service, default: [:]][entry.instance.key] = entry
         // A heartbeat's new expiry alone is no change to subscribers.
-        guard previous?.instance != entry.instance else { return false }
+        guard previous?.instance != entry.instance || previous?.healthy != entry.healthy else { return false }
         versions[service, default: 0] += 1
         return true
     }

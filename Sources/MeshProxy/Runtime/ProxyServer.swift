@@ -25,15 +25,19 @@ public actor ProxyServer {
     private var listeners: [String: BoundListener] = [:]
     private var admin: Channel?
     private var draining = false
+    /// Why the proxy must not report ready whatever its own state (a sidecar
+    /// without its first configuration yet); nil: nothing holds it.
+    private var readinessHold: String?
     /// Whether startup's memory was already returned (once, on first readiness).
     private var startupMemoryTrimmed = false
 
     /// One event loop per core.
     public static let defaultThreadCount = System.coreCount
 
-    public init(config: ProxyConfig, threads: Int, logger: Logger) {
+    public init(config: ProxyConfig, threads: Int, logger: Logger, readinessHold: String? = nil) {
         self.config = config
         self.logger = logger
+        self.readinessHold = readinessHold
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
         workers = group.makeIterator().map { LoopWorker(eventLoop: $0) }
     }
@@ -59,6 +63,12 @@ public actor ProxyServer {
         startupMemoryTrimmed = true
         let dropped = StartupMemoryTrim.run()
         logger.debug("startup memory trimmed", metadata: ["unmappedBytes": "\(dropped)"])
+    }
+
+    /// Ends the hold given at init: readiness follows the proxy's own state.
+    public func releaseReadinessHold() {
+        readinessHold = nil
+        trimStartupMemoryOnceReady()
     }
 
     // MARK: Reload
@@ -154,6 +164,9 @@ public actor ProxyServer {
     func readiness() -> (ready: Bool, reason: String) {
         if draining {
             return (false, "draining")
+        }
+        if let readinessHold {
+            return (false, readinessHold)
         }
         if listeners.count < config.listeners.count {
             return (false, "listeners are not bound yet")

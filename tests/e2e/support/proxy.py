@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -27,10 +26,10 @@ def binary_path() -> Path:
     return Path(os.environ.get("SWIFTMESH_BIN") or DEFAULT_BIN)
 
 
-def run_cli(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess:
-    """Runs the binary to completion (e.g. `validate FILE`)."""
-    return subprocess.run([str(binary_path()), *args], capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+def run_cli(*args: str, timeout: float = 30.0, input_text: Optional[str] = None) -> subprocess.CompletedProcess:
+    """Runs the binary to completion (e.g. `validate FILE`), with `input_text` as its standard input."""
+    return subprocess.run([str(binary_path()), *args], capture_output=True, text=True, timeout=timeout,
+                          input=input_text, stdin=None if input_text is not None else subprocess.DEVNULL)
 
 
 def http_get(host: str, port: int, path: str, timeout: float = 5.0,
@@ -45,7 +44,112 @@ def http_get(host: str, port: int, path: str, timeout: float = 5.0,
         conn.close()
 
 
-class Proxy:
+class SwiftmeshProcess:
+    """One swiftmesh process of any subcommand: stderr captured to a file in
+    its work dir, the admin API at `admin`, and a stop that always reaps it.
+    Subclasses say what to run (`command`) and when it has started."""
+
+    def __init__(self, workdir: Path, name: str):
+        self.dir = Path(workdir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.stderr_path = self.dir / f"{name}.stderr.log"
+        self.proc: Optional[subprocess.Popen] = None
+        self.returncode: Optional[int] = None
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    @property
+    def admin(self) -> tuple[str, int]:
+        raise NotImplementedError
+
+    def launch(self) -> None:
+        with open(self.stderr_path, "ab") as err:
+            self.proc = subprocess.Popen(self.command(), stdout=err, stderr=err,
+                                         stdin=subprocess.DEVNULL, cwd=self.dir)
+        LIVE.add(self.proc)
+
+    def _check_alive(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise ProxyExited(f"{self.name} exited with {self.proc.returncode}; stderr:\n{self.stderr_tail()}")
+
+    def _admin_status(self, path: str) -> Optional[int]:
+        self._check_alive()
+        host, port = self.admin
+        try:
+            return http_get(host, port, path, timeout=1.0)[0]
+        except OSError:
+            return None
+
+    def _ready(self) -> bool:
+        return self._admin_status("/ready") == 200
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def wait_exit(self, timeout: float) -> int:
+        assert self.proc is not None
+        self.returncode = self.proc.wait(timeout)
+        LIVE.discard(self.proc)
+        return self.returncode
+
+    def kill(self) -> None:
+        """SIGKILL and reap: the process vanishes without a goodbye."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+        self.stop()
+
+    def stop(self, timeout: float = 10.0) -> Optional[int]:
+        """SIGTERM, then SIGKILL after `timeout`; always reaps. Idempotent."""
+        if self.proc is None:
+            return self.returncode
+        try:
+            if self.proc.poll() is None:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(10)
+            self.returncode = self.proc.returncode
+        finally:
+            LIVE.discard(self.proc)
+        return self.returncode
+
+    # ------------------------------------------------------------ admin
+    def admin_get(self, path: str, timeout: float = 5.0) -> tuple[int, dict, bytes]:
+        host, port = self.admin
+        return http_get(host, port, path, timeout=timeout)
+
+    def admin_json(self, path: str) -> Any:
+        status, _, body = self.admin_get(path)
+        assert status == 200, f"admin {path}: {status} {body[:500]!r}"
+        return json.loads(body)
+
+    def metrics(self) -> list[tuple[str, dict, float]]:
+        status, _, body = self.admin_get("/metrics")
+        assert status == 200, f"admin /metrics: {status}"
+        return parse_prometheus(body.decode())
+
+    # ------------------------------------------------------------ logs
+    def stderr_text(self) -> str:
+        try:
+            return self.stderr_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def stderr_tail(self, limit: int = 20000) -> str:
+        text = self.stderr_text()
+        return text if len(text) <= limit else "...\n" + text[-limit:]
+
+
+class Proxy(SwiftmeshProcess):
     """One `swiftmesh proxy` process.
 
     `config` is a dict (written as YAML) or YAML text. In a dict config a
@@ -55,16 +159,11 @@ class Proxy:
     def __init__(self, workdir: Path, config: Union[dict, str], name: str = "proxy",
                  threads: Optional[int] = None, log_level: Optional[str] = None,
                  extra_args: tuple[str, ...] = ()):
-        self.dir = Path(workdir)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.name = name
+        super().__init__(workdir, name)
         self.config_path = self.dir / f"{name}.yaml"
-        self.stderr_path = self.dir / f"{name}.stderr.log"
         self.threads = threads
         self.log_level = log_level or os.environ.get("SWIFTMESH_E2E_LOG_LEVEL")
         self.extra_args = extra_args
-        self.proc: Optional[subprocess.Popen] = None
-        self.returncode: Optional[int] = None
         self.config: Union[dict, str] = self._complete(config)
         self.write_config(self.config)
 
@@ -135,10 +234,7 @@ class Proxy:
     def start(self, wait: Optional[str] = "ready", timeout: float = 20.0) -> "Proxy":
         """wait: "ready" (admin /ready == 200), "admin" (admin answers at all),
         "listeners" (every listener port accepts), or None."""
-        with open(self.stderr_path, "ab") as err:
-            self.proc = subprocess.Popen(self.command(), stdout=err, stderr=err,
-                                         stdin=subprocess.DEVNULL, cwd=self.dir)
-        LIVE.add(self.proc)
+        self.launch()
         if wait == "ready":
             wait_until(self._ready, timeout, message=f"{self.name} admin /ready == 200")
         elif wait == "admin":
@@ -148,85 +244,13 @@ class Proxy:
             wait_until(self._listeners_open, timeout, message=f"{self.name} listeners to accept")
         return self
 
-    def _check_alive(self) -> None:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise ProxyExited(f"{self.name} exited with {self.proc.returncode}; stderr:\n{self.stderr_tail()}")
-
-    def _admin_status(self, path: str) -> Optional[int]:
-        self._check_alive()
-        host, port = self.admin
-        try:
-            return http_get(host, port, path, timeout=1.0)[0]
-        except OSError:
-            return None
-
-    def _ready(self) -> bool:
-        return self._admin_status("/ready") == 200
-
     def _listeners_open(self) -> bool:
         self._check_alive()
         assert isinstance(self.config, dict)
         return all(port_open(*self._addr(l["listen"])) for l in self.config["listeners"])
 
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def signal(self, sig: int) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-
     def reload(self) -> None:
         self.signal(signal.SIGHUP)
-
-    def wait_exit(self, timeout: float) -> int:
-        assert self.proc is not None
-        self.returncode = self.proc.wait(timeout)
-        LIVE.discard(self.proc)
-        return self.returncode
-
-    def stop(self, timeout: float = 10.0) -> Optional[int]:
-        """SIGTERM, then SIGKILL after `timeout`; always reaps. Idempotent."""
-        if self.proc is None:
-            return self.returncode
-        try:
-            if self.proc.poll() is None:
-                self.proc.terminate()
-                try:
-                    self.proc.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait(10)
-            self.returncode = self.proc.returncode
-        finally:
-            LIVE.discard(self.proc)
-        return self.returncode
-
-    # ------------------------------------------------------------ admin
-    def admin_get(self, path: str, timeout: float = 5.0) -> tuple[int, dict, bytes]:
-        host, port = self.admin
-        return http_get(host, port, path, timeout=timeout)
-
-    def admin_json(self, path: str) -> Any:
-        status, _, body = self.admin_get(path)
-        assert status == 200, f"admin {path}: {status} {body[:500]!r}"
-        return json.loads(body)
-
-    def metrics(self) -> list[tuple[str, dict, float]]:
-        status, _, body = self.admin_get("/metrics")
-        assert status == 200, f"admin /metrics: {status}"
-        return parse_prometheus(body.decode())
-
-    # ------------------------------------------------------------ logs
-    def stderr_text(self) -> str:
-        try:
-            return self.stderr_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def stderr_tail(self, limit: int = 20000) -> str:
-        text = self.stderr_text()
-        return text if len(text) <= limit else "...\n" + text[-limit:]
 
 
 class ProxyExited(AssertionError):

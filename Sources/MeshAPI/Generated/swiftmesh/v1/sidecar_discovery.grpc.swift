@@ -79,7 +79,10 @@ extension Swiftmesh_V1_SidecarDiscovery {
         /// > what those calls need, and sends a new Snapshot whenever any of it
         /// > changes. The sidecar answers every Snapshot with an Ack, or with a Nack
         /// > when it refuses it (it then keeps serving with the previous one).
-        /// > Heartbeats keep the instance registered while the stream is up.
+        /// > Heartbeats keep the instance registered and say whether its app is
+        /// > healthy. A sidecar that ends its side of the stream deregisters its
+        /// > instance; a stream that breaks leaves it registered until three
+        /// > heartbeat intervals pass without one.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Swiftmesh_V1_SidecarMessage` messages.
@@ -115,7 +118,10 @@ extension Swiftmesh_V1_SidecarDiscovery {
         /// > what those calls need, and sends a new Snapshot whenever any of it
         /// > changes. The sidecar answers every Snapshot with an Ack, or with a Nack
         /// > when it refuses it (it then keeps serving with the previous one).
-        /// > Heartbeats keep the instance registered while the stream is up.
+        /// > Heartbeats keep the instance registered and say whether its app is
+        /// > healthy. A sidecar that ends its side of the stream deregisters its
+        /// > instance; a stream that breaks leaves it registered until three
+        /// > heartbeat intervals pass without one.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Swiftmesh_V1_SidecarMessage` messages.
@@ -149,7 +155,10 @@ extension Swiftmesh_V1_SidecarDiscovery {
         /// > what those calls need, and sends a new Snapshot whenever any of it
         /// > changes. The sidecar answers every Snapshot with an Ack, or with a Nack
         /// > when it refuses it (it then keeps serving with the previous one).
-        /// > Heartbeats keep the instance registered while the stream is up.
+        /// > Heartbeats keep the instance registered and say whether its app is
+        /// > healthy. A sidecar that ends its side of the stream deregisters its
+        /// > instance; a stream that breaks leaves it registered until three
+        /// > heartbeat intervals pass without one.
         ///
         /// - Parameters:
         ///   - request: A stream of `Swiftmesh_V1_SidecarMessage` messages.
@@ -232,7 +241,10 @@ extension Swiftmesh_V1_SidecarDiscovery {
         /// > what those calls need, and sends a new Snapshot whenever any of it
         /// > changes. The sidecar answers every Snapshot with an Ack, or with a Nack
         /// > when it refuses it (it then keeps serving with the previous one).
-        /// > Heartbeats keep the instance registered while the stream is up.
+        /// > Heartbeats keep the instance registered and say whether its app is
+        /// > healthy. A sidecar that ends its side of the stream deregisters its
+        /// > instance; a stream that breaks leaves it registered until three
+        /// > heartbeat intervals pass without one.
         ///
         /// - Parameters:
         ///   - request: A streaming request producing `Swiftmesh_V1_SidecarMessage` messages.
@@ -281,7 +293,10 @@ extension Swiftmesh_V1_SidecarDiscovery {
         /// > what those calls need, and sends a new Snapshot whenever any of it
         /// > changes. The sidecar answers every Snapshot with an Ack, or with a Nack
         /// > when it refuses it (it then keeps serving with the previous one).
-        /// > Heartbeats keep the instance registered while the stream is up.
+        /// > Heartbeats keep the instance registered and say whether its app is
+        /// > healthy. A sidecar that ends its side of the stream deregisters its
+        /// > instance; a stream that breaks leaves it registered until three
+        /// > heartbeat intervals pass without one.
         ///
         /// - Parameters:
         ///   - request: A streaming request producing `Swiftmesh_V1_SidecarMessage` messages.
@@ -323,7 +338,10 @@ extension Swiftmesh_V1_SidecarDiscovery.ClientProtocol {
     /// > what those calls need, and sends a new Snapshot whenever any of it
     /// > changes. The sidecar answers every Snapshot with an Ack, or with a Nack
     /// > when it refuses it (it then keeps serving with the previous one).
-    /// > Heartbeats keep the instance registered while the stream is up.
+    /// > Heartbeats keep the instance registered and say whether its app is
+    /// > healthy. A sidecar that ends its side of the stream deregisters its
+    /// > instance; a stream that breaks leaves it registered until three
+    /// > heartbeat intervals pass without one.
     ///
     /// - Parameters:
     ///   - request: A streaming request producing `Swiftmesh_V1_SidecarMessage` messages.
@@ -359,7 +377,10 @@ extension Swiftmesh_V1_SidecarDiscovery.ClientProtocol {
     /// > what those calls need, and sends a new Snapshot whenever any of it
     /// > changes. The sidecar answers every Snapshot with an Ack, or with a Nack
     /// > when it refuses it (it then keeps serving with the previous one).
-    /// > Heartbeats keep the instance registered while the stream is up.
+    /// > Heartbeats keep the instance registered and say whether its app is
+    /// > healthy. A sidecar that ends its side of the stream deregisters its
+    /// > instance; a stream that breaks leaves it registered until three
+    /// > heartbeat intervals pass without one.
     ///
     /// - Parameters:
     ///   - metadata: Additional metadata to send, defaults to empty.

@@ -24,6 +24,48 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
+/// What a sidecar's check of its app found. Instances that are not healthy
+/// are left out of every snapshot.
+public nonisolated enum Swiftmesh_V1_Health: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+
+  /// Not said: taken as healthy.
+  case unspecified // = 0
+  case healthy // = 1
+  case unhealthy // = 2
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .healthy
+    case 2: self = .unhealthy
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .healthy: return 1
+    case .unhealthy: return 2
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Swiftmesh_V1_Health] = [
+    .unspecified,
+    .healthy,
+    .unhealthy,
+  ]
+
+}
+
 public nonisolated struct Swiftmesh_V1_SidecarMessage: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -98,6 +140,9 @@ public nonisolated struct Swiftmesh_V1_Hello: Sendable {
   /// The services the sidecar's app calls (its upstreams).
   public var upstreams: [String] = []
 
+  /// What the sidecar's first check of its app found.
+  public var health: Swiftmesh_V1_Health = .unspecified
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -133,6 +178,9 @@ public nonisolated struct Swiftmesh_V1_Heartbeat: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
+
+  /// What the sidecar's latest check of its app found.
+  public var health: Swiftmesh_V1_Health = .unspecified
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -214,7 +262,8 @@ public nonisolated struct Swiftmesh_V1_Snapshot: Sendable {
   public init() {}
 }
 
-/// One service the sidecar calls.
+/// One service the sidecar calls, or one that the policy of such a service
+/// routes to (the sidecar gets a cluster for it, but no listener).
 public nonisolated struct Swiftmesh_V1_Upstream: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -237,6 +286,10 @@ public nonisolated struct Swiftmesh_V1_Upstream: Sendable {
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "swiftmesh.v1"
+
+nonisolated extension Swiftmesh_V1_Health: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0HEALTH_UNSPECIFIED\0\u{1}HEALTH_HEALTHY\0\u{1}HEALTH_UNHEALTHY\0")
+}
 
 nonisolated extension Swiftmesh_V1_SidecarMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SidecarMessage"
@@ -341,7 +394,7 @@ nonisolated extension Swiftmesh_V1_SidecarMessage: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension Swiftmesh_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Hello"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}sidecar_id\0\u{1}instance\0\u{1}upstreams\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}sidecar_id\0\u{1}instance\0\u{1}upstreams\0\u{1}health\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -352,6 +405,7 @@ nonisolated extension Swiftmesh_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._
       case 1: try { try decoder.decodeSingularStringField(value: &self.sidecarID) }()
       case 2: try { try decoder.decodeSingularMessageField(value: &self._instance) }()
       case 3: try { try decoder.decodeRepeatedStringField(value: &self.upstreams) }()
+      case 4: try { try decoder.decodeSingularEnumField(value: &self.health) }()
       default: break
       }
     }
@@ -371,6 +425,9 @@ nonisolated extension Swiftmesh_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._
     if !self.upstreams.isEmpty {
       try visitor.visitRepeatedStringField(value: self.upstreams, fieldNumber: 3)
     }
+    if self.health != .unspecified {
+      try visitor.visitSingularEnumField(value: self.health, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -378,6 +435,7 @@ nonisolated extension Swiftmesh_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._
     if lhs.sidecarID != rhs.sidecarID {return false}
     if lhs._instance != rhs._instance {return false}
     if lhs.upstreams != rhs.upstreams {return false}
+    if lhs.health != rhs.health {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -435,18 +493,29 @@ nonisolated extension Swiftmesh_V1_Instance: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Swiftmesh_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Heartbeat"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}health\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    // Load everything into unknown fields
-    while try decoder.nextFieldNumber() != nil {}
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularEnumField(value: &self.health) }()
+      default: break
+      }
+    }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.health != .unspecified {
+      try visitor.visitSingularEnumField(value: self.health, fieldNumber: 1)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Swiftmesh_V1_Heartbeat, rhs: Swiftmesh_V1_Heartbeat) -> Bool {
+    if lhs.health != rhs.health {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

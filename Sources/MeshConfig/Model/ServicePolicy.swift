@@ -1,0 +1,86 @@
+/// The spec of a `ServicePolicy` resource: how sidecars send traffic to one
+/// service, in the proxy's own vocabulary. Every key is optional; what is
+/// left out keeps the mesh's defaults (see docs/mesh.md).
+public struct ServicePolicy: Sendable, Equatable {
+    /// The destination service the policy is for.
+    public var service: String
+    public var loadBalancing: LoadBalancingPolicy?
+    /// ring_hash only: the request header whose value is hashed.
+    public var hashHeader: String?
+    public var connectTimeout: MeshDuration?
+    public var idleTimeout: MeshDuration?
+    public var circuitBreaker: CircuitBreakerConfig?
+    public var outlierDetection: OutlierDetectionConfig?
+    public var healthCheck: HealthCheckConfig?
+    public var panicThreshold: Int?
+    /// Tried in order before the catch-all route that sends every other
+    /// request to every instance of the service.
+    public var routes: [PolicyRoute]
+
+    public init(
+        service: String, loadBalancing: LoadBalancingPolicy? = nil, hashHeader: String? = nil,
+        connectTimeout: MeshDuration? = nil, idleTimeout: MeshDuration? = nil,
+        circuitBreaker: CircuitBreakerConfig? = nil, outlierDetection: OutlierDetectionConfig? = nil,
+        healthCheck: HealthCheckConfig? = nil, panicThreshold: Int? = nil, routes: [PolicyRoute] = []
+    ) {
+        self.service = service
+        self.loadBalancing = loadBalancing
+        self.hashHeader = hashHeader
+        self.connectTimeout = connectTimeout
+        self.idleTimeout = idleTimeout
+        self.circuitBreaker = circuitBreaker
+        self.outlierDetection = outlierDetection
+        self.healthCheck = healthCheck
+        self.panicThreshold = panicThreshold
+        self.routes = routes
+    }
+
+    /// What sidecars balance a service's instances with when its policy does not say.
+    public static let defaultLoadBalancing = LoadBalancingPolicy.leastRequest
+
+    /// The services the routes send traffic to, besides `service`, sorted.
+    public var otherServices: [String] {
+        Set(routes.flatMap { $0.split ?? [] }.map(\.service)).subtracting([service]).sorted()
+    }
+}
+
+/// One route of a policy: a route of the proxy whose destinations are
+/// services and subsets of their instances instead of clusters.
+public struct PolicyRoute: Sendable, Equatable {
+    public var match: RouteMatch
+    public var timeout: MeshDuration?
+    /// Nil: the mesh's default retries.
+    public var retries: RetryPolicy?
+    public var fault: FaultConfig?
+    public var requestHeadersToAdd: [HeaderValue]
+    public var requestHeadersToRemove: [String]
+    /// Where matched requests go, by weight; nil: every instance of the policy's service.
+    public var split: [PolicyDestination]?
+
+    public init(
+        match: RouteMatch, timeout: MeshDuration? = nil, retries: RetryPolicy? = nil, fault: FaultConfig? = nil,
+        requestHeadersToAdd: [HeaderValue] = [], requestHeadersToRemove: [String] = [], split: [PolicyDestination]? = nil
+    ) {
+        self.match = match
+        self.timeout = timeout
+        self.retries = retries
+        self.fault = fault
+        self.requestHeadersToAdd = requestHeadersToAdd
+        self.requestHeadersToRemove = requestHeadersToRemove
+        self.split = split
+    }
+}
+
+/// A share of a route's requests: the instances of `service` whose labels
+/// include every label of `subset` (all of them for an empty subset).
+public struct PolicyDestination: Sendable, Equatable {
+    public var service: String
+    public var subset: [String: String]
+    public var weight: Int
+
+    public init(service: String, subset: [String: String] = [:], weight: Int) {
+        self.service = service
+        self.subset = subset
+        self.weight = weight
+    }
+}

@@ -1,0 +1,44 @@
+import GRPCCore
+import GRPCNIOTransportHTTP2Posix
+import Logging
+import MeshConfig
+
+/// The control-plane process: the sidecar API (gRPC) on `grpcAddress`, the
+/// HTTP JSON API on `httpAddress`, and registry expiry, until `run`'s task
+/// is cancelled.
+public struct ControlPlaneServer: Sendable {
+    public let controlPlane: ControlPlane
+    public let grpcAddress: HostPort
+    public let httpAddress: HostPort
+    private let logger: Logger
+
+    public init(controlPlane: ControlPlane, grpcAddress: HostPort, httpAddress: HostPort, logger: Logger) {
+        self.controlPlane = controlPlane
+        self.grpcAddress = grpcAddress
+        self.httpAddress = httpAddress
+        self.logger = logger
+    }
+
+    /// Serves until cancelled; throws when the address cannot be bound.
+    /// Cancelling ends every sidecar stream without deregistering anyone, so
+    /// a restarted control plane finds the same instances.
+    public func run() async throws {
+        let transport = HTTP2ServerTransport.Posix(
+            address: grpcAddress.host.contains(":")
+                ? .ipv6(host: grpcAddress.host, port: grpcAddress.port)
+                : .ipv4(host: grpcAddress.host, port: grpcAddress.port),
+            transportSecurity: .plaintext)
+        let server = GRPCServer(transport: transport, services: [SidecarDiscoveryService(controlPlane: controlPlane)])
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.serve() }
+            group.addTask { await controlPlane.runExpiry() }
+            group.addTask { [controlPlane, httpAddress, logger] in
+                try await ControlPlaneHTTPAPI(controlPlane: controlPlane).run(address: httpAddress, logger: logger)
+            }
+            let bound = try await transport.listeningAddress
+            logger.info("sidecar API listening", metadata: ["address": "\(bound)"])
+            try await group.next()
+            group.cancelAll()
+        }
+    }
+}

@@ -1,0 +1,264 @@
+import Foundation
+import Hummingbird
+import Logging
+import MeshConfig
+import NIOCore
+
+/// The control plane's HTTP JSON API, for the CLI and people: services and
+/// instances, sidecars and what they said of their last snapshot, and the
+/// resources (`/api/v1/resources`). Errors are JSON too: `{"error": …}`,
+/// with `"path"` or `"issues"` (each a field path and a message) when a
+/// request body is at fault.
+public struct ControlPlaneHTTPAPI: Sendable {
+    /// The largest request body taken (an apply of many resources fits).
+    static let maxBodyBytes = 4 << 20
+
+    let controlPlane: ControlPlane
+
+    public init(controlPlane: ControlPlane) {
+        self.controlPlane = controlPlane
+    }
+
+    /// Serves on `address` until cancelled.
+    public func run(address: HostPort, logger: Logger) async throws {
+        let app = Application(
+            router: router(),
+            configuration: .init(address: .hostname(address.host, port: address.port), serverName: "swiftmesh"),
+            onServerRunning: { channel in
+                logger.info("HTTP API listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+            },
+            logger: logger)
+        try await app.run()
+    }
+
+    func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        let api = router.group("api/v1")
+        api.get("services") { _, _ in await services() }
+        api.get("services/:service/instances") { _, context in
+            await instances(of: try context.parameters.require("service"))
+        }
+        api.post("services/:service/instances") { request, context in
+            await registerExternal(service: try context.parameters.require("service"), body: try await body(of: request))
+        }
+        api.delete("services/:service/instances/:address") { _, context in
+            await removeInstance(service: try context.parameters.require("service"), address: try context.parameters.require("address"))
+        }
+        api.get("instances") { _, _ in await allInstances() }
+        api.get("sidecars") { _, _ in await sidecars() }
+        api.get("resources") { _, _ in await resources(of: MeshResource.Kind.allCases) }
+        api.get("resources/:kind") { _, context in
+            guard let kind = MeshResource.Kind(word: try context.parameters.require("kind")) else {
+                return unknownKind(try context.parameters.require("kind"))
+            }
+            return await resources(of: [kind])
+        }
+        api.get("resources/:kind/:name") { _, context in
+            await resource(kindWord: try context.parameters.require("kind"), name: try context.parameters.require("name"))
+        }
+        api.post("resources") { request, _ in await apply(body: try await body(of: request)) }
+        api.delete("resources/:kind/:name") { _, context in
+            await delete(kindWord: try context.parameters.require("kind"), name: try context.parameters.require("name"))
+        }
+        return router
+    }
+
+    // MARK: Services and instances
+
+    private func services() async -> Response {
+        var rows: [[String: Any]] = []
+        let names = Set(await controlPlane.services).union(await controlPlane.resources(of: .servicePolicy).compactMap {
+            if case .servicePolicy(let policy) = $0.spec { policy.service } else { nil }
+        })
+        for name in names.sorted() {
+            var row: [String: Any] = ["name": name, "instances": await controlPlane.instances(of: name).count]
+            if let policy = await controlPlane.policyName(of: name) {
+                row["policy"] = policy
+            }
+            rows.append(row)
+        }
+        return JSONResponse.ok(["services": rows])
+    }
+
+    private func instances(of service: String) async -> Response {
+        if let problem = ServiceNameSyntax.problem(service) {
+            return JSONResponse.error(.badRequest, problem, path: "service")
+        }
+        return JSONResponse.ok(["instances": await controlPlane.storedInstances(of: service).map(Self.instanceJSON)])
+    }
+
+    private func allInstances() async -> Response {
+        var rows: [[String: Any]] = []
+        for service in await controlPlane.services {
+            rows += await controlPlane.storedInstances(of: service).map(Self.instanceJSON)
+        }
+        return JSONResponse.ok(["instances": rows])
+    }
+
+    static func instanceJSON(_ stored: Registry.StoredInstance) -> [String: Any] {
+        [
+            "service": stored.instance.service,
+            "address": HostPort(host: stored.instance.key.address, port: stored.instance.key.port).description,
+            "protocol": stored.instance.protocolName,
+            "labels": stored.instance.labels,
+            "registeredBy": stored.sidecarID ?? "external",
+            "health": stored.healthy ? "healthy" : "unhealthy",
+        ]
+    }
+
+    /// `{"address": "192.0.2.9:8080", "protocol": "http1", "labels": {...}}`:
+    /// an instance outside the mesh, which never expires.
+    private func registerExternal(service: String, body: ByteBuffer) async -> Response {
+        if let problem = ServiceNameSyntax.problem(service) {
+            return JSONResponse.error(.badRequest, problem, path: "service")
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any] else {
+            return JSONResponse.error(.badRequest, "expected a JSON object such as {\"address\": \"192.0.2.9:8080\", \"protocol\": \"http1\"}")
+        }
+        if let unknown = object.keys.sorted().first(where: { !["address", "protocol", "labels"].contains($0) }) {
+            return JSONResponse.error(.badRequest, "unknown key; use address, protocol and labels", path: unknown)
+        }
+        guard let addressText = object["address"] as? String else {
+            return JSONResponse.error(.badRequest, "missing; add the instance's IP address and port, e.g. \"192.0.2.9:8080\"", path: "address")
+        }
+        guard let address = HostPortSyntax.parse(addressText), HostPortSyntax.isIPLiteral(address.host) else {
+            return JSONResponse.error(
+                .badRequest, HostPortSyntax.problem(addressText) ?? "\"\(addressText)\" is a host name; register the instance's IP address",
+                path: "address")
+        }
+        let protocolText = object["protocol"] as? String ?? UpstreamProtocol.http1.rawValue
+        guard UpstreamProtocol(rawValue: protocolText) != nil else {
+            return JSONResponse.error(.badRequest, "\"\(protocolText)\" is not one of http1, http2", path: "protocol")
+        }
+        guard let labels = (object["labels"] ?? [String: String]()) as? [String: String] else {
+            return JSONResponse.error(.badRequest, "expected an object of label names to string values", path: "labels")
+        }
+        let instance = RegisteredInstance(
+            service: service, address: address.host, port: address.port, protocolName: protocolText, labels: labels)
+        await controlPlane.registerExternal(instance)
+        return JSONResponse.with(.created, Self.instanceJSON(Registry.StoredInstance(instance: instance, sidecarID: nil)))
+    }
+
+    private func removeInstance(service: String, address text: String) async -> Response {
+        guard let address = HostPortSyntax.parse(text) else {
+            return JSONResponse.error(.badRequest, HostPortSyntax.problem(text) ?? "not an address", path: "address")
+        }
+        let key = RegisteredInstance.Key(address: address.host, port: address.port)
+        guard await controlPlane.removeInstance(service: service, key: key) else {
+            return JSONResponse.error(.notFound, "\(service) has no instance at \(address)")
+        }
+        return JSONResponse.ok(["removed": ["service": service, "address": address.description]])
+    }
+
+    // MARK: Sidecars
+
+    private func sidecars() async -> Response {
+        let rows = await controlPlane.subscribers.values.sorted { $0.sidecarID < $1.sidecarID }.map { subscriber in
+            var row: [String: Any] = [
+                "id": subscriber.sidecarID, "upstreams": subscriber.upstreams, "sentVersion": subscriber.sentVersion,
+            ]
+            row["ackedVersion"] = subscriber.ackedVersion
+            if let refusal = subscriber.refusal {
+                row["refusal"] = ["version": refusal.version, "reason": refusal.reason]
+            }
+            return row
+        }
+        return JSONResponse.ok(["sidecars": rows])
+    }
+
+    // MARK: Resources
+
+    private func resources(of kinds: [MeshResource.Kind]) async -> Response {
+        var rows: [[String: Any]] = []
+        for kind in kinds {
+            rows += await controlPlane.resources(of: kind).map(Self.resourceJSON)
+        }
+        return JSONResponse.ok(["resources": rows])
+    }
+
+    private func resource(kindWord: String, name: String) async -> Response {
+        guard let kind = MeshResource.Kind(word: kindWord) else { return unknownKind(kindWord) }
+        guard let found = await controlPlane.resources(of: kind).first(where: { $0.name == name }) else {
+            return JSONResponse.error(.notFound, "no \(kind.rawValue) named \(name)")
+        }
+        return JSONResponse.ok(Self.resourceJSON(found))
+    }
+
+    /// The resource in its envelope, as it can be applied again.
+    static func resourceJSON(_ resource: MeshResource) -> [String: Any] {
+        let spec: String = switch resource.spec {
+        case .servicePolicy(let policy): ServicePolicyJSON.render(policy)
+        }
+        return [
+            "apiVersion": MeshResource.apiVersion, "kind": resource.kind.rawValue, "metadata": ["name": resource.name],
+            "spec": (try? JSONSerialization.jsonObject(with: Data(spec.utf8))) ?? [:],
+        ]
+    }
+
+    /// The body is YAML (JSON is YAML too), one or several documents; all of
+    /// them are stored, or none.
+    private func apply(body: ByteBuffer) async -> Response {
+        let resources: [MeshResource]
+        do {
+            resources = try ResourceLoader.decode(yaml: String(buffer: body))
+        } catch {
+            return JSONResponse.with(.badRequest, [
+                "error": "the resources were refused; nothing was stored",
+                "issues": error.issues.map { ["path": $0.path, "message": $0.message] },
+            ])
+        }
+        let paths = resources.count == 1 ? [""] : resources.indices.map { "documents[\($0)]" }
+        do {
+            let applied = try await controlPlane.apply(resources, paths: paths)
+            return JSONResponse.ok(["applied": applied.map {
+                ["kind": $0.kind.rawValue, "name": $0.name, "result": $0.outcome.rawValue]
+            }])
+        } catch {
+            return JSONResponse.with(.conflict, [
+                "error": "the resources were refused; nothing was stored",
+                "issues": [["path": error.path, "message": error.message]],
+            ])
+        }
+    }
+
+    private func delete(kindWord: String, name: String) async -> Response {
+        guard let kind = MeshResource.Kind(word: kindWord) else { return unknownKind(kindWord) }
+        do {
+            guard try await controlPlane.delete(kind: kind, name: name) else {
+                return JSONResponse.error(.notFound, "no \(kind.rawValue) named \(name)")
+            }
+        } catch {
+            return JSONResponse.error(.internalServerError, "the control plane could not delete it: \(error)")
+        }
+        return JSONResponse.ok(["deleted": ["kind": kind.rawValue, "name": name]])
+    }
+
+    private func unknownKind(_ word: String) -> Response {
+        JSONResponse.error(.notFound, "unknown kind \"\(word)\"; use \(MeshResource.Kind.allCases.map(\.plural).joined(separator: ", "))")
+    }
+
+    private func body(of request: Request) async throws -> ByteBuffer {
+        try await request.body.collect(upTo: Self.maxBodyBytes)
+    }
+}
+
+/// JSON answers, encoded with Foundation on the control path.
+enum JSONResponse {
+    static func ok(_ object: Any) -> Response {
+        with(.ok, object)
+    }
+
+    static func error(_ status: HTTPResponse.Status, _ message: String, path: String? = nil) -> Response {
+        var object: [String: Any] = ["error": message]
+        object["path"] = path
+        return with(status, object)
+    }
+
+    static func with(_ status: HTTPResponse.Status, _ object: Any) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]))
+            ?? Data("{}".utf8)
+        var body = ByteBuffer(bytes: data)
+        body.writeString("\n")
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: body))
+    }
+}

@@ -1,0 +1,134 @@
+import Foundation
+import GRDB
+import MeshConfig
+
+/// The control plane's durable state, an SQLite file in the data directory,
+/// so that a restarted control plane starts with the services, instances and
+/// resources it had. Written on every change of a service's instance set
+/// (not on heartbeats) and on every apply, on the control path only.
+public final class ControlPlaneStore: Sendable {
+    /// GRDB's queue serializes every access to the file; it is Sendable.
+    private let database: DatabaseQueue
+
+    /// Opens (or creates) `state.sqlite` in `directory`, creating the
+    /// directory when missing, and brings its schema up to date.
+    public init(directory: String) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var configuration = Configuration()
+        configuration.prepareDatabase { db in
+            // WAL with NORMAL sync: a commit costs no fsync, and a crash loses
+            // at most the last changes, which sidecars register again anyway.
+            try db.execute(sql: "PRAGMA journal_mode = WAL")
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        database = try DatabaseQueue(path: (directory as NSString).appendingPathComponent("state.sqlite"),
+                                     configuration: configuration)
+        try Self.migrator.migrate(database)
+    }
+
+    private static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("instances") { db in
+            try db.create(table: "instance") { table in
+                table.column("service", .text).notNull()
+                table.column("address", .text).notNull()
+                table.column("port", .integer).notNull()
+                table.column("protocol", .text).notNull()
+                // A JSON object of label names to values.
+                table.column("labels", .text).notNull()
+                // Null for an external instance.
+                table.column("sidecarID", .text)
+                table.primaryKey(["service", "address", "port"])
+            }
+        }
+        migrator.registerMigration("resources") { db in
+            try db.create(table: "resource") { table in
+                table.column("kind", .text).notNull()
+                table.column("name", .text).notNull()
+                // The spec as canonical JSON (ServicePolicyJSON).
+                table.column("spec", .text).notNull()
+                table.primaryKey(["kind", "name"])
+            }
+        }
+        return migrator
+    }
+
+    /// Stores `resources`, replacing those of the same kind and name, in one transaction.
+    public func saveResources(_ resources: [MeshResource]) throws {
+        try database.write { db in
+            for resource in resources {
+                let spec: String = switch resource.spec {
+                case .servicePolicy(let policy): ServicePolicyJSON.render(policy)
+                }
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO resource (kind, name, spec) VALUES (?, ?, ?)",
+                    arguments: [resource.kind.rawValue, resource.name, spec])
+            }
+        }
+    }
+
+    public func deleteResource(kind: MeshResource.Kind, name: String) throws {
+        try database.write { db in
+            try db.execute(sql: "DELETE FROM resource WHERE kind = ? AND name = ?", arguments: [kind.rawValue, name])
+        }
+    }
+
+    /// Every stored resource. One that no longer decodes (written by a
+    /// version with other rules) is an error naming it, not a silent loss.
+    public func resources() throws -> [MeshResource] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT kind, name, spec FROM resource ORDER BY kind, name").map { row in
+                let kindText: String = row["kind"]
+                let name: String = row["name"]
+                guard let kind = MeshResource.Kind(rawValue: kindText) else {
+                    throw StoredResourceError(kind: kindText, name: name, problem: "unknown kind")
+                }
+                switch kind {
+                case .servicePolicy:
+                    do {
+                        return MeshResource(name: name, spec: .servicePolicy(try ResourceLoader.decodePolicy(json: row["spec"])))
+                    } catch {
+                        throw StoredResourceError(kind: kindText, name: name, problem: "\(error)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Replaces what is stored of `service` with `instances` (none: the service is gone).
+    public func replaceInstances(of service: String, with instances: [Registry.StoredInstance]) throws {
+        try database.write { db in
+            try db.execute(sql: "DELETE FROM instance WHERE service = ?", arguments: [service])
+            for stored in instances {
+                let labels = String(decoding: try JSONEncoder().encode(stored.instance.labels), as: UTF8.self)
+                try db.execute(
+                    sql: "INSERT INTO instance (service, address, port, protocol, labels, sidecarID) VALUES (?, ?, ?, ?, ?, ?)",
+                    arguments: [service, stored.instance.key.address, stored.instance.key.port,
+                                stored.instance.protocolName, labels, stored.sidecarID])
+            }
+        }
+    }
+
+    /// Every stored instance.
+    public func instances() throws -> [Registry.StoredInstance] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT service, address, port, protocol, labels, sidecarID FROM instance").map { row in
+                let labelsText: String = row["labels"]
+                let labels = (try? JSONDecoder().decode([String: String].self, from: Data(labelsText.utf8))) ?? [:]
+                return Registry.StoredInstance(
+                    instance: RegisteredInstance(service: row["service"], address: row["address"], port: row["port"],
+                                                 protocolName: row["protocol"], labels: labels),
+                    sidecarID: row["sidecarID"])
+            }
+        }
+    }
+}
+
+/// A stored resource the control plane cannot read back.
+struct StoredResourceError: Error, CustomStringConvertible {
+    var kind: String
+    var name: String
+    var problem: String
+
+    var description: String { "stored \(kind) \(name) cannot be read: \(problem)" }
+}

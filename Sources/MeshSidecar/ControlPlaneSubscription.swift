@@ -1,0 +1,177 @@
+import GRPCCore
+import GRPCNIOTransportHTTP2Posix
+import Logging
+import MeshAPI
+import MeshConfig
+import Synchronization
+
+/// The sidecar's one stream to the control plane: Hello, then a snapshot
+/// whenever what the sidecar needs changes, each answered with an Ack or a
+/// Nack, and heartbeats in between. A stream that fails is opened again
+/// after a jittered backoff, for as long as the sidecar runs; meanwhile the
+/// proxy keeps serving with the last snapshot it applied.
+final class ControlPlaneSubscription: Sendable {
+    /// What `apply` says of a snapshot: nil when applied, else why it was refused.
+    typealias Apply = @Sendable (Swiftmesh_V1_Snapshot) async -> SnapshotRefusal?
+
+    private struct State {
+        /// The open stream's outgoing messages; finishing it ends the stream
+        /// cleanly, which deregisters the instance.
+        var outbox: AsyncStream<Swiftmesh_V1_SidecarMessage>.Continuation?
+        /// From the last snapshot; nil until the first (the Hello itself registered the instance).
+        var heartbeatInterval: Duration?
+        /// Whether the open stream brought any snapshot.
+        var receivedSnapshot = false
+        /// What the last check of the app found; nil before the first.
+        var appHealthy: Bool?
+        var leaving = false
+    }
+
+    private let hello: Swiftmesh_V1_Hello
+    private let controlPlane: HostPort
+    private let appCheck: AppHealthCheck
+    private let logger: Logger
+    private let state = Mutex(State())
+
+    init(options: SidecarOptions, logger: Logger) {
+        hello = .with {
+            $0.sidecarID = options.sidecarID
+            $0.instance = .with {
+                $0.service = options.service
+                $0.address = options.advertise.host
+                $0.port = UInt32(options.advertise.port)
+                // Sidecars speak HTTP/2 to each other, whatever the app speaks.
+                $0.protocol = UpstreamProtocol.http2.rawValue
+                $0.labels = options.labels
+            }
+            $0.upstreams = options.upstreams.map(\.service)
+        }
+        controlPlane = options.controlPlane
+        appCheck = AppHealthCheck(app: options.app)
+        self.logger = logger
+    }
+
+    /// Subscribes, and subscribes again after every failure, until `leave`
+    /// ended the stream or the task is cancelled.
+    func run(apply: @escaping Apply) async {
+        let target: any ResolvableTarget = if !HostPortSyntax.isIPLiteral(controlPlane.host) {
+            .dns(host: controlPlane.host, port: controlPlane.port)
+        } else if controlPlane.host.contains(":") {
+            .ipv6(address: controlPlane.host, port: controlPlane.port)
+        } else {
+            .ipv4(address: controlPlane.host, port: controlPlane.port)
+        }
+        var transportConfig = HTTP2ClientTransport.Posix.Config.defaults
+        transportConfig.backoff = .init(initial: ReconnectBackoff.base, max: ReconnectBackoff.max, multiplier: 2, jitter: 0.2)
+        do {
+            try await withGRPCClient(
+                transport: .http2NIOPosix(target: target, transportSecurity: .plaintext, config: transportConfig)
+            ) { client in
+                let discovery = Swiftmesh_V1_SidecarDiscovery.Client(wrapping: client)
+                var backoff = ReconnectBackoff()
+                while !Task.isCancelled {
+                    let appliedAny = await subscribeOnce(discovery, apply: apply)
+                    if state.withLock({ $0.leaving }) { return }
+                    if appliedAny { backoff.reset() }
+                    let wait = backoff.next()
+                    logger.warning("control plane stream ended; subscribing again", metadata: ["in": "\(wait)"])
+                    try? await Task.sleep(for: wait)
+                }
+                client.beginGracefulShutdown()
+            }
+        } catch {
+            logger.error("control plane client stopped", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Ends the stream cleanly: the control plane deregisters the instance.
+    func leave() {
+        let outbox = state.withLock { state in
+            state.leaving = true
+            return state.outbox
+        }
+        outbox?.finish()
+    }
+
+    /// Checks the app and says what was found; logs when that changes.
+    private func checkApp() async -> Swiftmesh_V1_Health {
+        // Well within the heartbeat interval, so heartbeats stay on time.
+        let interval = state.withLock { $0.heartbeatInterval } ?? .seconds(1)
+        let healthy = await appCheck.isHealthy(timeout: min(.seconds(1), interval / 2))
+        let previous = state.withLock { state in
+            defer { state.appHealthy = healthy }
+            return state.appHealthy
+        }
+        if previous != healthy && !(previous == nil && healthy) {
+            if healthy {
+                logger.info("the app accepts connections again; the instance is reported healthy")
+            } else {
+                logger.warning("the app does not accept connections; the instance is reported unhealthy",
+                               metadata: ["app": "\(appCheck.app)"])
+            }
+        }
+        return healthy ? .healthy : .unhealthy
+    }
+
+    /// One stream, from Hello to its end. Returns whether any snapshot arrived.
+    private func subscribeOnce(
+        _ discovery: Swiftmesh_V1_SidecarDiscovery.Client<HTTP2ClientTransport.Posix>, apply: @escaping Apply
+    ) async -> Bool {
+        let (outgoing, outbox) = AsyncStream.makeStream(of: Swiftmesh_V1_SidecarMessage.self)
+        let alreadyLeaving = state.withLock { state in
+            state.outbox = outbox
+            state.receivedSnapshot = false
+            return state.leaving
+        }
+        if alreadyLeaving { return false }
+        var greeting = self.hello
+        greeting.health = await checkApp()
+        let hello = greeting
+        var options = CallOptions.defaults
+        options.waitForReady = false
+        do {
+            try await discovery.subscribe(options: options) { writer in
+                try await writer.write(.with { $0.hello = hello })
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        while !Task.isCancelled {
+                            guard let interval = self.state.withLock({ $0.heartbeatInterval }) else {
+                                try await Task.sleep(for: .milliseconds(10))
+                                continue
+                            }
+                            try await Task.sleep(for: interval)
+                            let health = await self.checkApp()
+                            outbox.yield(.with { $0.heartbeat = .with { $0.health = health } })
+                        }
+                    }
+                    for await message in outgoing {
+                        try await writer.write(message)
+                    }
+                    group.cancelAll()
+                }
+            } onResponse: { response in
+                for try await message in response.messages {
+                    guard case .snapshot(let snapshot) = message.message else { continue }
+                    self.state.withLock { state in
+                        state.receivedSnapshot = true
+                        if snapshot.heartbeatIntervalMs > 0 {
+                            state.heartbeatInterval = .milliseconds(snapshot.heartbeatIntervalMs)
+                        }
+                    }
+                    if let refusal = await apply(snapshot) {
+                        self.logger.error("snapshot refused; serving with the previous one", metadata: [
+                            "version": "\(snapshot.version)", "reason": "\(refusal)",
+                        ])
+                        outbox.yield(.with { $0.nack = .with { $0.version = snapshot.version; $0.reason = refusal.description } })
+                    } else {
+                        outbox.yield(.with { $0.ack = .with { $0.version = snapshot.version } })
+                    }
+                }
+            }
+        } catch {
+            logger.warning("control plane stream failed", metadata: ["error": "\(error)"])
+        }
+        outbox.finish()
+        return state.withLock { $0.receivedSnapshot }
+    }
+}

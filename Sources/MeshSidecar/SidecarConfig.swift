@@ -1,0 +1,124 @@
+import MeshConfig
+
+/// The proxy configuration of a sidecar, built from its options and the
+/// control plane's latest snapshot, in the proxy's own vocabulary:
+///
+/// - listener `inbound` (the instance's address) sends everything to
+///   cluster `local_app`, the app;
+/// - listener `outbound_<service>` for each upstream tries the routes of the
+///   service's ServicePolicy, then sends everything else to cluster
+///   `<service>`: every instance of the service (their sidecars' inbound
+///   listeners), over HTTP/2;
+/// - a policy route's destination with a subset is cluster
+///   `<service>[key=value,...]`: the instances whose labels include the subset.
+///
+/// A service's clusters take their settings from its own ServicePolicy, and
+/// the mesh's defaults for what it leaves out, the ones Envoy-based meshes
+/// ship: least-request balancing; two retries, within the retry budget, of
+/// tries that failed before the instance answered (connect failure, reset,
+/// refused stream) or that it answered UNAVAILABLE, CANCELLED or 503; and
+/// outlier detection that ejects an instance after five failures in a row.
+/// The names use `_` and `[`, which service names cannot, so they never clash.
+public enum SidecarConfig {
+    public static let inboundListener = "inbound"
+    public static let appCluster = "local_app"
+
+    public static func outboundListener(_ service: String) -> String {
+        "outbound_\(service)"
+    }
+
+    /// The cluster of a service's instances whose labels include `subset` (all of them when empty).
+    public static func clusterName(service: String, subset: [String: String]) -> String {
+        guard !subset.isEmpty else { return service }
+        return "\(service)[\(subset.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","))]"
+    }
+
+    /// One service as a snapshot gives it.
+    public struct Upstream: Sendable, Equatable {
+        public struct Instance: Sendable, Equatable {
+            public var address: HostPort
+            public var labels: [String: String]
+
+            public init(address: HostPort, labels: [String: String] = [:]) {
+                self.address = address
+                self.labels = labels
+            }
+        }
+
+        public var protocolKind: UpstreamProtocol
+        public var instances: [Instance]
+        /// The service's ServicePolicy; nil: the mesh's defaults.
+        public var policy: ServicePolicy?
+
+        public init(protocolKind: UpstreamProtocol = .http2, instances: [Instance], policy: ServicePolicy? = nil) {
+            self.protocolKind = protocolKind
+            self.instances = instances
+            self.policy = policy
+        }
+    }
+
+    public static let defaultRetries = RetryPolicy(
+        attempts: 2, conditions: [.connectFailure, .reset, .refusedStream, .unavailable, .cancelled, .retriableStatusCodes],
+        retriableStatusCodes: [503])
+
+    public static let defaultOutlierDetection = OutlierDetectionConfig(
+        consecutiveErrors: 5, interval: .seconds(1), baseEjectionTime: .seconds(30), maxEjectionPercent: 50)
+
+    /// The configuration for `options` with `upstreams` (the services the app
+    /// calls and those their policies route to). A service missing from
+    /// `upstreams` (no snapshot yet) has no instances.
+    public static func build(_ options: SidecarOptions, upstreams: [String: Upstream]) -> ProxyConfig {
+        let inbound = ListenerConfig(
+            name: inboundListener, listen: options.inbound,
+            routes: [RouteConfig(match: RouteMatch(), action: .cluster(appCluster))])
+        let app = ClusterConfig(
+            name: appCluster, protocolKind: options.appProtocol,
+            discovery: .staticEndpoints([StaticEndpoint(address: options.app)]))
+        var clusters: [String: ClusterConfig] = [:]
+        func addCluster(service: String, subset: [String: String]) -> String {
+            let name = clusterName(service: service, subset: subset)
+            if clusters[name] == nil {
+                clusters[name] = cluster(named: name, service: service, subset: subset, upstream: upstreams[service])
+            }
+            return name
+        }
+        let outbound = options.upstreams.map { called in
+            let policyRoutes = upstreams[called.service]?.policy?.routes ?? []
+            let routes = policyRoutes.map { route in
+                let destinations = (route.split ?? [PolicyDestination(service: called.service, weight: 1)]).map {
+                    WeightedCluster(cluster: addCluster(service: $0.service, subset: $0.subset), weight: $0.weight)
+                }
+                return RouteConfig(
+                    match: route.match,
+                    action: destinations.count == 1 ? .cluster(destinations[0].cluster) : .split(destinations),
+                    timeout: route.timeout, requestHeadersToAdd: route.requestHeadersToAdd,
+                    requestHeadersToRemove: route.requestHeadersToRemove, fault: route.fault,
+                    retries: route.retries ?? defaultRetries)
+            }
+            let catchAll = RouteConfig(
+                match: RouteMatch(), action: .cluster(addCluster(service: called.service, subset: [:])), retries: defaultRetries)
+            return ListenerConfig(name: outboundListener(called.service), listen: called.listen, routes: routes + [catchAll])
+        }
+        return ProxyConfig(
+            admin: options.admin.map(AdminConfig.init(listen:)),
+            listeners: [inbound] + outbound,
+            clusters: [app] + clusters.keys.sorted().compactMap { clusters[$0] })
+    }
+
+    private static func cluster(named name: String, service: String, subset: [String: String], upstream: Upstream?) -> ClusterConfig {
+        let policy = upstream?.policy
+        let endpoints = (upstream?.instances ?? [])
+            .filter { instance in subset.allSatisfy { instance.labels[$0.key] == $0.value } }
+            .map { StaticEndpoint(address: $0.address) }
+        return ClusterConfig(
+            name: name, protocolKind: upstream?.protocolKind ?? .http2,
+            loadBalancing: policy?.loadBalancing ?? ServicePolicy.defaultLoadBalancing, hashHeader: policy?.hashHeader,
+            discovery: .staticEndpoints(endpoints),
+            connectTimeout: policy?.connectTimeout ?? ClusterConfig.defaultConnectTimeout,
+            idleTimeout: policy?.idleTimeout ?? ClusterConfig.defaultIdleTimeout,
+            circuitBreaker: policy?.circuitBreaker ?? CircuitBreakerConfig(),
+            outlierDetection: policy?.outlierDetection ?? defaultOutlierDetection,
+            healthCheck: policy?.healthCheck,
+            panicThreshold: policy?.panicThreshold ?? ClusterConfig.defaultPanicThreshold)
+    }
+}

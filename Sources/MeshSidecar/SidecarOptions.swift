@@ -1,0 +1,55 @@
+import MeshConfig
+
+/// What `swiftmesh sidecar` is told on its command line: the instance it
+/// fronts, the services its app calls and where the control plane is.
+public struct SidecarOptions: Sendable, Equatable {
+    /// One service the app calls, and the local address it calls it at.
+    public struct Upstream: Sendable, Equatable {
+        public var service: String
+        /// The outbound listener's address: the app calls this to reach `service`.
+        public var listen: HostPort
+
+        public init(service: String, listen: HostPort) {
+            self.service = service
+            self.listen = listen
+        }
+    }
+
+    /// The control plane's sidecar API (gRPC); the host may be a DNS name.
+    public var controlPlane: HostPort
+    /// The service this instance belongs to.
+    public var service: String
+    /// Where the app listens; inbound requests go there.
+    public var app: HostPort
+    /// The protocol the app speaks. Default http1.
+    public var appProtocol: UpstreamProtocol
+    /// Where other sidecars send this instance's requests.
+    public var inbound: HostPort
+    /// The address registered for this instance: `inbound` unless that is a
+    /// wildcard such as 0.0.0.0, which other sidecars cannot reach.
+    public var advertise: HostPort
+    public var upstreams: [Upstream]
+    /// The admin listener (`/ready`, `/metrics`, ...); none when nil.
+    public var admin: HostPort?
+    /// Such as version=v1 and zone=a; registered with the instance.
+    public var labels: [String: String]
+    /// Unique per sidecar process.
+    public var sidecarID: String
+
+    public init(
+        controlPlane: HostPort, service: String, app: HostPort, appProtocol: UpstreamProtocol = .http1,
+        inbound: HostPort, advertise: HostPort? = nil, upstreams: [Upstream] = [], admin: HostPort? = nil,
+        labels: [String: String] = [:], sidecarID: String
+    ) {
+        self.controlPlane = controlPlane
+        self.service = service
+        self.app = app
+        self.appProtocol = appProtocol
+        self.inbound = inbound
+        self.advertise = advertise ?? inbound
+        self.upstreams = upstreams
+        self.admin = admin
+        self.labels = labels
+        self.sidecarID = sidecarID
+    }
+}

@@ -1,0 +1,93 @@
+import MeshAPI
+import MeshConfig
+
+/// Checks a snapshot from the control plane and reads each service out of it.
+/// A snapshot with anything the proxy could not use is refused whole (the
+/// sidecar keeps its previous one), and the reason, with the field path
+/// inside the snapshot, goes back to the control plane.
+enum SnapshotReader {
+    /// The services of `snapshot`, which must be the ones the sidecar calls
+    /// (`calling`) and those their policies route to.
+    static func upstreams(
+        of snapshot: Swiftmesh_V1_Snapshot, calling services: Set<String>
+    ) -> Result<[String: SidecarConfig.Upstream], SnapshotRefusal> {
+        var found: [String: SidecarConfig.Upstream] = [:]
+        var paths: [String: String] = [:]
+        for (index, upstream) in snapshot.upstreams.enumerated() {
+            let path = "upstreams[\(index)]"
+            guard found[upstream.service] == nil else {
+                return .failure(SnapshotRefusal("\(path).service: \"\(upstream.service)\" appears twice"))
+            }
+            switch read(upstream, path: path) {
+            case .success(let read):
+                found[upstream.service] = read
+                paths[upstream.service] = path
+            case .failure(let refusal):
+                return .failure(refusal)
+            }
+        }
+        // Everything the called services' policies route to must be there, and nothing else.
+        var needed = services
+        for service in services.sorted() {
+            guard let policy = found[service]?.policy, let path = paths[service] else { continue }
+            for (routeIndex, route) in policy.routes.enumerated() {
+                for (destinationIndex, destination) in (route.split ?? []).enumerated() where found[destination.service] == nil {
+                    return .failure(SnapshotRefusal(
+                        "\(path).policy_json.routes[\(routeIndex)].split[\(destinationIndex)].service: "
+                            + "\"\(destination.service)\" has no entry in the snapshot"))
+                }
+            }
+            needed.formUnion(policy.otherServices)
+        }
+        for (service, path) in paths where !needed.contains(service) {
+            return .failure(SnapshotRefusal("\(path).service: \"\(service)\" is not a service this sidecar calls"))
+        }
+        return .success(found)
+    }
+
+    private static func read(_ upstream: Swiftmesh_V1_Upstream, path: String) -> Result<SidecarConfig.Upstream, SnapshotRefusal> {
+        var protocolKind: UpstreamProtocol?
+        var instances: [SidecarConfig.Upstream.Instance] = []
+        for (instanceIndex, instance) in upstream.instances.enumerated() {
+            let instancePath = "\(path).instances[\(instanceIndex)]"
+            guard HostPortSyntax.isIPLiteral(instance.address) else {
+                return .failure(SnapshotRefusal("\(instancePath).address: \"\(instance.address)\" is not an IP address"))
+            }
+            guard (1...65535).contains(instance.port) else {
+                return .failure(SnapshotRefusal("\(instancePath).port: \(instance.port) is not a port"))
+            }
+            guard let kind = UpstreamProtocol(rawValue: instance.protocol) else {
+                return .failure(SnapshotRefusal("\(instancePath).protocol: \"\(instance.protocol)\" is not one of http1, http2"))
+            }
+            if let previous = protocolKind, previous != kind {
+                return .failure(SnapshotRefusal(
+                    "\(instancePath).protocol: \(kind) differs from the service's other instances (\(previous))"))
+            }
+            protocolKind = kind
+            instances.append(.init(address: HostPort(host: instance.address, port: Int(instance.port)), labels: instance.labels))
+        }
+        var policy: ServicePolicy?
+        if !upstream.policyJson.isEmpty {
+            do {
+                policy = try ResourceLoader.decodePolicy(json: upstream.policyJson)
+            } catch {
+                let first = error.issues.first.map { $0.path.isEmpty ? ": \($0.message)" : ".\($0.path): \($0.message)" } ?? ""
+                return .failure(SnapshotRefusal("\(path).policy_json\(first)"))
+            }
+            if let policy, policy.service != upstream.service {
+                return .failure(SnapshotRefusal(
+                    "\(path).policy_json.service: the policy is for \"\(policy.service)\", not \"\(upstream.service)\""))
+            }
+        }
+        return .success(SidecarConfig.Upstream(protocolKind: protocolKind ?? .http2, instances: instances, policy: policy))
+    }
+}
+
+/// Why a sidecar refused a snapshot, as sent back in a Nack.
+struct SnapshotRefusal: Error, Equatable, CustomStringConvertible {
+    var description: String
+
+    init(_ description: String) {
+        self.description = description
+    }
+}

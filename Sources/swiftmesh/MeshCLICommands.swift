@@ -1,0 +1,239 @@
+import ArgumentParser
+import Foundation
+import MeshConfig
+
+/// `swiftmesh apply -f FILE`: resources (YAML, one or several documents) to
+/// the control plane, all stored or none.
+struct ApplyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "apply",
+        abstract: "Apply resources (such as ServicePolicy) from a YAML file to the control plane.",
+        discussion: "Every resource of the file is stored, or none: a refused file prints each problem with its field path.")
+
+    @Option(name: .shortAndLong, help: "The YAML file; - reads standard input.")
+    var file: String
+
+    @OptionGroup var api: ControlPlaneAPIOptions
+
+    func run() async throws {
+        try await CLIFailure.reported {
+            let text: String
+            if file == "-" {
+                text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+            } else {
+                guard let data = FileManager.default.contents(atPath: file) else {
+                    throw CLIFailure("\(file): cannot be read")
+                }
+                text = String(decoding: data, as: UTF8.self)
+            }
+            let client = ControlPlaneAPIClient(options: api)
+            let answer = try client.expectSuccess(try await client.send(.POST, "/api/v1/resources", body: text))
+            for applied in answer["applied"] as? [[String: Any]] ?? [] {
+                print("\((applied["kind"] as? String ?? "").lowercased())/\(applied["name"] as? String ?? "") \(applied["result"] as? String ?? "")")
+            }
+        }
+    }
+}
+
+/// `swiftmesh get services|instances|sidecars|policies [NAME] [-o table|json|yaml]`.
+struct GetCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "get",
+        abstract: "Show services, instances, sidecars or resources (policies) of the control plane.",
+        discussion: """
+            get services                  every service with its instance count and policy
+            get instances [SERVICE]       instances, with who registered them (a sidecar, or external)
+            get sidecars                  subscribed sidecars, the snapshot version each acknowledged or refused
+            get policies [NAME]           ServicePolicy resources; -o yaml prints them ready to apply again
+            """)
+
+    enum Format: String, ExpressibleByArgument, CaseIterable {
+        case table, json, yaml
+    }
+
+    @Argument(help: "services, instances, sidecars, or a resource kind (policies).")
+    var what: String
+
+    @Argument(help: "A service (with instances) or a resource name.")
+    var name: String?
+
+    @Option(name: .shortAndLong, help: "table, json or yaml.")
+    var output: Format = .table
+
+    @OptionGroup var api: ControlPlaneAPIOptions
+
+    func run() async throws {
+        try await CLIFailure.reported {
+            let client = ControlPlaneAPIClient(options: api)
+            switch what.lowercased() {
+            case "services", "service":
+                let answer = try await client.send(.GET, "/api/v1/services")
+                var rows = try client.expectSuccess(answer)["services"] as? [[String: Any]] ?? []
+                if let name { rows = rows.filter { $0["name"] as? String == name } }
+                try show(answer, rows: rows, columns: [("NAME", "name"), ("INSTANCES", "instances"), ("POLICY", "policy")])
+            case "instances", "instance":
+                let path = name.map { "/api/v1/services/\($0)/instances" } ?? "/api/v1/instances"
+                let answer = try await client.send(.GET, path)
+                let rows = try client.expectSuccess(answer)["instances"] as? [[String: Any]] ?? []
+                try show(answer, rows: rows, columns: [
+                    ("SERVICE", "service"), ("ADDRESS", "address"), ("PROTOCOL", "protocol"), ("HEALTH", "health"),
+                    ("LABELS", "labels"), ("REGISTERED BY", "registeredBy"),
+                ])
+            case "sidecars", "sidecar":
+                let answer = try await client.send(.GET, "/api/v1/sidecars")
+                var rows = try client.expectSuccess(answer)["sidecars"] as? [[String: Any]] ?? []
+                if let name { rows = rows.filter { $0["id"] as? String == name } }
+                try show(answer, rows: rows, columns: [
+                    ("ID", "id"), ("UPSTREAMS", "upstreams"), ("SENT", "sentVersion"), ("ACKED", "ackedVersion"),
+                    ("REFUSED", "refusal"),
+                ])
+            default:
+                guard let kind = MeshResource.Kind(word: what) else {
+                    throw CLIFailure("get \(what): unknown; use services, instances, sidecars or \(MeshResource.Kind.allCases.map(\.plural).joined(separator: ", "))")
+                }
+                try await showResources(kind, client: client)
+            }
+        }
+    }
+
+    private func showResources(_ kind: MeshResource.Kind, client: ControlPlaneAPIClient) async throws {
+        let path = "/api/v1/resources/\(kind.plural)" + (name.map { "/\($0)" } ?? "")
+        let answer = try await client.send(.GET, path)
+        let object = try client.expectSuccess(answer)
+        let resources = name == nil ? object["resources"] as? [[String: Any]] ?? [] : [object]
+        switch output {
+        case .json:
+            print(answer.text, terminator: "")
+        case .yaml:
+            // One document per resource: the output applies again as it is.
+            let documents = try resources.map { try YAMLOutput.render(json: JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys])) }
+            print(documents.joined(separator: "---\n"), terminator: "")
+        case .table:
+            let rows = resources.map { resource -> [String: Any] in
+                let spec = resource["spec"] as? [String: Any] ?? [:]
+                return [
+                    "name": (resource["metadata"] as? [String: Any])?["name"] ?? "", "service": spec["service"] ?? "",
+                    "routes": (spec["routes"] as? [Any])?.count ?? 0,
+                ]
+            }
+            print(Table.render(rows: rows, columns: [("NAME", "name"), ("SERVICE", "service"), ("ROUTES", "routes")]))
+        }
+    }
+
+    private func show(_ answer: ControlPlaneAPIClient.Answer, rows: [[String: Any]], columns: [(String, String)]) throws {
+        switch output {
+        case .json:
+            print(String(decoding: try JSONSerialization.data(withJSONObject: rows, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]), as: UTF8.self))
+        case .yaml:
+            print(try YAMLOutput.render(json: JSONSerialization.data(withJSONObject: rows, options: [.sortedKeys])), terminator: "")
+        case .table:
+            print(Table.render(rows: rows, columns: columns))
+        }
+    }
+}
+
+/// `swiftmesh delete KIND NAME`.
+struct DeleteCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "delete", abstract: "Delete a resource (such as a ServicePolicy) from the control plane.")
+
+    @Argument(help: "The resource kind: policy.")
+    var kind: String
+
+    @Argument(help: "The resource's name.")
+    var name: String
+
+    @OptionGroup var api: ControlPlaneAPIOptions
+
+    func run() async throws {
+        try await CLIFailure.reported {
+            guard let resourceKind = MeshResource.Kind(word: kind) else {
+                throw CLIFailure("delete \(kind): unknown kind; use \(MeshResource.Kind.allCases.map(\.plural).joined(separator: ", ")) (instances: swiftmesh deregister)")
+            }
+            let client = ControlPlaneAPIClient(options: api)
+            _ = try client.expectSuccess(try await client.send(.DELETE, "/api/v1/resources/\(resourceKind.plural)/\(name)"))
+            print("\(resourceKind.rawValue.lowercased())/\(name) deleted")
+        }
+    }
+}
+
+/// `swiftmesh register`: an instance outside the mesh (a database, a SaaS
+/// endpoint), which sidecars then reach like any other.
+struct RegisterCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "register",
+        abstract: "Register an external instance (outside the mesh) of a service; it stays until deregistered.")
+
+    @Option(name: .long, help: "The service it belongs to.")
+    var service: String
+
+    @Option(name: .long, help: "Its IP address and port.")
+    var address: HostPort
+
+    @Option(name: .long, help: "What it speaks: http1 or http2.")
+    var `protocol`: UpstreamProtocol = .http1
+
+    @Option(name: .long, help: "A label, such as version=v1. Repeatable.")
+    var label: [String] = []
+
+    @OptionGroup var api: ControlPlaneAPIOptions
+
+    func validate() throws {
+        if let problem = ServiceNameSyntax.problem(service) {
+            throw ValidationError("--service: \(problem)")
+        }
+        guard HostPortSyntax.isIPLiteral(address.host) else {
+            throw ValidationError("--address: \"\(address.host)\" is a host name; register the instance's IP address")
+        }
+        _ = try LabelArguments.parse(label)
+    }
+
+    func run() async throws {
+        try await CLIFailure.reported {
+            let body: [String: Any] = [
+                "address": address.description, "protocol": `protocol`.rawValue, "labels": try LabelArguments.parse(label),
+            ]
+            let text = String(decoding: try JSONSerialization.data(withJSONObject: body), as: UTF8.self)
+            let client = ControlPlaneAPIClient(options: api)
+            _ = try client.expectSuccess(try await client.send(.POST, "/api/v1/services/\(service)/instances", body: text))
+            print("instance \(service)/\(address) registered")
+        }
+    }
+}
+
+/// `swiftmesh deregister`: removes one instance, external or not.
+struct DeregisterCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "deregister", abstract: "Remove an instance of a service from the registry.")
+
+    @Option(name: .long, help: "The service it belongs to.")
+    var service: String
+
+    @Option(name: .long, help: "Its address and port, as registered.")
+    var address: HostPort
+
+    @OptionGroup var api: ControlPlaneAPIOptions
+
+    func run() async throws {
+        try await CLIFailure.reported {
+            let client = ControlPlaneAPIClient(options: api)
+            _ = try client.expectSuccess(try await client.send(.DELETE, "/api/v1/services/\(service)/instances/\(address)"))
+            print("instance \(service)/\(address) deregistered")
+        }
+    }
+}
+
+/// `KEY=VALUE` labels from repeated options.
+enum LabelArguments {
+    static func parse(_ texts: [String]) throws -> [String: String] {
+        var labels: [String: String] = [:]
+        for text in texts {
+            let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty, labels[parts[0]] == nil else {
+                throw ValidationError("--label \(text): expected KEY=VALUE with a key named once, such as version=v1")
+            }
+            labels[parts[0]] = parts[1]
+        }
+        return labels
+    }
+}

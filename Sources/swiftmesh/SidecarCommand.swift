@@ -1,0 +1,126 @@
+import ArgumentParser
+import Logging
+import MeshConfig
+import MeshSidecar
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// `swiftmesh sidecar`: the proxy beside one instance, configured by the
+/// control plane instead of a file.
+struct SidecarCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sidecar",
+        abstract: "Run a sidecar: register this instance and proxy its traffic, configured by the control plane.",
+        discussion: """
+            Inbound requests (from other sidecars, at --inbound) go to the app at --app. The app reaches each \
+            service it calls at that service's --upstream address. /ready on --admin is 200 once the first \
+            configuration from the control plane is applied. SIGTERM deregisters the instance, then drains.
+            """
+    )
+
+    @Option(name: .long, help: "The control plane's sidecar API, host:port.")
+    var controlPlane: HostPort
+
+    @Option(name: .long, help: "The service this instance belongs to.")
+    var service: String
+
+    @Option(name: .long, help: "Where the app listens, host:port.")
+    var app: HostPort
+
+    @Option(name: .long, help: "The protocol the app speaks: http1 or http2 (gRPC apps).")
+    var appProtocol: UpstreamProtocol = .http1
+
+    @Option(name: .long, help: "Where other sidecars reach this instance, host:port.")
+    var inbound: HostPort
+
+    @Option(name: .long, help: "The address registered for this instance (default: --inbound; required when that is 0.0.0.0 or [::]).")
+    var advertise: HostPort?
+
+    @Option(name: .long, help: "A service the app calls and the local address it calls it at: NAME=HOST:PORT. Repeatable.")
+    var upstream: [String] = []
+
+    @Option(name: .long, help: "The admin listener (/ready, /metrics, /config, /clusters), host:port.")
+    var admin: HostPort?
+
+    @Option(name: .long, help: "A label registered with the instance, such as version=v1. Repeatable.")
+    var label: [String] = []
+
+    @Option(name: .long, help: "Event-loop threads.")
+    var threads = 1
+
+    @Option(name: .long, help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: Logger.Level = .info
+
+    func validate() throws {
+        _ = try options()
+    }
+
+    func run() async throws {
+        LogSetup.bootstrap(level: logLevel)
+        let logger = Logger(label: "swiftmesh.sidecar")
+        let sidecar = Sidecar(options: try options(), threads: threads, logger: logger)
+        // Signals are handled as events, so SIGTERM must not kill the process first.
+        let signals = SignalEvents([SIGTERM, SIGINT])
+        do {
+            try await sidecar.start()
+        } catch {
+            logger.critical("could not start: \(error)")
+            await sidecar.stop()
+            throw ExitCode(1)
+        }
+        logger.info("sidecar started", metadata: ["service": "\(service)", "inbound": "\(inbound)"])
+        for await _ in signals.stream {
+            break
+        }
+        await sidecar.stop()
+    }
+
+    /// The options, checked as a whole; each error names its option and the fix.
+    private func options() throws -> SidecarOptions {
+        guard threads >= 1 else {
+            throw ValidationError("--threads must be at least 1, got \(threads)")
+        }
+        if let problem = ServiceNameSyntax.problem(service) {
+            throw ValidationError("--service: \(problem)")
+        }
+        try CommandLineChecks.listenAddress(inbound, option: "--inbound")
+        if let admin {
+            try CommandLineChecks.listenAddress(admin, option: "--admin")
+        }
+        let registered = advertise ?? inbound
+        guard HostPortSyntax.isIPLiteral(registered.host), !["0.0.0.0", "::"].contains(registered.host) else {
+            throw ValidationError(advertise == nil
+                ? "--inbound \(inbound) is not an address other sidecars can reach; add --advertise with this instance's IP and port"
+                : "--advertise: \"\(registered.host)\" is not an address other sidecars can reach; use this instance's IP address")
+        }
+        var upstreams: [SidecarOptions.Upstream] = []
+        for text in upstream {
+            let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let listen = HostPortSyntax.parse(parts[1]) else {
+                throw ValidationError("--upstream \(text): expected NAME=HOST:PORT, such as alive=127.0.0.1:9002"
+                    + (parts.count == 2 ? " (\(HostPortSyntax.problem(parts[1]) ?? "not an address"))" : ""))
+            }
+            if let problem = ServiceNameSyntax.problem(parts[0]) {
+                throw ValidationError("--upstream \(text): \(problem)")
+            }
+            try CommandLineChecks.listenAddress(listen, option: "--upstream \(text)")
+            guard !upstreams.contains(where: { $0.service == parts[0] }) else {
+                throw ValidationError("--upstream \(text): \(parts[0]) is named twice; give each service one local address")
+            }
+            upstreams.append(.init(service: parts[0], listen: listen))
+        }
+        let listens = [inbound] + upstreams.map(\.listen) + (admin.map { [$0] } ?? [])
+        if let repeated = listens.first(where: { address in listens.filter { $0 == address }.count > 1 }) {
+            throw ValidationError("\(repeated) is used by two listeners (--inbound, --upstream, --admin); give each its own port")
+        }
+        let labels = try LabelArguments.parse(label)
+        return SidecarOptions(
+            controlPlane: controlPlane, service: service, app: app, appProtocol: appProtocol, inbound: inbound,
+            advertise: registered, upstreams: upstreams, admin: admin, labels: labels,
+            sidecarID: "\(service)-\(registered.host):\(registered.port)-\(getpid())")
+    }
+}

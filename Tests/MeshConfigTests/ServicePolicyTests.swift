@@ -1,0 +1,115 @@
+import Testing
+@testable import MeshConfig
+
+@Suite("ServicePolicy resources")
+struct ServicePolicyTests {
+    /// The issue's example, as a user would write it.
+    static let contractExample = """
+        apiVersion: swiftmesh.dev/v1alpha1
+        kind: ServicePolicy
+        metadata: { name: user }
+        spec:
+          service: user
+          loadBalancing: least_request
+          routes:
+            - match: { grpc: { service: user.UserService } }
+              timeout: 2s
+              retries: { attempts: 2, on: [unavailable, connect-failure] }
+              split: [ { service: user, subset: { version: v1 }, weight: 90 }, { service: user, subset: { version: v2 }, weight: 10 } ]
+          circuitBreaker: { maxRequests: 1024 }
+          outlierDetection: { consecutiveErrors: 5 }
+        """
+
+    private func issues(_ yaml: String) -> [ConfigIssue] {
+        do {
+            _ = try ResourceLoader.decode(yaml: yaml)
+            return []
+        } catch {
+            return error.issues
+        }
+    }
+
+    @Test func theContractsExampleDecodes() throws {
+        let resources = try ResourceLoader.decode(yaml: Self.contractExample)
+        #expect(resources.count == 1)
+        #expect(resources[0].name == "user")
+        #expect(resources[0].kind == .servicePolicy)
+        guard case .servicePolicy(let policy) = resources[0].spec else { return }
+        #expect(policy.service == "user")
+        #expect(policy.loadBalancing == .leastRequest)
+        #expect(policy.circuitBreaker?.maxRequests == 1024)
+        #expect(policy.outlierDetection?.consecutiveErrors == 5)
+        #expect(policy.routes.count == 1)
+        #expect(policy.routes[0].match.grpc == GRPCMatch(service: "user.UserService"))
+        #expect(policy.routes[0].timeout == .seconds(2))
+        #expect(policy.routes[0].retries?.conditions == [.unavailable, .connectFailure])
+        #expect(policy.routes[0].split == [
+            PolicyDestination(service: "user", subset: ["version": "v1"], weight: 90),
+            PolicyDestination(service: "user", subset: ["version": "v2"], weight: 10),
+        ])
+    }
+
+    @Test func itsJSONReadsBackToTheSamePolicy() throws {
+        guard case .servicePolicy(let policy) = try ResourceLoader.decode(yaml: Self.contractExample)[0].spec else { return }
+        let json = ServicePolicyJSON.render(policy)
+        #expect(try ResourceLoader.decodePolicy(json: json) == policy)
+        #expect(!json.contains("\n"), "compact: one line")
+    }
+
+    @Test func aSplitWithoutServiceMeansThePolicysService() throws {
+        let yaml = """
+            apiVersion: swiftmesh.dev/v1alpha1
+            kind: ServicePolicy
+            metadata: { name: user-canary }
+            spec: { service: user, routes: [ { split: [ { subset: { version: v2 }, weight: 1 }, { service: user-next, weight: 1 } ] } ] }
+            """
+        guard case .servicePolicy(let policy) = try ResourceLoader.decode(yaml: yaml)[0].spec else { return }
+        #expect(policy.routes[0].match == RouteMatch(), "no match: every request")
+        #expect(policy.routes[0].split?.map(\.service) == ["user", "user-next"])
+        #expect(policy.otherServices == ["user-next"])
+    }
+
+    @Test(arguments: [
+        ("apiVersion: v1", "apiVersion", "is not an API version of SwiftMesh; use swiftmesh.dev/v1alpha1"),
+        ("kind: ServicePolicyy", "kind", "did you mean \"ServicePolicy\""),
+        ("metadata: { name: User }", "metadata.name", "is not a resource name"),
+        ("spec: { service: user, routes: [ { timeout: 2 } ] }", "spec.routes[0].timeout", "add a unit"),
+        ("spec: { service: user, routes: [ { split: [] } ] }", "spec.routes[0].split", "the list is empty"),
+        ("spec: { service: user, routes: [ { split: [ { subset: { version: v1 } } ] } ] }", "spec.routes[0].split[0].weight", "missing"),
+        ("spec: { service: user, hashHeader: x-user }", "spec.hashHeader", "only used with loadBalancing: ring_hash"),
+        ("spec: { service: user, cluster: user }", "spec.cluster", "unknown key"),
+        ("spec: { routes: [] }", "spec.service", "missing"),
+    ])
+    func mistakesNameTheField(_ change: String, _ path: String, _ fragment: String) {
+        var fields = [
+            "apiVersion": "apiVersion: swiftmesh.dev/v1alpha1", "kind": "kind: ServicePolicy",
+            "metadata": "metadata: { name: user }", "spec": "spec: { service: user }",
+        ]
+        fields[String(change.prefix { $0 != ":" })] = change
+        let yaml = ["apiVersion", "kind", "metadata", "spec"].compactMap { fields[$0] }.joined(separator: "\n")
+        let found = issues(yaml)
+        #expect(found.count == 1, "\(found)")
+        #expect(found.first?.path == path)
+        #expect(found.first?.message.contains(fragment) == true, "\(found.first?.message ?? "no issue")")
+    }
+
+    @Test func severalDocumentsNameTheirIndexAndAreCheckedTogether() {
+        let policy = { (name: String, service: String) in
+            "apiVersion: swiftmesh.dev/v1alpha1\nkind: ServicePolicy\nmetadata: { name: \(name) }\nspec: { service: \(service) }\n"
+        }
+        let found = issues([policy("user", "user"), policy("user", "alive"), policy("user-2", "user")].joined(separator: "---\n"))
+        #expect(found.map(\.path) == ["documents[1].metadata.name", "documents[2].spec.service"])
+        #expect(found.first?.message.contains("ServicePolicy/user is also defined at documents[0]") == true)
+        #expect(found.last?.message.contains("user already has ServicePolicy user") == true)
+    }
+
+    @Test func emptyInputIsAnIssue() {
+        #expect(issues("").map(\.message) == ["no resources; write at least one, such as a ServicePolicy"])
+    }
+
+    @Test func kindsAreNamedByTheirWords() {
+        #expect(MeshResource.Kind(word: "policies") == .servicePolicy)
+        #expect(MeshResource.Kind(word: "ServicePolicy") == .servicePolicy)
+        #expect(MeshResource.Kind(word: "routes") == nil)
+    }
+}

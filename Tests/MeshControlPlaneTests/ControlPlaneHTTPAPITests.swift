@@ -1,0 +1,110 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import Testing
+
+@testable import MeshControlPlane
+
+@Suite("Control plane HTTP API")
+struct ControlPlaneHTTPAPITests {
+    private let policy = """
+        apiVersion: swiftmesh.dev/v1alpha1
+        kind: ServicePolicy
+        metadata: { name: user }
+        spec: { service: user, loadBalancing: random }
+        """
+
+    private func withAPI(_ test: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+        let controlPlane = try ControlPlane(store: nil, logger: Logger(label: "test"))
+        let app = Application(router: ControlPlaneHTTPAPI(controlPlane: controlPlane).router())
+        try await app.test(.router, test)
+    }
+
+    private func json(_ response: TestResponse) throws -> [String: Any] {
+        try #require(JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any])
+    }
+
+    @Test func appliedResourcesAreListedAndDeleted() async throws {
+        try await withAPI { client in
+            try await client.execute(uri: "/api/v1/resources", method: .post, body: ByteBuffer(string: policy)) { response in
+                #expect(response.status == .ok)
+                let body = try json(response)
+                #expect(body["applied"] as? [[String: String]] == [["kind": "ServicePolicy", "name": "user", "result": "created"]])
+            }
+            try await client.execute(uri: "/api/v1/resources/policies/user", method: .get) { response in
+                let resource = try json(response)
+                #expect(resource["kind"] as? String == "ServicePolicy")
+                #expect((resource["spec"] as? [String: Any])?["loadBalancing"] as? String == "random")
+            }
+            try await client.execute(uri: "/api/v1/services", method: .get) { response in
+                let services = try json(response)["services"] as? [[String: Any]]
+                #expect(services?.first?["name"] as? String == "user")
+                #expect(services?.first?["policy"] as? String == "user")
+            }
+            try await client.execute(uri: "/api/v1/resources/policies/user", method: .delete) { response in
+                #expect(response.status == .ok)
+            }
+            try await client.execute(uri: "/api/v1/resources/policies/user", method: .get) { response in
+                let body = try json(response)
+                #expect(response.status == .notFound)
+                #expect(body["error"] as? String == "no ServicePolicy named user")
+            }
+        }
+    }
+
+    @Test func aBadResourceIsRefusedWithItsFieldPathAndNothingIsStored() async throws {
+        try await withAPI { client in
+            let bad = policy.replacingOccurrences(of: "loadBalancing: random", with: "loadBalancing: fastest")
+            try await client.execute(uri: "/api/v1/resources", method: .post, body: ByteBuffer(string: policy + "\n---\n" + bad.replacingOccurrences(of: "name: user", with: "name: user-b"))) { response in
+                #expect(response.status == .badRequest)
+                let body = try json(response)
+                #expect(body["error"] as? String == "the resources were refused; nothing was stored")
+                let issues = body["issues"] as? [[String: String]]
+                #expect(issues?.first?["path"] == "documents[1].spec.loadBalancing")
+            }
+            try await client.execute(uri: "/api/v1/resources", method: .get) { response in
+                let body = try json(response)
+                #expect((body["resources"] as? [Any])?.isEmpty == true)
+            }
+        }
+    }
+
+    @Test func externalInstancesAreRegisteredAndRemoved() async throws {
+        try await withAPI { client in
+            let body = ByteBuffer(string: #"{"address": "192.0.2.9:8080", "labels": {"zone": "a"}}"#)
+            try await client.execute(uri: "/api/v1/services/billing/instances", method: .post, body: body) { response in
+                #expect(response.status == .created)
+                let body = try json(response)
+                #expect(body["registeredBy"] as? String == "external")
+            }
+            try await client.execute(uri: "/api/v1/instances", method: .get) { response in
+                let instances = try json(response)["instances"] as? [[String: Any]]
+                #expect(instances?.map { $0["address"] as? String } == ["192.0.2.9:8080"])
+                #expect(instances?.first?["protocol"] as? String == "http1")
+            }
+            let hostName = ByteBuffer(string: #"{"address": "billing.example:8080"}"#)
+            try await client.execute(uri: "/api/v1/services/billing/instances", method: .post, body: hostName) { response in
+                #expect(response.status == .badRequest)
+                let body = try json(response)
+                #expect(body["path"] as? String == "address")
+            }
+            try await client.execute(uri: "/api/v1/services/billing/instances/192.0.2.9:8080", method: .delete) { response in
+                #expect(response.status == .ok)
+            }
+            try await client.execute(uri: "/api/v1/services/billing/instances/192.0.2.9:8080", method: .delete) { response in
+                #expect(response.status == .notFound)
+            }
+        }
+    }
+
+    @Test func anUnknownKindSaysWhichOnesExist() async throws {
+        try await withAPI { client in
+            try await client.execute(uri: "/api/v1/resources/routes", method: .get) { response in
+                let body = try json(response)
+                #expect(response.status == .notFound)
+                #expect(body["error"] as? String == "unknown kind \"routes\"; use policies")
+            }
+        }
+    }
+}

@@ -1,0 +1,117 @@
+"""The control plane and sidecars as child processes (`swiftmesh
+control-plane`, `swiftmesh sidecar`), on ports the kernel handed out."""
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any, Optional
+
+from .proxy import SwiftmeshProcess, binary_path, run_cli
+from .util import free_port, port_open, wait_until
+
+
+def _log_level() -> list[str]:
+    level = os.environ.get("SWIFTMESH_E2E_LOG_LEVEL")
+    return ["--log-level", level] if level else []
+
+
+class ControlPlane(SwiftmeshProcess):
+    """`swiftmesh control-plane`. Its data dir and port survive `restart`,
+    so a restarted control plane is the same one to its sidecars."""
+
+    def __init__(self, workdir: Path, name: str = "control-plane", heartbeat: str = "200ms"):
+        super().__init__(workdir, name)
+        self.port = free_port()
+        self.http_port = free_port()
+        self.data_dir = self.dir / "data"
+        self.heartbeat = heartbeat
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def command(self) -> list[str]:
+        return [str(binary_path()), "control-plane", "--listen", self.address, "--http", f"127.0.0.1:{self.http_port}",
+                "--data-dir", str(self.data_dir), "--heartbeat-interval", self.heartbeat, *_log_level()]
+
+    def start(self, timeout: float = 20.0) -> "ControlPlane":
+        self.launch()
+        wait_until(lambda: self._check_alive() or (port_open("127.0.0.1", self.port)
+                                                   and port_open("127.0.0.1", self.http_port)),
+                   timeout, message=f"{self.name} to listen")
+        return self
+
+    def cli(self, *args: str, input_text: Optional[str] = None) -> subprocess.CompletedProcess:
+        """`swiftmesh ARGS --control-plane <this one's HTTP API>`."""
+        return run_cli(*args, "--control-plane", self.api_url, input_text=input_text)
+
+    def api(self, method: str, path: str, body: Optional[str] = None) -> tuple[int, Any]:
+        """One HTTP API request: (status, decoded JSON body)."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=10)
+        try:
+            connection.request(method, path, body=body)
+            response = connection.getresponse()
+            return response.status, json.loads(response.read() or b"null")
+        finally:
+            connection.close()
+
+
+class Sidecar(SwiftmeshProcess):
+    """`swiftmesh sidecar` for one instance: `app` is the address its app
+    listens on; each upstream gets a local port (`upstream_port`)."""
+
+    def __init__(self, workdir: Path, name: str, control_plane: str, service: str, app: str,
+                 app_protocol: str = "http2", upstreams: tuple[str, ...] = (), labels: Optional[dict] = None,
+                 extra_args: tuple[str, ...] = ()):
+        super().__init__(workdir, name)
+        self.control_plane = control_plane
+        self.service = service
+        self.app = app
+        self.app_protocol = app_protocol
+        self.inbound_port = free_port()
+        self.admin_port = free_port()
+        self.upstream_ports = {upstream: free_port() for upstream in upstreams}
+        self.labels = labels or {}
+        self.extra_args = extra_args
+
+    @property
+    def admin(self) -> tuple[str, int]:
+        return "127.0.0.1", self.admin_port
+
+    @property
+    def inbound(self) -> str:
+        return f"127.0.0.1:{self.inbound_port}"
+
+    def upstream_port(self, service: str) -> int:
+        return self.upstream_ports[service]
+
+    def command(self) -> list[str]:
+        cmd = [str(binary_path()), "sidecar", "--control-plane", self.control_plane, "--service", self.service,
+               "--app", self.app, "--app-protocol", self.app_protocol, "--inbound", self.inbound,
+               "--admin", f"127.0.0.1:{self.admin_port}"]
+        for upstream, port in self.upstream_ports.items():
+            cmd += ["--upstream", f"{upstream}=127.0.0.1:{port}"]
+        for key, value in self.labels.items():
+            cmd += ["--label", f"{key}={value}"]
+        return cmd + _log_level() + list(self.extra_args)
+
+    def start(self, wait_ready: bool = True, timeout: float = 20.0) -> "Sidecar":
+        self.launch()
+        if wait_ready:
+            wait_until(self._ready, timeout, message=f"{self.name} admin /ready == 200")
+        else:
+            wait_until(lambda: self._admin_status("/ready") is not None, timeout, message=f"{self.name} admin listener")
+        return self
+
+    def endpoints(self, cluster: str) -> list[str]:
+        """The addresses the sidecar balances `cluster` over, from /clusters."""
+        clusters: list[dict[str, Any]] = self.admin_json("/clusters")["clusters"]
+        found = next((c for c in clusters if c["name"] == cluster), None)
+        return sorted(e["address"] for e in found["endpoints"]) if found else []
