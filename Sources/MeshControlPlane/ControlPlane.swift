@@ -92,6 +92,9 @@ public actor ControlPlane {
             if let problem = ServiceNameSyntax.problem(upstream) {
                 throw HelloRefusal("upstreams[\(index)]: \(problem)")
             }
+            if hello.upstreams[..<index].contains(upstream) {
+                throw HelloRefusal("upstreams[\(index)]: \"\(upstream)\" is named twice; name each service once")
+            }
         }
         var instance: RegisteredInstance?
         if hello.hasInstance {
@@ -183,15 +186,15 @@ public actor ControlPlane {
     /// conflicts with what is stored refuses the whole apply, with the path
     /// of the field at fault (`paths` holds each resource's path in the
     /// applied document). Returns what happened to each.
-    public func apply(_ resources: [MeshResource], paths: [String]) throws(ResourceRefusal) -> [AppliedResource] {
+    public func apply(_ resources: [MeshResource], paths: [String]) throws(ApplyFailure) -> [AppliedResource] {
         var next = policies
         var outcomes: [AppliedResource] = []
         for (resource, path) in zip(resources, paths) {
             guard case .servicePolicy(let policy) = resource.spec else { continue }
             if let holder = next[policy.service], holder.name != resource.name {
-                throw ResourceRefusal(
+                throw .refused(ResourceRefusal(
                     path: path.isEmpty ? "spec.service" : "\(path).spec.service",
-                    message: "\(policy.service) already has ServicePolicy \(holder.name); a service has one policy, so change that one or delete it first")
+                    message: "\(policy.service) already has ServicePolicy \(holder.name); a service has one policy, so change that one or delete it first"))
             }
             let previous = next.first { $0.value.name == resource.name }
             let outcome: AppliedResource.Outcome =
@@ -207,7 +210,7 @@ public actor ControlPlane {
         do {
             try store?.saveResources(resources)
         } catch {
-            throw ResourceRefusal(path: "", message: "the control plane could not store the resources: \(error)")
+            throw .storage("the control plane could not store the resources: \(error)")
         }
         policies = next
         policiesChanged(changed)
@@ -243,14 +246,19 @@ public actor ControlPlane {
         registry.stored(of: service)
     }
 
-    /// Registers an instance outside the mesh (it never expires).
-    public func registerExternal(_ instance: RegisteredInstance) {
+    /// Registers an instance outside the mesh (it never expires). Returns the
+    /// sidecar that already registered that address, refusing to take it over.
+    public func registerExternal(_ instance: RegisteredInstance) -> String? {
+        if let sidecar = registry.sidecar(of: instance.service, key: instance.key) {
+            return sidecar
+        }
         if registry.registerExternal(instance) {
             logger.info("external instance registered", metadata: [
                 "service": "\(instance.service)", "address": "\(instance.key.address):\(instance.key.port)",
             ])
             instancesChanged([instance.service])
         }
+        return nil
     }
 
     /// Removes one instance, external or not; false when there is none at that address.
@@ -293,12 +301,17 @@ public actor ControlPlane {
         pushDue()
     }
 
-    /// What a sidecar calling `service` gets from it: the service's
-    /// instances and policy, and those of the services its policy routes to.
-    /// Changes whenever any of them changes.
-    private func inputFingerprint(_ service: String) -> UInt64 {
+    /// The services a sidecar calling `service` gets in its snapshot: the
+    /// service and those its policy routes to.
+    private func snapshotServices(of service: String) -> [String] {
+        [service] + (policies[service]?.policy.otherServices ?? [])
+    }
+
+    /// Sums up what a sidecar calling `service` gets from it: the instances
+    /// and policies of `snapshotServices`. Changes whenever any of them changes.
+    private func inputFingerprint(of service: String) -> UInt64 {
         var hasher = Hasher()
-        for input in [service] + (policies[service]?.policy.otherServices ?? []) {
+        for input in snapshotServices(of: service) {
             hasher.combine(input)
             hasher.combine(registry.version(of: input))
             hasher.combine(policyVersions[input] ?? 0)
@@ -308,15 +321,14 @@ public actor ControlPlane {
 
     /// Sends a new snapshot to every subscriber whose last one is out of date.
     private func pushDue() {
-        let inputVersion: (String) -> UInt64 = { self.inputFingerprint($0) }
-        for sidecarID in subscriptions.due(inputVersion: inputVersion) {
+        let inputFingerprint: (String) -> UInt64 = { self.inputFingerprint(of: $0) }
+        for sidecarID in subscriptions.due(inputFingerprint: inputFingerprint) {
             guard let session = sessions[sidecarID],
-                  let version = subscriptions.sending(to: sidecarID, inputVersion: inputVersion),
+                  let version = subscriptions.sending(to: sidecarID, inputFingerprint: inputFingerprint),
                   let upstreams = subscriptions.subscribers[sidecarID]?.upstreams else { continue }
-            let routedTo = upstreams.flatMap { policies[$0]?.policy.otherServices ?? [] }
-            var services = upstreams
-            for other in routedTo where !services.contains(other) {
-                services.append(other)
+            var services: [String] = []
+            for service in upstreams.flatMap(snapshotServices) where !services.contains(service) {
+                services.append(service)
             }
             session.sink.yield(SnapshotBuilder.snapshot(
                 version: version, services: services, registry: registry,
@@ -343,8 +355,16 @@ public struct AppliedResource: Sendable, Equatable {
     public var outcome: Outcome
 }
 
+/// Why an apply stored nothing.
+public enum ApplyFailure: Error, Sendable, Equatable {
+    /// A resource conflicts with what is stored.
+    case refused(ResourceRefusal)
+    /// The store failed; the state in memory is unchanged too.
+    case storage(String)
+}
+
 /// Why an apply was refused, with the field at fault.
-public struct ResourceRefusal: Error, Sendable, Equatable {
+public struct ResourceRefusal: Sendable, Equatable {
     public var path: String
     public var message: String
 }

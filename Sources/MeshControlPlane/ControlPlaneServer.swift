@@ -23,11 +23,17 @@ public struct ControlPlaneServer: Sendable {
     /// Cancelling ends every sidecar stream without deregistering anyone, so
     /// a restarted control plane finds the same instances.
     public func run() async throws {
+        var config = HTTP2ServerTransport.Posix.Config.defaults
+        // A sidecar whose host vanished without closing its connection is let
+        // go within 15 s of its last message; sidecars may ping as often.
+        config.connection.keepalive = .init(
+            time: .seconds(10), timeout: .seconds(5),
+            clientBehavior: .init(minPingIntervalWithoutCalls: .seconds(5), allowWithoutCalls: true))
         let transport = HTTP2ServerTransport.Posix(
             address: grpcAddress.host.contains(":")
                 ? .ipv6(host: grpcAddress.host, port: grpcAddress.port)
                 : .ipv4(host: grpcAddress.host, port: grpcAddress.port),
-            transportSecurity: .plaintext)
+            transportSecurity: .plaintext, config: config)
         let server = GRPCServer(transport: transport, services: [SidecarDiscoveryService(controlPlane: controlPlane)])
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.serve() }

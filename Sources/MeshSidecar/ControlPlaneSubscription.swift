@@ -27,6 +27,9 @@ final class ControlPlaneSubscription: Sendable {
         var leaving = false
     }
 
+    /// The largest snapshot taken: about a million instances.
+    static let maxSnapshotBytes = 64 << 20
+
     private let hello: Swiftmesh_V1_Hello
     private let controlPlane: HostPort
     private let appCheck: AppHealthCheck
@@ -63,6 +66,9 @@ final class ControlPlaneSubscription: Sendable {
         }
         var transportConfig = HTTP2ClientTransport.Posix.Config.defaults
         transportConfig.backoff = .init(initial: ReconnectBackoff.base, max: ReconnectBackoff.max, multiplier: 2, jitter: 0.2)
+        // A control plane whose host vanished without closing the connection
+        // is noticed within 15 s of its last message, and tried again.
+        transportConfig.connection.keepalive = .init(time: .seconds(10), timeout: .seconds(5), allowWithoutCalls: true)
         do {
             try await withGRPCClient(
                 transport: .http2NIOPosix(target: target, transportSecurity: .plaintext, config: transportConfig)
@@ -70,26 +76,26 @@ final class ControlPlaneSubscription: Sendable {
                 let discovery = Swiftmesh_V1_SidecarDiscovery.Client(wrapping: client)
                 var backoff = ReconnectBackoff()
                 while !Task.isCancelled {
-                    let appliedAny = await subscribeOnce(discovery, apply: apply)
+                    let receivedAny = await subscribeOnce(discovery, apply: apply)
                     if state.withLock({ $0.leaving }) { return }
-                    if appliedAny { backoff.reset() }
+                    if receivedAny { backoff.reset() }
                     let wait = backoff.next()
                     logger.warning("control plane stream ended; subscribing again", metadata: ["in": "\(wait)"])
                     try? await Task.sleep(for: wait)
                 }
-                client.beginGracefulShutdown()
             }
         } catch {
             logger.error("control plane client stopped", metadata: ["error": "\(error)"])
         }
     }
 
-    /// Ends the stream cleanly: the control plane deregisters the instance.
+    /// Says Goodbye and ends the stream: the control plane deregisters the instance.
     func leave() {
         let outbox = state.withLock { state in
             state.leaving = true
             return state.outbox
         }
+        outbox?.yield(.with { $0.goodbye = .init() })
         outbox?.finish()
     }
 
@@ -129,6 +135,8 @@ final class ControlPlaneSubscription: Sendable {
         let hello = greeting
         var options = CallOptions.defaults
         options.waitForReady = false
+        // A snapshot of a large mesh is far over gRPC's default 4 MiB.
+        options.maxResponseMessageBytes = Self.maxSnapshotBytes
         do {
             try await discovery.subscribe(options: options) { writer in
                 try await writer.write(.with { $0.hello = hello })

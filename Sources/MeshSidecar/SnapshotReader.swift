@@ -50,15 +50,17 @@ enum SnapshotReader {
         var instances: [SidecarConfig.Upstream.Instance] = []
         for (instanceIndex, instance) in upstream.instances.enumerated() {
             let instancePath = "\(path).instances[\(instanceIndex)]"
-            guard HostPortSyntax.isIPLiteral(instance.address) else {
-                return .failure(SnapshotRefusal("\(instancePath).address: \"\(instance.address)\" is not an IP address"))
+            let problems = [
+                ("address", InstanceSyntax.addressProblem(instance.address)),
+                ("port", InstanceSyntax.portProblem(Int(instance.port))),
+                ("protocol", InstanceSyntax.protocolProblem(instance.protocol)),
+            ]
+            for (field, problem) in problems {
+                if let problem {
+                    return .failure(SnapshotRefusal("\(instancePath).\(field): \(problem)"))
+                }
             }
-            guard (1...65535).contains(instance.port) else {
-                return .failure(SnapshotRefusal("\(instancePath).port: \(instance.port) is not a port"))
-            }
-            guard let kind = UpstreamProtocol(rawValue: instance.protocol) else {
-                return .failure(SnapshotRefusal("\(instancePath).protocol: \"\(instance.protocol)\" is not one of http1, http2"))
-            }
+            let kind = UpstreamProtocol(rawValue: instance.protocol) ?? .http2  // checked above
             if let previous = protocolKind, previous != kind {
                 return .failure(SnapshotRefusal(
                     "\(instancePath).protocol: \(kind) differs from the service's other instances (\(previous))"))

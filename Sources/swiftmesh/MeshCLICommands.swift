@@ -182,8 +182,8 @@ struct RegisterCommand: AsyncParsableCommand {
         if let problem = ServiceNameSyntax.problem(service) {
             throw ValidationError("--service: \(problem)")
         }
-        guard HostPortSyntax.isIPLiteral(address.host) else {
-            throw ValidationError("--address: \"\(address.host)\" is a host name; register the instance's IP address")
+        if let problem = InstanceSyntax.addressProblem(address.host) {
+            throw ValidationError("--address: \(problem)")
         }
         _ = try LabelArguments.parse(label)
     }
@@ -213,6 +213,12 @@ struct DeregisterCommand: AsyncParsableCommand {
     var address: HostPort
 
     @OptionGroup var api: ControlPlaneAPIOptions
+
+    func validate() throws {
+        if let problem = ServiceNameSyntax.problem(service) {
+            throw ValidationError("--service: \(problem)")
+        }
+    }
 
     func run() async throws {
         try await CLIFailure.reported {

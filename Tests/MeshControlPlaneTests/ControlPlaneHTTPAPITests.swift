@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import Logging
+import MeshAPI
 import Testing
 
 @testable import MeshControlPlane
@@ -15,10 +16,34 @@ struct ControlPlaneHTTPAPITests {
         spec: { service: user, loadBalancing: random }
         """
 
-    private func withAPI(_ test: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
-        let controlPlane = try ControlPlane(store: nil, logger: Logger(label: "test"))
+    private func withAPI(
+        _ controlPlane: ControlPlane? = nil, _ test: @escaping @Sendable (any TestClientProtocol) async throws -> Void
+    ) async throws {
+        let controlPlane = try controlPlane ?? ControlPlane(store: nil, logger: Logger(label: "test"))
         let app = Application(router: ControlPlaneHTTPAPI(controlPlane: controlPlane).router())
         try await app.test(.router, test)
+    }
+
+    @Test func aSidecarsInstanceCannotBeTakenOverAsExternal() async throws {
+        let controlPlane = try ControlPlane(store: nil, logger: Logger(label: "test"))
+        let (_, sink) = AsyncStream.makeStream(of: Swiftmesh_V1_Snapshot.self)
+        _ = try await controlPlane.open(.with {
+            $0.sidecarID = "user-1"
+            $0.instance = .with {
+                $0.service = "user"
+                $0.address = "10.0.0.1"
+                $0.port = 15001
+                $0.protocol = "http2"
+            }
+        }, sink: sink)
+        try await withAPI(controlPlane) { client in
+            let body = ByteBuffer(string: #"{"address": "10.0.0.1:15001"}"#)
+            try await client.execute(uri: "/api/v1/services/user/instances", method: .post, body: body) { response in
+                let body = try json(response)
+                #expect(response.status == .conflict)
+                #expect(body["error"] as? String == "10.0.0.1:15001 is the instance of sidecar user-1; stop that sidecar, or register another address")
+            }
+        }
     }
 
     private func json(_ response: TestResponse) throws -> [String: Any] {

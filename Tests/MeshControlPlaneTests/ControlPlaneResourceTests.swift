@@ -40,10 +40,10 @@ struct ControlPlaneResourceTests {
     @Test func aSecondPolicyForOneServiceIsRefusedWhole() async throws {
         let controlPlane = try controlPlane()
         _ = try await controlPlane.apply([policy("user", service: "user")], paths: [""])
-        await #expect(throws: ResourceRefusal(
+        await #expect(throws: ApplyFailure.refused(ResourceRefusal(
             path: "documents[1].spec.service",
             message: "user already has ServicePolicy user; a service has one policy, so change that one or delete it first"
-        )) {
+        ))) {
             try await controlPlane.apply(
                 [policy("alive", service: "alive"), policy("user-2", service: "user")], paths: ["documents[0]", "documents[1]"])
         }

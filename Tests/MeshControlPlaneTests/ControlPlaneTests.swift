@@ -148,6 +148,12 @@ struct ControlPlaneTests {
         } catch {
             #expect(error.description == "upstreams[1]: a service needs a name")
         }
+        do {
+            _ = try await controlPlane.open(hello("gw", service: nil, upstreams: ["user", "alive", "user"]), sink: sink)
+            Issue.record("an upstream named twice was accepted")
+        } catch {
+            #expect(error.description == "upstreams[2]: \"user\" is named twice; name each service once")
+        }
         #expect(await controlPlane.services.isEmpty)
     }
 

@@ -40,8 +40,8 @@ struct SnapshotReaderTests {
 
     @Test(arguments: [
         (["other": ["10.0.0.1"]], "upstreams[0].service: \"other\" is not a service this sidecar calls"),
-        (["user": ["user-1.local"]], "upstreams[0].instances[0].address: \"user-1.local\" is not an IP address"),
-        (["user": ["10.0.0.1", "10.0.0.2:0"]], "upstreams[0].instances[1].port: 0 is not a port"),
+        (["user": ["user-1.local"]], "upstreams[0].instances[0].address: \"user-1.local\" is not an IP address; an instance is reached at its IP address, such as 10.0.0.7"),
+        (["user": ["10.0.0.1", "10.0.0.2:0"]], "upstreams[0].instances[1].port: 0 is not a port; use 1 to 65535"),
     ])
     func aSnapshotThatCannotBeUsedIsRefusedWithTheFieldPath(upstreams: [String: [String]], reason: String) {
         let instances = upstreams.map { name, addresses in

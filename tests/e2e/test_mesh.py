@@ -148,6 +148,22 @@ def test_a_control_plane_killed_and_restarted_under_load_costs_no_call_and_keeps
     wait_endpoints(gateway, everyone[1:], timeout=2)
 
 
+def test_a_control_plane_stopped_with_sigterm_deregisters_no_one(mesh):
+    control_plane = mesh.control_plane(heartbeat=HEARTBEAT)
+    _, sidecars = user_instances(mesh, control_plane, 2)
+    gateway = gateway_sidecar(mesh, control_plane)
+    everyone = [s.inbound for s in sidecars]
+    wait_endpoints(gateway, everyone)
+    assert control_plane.stop() == 0
+    assert "sidecar deregistered" not in control_plane.stderr_text()
+    control_plane.start()
+    wait_until(lambda: [s.get("ackedVersion") is not None for s in control_plane.api("GET", "/api/v1/sidecars")[1]["sidecars"]]
+               == [True] * 3, timeout=10, message="the three sidecars to subscribe again")
+    assert gateway.endpoints("user") == sorted(everyone)
+    _, body = control_plane.api("GET", "/api/v1/services/user/instances")
+    assert sorted(i["address"] for i in body["instances"]) == sorted(everyone)
+
+
 def test_a_stopped_sidecar_deregisters_at_once_and_drains(mesh):
     # Heartbeats every 5 s: a TTL of 15 s, so only the deregistration can
     # remove the instance within the test's second.

@@ -121,31 +121,39 @@ public struct ControlPlaneHTTPAPI: Sendable {
         guard let addressText = object["address"] as? String else {
             return JSONResponse.error(.badRequest, "missing; add the instance's IP address and port, e.g. \"192.0.2.9:8080\"", path: "address")
         }
-        guard let address = HostPortSyntax.parse(addressText), HostPortSyntax.isIPLiteral(address.host) else {
-            return JSONResponse.error(
-                .badRequest, HostPortSyntax.problem(addressText) ?? "\"\(addressText)\" is a host name; register the instance's IP address",
-                path: "address")
+        guard let address = HostPortSyntax.parse(addressText) else {
+            return JSONResponse.error(.badRequest, HostPortSyntax.problem(addressText) ?? "not an address", path: "address")
+        }
+        if let problem = InstanceSyntax.addressProblem(address.host) {
+            return JSONResponse.error(.badRequest, problem, path: "address")
         }
         let protocolText = object["protocol"] as? String ?? UpstreamProtocol.http1.rawValue
-        guard UpstreamProtocol(rawValue: protocolText) != nil else {
-            return JSONResponse.error(.badRequest, "\"\(protocolText)\" is not one of http1, http2", path: "protocol")
+        if let problem = InstanceSyntax.protocolProblem(protocolText) {
+            return JSONResponse.error(.badRequest, problem, path: "protocol")
         }
         guard let labels = (object["labels"] ?? [String: String]()) as? [String: String] else {
             return JSONResponse.error(.badRequest, "expected an object of label names to string values", path: "labels")
         }
         let instance = RegisteredInstance(
             service: service, address: address.host, port: address.port, protocolName: protocolText, labels: labels)
-        await controlPlane.registerExternal(instance)
+        if let sidecar = await controlPlane.registerExternal(instance) {
+            return JSONResponse.error(
+                .conflict, "\(address) is the instance of sidecar \(sidecar); stop that sidecar, or register another address",
+                path: "address")
+        }
         return JSONResponse.with(.created, Self.instanceJSON(Registry.StoredInstance(instance: instance, sidecarID: nil)))
     }
 
     private func removeInstance(service: String, address text: String) async -> Response {
+        if let problem = ServiceNameSyntax.problem(service) {
+            return JSONResponse.error(.badRequest, problem, path: "service")
+        }
         guard let address = HostPortSyntax.parse(text) else {
             return JSONResponse.error(.badRequest, HostPortSyntax.problem(text) ?? "not an address", path: "address")
         }
         let key = RegisteredInstance.Key(address: address.host, port: address.port)
         guard await controlPlane.removeInstance(service: service, key: key) else {
-            return JSONResponse.error(.notFound, "\(service) has no instance at \(address)")
+            return JSONResponse.error(.notFound, "\(service) has no instance at \(address); swiftmesh get instances \(service) lists them")
         }
         return JSONResponse.ok(["removed": ["service": service, "address": address.description]])
     }
@@ -214,10 +222,15 @@ public struct ControlPlaneHTTPAPI: Sendable {
                 ["kind": $0.kind.rawValue, "name": $0.name, "result": $0.outcome.rawValue]
             }])
         } catch {
-            return JSONResponse.with(.conflict, [
-                "error": "the resources were refused; nothing was stored",
-                "issues": [["path": error.path, "message": error.message]],
-            ])
+            switch error {
+            case .refused(let refusal):
+                return JSONResponse.with(.conflict, [
+                    "error": "the resources were refused; nothing was stored",
+                    "issues": [["path": refusal.path, "message": refusal.message]],
+                ])
+            case .storage(let message):
+                return JSONResponse.error(.internalServerError, message)
+            }
         }
     }
 

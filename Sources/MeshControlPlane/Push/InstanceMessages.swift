@@ -11,15 +11,14 @@ extension RegisteredInstance {
         if let problem = ServiceNameSyntax.problem(message.service) {
             return .failure(HelloRefusal("instance.service: \(problem)"))
         }
-        guard HostPortSyntax.isIPLiteral(message.address) else {
-            return .failure(HelloRefusal("instance.address: \"\(message.address)\" is not an IP address; "
-                + "advertise the address other sidecars reach this one at, such as 10.0.0.7"))
+        if let problem = InstanceSyntax.addressProblem(message.address) {
+            return .failure(HelloRefusal("instance.address: \(problem) (the sidecar's --advertise)"))
         }
-        guard (1...65535).contains(message.port) else {
-            return .failure(HelloRefusal("instance.port: \(message.port) is not a port; use 1 to 65535"))
+        if let problem = InstanceSyntax.portProblem(Int(message.port)) {
+            return .failure(HelloRefusal("instance.port: \(problem)"))
         }
-        guard UpstreamProtocol(rawValue: message.protocol) != nil else {
-            return .failure(HelloRefusal("instance.protocol: \"\(message.protocol)\" is not one of http1, http2"))
+        if let problem = InstanceSyntax.protocolProblem(message.protocol) {
+            return .failure(HelloRefusal("instance.protocol: \(problem)"))
         }
         return .success(RegisteredInstance(
             service: message.service, address: message.address, port: Int(message.port),

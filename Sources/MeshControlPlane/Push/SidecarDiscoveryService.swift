@@ -5,11 +5,11 @@ import MeshAPI
 /// stream's first message must be a Hello; snapshots go out as the control
 /// plane pushes them, acks, refusals and heartbeats come in.
 ///
-/// How a stream ends says what happened to the sidecar: when the sidecar
-/// ends its side cleanly it is going away (SIGTERM), and its instance is
-/// deregistered at once; a stream that breaks leaves the instance registered
-/// until its heartbeats have been missing for three intervals, so that a
-/// control-plane restart or a short network fault moves no traffic.
+/// A sidecar that is going away (SIGTERM) says Goodbye, and its instance is
+/// deregistered at once. A stream that ends without one (broken, cancelled)
+/// leaves the instance registered until its heartbeats have been missing for
+/// three intervals, so that a control-plane restart or a short network fault
+/// moves no traffic.
 struct SidecarDiscoveryService: Swiftmesh_V1_SidecarDiscovery.SimpleServiceProtocol {
     let controlPlane: ControlPlane
 
@@ -30,10 +30,15 @@ struct SidecarDiscoveryService: Swiftmesh_V1_SidecarDiscovery.SimpleServiceProto
             var session: (sidecarID: String, token: UInt64)?
             do {
                 for try await message in request {
+                    if case .goodbye = message.message, let leaving = session {
+                        await controlPlane.close(sidecarID: leaving.sidecarID, token: leaving.token, deregister: true)
+                        session = nil
+                        break
+                    }
                     session = try await handle(message, session: session, sink: sink)
                 }
                 if let session {
-                    await controlPlane.close(sidecarID: session.sidecarID, token: session.token, deregister: true)
+                    await controlPlane.close(sidecarID: session.sidecarID, token: session.token, deregister: false)
                 }
             } catch {
                 if let session {
@@ -71,8 +76,8 @@ struct SidecarDiscoveryService: Swiftmesh_V1_SidecarDiscovery.SimpleServiceProto
             await controlPlane.acknowledged(sidecarID: session.sidecarID, token: session.token, version: ack.version)
         case .nack(let nack):
             await controlPlane.refused(sidecarID: session.sidecarID, token: session.token, version: nack.version, reason: nack.reason)
-        case .hello, nil:
-            throw RPCError(code: .invalidArgument, message: "a sidecar message needs one of hello, ack, nack, heartbeat")
+        case .hello, .goodbye, nil:
+            throw RPCError(code: .invalidArgument, message: "a sidecar message needs one of hello, ack, nack, heartbeat, goodbye")
         }
         return session
     }

@@ -13,7 +13,7 @@ public struct Subscriptions: Sendable, Equatable {
         public let sidecarID: String
         /// The services the sidecar's app calls.
         public var upstreams: [String]
-        /// The input version of each upstream in the last snapshot sent; nil: none sent yet.
+        /// The input fingerprint of each upstream in the last snapshot sent; nil: none sent yet.
         var builtFrom: [String: UInt64]?
         /// The version of the last snapshot sent; 0: none yet.
         public internal(set) var sentVersion: UInt64 = 0
@@ -43,19 +43,19 @@ public struct Subscriptions: Sendable, Equatable {
     }
 
     /// The subscribers whose last snapshot is out of date, sorted.
-    public func due(inputVersion: (String) -> UInt64) -> [String] {
+    public func due(inputFingerprint: (String) -> UInt64) -> [String] {
         subscribers.values.filter { subscriber in
             guard let builtFrom = subscriber.builtFrom else { return true }
-            return subscriber.upstreams.contains { builtFrom[$0] != inputVersion($0) }
+            return subscriber.upstreams.contains { builtFrom[$0] != inputFingerprint($0) }
         }.map(\.sidecarID).sorted()
     }
 
     /// A snapshot built from the current inputs is being sent to `sidecarID`;
     /// returns its version (nil for an unknown subscriber).
-    public mutating func sending(to sidecarID: String, inputVersion: (String) -> UInt64) -> UInt64? {
+    public mutating func sending(to sidecarID: String, inputFingerprint: (String) -> UInt64) -> UInt64? {
         guard var subscriber = subscribers[sidecarID] else { return nil }
         lastVersion += 1
-        subscriber.builtFrom = Dictionary(uniqueKeysWithValues: subscriber.upstreams.map { ($0, inputVersion($0)) })
+        subscriber.builtFrom = Dictionary(subscriber.upstreams.map { ($0, inputFingerprint($0)) }) { first, _ in first }
         subscriber.sentVersion = lastVersion
         subscribers[sidecarID] = subscriber
         return lastVersion

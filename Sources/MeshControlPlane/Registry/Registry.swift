@@ -36,6 +36,11 @@ public struct Registry: Sendable, Equatable {
         (entries[service] ?? [:]).values.filter(\.healthy).map(\.instance).sorted { $0.key < $1.key }
     }
 
+    /// The sidecar that registered an instance; nil for an external one or none.
+    public func sidecar(of service: String, key: RegisteredInstance.Key) -> String? {
+        entries[service]?[key]?.sidecarID
+    }
+
     /// What the sidecar of a registered instance last said of its app; nil when not registered.
     public func isHealthy(service: String, key: RegisteredInstance.Key) -> Bool? {
         entries[service]?[key]?.healthy

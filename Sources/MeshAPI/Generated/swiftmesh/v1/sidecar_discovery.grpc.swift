@@ -80,9 +80,10 @@ extension Swiftmesh_V1_SidecarDiscovery {
         /// > changes. The sidecar answers every Snapshot with an Ack, or with a Nack
         /// > when it refuses it (it then keeps serving with the previous one).
         /// > Heartbeats keep the instance registered and say whether its app is
-        /// > healthy. A sidecar that ends its side of the stream deregisters its
-        /// > instance; a stream that breaks leaves it registered until three
-        /// > heartbeat intervals pass without one.
+        /// > healthy. A sidecar that says Goodbye deregisters its instance; a stream
+        /// > that ends without one (broken, cancelled, a control-plane restart)
+        /// > leaves it registered until three heartbeat intervals pass without a
+        /// > heartbeat.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Swiftmesh_V1_SidecarMessage` messages.
@@ -119,9 +120,10 @@ extension Swiftmesh_V1_SidecarDiscovery {
         /// > changes. The sidecar answers every Snapshot with an Ack, or with a Nack
         /// > when it refuses it (it then keeps serving with the previous one).
         /// > Heartbeats keep the instance registered and say whether its app is
-        /// > healthy. A sidecar that ends its side of the stream deregisters its
-        /// > instance; a stream that breaks leaves it registered until three
-        /// > heartbeat intervals pass without one.
+        /// > healthy. A sidecar that says Goodbye deregisters its instance; a stream
+        /// > that ends without one (broken, cancelled, a control-plane restart)
+        /// > leaves it registered until three heartbeat intervals pass without a
+        /// > heartbeat.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Swiftmesh_V1_SidecarMessage` messages.
@@ -156,9 +158,10 @@ extension Swiftmesh_V1_SidecarDiscovery {
         /// > changes. The sidecar answers every Snapshot with an Ack, or with a Nack
         /// > when it refuses it (it then keeps serving with the previous one).
         /// > Heartbeats keep the instance registered and say whether its app is
-        /// > healthy. A sidecar that ends its side of the stream deregisters its
-        /// > instance; a stream that breaks leaves it registered until three
-        /// > heartbeat intervals pass without one.
+        /// > healthy. A sidecar that says Goodbye deregisters its instance; a stream
+        /// > that ends without one (broken, cancelled, a control-plane restart)
+        /// > leaves it registered until three heartbeat intervals pass without a
+        /// > heartbeat.
         ///
         /// - Parameters:
         ///   - request: A stream of `Swiftmesh_V1_SidecarMessage` messages.
@@ -242,9 +245,10 @@ extension Swiftmesh_V1_SidecarDiscovery {
         /// > changes. The sidecar answers every Snapshot with an Ack, or with a Nack
         /// > when it refuses it (it then keeps serving with the previous one).
         /// > Heartbeats keep the instance registered and say whether its app is
-        /// > healthy. A sidecar that ends its side of the stream deregisters its
-        /// > instance; a stream that breaks leaves it registered until three
-        /// > heartbeat intervals pass without one.
+        /// > healthy. A sidecar that says Goodbye deregisters its instance; a stream
+        /// > that ends without one (broken, cancelled, a control-plane restart)
+        /// > leaves it registered until three heartbeat intervals pass without a
+        /// > heartbeat.
         ///
         /// - Parameters:
         ///   - request: A streaming request producing `Swiftmesh_V1_SidecarMessage` messages.
@@ -294,9 +298,10 @@ extension Swiftmesh_V1_SidecarDiscovery {
         /// > changes. The sidecar answers every Snapshot with an Ack, or with a Nack
         /// > when it refuses it (it then keeps serving with the previous one).
         /// > Heartbeats keep the instance registered and say whether its app is
-        /// > healthy. A sidecar that ends its side of the stream deregisters its
-        /// > instance; a stream that breaks leaves it registered until three
-        /// > heartbeat intervals pass without one.
+        /// > healthy. A sidecar that says Goodbye deregisters its instance; a stream
+        /// > that ends without one (broken, cancelled, a control-plane restart)
+        /// > leaves it registered until three heartbeat intervals pass without a
+        /// > heartbeat.
         ///
         /// - Parameters:
         ///   - request: A streaming request producing `Swiftmesh_V1_SidecarMessage` messages.
@@ -339,9 +344,10 @@ extension Swiftmesh_V1_SidecarDiscovery.ClientProtocol {
     /// > changes. The sidecar answers every Snapshot with an Ack, or with a Nack
     /// > when it refuses it (it then keeps serving with the previous one).
     /// > Heartbeats keep the instance registered and say whether its app is
-    /// > healthy. A sidecar that ends its side of the stream deregisters its
-    /// > instance; a stream that breaks leaves it registered until three
-    /// > heartbeat intervals pass without one.
+    /// > healthy. A sidecar that says Goodbye deregisters its instance; a stream
+    /// > that ends without one (broken, cancelled, a control-plane restart)
+    /// > leaves it registered until three heartbeat intervals pass without a
+    /// > heartbeat.
     ///
     /// - Parameters:
     ///   - request: A streaming request producing `Swiftmesh_V1_SidecarMessage` messages.
@@ -378,9 +384,10 @@ extension Swiftmesh_V1_SidecarDiscovery.ClientProtocol {
     /// > changes. The sidecar answers every Snapshot with an Ack, or with a Nack
     /// > when it refuses it (it then keeps serving with the previous one).
     /// > Heartbeats keep the instance registered and say whether its app is
-    /// > healthy. A sidecar that ends its side of the stream deregisters its
-    /// > instance; a stream that breaks leaves it registered until three
-    /// > heartbeat intervals pass without one.
+    /// > healthy. A sidecar that says Goodbye deregisters its instance; a stream
+    /// > that ends without one (broken, cancelled, a control-plane restart)
+    /// > leaves it registered until three heartbeat intervals pass without a
+    /// > heartbeat.
     ///
     /// - Parameters:
     ///   - metadata: Additional metadata to send, defaults to empty.

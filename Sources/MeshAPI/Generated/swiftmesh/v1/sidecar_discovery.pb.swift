@@ -105,6 +105,14 @@ public nonisolated struct Swiftmesh_V1_SidecarMessage: Sendable {
     set {message = .heartbeat(newValue)}
   }
 
+  public var goodbye: Swiftmesh_V1_Goodbye {
+    get {
+      if case .goodbye(let v)? = message {return v}
+      return Swiftmesh_V1_Goodbye()
+    }
+    set {message = .goodbye(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Message: Equatable, Sendable {
@@ -112,8 +120,20 @@ public nonisolated struct Swiftmesh_V1_SidecarMessage: Sendable {
     case ack(Swiftmesh_V1_Ack)
     case nack(Swiftmesh_V1_Nack)
     case heartbeat(Swiftmesh_V1_Heartbeat)
+    case goodbye(Swiftmesh_V1_Goodbye)
 
   }
+
+  public init() {}
+}
+
+/// The sidecar is going away (SIGTERM): its instance is deregistered at once.
+public nonisolated struct Swiftmesh_V1_Goodbye: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
@@ -248,7 +268,8 @@ public nonisolated struct Swiftmesh_V1_Snapshot: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  /// Increases with every snapshot the control plane sends.
+  /// Increases with every snapshot the control plane sends (it starts over
+  /// when the control plane restarts).
   public var version: UInt64 = 0
 
   public var upstreams: [Swiftmesh_V1_Upstream] = []
@@ -293,7 +314,7 @@ nonisolated extension Swiftmesh_V1_Health: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Swiftmesh_V1_SidecarMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SidecarMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}hello\0\u{1}ack\0\u{1}nack\0\u{1}heartbeat\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}hello\0\u{1}ack\0\u{1}nack\0\u{1}heartbeat\0\u{1}goodbye\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -353,6 +374,19 @@ nonisolated extension Swiftmesh_V1_SidecarMessage: SwiftProtobuf.Message, SwiftP
           self.message = .heartbeat(v)
         }
       }()
+      case 5: try {
+        var v: Swiftmesh_V1_Goodbye?
+        var hadOneofValue = false
+        if let current = self.message {
+          hadOneofValue = true
+          if case .goodbye(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.message = .goodbye(v)
+        }
+      }()
       default: break
       }
     }
@@ -380,6 +414,10 @@ nonisolated extension Swiftmesh_V1_SidecarMessage: SwiftProtobuf.Message, SwiftP
       guard case .heartbeat(let v)? = self.message else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
     }()
+    case .goodbye?: try {
+      guard case .goodbye(let v)? = self.message else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -387,6 +425,25 @@ nonisolated extension Swiftmesh_V1_SidecarMessage: SwiftProtobuf.Message, SwiftP
 
   public static func ==(lhs: Swiftmesh_V1_SidecarMessage, rhs: Swiftmesh_V1_SidecarMessage) -> Bool {
     if lhs.message != rhs.message {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Swiftmesh_V1_Goodbye: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Goodbye"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Swiftmesh_V1_Goodbye, rhs: Swiftmesh_V1_Goodbye) -> Bool {
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
