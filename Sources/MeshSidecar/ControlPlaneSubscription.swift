@@ -13,6 +13,8 @@ import Synchronization
 final class ControlPlaneSubscription: Sendable {
     /// What `apply` says of a snapshot: nil when applied, else why it was refused.
     typealias Apply = @Sendable (Swiftmesh_V1_Snapshot) async -> SnapshotRefusal?
+    /// Whether the app is healthy, found within the given time.
+    typealias AppHealth = @Sendable (Duration) async -> Bool
 
     private struct State {
         /// The open stream's outgoing messages; finishing it ends the stream
@@ -22,8 +24,6 @@ final class ControlPlaneSubscription: Sendable {
         var heartbeatInterval: Duration?
         /// Whether the open stream brought any snapshot.
         var receivedSnapshot = false
-        /// What the last check of the app found; nil before the first.
-        var appHealthy: Bool?
         var leaving = false
     }
 
@@ -32,7 +32,6 @@ final class ControlPlaneSubscription: Sendable {
 
     private let hello: Swiftmesh_V1_Hello
     private let controlPlane: HostPort
-    private let appCheck: AppHealthCheck
     private let logger: Logger
     private let state = Mutex(State())
 
@@ -50,13 +49,12 @@ final class ControlPlaneSubscription: Sendable {
             $0.upstreams = options.upstreams.map(\.service)
         }
         controlPlane = options.controlPlane
-        appCheck = AppHealthCheck(app: options.app)
         self.logger = logger
     }
 
     /// Subscribes, and subscribes again after every failure, until `leave`
     /// ended the stream or the task is cancelled.
-    func run(apply: @escaping Apply) async {
+    func run(apply: @escaping Apply, appHealth: @escaping AppHealth) async {
         let target: any ResolvableTarget = if !HostPortSyntax.isIPLiteral(controlPlane.host) {
             .dns(host: controlPlane.host, port: controlPlane.port)
         } else if controlPlane.host.contains(":") {
@@ -76,7 +74,7 @@ final class ControlPlaneSubscription: Sendable {
                 let discovery = Swiftmesh_V1_SidecarDiscovery.Client(wrapping: client)
                 var backoff = ReconnectBackoff()
                 while !Task.isCancelled {
-                    let receivedAny = await subscribeOnce(discovery, apply: apply)
+                    let receivedAny = await subscribeOnce(discovery, apply: apply, appHealth: appHealth)
                     if state.withLock({ $0.leaving }) { return }
                     if receivedAny { backoff.reset() }
                     let wait = backoff.next()
@@ -99,29 +97,16 @@ final class ControlPlaneSubscription: Sendable {
         outbox?.finish()
     }
 
-    /// Checks the app and says what was found; logs when that changes.
-    private func checkApp() async -> Swiftmesh_V1_Health {
-        // Well within the heartbeat interval, so heartbeats stay on time.
+    /// The app's health, checked well within the heartbeat interval so that heartbeats stay on time.
+    private func checkApp(_ appHealth: AppHealth) async -> Swiftmesh_V1_Health {
         let interval = state.withLock { $0.heartbeatInterval } ?? .seconds(1)
-        let healthy = await appCheck.isHealthy(timeout: min(.seconds(1), interval / 2))
-        let previous = state.withLock { state in
-            defer { state.appHealthy = healthy }
-            return state.appHealthy
-        }
-        if previous != healthy && !(previous == nil && healthy) {
-            if healthy {
-                logger.info("the app accepts connections again; the instance is reported healthy")
-            } else {
-                logger.warning("the app does not accept connections; the instance is reported unhealthy",
-                               metadata: ["app": "\(appCheck.app)"])
-            }
-        }
-        return healthy ? .healthy : .unhealthy
+        return await appHealth(min(.seconds(1), interval / 2)) ? .healthy : .unhealthy
     }
 
     /// One stream, from Hello to its end. Returns whether any snapshot arrived.
     private func subscribeOnce(
-        _ discovery: Swiftmesh_V1_SidecarDiscovery.Client<HTTP2ClientTransport.Posix>, apply: @escaping Apply
+        _ discovery: Swiftmesh_V1_SidecarDiscovery.Client<HTTP2ClientTransport.Posix>, apply: @escaping Apply,
+        appHealth: @escaping AppHealth
     ) async -> Bool {
         let (outgoing, outbox) = AsyncStream.makeStream(of: Swiftmesh_V1_SidecarMessage.self)
         let alreadyLeaving = state.withLock { state in
@@ -131,7 +116,7 @@ final class ControlPlaneSubscription: Sendable {
         }
         if alreadyLeaving { return false }
         var greeting = self.hello
-        greeting.health = await checkApp()
+        greeting.health = await checkApp(appHealth)
         let hello = greeting
         var options = CallOptions.defaults
         options.waitForReady = false
@@ -148,7 +133,7 @@ final class ControlPlaneSubscription: Sendable {
                                 continue
                             }
                             try await Task.sleep(for: interval)
-                            let health = await self.checkApp()
+                            let health = await self.checkApp(appHealth)
                             outbox.yield(.with { $0.heartbeat = .with { $0.health = health } })
                         }
                     }

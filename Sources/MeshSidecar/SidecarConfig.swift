@@ -65,14 +65,17 @@ public enum SidecarConfig {
         consecutiveErrors: 5, interval: .seconds(1), baseEjectionTime: .seconds(30), maxEjectionPercent: 50)
 
     /// The configuration for `options` with `upstreams` (the services the app
-    /// calls and those their policies route to). A service missing from
-    /// `upstreams` (no snapshot yet) has no instances.
-    public static func build(_ options: SidecarOptions, upstreams: [String: Upstream]) -> ProxyConfig {
+    /// calls and those their policies route to), the app speaking
+    /// `appProtocol`. A service missing from `upstreams` (no snapshot yet)
+    /// has no instances.
+    public static func build(
+        _ options: SidecarOptions, upstreams: [String: Upstream], appProtocol: UpstreamProtocol
+    ) -> ProxyConfig {
         let inbound = ListenerConfig(
             name: inboundListener, listen: options.inbound,
             routes: [RouteConfig(match: RouteMatch(), action: .cluster(appCluster))])
         let app = ClusterConfig(
-            name: appCluster, protocolKind: options.appProtocol,
+            name: appCluster, protocolKind: appProtocol,
             discovery: .staticEndpoints([StaticEndpoint(address: options.app)]))
         var clusters: [String: ClusterConfig] = [:]
         func addCluster(service: String, subset: [String: String]) -> String {

@@ -21,8 +21,8 @@ public struct SidecarOptions: Sendable, Equatable {
     public var service: String
     /// Where the app listens; inbound requests go there.
     public var app: HostPort
-    /// The protocol the app speaks. Default http1.
-    public var appProtocol: UpstreamProtocol
+    /// The protocol the app speaks; nil: the sidecar finds out (`AppProbe`).
+    public var appProtocol: UpstreamProtocol?
     /// Where other sidecars send this instance's requests.
     public var inbound: HostPort
     /// The address registered for this instance: `inbound` unless that is a
@@ -37,7 +37,7 @@ public struct SidecarOptions: Sendable, Equatable {
     public var sidecarID: String
 
     public init(
-        controlPlane: HostPort, service: String, app: HostPort, appProtocol: UpstreamProtocol = .http1,
+        controlPlane: HostPort, service: String, app: HostPort, appProtocol: UpstreamProtocol? = nil,
         inbound: HostPort, advertise: HostPort? = nil, upstreams: [Upstream] = [], admin: HostPort? = nil,
         labels: [String: String] = [:], sidecarID: String
     ) {

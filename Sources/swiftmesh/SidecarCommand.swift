@@ -31,8 +31,13 @@ struct SidecarCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Where the app listens, host:port.")
     var app: HostPort
 
-    @Option(name: .long, help: "The protocol the app speaks: http1 or http2 (gRPC apps).")
-    var appProtocol: UpstreamProtocol = .http1
+    @Option(name: .long, help: "The protocol the app speaks: auto (found out by the sidecar), http1, or http2 (gRPC apps).")
+    var appProtocol: AppProtocol = .auto
+
+    enum AppProtocol: String, ExpressibleByArgument, CaseIterable {
+        /// The sidecar finds out by sending the app the HTTP/2 preface.
+        case auto, http1, http2
+    }
 
     @Option(name: .long, help: "Where other sidecars reach this instance, host:port.")
     var inbound: HostPort
@@ -119,7 +124,8 @@ struct SidecarCommand: AsyncParsableCommand {
         }
         let labels = try LabelArguments.parse(label)
         return SidecarOptions(
-            controlPlane: controlPlane, service: service, app: app, appProtocol: appProtocol, inbound: inbound,
+            controlPlane: controlPlane, service: service, app: app, appProtocol: UpstreamProtocol(rawValue: appProtocol.rawValue),
+            inbound: inbound,
             advertise: registered, upstreams: upstreams, admin: admin, labels: labels,
             sidecarID: "\(service)-\(registered.host):\(registered.port)-\(getpid())")
     }

@@ -14,7 +14,7 @@ struct SidecarConfigTests {
 
     @Test func inboundGoesToTheAppAndEachUpstreamToItsService() {
         let user = SidecarConfig.Upstream(instances: [.init(address: HostPort(host: "10.0.0.2", port: 15001))])
-        let config = SidecarConfig.build(options, upstreams: ["user": user])
+        let config = SidecarConfig.build(options, upstreams: ["user": user], appProtocol: .http2)
         #expect(config.listeners.map(\.name) == ["inbound", "outbound_user"])
         #expect(config.listeners.map(\.listen.port) == [15001, 9001])
         #expect(config.listeners.map { $0.routes.map(\.action) } == [[.cluster("local_app")], [.cluster("user")]])
@@ -29,7 +29,7 @@ struct SidecarConfigTests {
     }
 
     @Test func beforeTheFirstSnapshotUpstreamsHaveNoEndpoints() {
-        let config = SidecarConfig.build(options, upstreams: [:])
+        let config = SidecarConfig.build(options, upstreams: [:], appProtocol: .http2)
         #expect(config.cluster(named: "user")?.discovery == .staticEndpoints([]))
         #expect(config.cluster(named: "user")?.protocolKind == .http2)
     }

@@ -50,6 +50,8 @@ def test_calls_spread_over_every_instance_and_reach_a_new_one_within_a_second(me
     gateway = gateway_sidecar(mesh, control_plane)
     wait_endpoints(gateway, [s.inbound for s in sidecars])
 
+    # Each found out that its grpcio app speaks HTTP/2.
+    assert all("the app speaks http2" in s.stderr_text() for s in sidecars)
     channel = g.channel(f"127.0.0.1:{gateway.upstream_port('user')}")
     try:
         call = g.unary(channel)
@@ -194,7 +196,7 @@ def test_a_sidecar_is_ready_only_once_the_control_plane_configured_it(mesh):
 def test_http1_apps_talk_through_sidecars_over_http2(mesh):
     control_plane = mesh.control_plane(heartbeat=HEARTBEAT)
     web = mesh.http_backend("web-1")
-    web_sidecar = mesh.sidecar("web-1-sidecar", control_plane, "web", web, app_protocol="http1")
+    web_sidecar = mesh.sidecar("web-1-sidecar", control_plane, "web", web)  # found out: http1
     client = mesh.sidecar("client-sidecar", control_plane, "client", f"127.0.0.1:{free_port()}", upstreams=("web",),
                           app_protocol="http1")
     wait_until(lambda: client.endpoints("web") == [web_sidecar.inbound], timeout=5, message="the client to know web")
@@ -206,6 +208,9 @@ def test_http1_apps_talk_through_sidecars_over_http2(mesh):
     # The hop between the sidecars is HTTP/2.
     clusters = client.admin_json("/clusters")["clusters"]
     assert next(c for c in clusters if c["name"] == "web")["protocol"] == "http2"
+    # The web sidecar found out that its app speaks HTTP/1.1.
+    assert "the app speaks http1" in web_sidecar.stderr_text()
+    assert next(c for c in web_sidecar.admin_json("/clusters")["clusters"] if c["name"] == "local_app")["protocol"] == "http1"
 
 
 @pytest.mark.parametrize("args,message", [

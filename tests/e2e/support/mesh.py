@@ -65,10 +65,11 @@ class ControlPlane(SwiftmeshProcess):
 
 class Sidecar(SwiftmeshProcess):
     """`swiftmesh sidecar` for one instance: `app` is the address its app
-    listens on; each upstream gets a local port (`upstream_port`)."""
+    listens on (its protocol found out by the sidecar unless `app_protocol`
+    says); each upstream gets a local port (`upstream_port`)."""
 
     def __init__(self, workdir: Path, name: str, control_plane: str, service: str, app: str,
-                 app_protocol: str = "http2", upstreams: tuple[str, ...] = (), labels: Optional[dict] = None,
+                 app_protocol: Optional[str] = None, upstreams: tuple[str, ...] = (), labels: Optional[dict] = None,
                  extra_args: tuple[str, ...] = ()):
         super().__init__(workdir, name)
         self.control_plane = control_plane
@@ -94,8 +95,9 @@ class Sidecar(SwiftmeshProcess):
 
     def command(self) -> list[str]:
         cmd = [str(binary_path()), "sidecar", "--control-plane", self.control_plane, "--service", self.service,
-               "--app", self.app, "--app-protocol", self.app_protocol, "--inbound", self.inbound,
-               "--admin", f"127.0.0.1:{self.admin_port}"]
+               "--app", self.app, "--inbound", self.inbound, "--admin", f"127.0.0.1:{self.admin_port}"]
+        if self.app_protocol:
+            cmd += ["--app-protocol", self.app_protocol]
         for upstream, port in self.upstream_ports.items():
             cmd += ["--upstream", f"{upstream}=127.0.0.1:{port}"]
         for key, value in self.labels.items():
