@@ -69,7 +69,7 @@ struct SidecarCommand: AsyncParsableCommand {
         let logger = Logger(label: "swiftmesh.sidecar")
         let sidecar = Sidecar(options: try options(), threads: threads, logger: logger)
         // Signals are handled as events, so SIGTERM must not kill the process first.
-        let signals = SignalEvents([SIGTERM, SIGINT])
+        let signals = SignalEvents([SIGTERM, SIGINT, SIGHUP])
         do {
             try await sidecar.start()
         } catch {
@@ -78,8 +78,9 @@ struct SidecarCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         logger.info("sidecar started", metadata: ["service": "\(service)", "inbound": "\(inbound)"])
-        for await _ in signals.stream {
-            break
+        for await signal in signals.stream {
+            guard signal == SIGHUP else { break }
+            logger.info("SIGHUP ignored: the control plane configures this sidecar, there is no file to reload")
         }
         await sidecar.stop()
     }

@@ -173,6 +173,10 @@ def test_a_stopped_sidecar_deregisters_at_once_and_drains(mesh):
     _, sidecars = user_instances(mesh, control_plane, 2)
     gateway = gateway_sidecar(mesh, control_plane)
     wait_endpoints(gateway, [s.inbound for s in sidecars])
+    # SIGHUP has nothing to reload in a sidecar: it keeps running.
+    sidecars[0].signal(signal.SIGHUP)
+    wait_until(lambda: "SIGHUP ignored" in sidecars[0].stderr_text(), timeout=5, message="the SIGHUP to be logged")
+    assert sidecars[0].alive and gateway.endpoints("user") == sorted(s.inbound for s in sidecars)
     started = time.monotonic()
     sidecars[0].signal(signal.SIGTERM)
     wait_endpoints(gateway, [sidecars[1].inbound], timeout=1.0)
