@@ -13,7 +13,7 @@ Raw files in RESULTS_DIR (written by run.sh), one set per round R (1, 2, ...):
   h2-<proxy>.rR.log           h2load --log-file of the separate latency run: start_us, status, latency_us
   <proto>-<proxy>.rR.rss      VmRSS samples in KiB (one a line) during the measured run
   <proto>-<proxy>.rR.rc       exit status of the load generator
-  swiftmesh-*.rss             SwiftMesh VmRSS in KiB at named moments
+  swiftmesh-*.rss             SwiftMesh VmRSS in KiB at named moments (idle-anon, idle-file: its RssAnon and RssFile)
 
 Each round measures every proxy once, back to back, so a round's ratios
 compare runs made under the same conditions; the ratio reported is the
@@ -263,7 +263,7 @@ def collect(results_dir):
                 ratios.setdefault(proto, {})[f"swiftmesh/{other}"] = {
                     "median": _median(per_round), "rounds": per_round}
     memory = {}
-    for name in ("ready", "idle", "after-load"):
+    for name in ("ready", "idle", "idle-anon", "idle-file", "after-load"):
         v = _read_int(os.path.join(results_dir, f"swiftmesh-{name}.rss"))
         if v:
             memory[name + "_kib"] = v
@@ -325,6 +325,9 @@ def render_tables(summary):
     lines += ["### SwiftMesh memory", ""]
     if mem:
         lines.append(f"- idle RSS (after startup and a short warm-up, before load): **{_mib(mem.get('idle_kib'))}**")
+        if mem.get("idle-anon_kib") and mem.get("idle-file_kib"):
+            lines.append(f"  - of which the process's own memory (`RssAnon`: heap, stacks): {_mib(mem['idle-anon_kib'])}; "
+                         f"pages of the binary mapped from the page cache (`RssFile`): {_mib(mem['idle-file_kib'])}")
         lines.append(f"- RSS right after `/ready`: {_mib(mem.get('ready_kib'))}; "
                      f"after all load runs, idle again: {_mib(mem.get('after-load_kib'))}")
     else:

@@ -145,6 +145,11 @@ rss_kib() { # pids... -> summed VmRSS in KiB
   done
   echo "$sum"
 }
+status_kib() { # pid field -> that /proc/PID/status field in KiB (RssAnon, RssFile, ...)
+  local k v _
+  while read -r k v _; do [ "$k" = "$2:" ] && { echo "$v"; return; }; done <"/proc/$1/status"
+  echo 0
+}
 start_sampler() { # outfile pids...: summed VmRSS every 0.2s, one sample a line (report.py takes the peak)
   local out="$1"; shift
   : >"$out"
@@ -197,6 +202,10 @@ YAML
   h2load -n 200 -c 2 -m 2 "http://127.0.0.1:$SM_H2/" >>"$OUT/swiftmesh-idle-warmup.out" 2>&1
   sleep 1
   rss_kib "$SM_PID" >"$OUT/swiftmesh-idle.rss"
+  # What the idle RSS is made of: the process's own memory (heap, stacks)
+  # and the pages of the binary it maps, which the page cache shares.
+  status_kib "$SM_PID" RssAnon >"$OUT/swiftmesh-idle-anon.rss"
+  status_kib "$SM_PID" RssFile >"$OUT/swiftmesh-idle-file.rss"
   log "swiftmesh RSS: $(cat "$OUT/swiftmesh-ready.rss") KiB at /ready, $(cat "$OUT/swiftmesh-idle.rss") KiB idle after warm-up"
   PROXIES="$PROXIES swiftmesh"
 fi

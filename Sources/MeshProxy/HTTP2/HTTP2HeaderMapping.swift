@@ -139,7 +139,7 @@ enum HTTP2HeaderMapping {
     }
 
     /// The HEADERS block for an upstream request; `Host` becomes `:authority`.
-    static func requestBlock(_ head: HTTPRequestHead) -> HPACKHeaders {
+    static func requestBlock(_ head: HTTPRequestHead, requestIDIndexing: inout RequestIDIndexing) -> HPACKHeaders {
         var fields: [(String, String)] = []
         fields.reserveCapacity(head.headers.count + 3)
         fields.append((":method", head.method.rawValue))
@@ -157,11 +157,13 @@ enum HTTP2HeaderMapping {
         if let authority {
             fields.insert((":authority", authority), at: 3)
         }
-        return block(fields, requestID: requestID)
+        return block(fields, requestID: requestID, indexing: &requestIDIndexing)
     }
 
     /// The HEADERS block for a response to a client.
-    static func responseBlock(status: HTTPResponseStatus, headers: HTTPHeaders) -> HPACKHeaders {
+    static func responseBlock(
+        status: HTTPResponseStatus, headers: HTTPHeaders, requestIDIndexing: inout RequestIDIndexing
+    ) -> HPACKHeaders {
         var fields: [(String, String)] = []
         fields.reserveCapacity(headers.count + 1)
         // Nearly every response is a 200: its status needs no formatting.
@@ -170,18 +172,18 @@ enum HTTP2HeaderMapping {
         for (name, value) in headers {
             appendRegular(name, value, to: &fields, requestID: &requestID)
         }
-        return block(fields, requestID: requestID)
+        return block(fields, requestID: requestID, indexing: &requestIDIndexing)
     }
 
     /// Trailers, or any block without pseudo-headers.
-    static func fieldBlock(_ headers: HTTPHeaders) -> HPACKHeaders {
+    static func fieldBlock(_ headers: HTTPHeaders, requestIDIndexing: inout RequestIDIndexing) -> HPACKHeaders {
         var fields: [(String, String)] = []
         fields.reserveCapacity(headers.count)
         var requestID: String?
         for (name, value) in headers {
             appendRegular(name, value, to: &fields, requestID: &requestID)
         }
-        return block(fields, requestID: requestID)
+        return block(fields, requestID: requestID, indexing: &requestIDIndexing)
     }
 
     /// Appends a regular field with its name in lowercase; the request id is
@@ -197,15 +199,15 @@ enum HTTP2HeaderMapping {
         }
     }
 
-    /// The block for `fields`, the request id last. The request id is new on
-    /// every request: indexing it in the HPACK table would only evict the
-    /// fields that do repeat (and cost a table insertion per request), so it
-    /// goes out as a literal. The other fields are indexable, and built in
+    /// The block for `fields`, the request id last and encoded as
+    /// `RequestIDIndexing` says. The other fields are indexable, and built in
     /// one go rather than field by field, which would check each name again.
-    private static func block(_ fields: [(String, String)], requestID: String?) -> HPACKHeaders {
+    private static func block(
+        _ fields: [(String, String)], requestID: String?, indexing: inout RequestIDIndexing
+    ) -> HPACKHeaders {
         var block = HPACKHeaders(fields)
         if let requestID {
-            block.add(name: HeaderHygiene.requestIDHeader, value: requestID, indexing: .nonIndexable)
+            block.add(name: HeaderHygiene.requestIDHeader, value: requestID, indexing: indexing.next())
         }
         return block
     }

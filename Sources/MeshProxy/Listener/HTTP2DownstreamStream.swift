@@ -105,12 +105,14 @@ final class HTTP2DownstreamStream: HTTP2Stream, ExchangeDownstream {
     }
 
     func writeInterim(_ status: HTTPResponseStatus) {
-        sendHeaders(HTTP2HeaderMapping.responseBlock(status: status, headers: HTTPHeaders()))
+        sendHeaders(HTTP2HeaderMapping.responseBlock(
+            status: status, headers: HTTPHeaders(), requestIDIndexing: &outbox.requestIDIndexing))
         flush()
     }
 
     func writeResponseHead(status: HTTPResponseStatus, headers: HTTPHeaders) {
-        sendHeaders(HTTP2HeaderMapping.responseBlock(status: status, headers: headers))
+        sendHeaders(HTTP2HeaderMapping.responseBlock(
+            status: status, headers: headers, requestIDIndexing: &outbox.requestIDIndexing))
     }
 
     func writeBody(_ body: ByteBuffer) {
