@@ -48,6 +48,7 @@ private struct ListenerJSON: Encodable {
     var listen: String
     var limits: LimitsJSON
     var idleTimeout: String
+    var tls: ListenerTLSJSON?
     var routes: [RouteJSON]
 
     init(_ listener: ListenerConfig) {
@@ -58,6 +59,7 @@ private struct ListenerJSON: Encodable {
             maxRequestHeaders: listener.limits.maxRequestHeaders
         )
         idleTimeout = listener.idleTimeout.description
+        tls = listener.tls.map(ListenerTLSJSON.init)
         routes = listener.routes.map(RouteJSON.init)
     }
 }
@@ -212,6 +214,7 @@ private struct ClusterJSON: Encodable {
     var outlierDetection: OutlierDetectionJSON?
     var healthCheck: HealthCheckJSON?
     var panicThreshold: Int
+    var tls: ClusterTLSJSON?
     var endpoints: [EndpointJSON]?
     var dns: DNSJSON?
 
@@ -226,6 +229,7 @@ private struct ClusterJSON: Encodable {
         outlierDetection = cluster.outlierDetection.map(OutlierDetectionJSON.init)
         healthCheck = cluster.healthCheck.map(HealthCheckJSON.init)
         panicThreshold = cluster.panicThreshold
+        tls = cluster.tls.map(ClusterTLSJSON.init)
         switch cluster.discovery {
         case let .staticEndpoints(list):
             endpoints = list.map { EndpointJSON(address: $0.address.description, weight: $0.weight) }
@@ -237,6 +241,37 @@ private struct ClusterJSON: Encodable {
                 resolver: discovery.resolver?.description
             )
         }
+    }
+}
+
+/// TLS settings show their files' paths, never PEM (see `PEMSource.description`).
+private struct ListenerTLSJSON: Encodable {
+    var certificate: String
+    var privateKey: String
+    var clientCertificate: String
+    var caCertificates: String?
+    var mode: String
+
+    init(_ tls: ListenerTLSConfig) {
+        certificate = tls.certificate.description
+        privateKey = tls.privateKey.description
+        clientCertificate = tls.clientCertificate.rawValue
+        caCertificates = tls.caCertificates?.description
+        mode = tls.mode.rawValue
+    }
+}
+
+private struct ClusterTLSJSON: Encodable {
+    var sni: String?
+    var caCertificates: String?
+    var certificate: String?
+    var privateKey: String?
+
+    init(_ tls: ClusterTLSConfig) {
+        sni = tls.sni
+        caCertificates = tls.caCertificates?.description
+        certificate = tls.certificate?.description
+        privateKey = tls.privateKey?.description
     }
 }
 

@@ -47,6 +47,10 @@ struct ProxyCommand: AsyncParsableCommand {
             ConfigErrorReport.print(error, file: config)
             throw ExitCode(1)
         }
+        if let errors = ProxyServer.checkTLS(initial) {
+            ConfigErrorReport.print(errors, file: config)
+            throw ExitCode(1)
+        }
 
         // Signals are handled as events, so SIGTERM must not kill the process first.
         let signals = SignalEvents([SIGTERM, SIGINT, SIGHUP])
@@ -82,6 +86,10 @@ struct ProxyCommand: AsyncParsableCommand {
         }
         do {
             try await server.reload(next)
+        } catch let error as TLSSetupError {
+            logger.error("reload refused; keeping the running configuration", metadata: [
+                "config": "\(config)", "errors": "\([error.description])",
+            ])
         } catch {
             logger.error("reload partly failed: \(error)")
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import MeshConfig
+import MeshProxy
 
 /// `swiftmesh validate FILE`: exit 0 when the file is valid; otherwise print
 /// every error with its field path and exit 1.
@@ -13,13 +14,18 @@ struct ValidateCommand: ParsableCommand {
     var file: String
 
     func run() throws {
+        let config: ProxyConfig
         do {
-            _ = try ConfigLoader.load(path: file)
-            print("\(file): valid")
+            config = try ConfigLoader.load(path: file)
         } catch {
             ConfigErrorReport.print(error, file: file)
             throw ExitCode(1)
         }
+        if let errors = ProxyServer.checkTLS(config) {
+            ConfigErrorReport.print(errors, file: file)
+            throw ExitCode(1)
+        }
+        print("\(file): valid")
     }
 }
 

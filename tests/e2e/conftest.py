@@ -42,8 +42,9 @@ class Mesh:
         d.mkdir(parents=True, exist_ok=True)
         return d
 
-    def http_backend(self, name: str, host: str = "127.0.0.1", port: int = 0, delay: float = 0.0) -> HTTPBackend:
-        b = HTTPBackend(name, host, port, delay).start()
+    def http_backend(self, name: str, host: str = "127.0.0.1", port: int = 0, delay: float = 0.0,
+                     ssl_context: Optional[Any] = None) -> HTTPBackend:
+        b = HTTPBackend(name, host, port, delay, ssl_context=ssl_context).start()
         self.stack.callback(b.stop)
         return b
 

@@ -4,7 +4,7 @@ extension ProxyConfigDecoder {
             node,
             keys: [
                 "name", "protocol", "loadBalancing", "hashHeader", "connectTimeout", "idleTimeout", "circuitBreaker",
-                "outlierDetection", "healthCheck", "panicThreshold", "endpoints", "dns",
+                "outlierDetection", "healthCheck", "panicThreshold", "tls", "endpoints", "dns",
             ]
         ) else { return nil }
         let name = reader.required("name", in: fields, hint: "add e.g. \"name: user\"")
@@ -25,6 +25,7 @@ extension ProxyConfigDecoder {
         let panicThreshold = fields["panicThreshold"].flatMap {
             reader.integer($0, in: 0...100, expected: "a percentage from 0 to 100")
         }
+        let tls = fields["tls"].flatMap { clusterTLS($0) }
         let endpoints = fields["endpoints"].flatMap { staticEndpoints($0) }
         let dns = fields["dns"].flatMap { dnsDiscovery($0) }
 
@@ -43,7 +44,7 @@ extension ProxyConfigDecoder {
 
         guard let name, let discovery else { return nil }
         if fields.has("outlierDetection") && outlierDetection == nil || fields.has("panicThreshold") && panicThreshold == nil
-            || fields.has("healthCheck") && healthCheck == nil {
+            || fields.has("healthCheck") && healthCheck == nil || fields.has("tls") && tls == nil {
             return nil
         }
         return ClusterConfig(
@@ -57,7 +58,8 @@ extension ProxyConfigDecoder {
             circuitBreaker: circuitBreaker ?? CircuitBreakerConfig(),
             outlierDetection: outlierDetection,
             healthCheck: healthCheck,
-            panicThreshold: panicThreshold ?? ClusterConfig.defaultPanicThreshold
+            panicThreshold: panicThreshold ?? ClusterConfig.defaultPanicThreshold,
+            tls: tls
         )
     }
 

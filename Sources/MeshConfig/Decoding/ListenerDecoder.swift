@@ -1,20 +1,22 @@
 extension ProxyConfigDecoder {
     mutating func listener(_ node: ConfigNode) -> ListenerConfig? {
-        guard let fields = reader.mapping(node, keys: ["name", "listen", "limits", "idleTimeout", "routes"]) else { return nil }
+        guard let fields = reader.mapping(node, keys: ["name", "listen", "limits", "idleTimeout", "tls", "routes"]) else { return nil }
         let name = reader.required("name", in: fields, hint: "add e.g. \"name: ingress\"")
             .flatMap { definedName($0, recordIn: \.listenerNames) }
         let listen = reader.required("listen", in: fields, hint: "add e.g. \"listen: 127.0.0.1:8080\"")
             .flatMap { listenAddress($0) }
         let limits = fields["limits"].flatMap { self.limits($0) }
         let idleTimeout = fields["idleTimeout"].flatMap { reader.positiveDuration($0) }
+        let tls = fields["tls"].flatMap { listenerTLS($0) }
         let routes = reader.required("routes", in: fields, hint: "add at least one route")
             .flatMap { reader.list($0, of: "routes", atLeastOne: "route") }
             .map { $0.compactMap { route($0) } }
 
         guard let name, let listen, let routes else { return nil }
+        if fields.has("tls") && tls == nil { return nil }
         return ListenerConfig(
             name: name, listen: listen, routes: routes, limits: limits ?? ListenerLimits(),
-            idleTimeout: idleTimeout ?? ListenerConfig.defaultIdleTimeout
+            idleTimeout: idleTimeout ?? ListenerConfig.defaultIdleTimeout, tls: tls
         )
     }
 

@@ -23,6 +23,8 @@ public struct ClusterConfig: Sendable, Equatable {
     /// to skip the others; below it, every endpoint gets requests again, so
     /// that a cluster-wide failure does not pile all load on the few left.
     public var panicThreshold: Int
+    /// TLS to the endpoints; nil: plaintext.
+    public var tls: ClusterTLSConfig?
 
     public static let defaultPanicThreshold = 50
     public static let defaultConnectTimeout = MeshDuration.seconds(1)
@@ -39,7 +41,8 @@ public struct ClusterConfig: Sendable, Equatable {
         circuitBreaker: CircuitBreakerConfig = CircuitBreakerConfig(),
         outlierDetection: OutlierDetectionConfig? = nil,
         healthCheck: HealthCheckConfig? = nil,
-        panicThreshold: Int = ClusterConfig.defaultPanicThreshold
+        panicThreshold: Int = ClusterConfig.defaultPanicThreshold,
+        tls: ClusterTLSConfig? = nil
     ) {
         self.name = name
         self.protocolKind = protocolKind
@@ -52,6 +55,7 @@ public struct ClusterConfig: Sendable, Equatable {
         self.outlierDetection = outlierDetection
         self.healthCheck = healthCheck
         self.panicThreshold = panicThreshold
+        self.tls = tls
     }
 }
 

@@ -11,18 +11,21 @@ public struct ListenerConfig: Sendable, Equatable {
     public var limits: ListenerLimits
     /// A client connection with no request in progress for this long is closed. Default 1h.
     public var idleTimeout: MeshDuration
+    /// TLS the listener terminates; nil: plaintext.
+    public var tls: ListenerTLSConfig?
 
     public static let defaultIdleTimeout = MeshDuration.seconds(3600)
 
     public init(
         name: String, listen: HostPort, routes: [RouteConfig], limits: ListenerLimits = ListenerLimits(),
-        idleTimeout: MeshDuration = ListenerConfig.defaultIdleTimeout
+        idleTimeout: MeshDuration = ListenerConfig.defaultIdleTimeout, tls: ListenerTLSConfig? = nil
     ) {
         self.name = name
         self.listen = listen
         self.routes = routes
         self.limits = limits
         self.idleTimeout = idleTimeout
+        self.tls = tls
     }
 }
 

@@ -12,6 +12,8 @@ final class LoopCluster {
     let outlierDetector: OutlierDetector?
     /// Shared too; nil when the cluster has neither `outlierDetection` nor `healthCheck`.
     let healthRegistry: EndpointHealthRegistry?
+    /// Shared too; nil when the cluster has no `tls`.
+    let upstreamTLS: UpstreamTLS?
     let statsLabel: Int
     private let eventLoop: EventLoop
     private let flushBatch: FlushBatch
@@ -30,6 +32,7 @@ final class LoopCluster {
         breaker = shared.breaker
         outlierDetector = shared.outlierDetector
         healthRegistry = shared.healthRegistry
+        upstreamTLS = shared.upstreamTLS
         self.eventLoop = eventLoop
         self.flushBatch = flushBatch
         statsLabel = stats.label(config.name)
@@ -42,6 +45,7 @@ final class LoopCluster {
     /// and requests counted in the old one must end there.
     func canAdopt(_ newConfig: ClusterConfig, shared: SharedClusterState) -> Bool {
         shared.breaker === breaker && shared.outlierDetector === outlierDetector && shared.healthRegistry === healthRegistry
+            && shared.upstreamTLS === upstreamTLS
             && newConfig.panicThreshold == config.panicThreshold
             && newConfig.protocolKind == config.protocolKind && newConfig.connectTimeout == config.connectTimeout
             && newConfig.idleTimeout == config.idleTimeout
@@ -136,7 +140,7 @@ final class LoopCluster {
     private func makePool(_ address: SocketAddress) -> UpstreamPool {
         let connector = EndpointConnector(
             address: address, eventLoop: eventLoop, flushBatch: flushBatch, breaker: breaker, connectTimeout: connectTimeout,
-            idleTimeout: .nanoseconds(config.idleTimeout.nanoseconds))
+            idleTimeout: .nanoseconds(config.idleTimeout.nanoseconds), tls: upstreamTLS)
         switch config.protocolKind {
         case .http1: return .http1(HTTP1ConnectionPool(connector: connector))
         case .http2: return .http2(HTTP2ConnectionPool(connector: connector))

@@ -6,4 +6,8 @@ struct SharedClusterState: Sendable {
     var breaker: CircuitBreaker
     var outlierDetector: OutlierDetector?
     var healthRegistry: EndpointHealthRegistry?
+    /// How connections to the endpoints start TLS; nil: plaintext. A new
+    /// context (a renewed client certificate) gives the cluster new
+    /// connections; requests in flight finish on the old ones.
+    var upstreamTLS: UpstreamTLS?
 }

@@ -11,4 +11,9 @@ struct DownstreamConnectionInfo: Sendable {
     let isHTTP2: Bool
     /// The listener's `idleTimeout`: the connection closes after this long without a request.
     let idleTimeout: TimeAmount
+    /// The connection runs TLS: `x-forwarded-proto` is https.
+    var isTLS = false
+    /// The identity in the client's certificate (see `PeerIdentity`), sent to
+    /// the endpoint as `swiftmesh-client-identity`; nil without one.
+    var clientIdentity: String?
 }

@@ -5,18 +5,22 @@ import NIOHTTP1
 /// forwarding headers and a request id.
 enum HeaderHygiene {
     static let requestIDHeader = "x-request-id"
+    /// The identity of the client's certificate, set by the proxy alone.
+    static let clientIdentityHeader = "swiftmesh-client-identity"
 
     /// The fields a request carries to its endpoint, built in one pass over
     /// the client's (each edit on its own would scan the list again):
     /// connection-specific fields dropped, padded values trimmed, the route's
     /// header edits applied, the request id set, the client's address
-    /// appended to `x-forwarded-for`, `x-forwarded-proto` set, and a `Host`
-    /// added when the client sent none (HTTP/2 endpoints need an
+    /// appended to `x-forwarded-for`, `x-forwarded-proto` set (https for a
+    /// TLS client connection), `swiftmesh-client-identity` set to the client
+    /// certificate's identity (a client's own is always removed), and a
+    /// `Host` added when the client sent none (HTTP/2 endpoints need an
     /// `:authority`). `Expect: 100-continue` is taken out when the proxy
     /// answers it itself (`answersExpect`), which the result reports.
     static func upstreamRequestFields(
         _ headers: HTTPHeaders, route: CompiledRoute, requestID: String, clientIP: String?,
-        defaultHost: String, answersExpect: Bool
+        isTLS: Bool = false, clientIdentity: String? = nil, defaultHost: String, answersExpect: Bool
     ) -> (fields: HTTPHeaders, expectsContinue: Bool) {
         var kept: [(String, String)] = []
         kept.reserveCapacity(headers.count + route.headersToAdd.count + 4)
@@ -36,6 +40,8 @@ enum HeaderHygiene {
                 forwardedFor = forwardedFor.map { "\($0), \(value)" } ?? value
                 return
             case 17 where name.equalsIgnoringASCIICase("x-forwarded-proto"):
+                return
+            case 25 where name.equalsIgnoringASCIICase("swiftmesh-client-identity"):
                 return
             default:
                 break
@@ -73,11 +79,23 @@ enum HeaderHygiene {
         if let clientIP {
             kept.append(("x-forwarded-for", forwardedFor.map { "\($0), \(clientIP)" } ?? clientIP))
         }
-        kept.append(("x-forwarded-proto", "http"))
+        kept.append(("x-forwarded-proto", isTLS ? "https" : "http"))
+        if let clientIdentity {
+            kept.append((clientIdentityHeader, clientIdentity))
+        }
         if !hasHost {
             kept.append(("host", defaultHost))
         }
         return (HTTPHeaders(kept), expectsContinue)
+    }
+
+    /// Trailers a client sends on: like the head, they may not carry a
+    /// field only the proxy sets.
+    static func upstreamRequestTrailers(_ trailers: HTTPHeaders) -> HTTPHeaders {
+        guard trailers.contains(name: clientIdentityHeader) else { return trailers }
+        var kept = trailers
+        kept.remove(name: clientIdentityHeader)
+        return kept
     }
 
     /// The fields a response carries to the client, in one pass:

@@ -165,6 +165,7 @@ final class ProxyExchange {
         // RFC 9110 section 10.1.1: an HTTP/1.0 request's expectation is ignored.
         let (fields, expectsContinue) = HeaderHygiene.upstreamRequestFields(
             head.headers, route: route, requestID: requestID, clientIP: downstream.connection.clientIP,
+            isTLS: downstream.connection.isTLS, clientIdentity: downstream.connection.clientIdentity,
             defaultHost: endpoint.label, answersExpect: head.version != .http1_0)
         if expectsContinue {
             // Answer the client's Expect ourselves, as Envoy does: the body is
@@ -260,8 +261,12 @@ final class ProxyExchange {
     }
 
     func downstreamReceived(_ part: HTTPClientRequestPart) {
-        if case .end = part {
+        var part = part
+        if case .end(let trailers) = part {
             requestEnded = true
+            if let trailers {
+                part = .end(HeaderHygiene.upstreamRequestTrailers(trailers))
+            }
         }
         if replay != nil {
             keepForReplay(part)

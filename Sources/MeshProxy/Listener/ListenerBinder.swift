@@ -3,6 +3,7 @@ import MeshConfig
 import NIOCore
 import NIOExtras
 import NIOPosix
+import NIOSSL
 
 /// A bound listener and what drains it.
 struct BoundListener: Sendable {
@@ -44,23 +45,37 @@ enum ListenerBinder {
                     }
                     let clientIP = channel.remoteAddress?.ipAddress
                     // From the routing table the loop has now, so a reload applies to new connections.
-                    let idleTimeout = worker.routing.listeners[name]?.idleTimeout
-                        ?? .nanoseconds(ListenerConfig.defaultIdleTimeout.nanoseconds)
+                    // A listener a reload removed may accept until it stops: without
+                    // its settings (its TLS among them) the connection is refused.
+                    guard let compiled = worker.routing.listeners[name] else {
+                        throw ListenerError.removed
+                    }
+                    let idleTimeout = compiled.idleTimeout
                     let detector = ProtocolDetector(idleTimeout: idleTimeout) { context, detected in
+                        // The first request's bytes: any TLS handshake is over.
+                        var info = DownstreamConnectionInfo(
+                            listenerName: name, listenerLabel: label, clientIP: clientIP, isHTTP2: detected == .http2,
+                            idleTimeout: idleTimeout)
+                        if compiled.tls != nil, PeerIdentity.isTLS(context.channel) {
+                            info.isTLS = true
+                            info.clientIdentity = PeerIdentity.ofClient(on: context.channel)
+                        }
                         switch detected {
                         case .http1:
-                            let info = DownstreamConnectionInfo(
-                                listenerName: name, listenerLabel: label, clientIP: clientIP, isHTTP2: false,
-                                idleTimeout: idleTimeout)
                             try DownstreamPipeline.installHTTP1(after: context, connection: info, worker: worker)
                         case .http2:
-                            let info = DownstreamConnectionInfo(
-                                listenerName: name, listenerLabel: label, clientIP: clientIP, isHTTP2: true,
-                                idleTimeout: idleTimeout)
                             try DownstreamPipeline.installHTTP2(
                                 after: context, connection: info, worker: worker,
                                 maxHeaderListSize: maxHeaderBytes)
                         }
+                    }
+                    switch compiled.tls {
+                    case nil:
+                        break
+                    case let tls? where tls.mode == .strict:
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context))
+                    case let tls?:
+                        try channel.pipeline.syncOperations.addHandler(PlaintextOrTLSDetector(context: tls.context))
                     }
                     try channel.pipeline.syncOperations.addHandler(detector)
                 }
@@ -74,4 +89,6 @@ enum ListenerBinder {
 enum ListenerError: Error {
     /// Every loop of the group has a worker; reaching this is a bug.
     case noWorker
+    /// The listener is no longer in the published config (a reload removed it).
+    case removed
 }

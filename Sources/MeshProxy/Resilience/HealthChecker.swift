@@ -13,6 +13,8 @@ import NIOCore
 final class HealthChecker: @unchecked Sendable {
     let config: HealthCheckConfig
     let protocolKind: UpstreamProtocol
+    /// The cluster's TLS, which probes use too; nil: plaintext.
+    let tls: UpstreamTLS?
     private let registry: EndpointHealthRegistry
     private let homeLoop: EventLoop
     private let onChange: @Sendable () -> Void
@@ -33,11 +35,12 @@ final class HealthChecker: @unchecked Sendable {
     private let failedCount = ManagedAtomic(0)
 
     init(
-        config: HealthCheckConfig, protocolKind: UpstreamProtocol, registry: EndpointHealthRegistry, homeLoop: EventLoop,
-        onChange: @escaping @Sendable () -> Void
+        config: HealthCheckConfig, protocolKind: UpstreamProtocol, tls: UpstreamTLS? = nil, registry: EndpointHealthRegistry,
+        homeLoop: EventLoop, onChange: @escaping @Sendable () -> Void
     ) {
         self.config = config
         self.protocolKind = protocolKind
+        self.tls = tls
         self.registry = registry
         self.homeLoop = homeLoop
         self.onChange = onChange
@@ -83,7 +86,7 @@ final class HealthChecker: @unchecked Sendable {
     private func probe(_ label: String, chain: Int) {
         guard !stopped, let probed = probes[label], probed.chain == chain else { return }
         HealthProbe.run(
-            config.probe, address: probed.endpoint.address, authority: label, protocolKind: protocolKind,
+            config.probe, address: probed.endpoint.address, authority: label, protocolKind: protocolKind, tls: tls,
             timeout: .nanoseconds(config.timeout.nanoseconds), on: homeLoop
         ).whenSuccess { [self] passed in
             concluded(label, chain: chain, passed: passed)

@@ -3,6 +3,7 @@ import NIOCore
 import NIOHPACK
 import NIOHTTP2
 import NIOPosix
+import NIOSSL
 
 /// One active health check of one endpoint: a connection of its own (never
 /// a pooled one, whose health says nothing of new connections), the probe,
@@ -13,7 +14,7 @@ enum HealthProbe {
 
     static func run(
         _ probe: HealthCheckConfig.Probe, address: SocketAddress, authority: String, protocolKind: UpstreamProtocol,
-        timeout: TimeAmount, on loop: EventLoop
+        tls: UpstreamTLS?, timeout: TimeAmount, on loop: EventLoop
     ) -> EventLoopFuture<Bool> {
         let verdict = loop.makePromise(of: Bool.self)
         let bootstrap = ClientBootstrap(group: loop)
@@ -33,6 +34,18 @@ enum HealthProbe {
                             HTTP2ProbeHandler(probe: probe, authority: authority, verdict: verdict),
                         ]
                     }
+                    // TLS first: the probe's request waits in it for the handshake.
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(
+                            NIOSSLClientHandler(context: tls.context, serverHostname: tls.serverName))
+                        // A TCP probe of a TLS endpoint passes on a finished
+                        // handshake, so a refused certificate fails it.
+                        if case .tcp = probe {
+                            let handshake = channel.eventLoop.makePromise(of: Void.self)
+                            handshake.futureResult.map { true }.cascade(to: verdict)
+                            try channel.pipeline.syncOperations.addHandler(TLSHandshakeWaiter(promise: handshake))
+                        }
+                    }
                     try channel.pipeline.syncOperations.addHandlers(handlers)
                 }
             }
@@ -40,7 +53,7 @@ enum HealthProbe {
         bootstrap.connect(to: address).whenComplete { result in
             switch result {
             case .success(let channel):
-                if case .tcp = probe {
+                if case .tcp = probe, tls == nil {
                     verdict.succeed(true)
                 }
                 // Whatever the verdict, the connection has served its purpose.

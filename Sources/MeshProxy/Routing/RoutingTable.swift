@@ -12,7 +12,7 @@ struct RoutingTable: Sendable {
     /// Cluster names by index; routes refer to clusters by these indices.
     let clusterNames: [String]
 
-    init(config: ProxyConfig, generation: Int) {
+    init(config: ProxyConfig, generation: Int, tls: TLSContexts = TLSContexts()) {
         self.generation = generation
         clusterNames = config.clusters.map(\.name)
         var indexByName: [String: Int] = [:]
@@ -21,7 +21,7 @@ struct RoutingTable: Sendable {
         }
         var listeners: [String: CompiledListener] = [:]
         for listener in config.listeners {
-            listeners[listener.name] = CompiledListener(listener, clusterIndex: indexByName)
+            listeners[listener.name] = CompiledListener(listener, clusterIndex: indexByName, tls: tls.listeners[listener.name])
         }
         self.listeners = listeners
     }
@@ -32,9 +32,14 @@ struct CompiledListener: Sendable {
     let limits: ListenerLimits
     let idleTimeout: TimeAmount
     let routes: [CompiledRoute]
+    /// How new connections start TLS; nil: plaintext. Read when a
+    /// connection is accepted, so a reload (a renewed certificate) applies to
+    /// new connections while open ones keep theirs.
+    let tls: ListenerTLS?
 
-    init(_ config: ListenerConfig, clusterIndex: [String: Int]) {
+    init(_ config: ListenerConfig, clusterIndex: [String: Int], tls: ListenerTLS? = nil) {
         name = config.name
+        self.tls = tls
         limits = config.limits
         idleTimeout = .nanoseconds(config.idleTimeout.nanoseconds)
         routes = config.routes.enumerated().map { CompiledRoute($1, index: $0, clusterIndex: clusterIndex) }

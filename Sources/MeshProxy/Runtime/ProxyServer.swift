@@ -23,6 +23,8 @@ public actor ProxyServer {
     private var healthCheckers: [String: HealthChecker] = [:]
     private var dnsTasks: [String: (settings: DNSDiscovery, task: Task<Void, Never>)] = [:]
     private var listeners: [String: BoundListener] = [:]
+    /// The TLS contexts of `config`, loaded when it was applied.
+    private var tls = TLSContexts()
     private var admin: Channel?
     private var draining = false
     /// Why the proxy must not report ready whatever its own state (a sidecar
@@ -30,6 +32,19 @@ public actor ProxyServer {
     private var readinessHold: String?
     /// Whether startup's memory was already returned (once, on first readiness).
     private var startupMemoryTrimmed = false
+
+    /// Reads and checks every TLS file `config` names, as `start` and
+    /// `reload` do; the errors carry field paths, like config errors.
+    public static func checkTLS(_ config: ProxyConfig) -> ConfigErrors? {
+        do {
+            _ = try TLSContexts(config)
+            return nil
+        } catch let error as TLSSetupError {
+            return ConfigErrors(issues: [ConfigIssue(path: error.path, message: error.message)])
+        } catch {
+            return ConfigErrors(issues: [ConfigIssue(path: "", message: "\(error)")])
+        }
+    }
 
     /// One event loop per core.
     public static let defaultThreadCount = System.coreCount
@@ -44,6 +59,7 @@ public actor ProxyServer {
 
     /// Binds everything and starts discovery. Returns once listening.
     public func start() async throws {
+        tls = try TLSContexts(config)
         startDiscovery(config.clusters)
         await publish()
         for listener in config.listeners {
@@ -77,6 +93,8 @@ public actor ProxyServer {
     /// in flight finish on the config they started with. Listeners that
     /// appeared are bound, listeners that went away drain.
     public func reload(_ newConfig: ProxyConfig) async throws {
+        // Before anything changes: a TLS file that cannot be read refuses the reload.
+        tls = try TLSContexts(newConfig, previous: tls)
         let old = config
         config = newConfig
         let oldDNS = dnsTasks
@@ -214,7 +232,7 @@ public actor ProxyServer {
     /// Installs the current config and endpoints on every loop and waits until all have it.
     private func publish() async {
         generation += 1
-        let routing = RoutingTable(config: config, generation: generation)
+        let routing = RoutingTable(config: config, generation: generation, tls: tls)
         let clusters = config.clusters
         let endpoints = self.endpoints
         let shared = sharedStates(for: clusters)
@@ -245,7 +263,7 @@ public actor ProxyServer {
             let old = shared[name]
             let breaker = old.flatMap { $0.breaker.limits == cluster.circuitBreaker ? $0.breaker : nil }
                 ?? CircuitBreaker(limits: cluster.circuitBreaker)
-            var state = SharedClusterState(breaker: breaker)
+            var state = SharedClusterState(breaker: breaker, upstreamTLS: tls.clusters[name])
             if cluster.outlierDetection != nil || cluster.healthCheck != nil {
                 let checksActively = cluster.healthCheck != nil
                 let registry = old?.healthRegistry.flatMap { $0.checksActively == checksActively ? $0 : nil }
@@ -258,9 +276,11 @@ public actor ProxyServer {
                 }
                 if let settings = cluster.healthCheck {
                     checkers[name] = healthCheckers[name].flatMap {
-                        $0.config == settings && $0.protocolKind == cluster.protocolKind && old?.healthRegistry === registry ? $0 : nil
+                        $0.config == settings && $0.protocolKind == cluster.protocolKind && $0.tls === state.upstreamTLS
+                            && old?.healthRegistry === registry ? $0 : nil
                     } ?? HealthChecker(
-                        config: settings, protocolKind: cluster.protocolKind, registry: registry, homeLoop: homeLoop,
+                        config: settings, protocolKind: cluster.protocolKind, tls: state.upstreamTLS, registry: registry,
+                        homeLoop: homeLoop,
                         onChange: rebalancer(name))
                 }
             }

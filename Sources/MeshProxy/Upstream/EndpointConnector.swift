@@ -1,11 +1,13 @@
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// How the pools of one endpoint on one event loop open connections: the
 /// address, the cluster's connect timeout, TCP_NODELAY (requests are small
 /// and must not wait for Nagle), the loop's flush batch that every
-/// connection's writes join, how long a connection may sit unused, and the
-/// cluster's circuit breaker, which counts the pools' connections.
+/// connection's writes join, how long a connection may sit unused, the
+/// cluster's circuit breaker, which counts the pools' connections, and the
+/// cluster's TLS.
 struct EndpointConnector {
     let address: SocketAddress
     let eventLoop: EventLoop
@@ -14,11 +16,49 @@ struct EndpointConnector {
     let connectTimeout: TimeAmount
     /// The cluster's `idleTimeout`.
     let idleTimeout: TimeAmount
+    /// nil: plaintext.
+    let tls: UpstreamTLS?
 
+    /// A connected channel; with TLS, one whose handshake is done, so that a
+    /// certificate the proxy refuses fails the connect (within the connect
+    /// timeout) instead of the first request sent on it.
     func connect() -> EventLoopFuture<Channel> {
-        ClientBootstrap(group: eventLoop)
+        let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+        guard let tls else {
+            return bootstrap.connect(to: address)
+        }
+        // One deadline for the TCP connect and the handshake together.
+        let timeout = connectTimeout
+        let deadline = NIODeadline.now() + timeout
+        return bootstrap
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        NIOSSLClientHandler(context: tls.context, serverHostname: tls.serverName))
+                }
+            }
             .connect(to: address)
+            .flatMap { channel in
+                let handshake = channel.eventLoop.makePromise(of: Void.self)
+                do {
+                    // Added once connected, before the loop turns: the
+                    // handshake needs the endpoint's answer, so it cannot be over yet.
+                    try channel.pipeline.syncOperations.addHandler(TLSHandshakeWaiter(promise: handshake))
+                } catch {
+                    handshake.fail(error)
+                }
+                let timer = channel.eventLoop.scheduleTask(deadline: deadline) {
+                    handshake.fail(ChannelError.connectTimeout(timeout))
+                }
+                return handshake.futureResult
+                    .always { _ in timer.cancel() }
+                    .map { channel }
+                    .flatMapErrorThrowing { error in
+                        channel.close(promise: nil)
+                        throw error
+                    }
+            }
     }
 }

@@ -12,7 +12,10 @@ Query parameters change the answer:
   close=1         close the connection without answering (upstream reset)
   pad_header=1    add `X-Padded: padded` written with trailing whitespace
                   (optional whitespace in HTTP/1.1, not part of the value)
-Every answer has `x-backend: <name>`. `HTTPBackend.delay` slows every answer;
+Every answer has `x-backend: <name>`. With an `ssl_context` the backend
+serves TLS, and the JSON echo says what the handshake carried under `tls`:
+the server name the client asked for (`sni`) and the URI names of its
+certificate (`peerURIs`). `HTTPBackend.delay` slows every answer;
 `HTTPBackend.fail_status` answers every request with that status instead.
 """
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -37,6 +41,15 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], backend: "HTTPBackend"):
         self.backend = backend
         super().__init__(address, _Handler)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, address = super().get_request()
+        context = self.backend.ssl_context
+        if context is not None:
+            # The handshake runs in the request's thread (`_Handler.setup`), so
+            # a client that never finishes one cannot stall accepting.
+            sock = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, address
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # peers (the proxy) closing or resetting connections is routine here
@@ -78,6 +91,24 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence
         pass
 
+    def setup(self) -> None:
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.settimeout(10)
+            self.request.do_handshake()
+            self.request.settimeout(None)
+        super().setup()
+
+    def _tls_record(self) -> Optional[dict]:
+        conn = self.connection
+        if not isinstance(conn, ssl.SSLSocket):
+            return None
+        peer = conn.getpeercert() or {}
+        return {
+            "sni": getattr(conn, "sni", None),
+            "version": conn.version(),
+            "peerURIs": [v for k, v in peer.get("subjectAltName", ()) if k == "URI"],
+        }
+
     def _handle(self) -> None:
         backend: HTTPBackend = self.server.backend  # type: ignore[attr-defined]
         te = (self.headers.get("Transfer-Encoding") or "").lower()
@@ -97,6 +128,9 @@ class _Handler(BaseHTTPRequestHandler):
             "bodySha256": hashlib.sha256(body).hexdigest(),
             "chunkedRequest": chunked_in,
         }
+        tls = self._tls_record()
+        if tls is not None:
+            record["tls"] = tls
         backend._begin(record)
         try:
             if backend.fail_status is not None:
@@ -176,8 +210,14 @@ def pattern(n: int) -> bytes:
 
 
 class HTTPBackend:
-    def __init__(self, name: str, host: str = "127.0.0.1", port: int = 0, delay: float = 0.0):
+    def __init__(self, name: str, host: str = "127.0.0.1", port: int = 0, delay: float = 0.0,
+                 ssl_context: Optional[ssl.SSLContext] = None):
         self.name = name
+        self.ssl_context = ssl_context
+        if ssl_context is not None:
+            def remember_sni(sock: Any, server_name: Optional[str], _context: Any) -> None:
+                sock.sni = server_name
+            ssl_context.sni_callback = remember_sni
         # seconds every answer waits (a slow instance), on top of ?sleep=
         self.delay = delay
         # when set, every request is answered with this status

@@ -1,0 +1,86 @@
+/// PEM text the proxy loads: a file named in the config, or PEM held in
+/// memory. Only code builds the in-memory kind: a sidecar's own certificate
+/// and private key, which never touch the disk.
+public enum PEMSource: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible {
+    case file(String)
+    case inMemory(String)
+
+    /// The path, or only that PEM is held in memory: printing a config never shows a key.
+    public var description: String {
+        switch self {
+        case .file(let path): path
+        case .inMemory: "(in memory)"
+        }
+    }
+
+    public var debugDescription: String { description }
+}
+
+/// TLS on a listener (`listeners[].tls`): the proxy terminates it, offering
+/// HTTP/2 and HTTP/1.1 by ALPN.
+public struct ListenerTLSConfig: Sendable, Equatable {
+    /// The certificate chain the listener presents, leaf first.
+    public var certificate: PEMSource
+    /// The private key of the leaf certificate.
+    public var privateKey: PEMSource
+    /// Whether clients must present a certificate. Default none.
+    public var clientCertificate: ClientCertificateMode
+    /// The authorities client certificates must chain to; required unless
+    /// `clientCertificate` is none.
+    public var caCertificates: PEMSource?
+    /// strict (the default): TLS only. permissive: TLS and plaintext on the
+    /// same port, told apart by the first byte, for migrations.
+    public var mode: ListenerTLSMode
+
+    public init(
+        certificate: PEMSource, privateKey: PEMSource, clientCertificate: ClientCertificateMode = .none,
+        caCertificates: PEMSource? = nil, mode: ListenerTLSMode = .strict
+    ) {
+        self.certificate = certificate
+        self.privateKey = privateKey
+        self.clientCertificate = clientCertificate
+        self.caCertificates = caCertificates
+        self.mode = mode
+    }
+}
+
+/// Config spelling: `none`, `optional`, `required`.
+public enum ClientCertificateMode: String, Sendable, Equatable, CaseIterable {
+    /// Not asked for.
+    case none
+    /// Verified when presented; a client without one is still served.
+    case optional
+    /// Asked for and verified; a client without a valid one fails the handshake.
+    case required
+}
+
+/// Config spelling: `strict`, `permissive`.
+public enum ListenerTLSMode: String, Sendable, Equatable, CaseIterable {
+    case strict
+    case permissive
+}
+
+/// TLS from the proxy to a cluster's endpoints (`clusters[].tls`), with
+/// HTTP/2 or HTTP/1.1 offered by ALPN as the cluster's protocol says.
+public struct ClusterTLSConfig: Sendable, Equatable {
+    /// The server name sent (SNI) and verified against the endpoint's
+    /// certificate. Without it the certificate must still chain to a
+    /// trusted authority, but no name is checked (endpoints are addresses).
+    public var sni: String?
+    /// The authorities endpoint certificates must chain to. Default: the
+    /// system's trust store.
+    public var caCertificates: PEMSource?
+    /// A client certificate to present (mutual TLS), with its key.
+    public var certificate: PEMSource?
+    public var privateKey: PEMSource?
+
+    public init(
+        sni: String? = nil, caCertificates: PEMSource? = nil, certificate: PEMSource? = nil,
+        privateKey: PEMSource? = nil
+    ) {
+        self.sni = sni
+        self.caCertificates = caCertificates
+        self.certificate = certificate
+        self.privateKey = privateKey
+    }
+}

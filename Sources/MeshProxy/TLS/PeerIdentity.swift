@@ -1,0 +1,48 @@
+import NIOCore
+import NIOSSL
+import X509
+
+/// Who is at the other end of a TLS connection, as its certificate says: the
+/// first URI subject alternative name (a mesh identity is a SPIFFE ID,
+/// `spiffe://<trust-domain>/service/<name>`), else the first DNS name, else
+/// the subject. Read once per connection, when its first request arrives.
+enum PeerIdentity {
+    /// The identity of a server-side connection's client; nil without TLS or
+    /// without a client certificate.
+    static func ofClient(on channel: Channel) -> String? {
+        guard let handler = try? channel.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self),
+              let certificate = handler.peerCertificate else { return nil }
+        return of(certificate)
+    }
+
+    static func of(_ certificate: NIOSSLCertificate) -> String? {
+        guard let der = try? certificate.toDERBytes(), let parsed = try? Certificate(derEncoded: der) else { return nil }
+        if let names = try? parsed.extensions.subjectAlternativeNames {
+            for case .uniformResourceIdentifier(let uri) in names {
+                return headerSafe(uri, spaces: false)
+            }
+            for case .dnsName(let name) in names {
+                return headerSafe(name, spaces: false)
+            }
+        }
+        return headerSafe(parsed.subject.description, spaces: true)
+    }
+
+    /// The identity becomes a header value: a certificate's names are not
+    /// checked for control characters by the parser, and CR or LF would
+    /// split the field on its way to an HTTP/1.1 endpoint.
+    static let maximumLength = 512
+
+    private static func headerSafe(_ text: String, spaces: Bool) -> String? {
+        let lowest: UInt8 = spaces ? 0x20 : 0x21
+        guard !text.isEmpty, text.utf8.count <= maximumLength,
+              text.utf8.allSatisfy({ $0 >= lowest && $0 <= 0x7E }) else { return nil }
+        return text
+    }
+
+    /// Whether a server-side connection runs TLS (a permissive listener
+    /// serves both).
+    static func isTLS(_ channel: Channel) -> Bool {
+        (try? channel.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self)) != nil
+    }
+}

@@ -1,0 +1,65 @@
+import MeshConfig
+import NIOSSL
+
+/// The TLS contexts of one config, built (and its PEM files read) when the
+/// config is applied, so that no connection reads a file.
+struct TLSContexts: Sendable {
+    var listeners: [String: ListenerTLS] = [:]
+    var clusters: [String: UpstreamTLS] = [:]
+
+    init() {}
+
+    /// Throws the first setting that cannot be loaded, at its field path.
+    /// Contexts whose settings and loaded PEM are those of `previous` are
+    /// kept, so a reload that leaves TLS alone keeps the clusters' connections.
+    init(_ config: ProxyConfig, previous: TLSContexts = TLSContexts()) throws {
+        for (index, listener) in config.listeners.enumerated() {
+            guard let tls = listener.tls else { continue }
+            let context = try TLSContextLoader.serverContext(tls, path: "listeners[\(index)].tls")
+            listeners[listener.name] = ListenerTLS(context: context, mode: tls.mode)
+        }
+        for (index, cluster) in config.clusters.enumerated() {
+            guard let tls = cluster.tls else { continue }
+            let (context, fingerprint) = try TLSContextLoader.clientContext(
+                tls, protocol: cluster.protocolKind, path: "clusters[\(index)].tls")
+            let built = UpstreamTLS(
+                context: context, settings: tls, protocolKind: cluster.protocolKind, fingerprint: fingerprint)
+            if let kept = previous.clusters[cluster.name], kept.isBuilt(like: built) {
+                clusters[cluster.name] = kept
+            } else {
+                clusters[cluster.name] = built
+            }
+        }
+    }
+}
+
+/// How a listener's connections start: TLS only, or TLS and plaintext.
+struct ListenerTLS: Sendable {
+    let context: NIOSSLContext
+    let mode: ListenerTLSMode
+}
+
+/// How connections to a cluster's endpoints start TLS.
+final class UpstreamTLS: Sendable {
+    let context: NIOSSLContext
+    let settings: ClusterTLSConfig
+    let protocolKind: UpstreamProtocol
+    /// Of the PEM the context was built from (`PEMReader`).
+    let fingerprint: Int
+
+    /// Sent as SNI and verified against the endpoint's certificate.
+    var serverName: String? { settings.sni }
+
+    init(context: NIOSSLContext, settings: ClusterTLSConfig, protocolKind: UpstreamProtocol, fingerprint: Int) {
+        self.context = context
+        self.settings = settings
+        self.protocolKind = protocolKind
+        self.fingerprint = fingerprint
+    }
+
+    /// Same settings, protocol and PEM: a reload keeps this one, and with it
+    /// the cluster's connections.
+    func isBuilt(like other: UpstreamTLS) -> Bool {
+        settings == other.settings && protocolKind == other.protocolKind && fingerprint == other.fingerprint
+    }
+}
