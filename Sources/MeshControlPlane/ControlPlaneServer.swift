@@ -8,12 +8,16 @@ import MeshConfig
 /// is cancelled.
 public struct ControlPlaneServer: Sendable {
     public let controlPlane: ControlPlane
+    public let identity: MeshIdentity
     public let grpcAddress: HostPort
     public let httpAddress: HostPort
     private let logger: Logger
 
-    public init(controlPlane: ControlPlane, grpcAddress: HostPort, httpAddress: HostPort, logger: Logger) {
+    public init(
+        controlPlane: ControlPlane, identity: MeshIdentity, grpcAddress: HostPort, httpAddress: HostPort, logger: Logger
+    ) {
         self.controlPlane = controlPlane
+        self.identity = identity
         self.grpcAddress = grpcAddress
         self.httpAddress = httpAddress
         self.logger = logger
@@ -38,8 +42,9 @@ public struct ControlPlaneServer: Sendable {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.serve() }
             group.addTask { await controlPlane.runExpiry() }
-            group.addTask { [controlPlane, httpAddress, logger] in
-                try await ControlPlaneHTTPAPI(controlPlane: controlPlane).run(address: httpAddress, logger: logger)
+            group.addTask { [controlPlane, identity, httpAddress, logger] in
+                try await ControlPlaneHTTPAPI(controlPlane: controlPlane, identity: identity)
+                    .run(address: httpAddress, logger: logger)
             }
             let bound = try await transport.listeningAddress
             logger.info("sidecar API listening", metadata: ["address": "\(bound)"])

@@ -4,11 +4,38 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 
-/// `--control-plane URL`, shared by the commands that talk to the control
-/// plane's HTTP API.
+/// `--control-plane URL` and the admin token, shared by the commands that
+/// talk to the control plane's HTTP API.
 struct ControlPlaneAPIOptions: ParsableArguments {
     @Option(name: .long, help: "The control plane's HTTP API.")
     var controlPlane = "http://127.0.0.1:15080"
+
+    @Option(name: .long, help: ArgumentHelp(
+        "A file holding the admin token, which changes need (default: SWIFTMESH_ADMIN_TOKEN, else .swiftmesh/admin-token when it exists).",
+        valueName: "file"))
+    var adminTokenFile: String?
+
+    /// The environment variable that may hold the admin token.
+    static let tokenVariable = "SWIFTMESH_ADMIN_TOKEN"
+    /// Where a control plane started in the same directory with the default --data-dir keeps it.
+    static let defaultTokenFile = ".swiftmesh/admin-token"
+
+    /// The admin token, if one is to be had: the file given, the
+    /// environment, or the default data directory's file.
+    func adminToken() throws -> String? {
+        if let adminTokenFile {
+            guard let data = FileManager.default.contents(atPath: adminTokenFile) else {
+                throw CLIFailure("--admin-token-file: cannot read \(adminTokenFile)")
+            }
+            return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        if let value = ProcessInfo.processInfo.environment[Self.tokenVariable], !value.isEmpty {
+            return value
+        }
+        return FileManager.default.contents(atPath: Self.defaultTokenFile).map {
+            String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+    }
 
     func validate() throws {
         guard let url = URL(string: controlPlane), url.scheme == "http", url.host != nil else {
@@ -34,6 +61,9 @@ struct ControlPlaneAPIClient {
         let base = options.controlPlane.hasSuffix("/") ? String(options.controlPlane.dropLast()) : options.controlPlane
         var request = HTTPClientRequest(url: base + path)
         request.method = method
+        if let token = try options.adminToken() {
+            request.headers.add(name: "authorization", value: "Bearer \(token)")
+        }
         if let body {
             request.body = .bytes(ByteBuffer(string: body))
             request.headers.add(name: "content-type", value: "application/yaml")

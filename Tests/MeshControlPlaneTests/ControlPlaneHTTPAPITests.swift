@@ -17,11 +17,81 @@ struct ControlPlaneHTTPAPITests {
         """
 
     private func withAPI(
-        _ controlPlane: ControlPlane? = nil, _ test: @escaping @Sendable (any TestClientProtocol) async throws -> Void
+        _ controlPlane: ControlPlane? = nil, adminToken: Bool = false,
+        _ test: @escaping @Sendable (any TestClientProtocol, MeshIdentity) async throws -> Void
     ) async throws {
         let controlPlane = try controlPlane ?? ControlPlane(store: nil, logger: Logger(label: "test"))
-        let app = Application(router: ControlPlaneHTTPAPI(controlPlane: controlPlane).router())
-        try await app.test(.router, test)
+        let identity = try TestIdentity.make(adminToken: adminToken)
+        let app = Application(router: ControlPlaneHTTPAPI(controlPlane: controlPlane, identity: identity).router())
+        try await app.test(.router) { client in try await test(client, identity) }
+    }
+
+    private func withAPI(
+        _ controlPlane: ControlPlane? = nil, _ test: @escaping @Sendable (any TestClientProtocol) async throws -> Void
+    ) async throws {
+        try await withAPI(controlPlane, adminToken: false) { client, _ in try await test(client) }
+    }
+
+    @Test func changesNeedTheAdminTokenReadingDoesNot() async throws {
+        try await withAPI(adminToken: true) { client, identity in
+            let token = try #require(identity.adminToken?.value)
+            try await client.execute(uri: "/api/v1/resources", method: .post, body: ByteBuffer(string: policy)) { response in
+                let body = try json(response)
+                #expect(response.status == .unauthorized)
+                #expect(body["error"] as? String != nil)
+            }
+            try await client.execute(
+                uri: "/api/v1/resources", method: .post, headers: [.authorization: "Bearer wrong"],
+                body: ByteBuffer(string: policy)
+            ) { response in
+                #expect(response.status == .unauthorized)
+            }
+            try await client.execute(
+                uri: "/api/v1/resources", method: .post, headers: [.authorization: "Bearer \(token)"],
+                body: ByteBuffer(string: policy)
+            ) { response in
+                #expect(response.status == .ok)
+            }
+            try await client.execute(uri: "/api/v1/resources", method: .get) { response in
+                #expect(response.status == .ok)
+            }
+            try await client.execute(uri: "/api/v1/ca", method: .get) { response in
+                let body = try json(response)
+                #expect(body["trustDomain"] as? String == "swiftmesh.local")
+                #expect((body["rootCertificate"] as? String)?.hasPrefix("-----BEGIN CERTIFICATE-----") == true)
+                #expect(!String(buffer: response.body).contains("PRIVATE KEY"))
+            }
+        }
+    }
+
+    @Test func joinTokensAreShownOnceAndGrantOneService() async throws {
+        try await withAPI { client, identity in
+            let body = ByteBuffer(string: #"{"service": "user", "ttl": "1h"}"#)
+            try await client.execute(uri: "/api/v1/tokens", method: .post, body: body) { response in
+                #expect(response.status == .created)
+                let answer = try json(response)
+                let token = try #require(answer["token"] as? String)
+                #expect(token.hasPrefix("smj_"))
+                let granted = try identity.joinTokens.service(grantedBy: token)
+                #expect(granted == "user")
+            }
+            let madeUp = try identity.joinTokens.service(grantedBy: "smj_made-up")
+            #expect(madeUp == nil)
+            try await client.execute(
+                uri: "/api/v1/tokens", method: .post, body: ByteBuffer(string: #"{"service": "User!"}"#)
+            ) { response in
+                let body = try json(response)
+                #expect(response.status == .badRequest)
+                #expect(body["path"] as? String == "service")
+            }
+            try await client.execute(
+                uri: "/api/v1/tokens", method: .post, body: ByteBuffer(string: #"{"service": "user", "ttl": "10s"}"#)
+            ) { response in
+                let body = try json(response)
+                #expect(response.status == .badRequest)
+                #expect(body["path"] as? String == "ttl")
+            }
+        }
     }
 
     @Test func aSidecarsInstanceCannotBeTakenOverAsExternal() async throws {

@@ -14,9 +14,11 @@ public struct ControlPlaneHTTPAPI: Sendable {
     static let maxBodyBytes = 4 << 20
 
     let controlPlane: ControlPlane
+    let identity: MeshIdentity
 
-    public init(controlPlane: ControlPlane) {
+    public init(controlPlane: ControlPlane, identity: MeshIdentity) {
         self.controlPlane = controlPlane
+        self.identity = identity
     }
 
     /// Serves on `address` until cancelled.
@@ -33,7 +35,10 @@ public struct ControlPlaneHTTPAPI: Sendable {
 
     func router() -> Router<BasicRequestContext> {
         let router = Router()
+        router.add(middleware: AdminAuthorization(token: identity.adminToken))
         let api = router.group("api/v1")
+        api.get("ca") { _, _ in authority() }
+        api.post("tokens") { request, _ in createJoinToken(body: try await body(of: request)) }
         api.get("services") { _, _ in await services() }
         api.get("services/:service/instances") { _, context in
             await instances(of: try context.parameters.require("service"))
@@ -61,6 +66,52 @@ public struct ControlPlaneHTTPAPI: Sendable {
             await delete(kindWord: try context.parameters.require("kind"), name: try context.parameters.require("name"))
         }
         return router
+    }
+
+    // MARK: Identity
+
+    /// What sidecars and clients trust: the root certificate (public).
+    private func authority() -> Response {
+        JSONResponse.ok([
+            "trustDomain": identity.authority.trustDomain,
+            "rootCertificate": identity.authority.rootPEM,
+        ])
+    }
+
+    /// `{"service": "user", "ttl": "24h"}`: a join token for one service,
+    /// shown this once (the store keeps only its digest).
+    private func createJoinToken(body: ByteBuffer) -> Response {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any] else {
+            return JSONResponse.error(.badRequest, "expected a JSON object such as {\"service\": \"user\", \"ttl\": \"24h\"}")
+        }
+        if let unknown = object.keys.sorted().first(where: { !["service", "ttl"].contains($0) }) {
+            return JSONResponse.error(.badRequest, "unknown key; use service and ttl", path: unknown)
+        }
+        guard let service = object["service"] as? String else {
+            return JSONResponse.error(.badRequest, "missing; add the service the token is for, e.g. \"user\"", path: "service")
+        }
+        if let problem = ServiceNameSyntax.problem(service) {
+            return JSONResponse.error(.badRequest, problem, path: "service")
+        }
+        var lifetime = JoinTokens.defaultLifetime
+        if let ttl = object["ttl"] {
+            guard let text = ttl as? String, let parsed = DurationSyntax.parse(text),
+                  parsed.nanoseconds >= 60 * 1_000_000_000, parsed.nanoseconds <= JoinTokens.maximumLifetimeSeconds * 1_000_000_000
+            else {
+                return JSONResponse.error(.badRequest, "expected a duration from 1m to 8760h, such as \"24h\"", path: "ttl")
+            }
+            lifetime = .nanoseconds(parsed.nanoseconds)
+        }
+        do {
+            let created = try identity.joinTokens.create(service: service, lifetime: lifetime)
+            return JSONResponse.with(.created, [
+                "token": created.token,
+                "service": created.service,
+                "expiresAt": ISO8601DateFormatter().string(from: created.expiresAt),
+            ])
+        } catch {
+            return JSONResponse.error(.internalServerError, "the token could not be stored: \(error)")
+        }
     }
 
     // MARK: Services and instances

@@ -50,7 +50,36 @@ public final class ControlPlaneStore: Sendable {
                 table.primaryKey(["kind", "name"])
             }
         }
+        migrator.registerMigration("joinTokens") { db in
+            try db.create(table: "joinToken") { table in
+                // SHA-256 of the token, hex: the token itself is never stored.
+                table.column("digest", .text).notNull().primaryKey()
+                table.column("service", .text).notNull()
+                table.column("createdAt", .double).notNull()
+                table.column("expiresAt", .double).notNull()
+            }
+        }
         return migrator
+    }
+
+    // MARK: Join tokens
+
+    public func saveJoinToken(digest: String, service: String, createdAt: Date, expiresAt: Date) throws {
+        try database.write { db in
+            try db.execute(
+                sql: "INSERT INTO joinToken (digest, service, createdAt, expiresAt) VALUES (?, ?, ?, ?)",
+                arguments: [digest, service, createdAt.timeIntervalSince1970, expiresAt.timeIntervalSince1970])
+        }
+    }
+
+    /// The service and expiry of the token with this digest, nil when there is none.
+    public func joinToken(digest: String) throws -> (service: String, expiresAt: Date)? {
+        try database.read { db in
+            guard let row = try Row.fetchOne(
+                db, sql: "SELECT service, expiresAt FROM joinToken WHERE digest = ?", arguments: [digest]) else { return nil }
+            let expires: Double = row["expiresAt"]
+            return (row["service"], Date(timeIntervalSince1970: expires))
+        }
     }
 
     /// Stores `resources`, replacing those of the same kind and name, in one transaction.

@@ -22,12 +22,14 @@ class ControlPlane(SwiftmeshProcess):
     """`swiftmesh control-plane`. Its data dir and port survive `restart`,
     so a restarted control plane is the same one to its sidecars."""
 
-    def __init__(self, workdir: Path, name: str = "control-plane", heartbeat: str = "200ms"):
+    def __init__(self, workdir: Path, name: str = "control-plane", heartbeat: str = "200ms",
+                 extra_args: tuple[str, ...] = ()):
         super().__init__(workdir, name)
         self.port = free_port()
         self.http_port = free_port()
         self.data_dir = self.dir / "data"
         self.heartbeat = heartbeat
+        self.extra_args = extra_args
 
     @property
     def address(self) -> str:
@@ -39,7 +41,7 @@ class ControlPlane(SwiftmeshProcess):
 
     def command(self) -> list[str]:
         return [str(binary_path()), "control-plane", "--listen", self.address, "--http", f"127.0.0.1:{self.http_port}",
-                "--data-dir", str(self.data_dir), "--heartbeat-interval", self.heartbeat, *_log_level()]
+                "--data-dir", str(self.data_dir), "--heartbeat-interval", self.heartbeat, *self.extra_args, *_log_level()]
 
     def start(self, timeout: float = 20.0) -> "ControlPlane":
         self.launch()
@@ -48,15 +50,31 @@ class ControlPlane(SwiftmeshProcess):
                    timeout, message=f"{self.name} to listen")
         return self
 
-    def cli(self, *args: str, input_text: Optional[str] = None) -> subprocess.CompletedProcess:
-        """`swiftmesh ARGS --control-plane <this one's HTTP API>`."""
-        return run_cli(*args, "--control-plane", self.api_url, input_text=input_text)
+    @property
+    def admin_token_file(self) -> Path:
+        """Made by the control plane on first start (not with --dev)."""
+        return self.data_dir / "admin-token"
 
-    def api(self, method: str, path: str, body: Optional[str] = None) -> tuple[int, Any]:
-        """One HTTP API request: (status, decoded JSON body)."""
-        connection = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=10)
+    @property
+    def admin_token(self) -> Optional[str]:
         try:
-            connection.request(method, path, body=body)
+            return self.admin_token_file.read_text().strip()
+        except FileNotFoundError:
+            return None
+
+    def cli(self, *args: str, input_text: Optional[str] = None, admin: bool = True) -> subprocess.CompletedProcess:
+        """`swiftmesh ARGS --control-plane <this one's HTTP API>`, with the
+        admin token unless `admin` is False."""
+        token_args = ("--admin-token-file", str(self.admin_token_file)) if admin and self.admin_token else ()
+        return run_cli(*args, "--control-plane", self.api_url, *token_args, input_text=input_text)
+
+    def api(self, method: str, path: str, body: Optional[str] = None, admin: bool = True) -> tuple[int, Any]:
+        """One HTTP API request: (status, decoded JSON body), with the admin
+        token unless `admin` is False."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=10)
+        headers = {"Authorization": f"Bearer {self.admin_token}"} if admin and self.admin_token else {}
+        try:
+            connection.request(method, path, body=body, headers=headers)
             response = connection.getresponse()
             return response.status, json.loads(response.read() or b"null")
         finally:

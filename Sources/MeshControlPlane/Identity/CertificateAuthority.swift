@@ -1,0 +1,187 @@
+import Crypto
+import Foundation
+import X509
+
+/// The mesh's certificate authority. Its root (ECDSA P-256) signs every
+/// sidecar's short-lived certificate, whose URI name is the SPIFFE ID
+/// `spiffe://<trust-domain>/service/<name>`; sidecars trust each other's
+/// certificates because they chain to this root. The root's private key
+/// never leaves the control plane: it is neither served nor logged.
+public final class CertificateAuthority: Sendable {
+    public let trustDomain: String
+    public let root: Certificate
+    /// The root certificate as PEM: what every sidecar trusts (`GET /api/v1/ca`).
+    public let rootPEM: String
+    /// How long the certificates it issues are valid.
+    public let certificateLifetime: Duration
+    private let rootKey: Certificate.PrivateKey
+
+    public static let defaultTrustDomain = "swiftmesh.local"
+    public static let defaultCertificateLifetime = Duration.seconds(24 * 3600)
+    static let rootLifetime: TimeInterval = 10 * 365 * 24 * 3600
+
+    /// Where a root given on the command line lives (`--ca-cert`, `--ca-key`).
+    public struct GivenRoot: Sendable {
+        public var certificatePath: String
+        public var keyPath: String
+
+        public init(certificatePath: String, keyPath: String) {
+            self.certificatePath = certificatePath
+            self.keyPath = keyPath
+        }
+    }
+
+    public struct SetupError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// The root given as files, or the one kept in `directory/ca` (created
+    /// on first start: `root.pem`, and `root-key.pem` with mode 0600).
+    public static func open(
+        directory: String, trustDomain: String, certificateLifetime: Duration, given: GivenRoot? = nil
+    ) throws -> CertificateAuthority {
+        if let problem = TrustDomainSyntax.problem(trustDomain) {
+            throw SetupError(description: "--trust-domain: \(problem)")
+        }
+        let certificatePath: String
+        let keyPath: String
+        if let given {
+            certificatePath = given.certificatePath
+            keyPath = given.keyPath
+        } else {
+            let caDirectory = (directory as NSString).appendingPathComponent("ca")
+            certificatePath = (caDirectory as NSString).appendingPathComponent("root.pem")
+            keyPath = (caDirectory as NSString).appendingPathComponent("root-key.pem")
+            if !FileManager.default.fileExists(atPath: keyPath) {
+                try FileManager.default.createDirectory(
+                    atPath: caDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                try createRoot(trustDomain: trustDomain, certificatePath: certificatePath, keyPath: keyPath)
+            }
+        }
+        let keyPEM: String
+        do {
+            guard let text = try SecretFile.read(keyPath) else {
+                throw SetupError(description: "the CA key \(keyPath) does not exist")
+            }
+            keyPEM = text
+        } catch let problem as SecretFile.Problem {
+            throw SetupError(description: "the CA key: \(problem)")
+        }
+        guard let key = try? P256.Signing.PrivateKey(pemRepresentation: keyPEM) else {
+            throw SetupError(description: "the CA key \(keyPath) is not an ECDSA P-256 private key in PEM")
+        }
+        guard let certificateData = FileManager.default.contents(atPath: certificatePath),
+              let root = try? Certificate(pemEncoded: String(decoding: certificateData, as: UTF8.self)) else {
+            throw SetupError(description: "the CA certificate \(certificatePath) is not a PEM certificate")
+        }
+        guard root.publicKey == Certificate.PublicKey(key.publicKey) else {
+            throw SetupError(description: "the CA key \(keyPath) does not belong to the certificate \(certificatePath)")
+        }
+        guard isAuthority(root) else {
+            throw SetupError(description: "the CA certificate \(certificatePath) is not a certificate authority (basicConstraints)")
+        }
+        return CertificateAuthority(
+            trustDomain: trustDomain, root: root, rootPEM: try root.serializeAsPEM().pemString,
+            certificateLifetime: certificateLifetime, rootKey: Certificate.PrivateKey(key))
+    }
+
+    private init(
+        trustDomain: String, root: Certificate, rootPEM: String, certificateLifetime: Duration, rootKey: Certificate.PrivateKey
+    ) {
+        self.trustDomain = trustDomain
+        self.root = root
+        self.rootPEM = rootPEM
+        self.certificateLifetime = certificateLifetime
+        self.rootKey = rootKey
+    }
+
+    private static func isAuthority(_ certificate: Certificate) -> Bool {
+        if case .isCertificateAuthority? = try? certificate.extensions.basicConstraints { return true }
+        return false
+    }
+
+    private static func createRoot(trustDomain: String, certificatePath: String, keyPath: String) throws {
+        let key = P256.Signing.PrivateKey()
+        let name = try DistinguishedName {
+            OrganizationName(trustDomain)
+            CommonName("SwiftMesh root CA")
+        }
+        let now = Date()
+        let root = try Certificate(
+            version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: .init(key.publicKey),
+            notValidBefore: now - 3600, notValidAfter: now + rootLifetime,
+            issuer: name, subject: name, signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions {
+                Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
+                Critical(KeyUsage(keyCertSign: true, cRLSign: true))
+                SubjectAlternativeNames([.uniformResourceIdentifier("spiffe://\(trustDomain)")])
+            },
+            issuerPrivateKey: .init(key))
+        // The key first: a certificate without its key is useless, a key
+        // without its certificate is made again on the next start.
+        try SecretFile.create(keyPath, content: key.pemRepresentation)
+        try SecretFile.create(certificatePath, content: try root.serializeAsPEM().pemString)
+    }
+
+    /// The SPIFFE ID of a service's certificates.
+    public func identity(of service: String) -> String {
+        "spiffe://\(trustDomain)/service/\(service)"
+    }
+
+    public enum IssueError: Error, CustomStringConvertible {
+        case unreadableRequest
+        case badSignature
+
+        public var description: String {
+            switch self {
+            case .unreadableRequest: "the certificate signing request is not a PEM CSR"
+            case .badSignature: "the certificate signing request's signature does not verify with its own key"
+            }
+        }
+    }
+
+    /// A certificate for `service` over the key of `csrPEM`, valid from a
+    /// minute ago (clocks differ a little) for `certificateLifetime`, but
+    /// never past the root's own end. Only the key is taken from the
+    /// request: the name is the service's SPIFFE ID, whatever the request asks.
+    public func issue(csrPEM: String, service: String, now: Date = Date()) throws -> Certificate {
+        guard let request = try? CertificateSigningRequest(pemEncoded: csrPEM) else {
+            throw IssueError.unreadableRequest
+        }
+        guard request.publicKey.isValidSignature(request.signature, for: request) else {
+            throw IssueError.badSignature
+        }
+        let lifetime = TimeInterval(certificateLifetime.components.seconds)
+        return try Certificate(
+            version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: request.publicKey,
+            notValidBefore: now - 60, notValidAfter: min(now + lifetime, root.notValidAfter),
+            issuer: root.subject,
+            subject: try DistinguishedName {
+                OrganizationName(trustDomain)
+                CommonName(service)
+            },
+            signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions {
+                Critical(BasicConstraints.notCertificateAuthority)
+                Critical(KeyUsage(digitalSignature: true))
+                try ExtendedKeyUsage([.serverAuth, .clientAuth])
+                Critical(SubjectAlternativeNames([.uniformResourceIdentifier(identity(of: service))]))
+            },
+            issuerPrivateKey: rootKey)
+    }
+}
+
+/// A SPIFFE trust domain: lowercase letters, digits, dots, dashes and
+/// underscores (the SPIFFE ID standard, section 2.1).
+enum TrustDomainSyntax {
+    static func problem(_ domain: String) -> String? {
+        guard !domain.isEmpty, domain.utf8.count <= 255 else {
+            return "a trust domain has 1 to 255 characters, such as swiftmesh.local"
+        }
+        let allowed = domain.utf8.allSatisfy {
+            ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z")) || ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9"))
+                || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_")
+        }
+        return allowed ? nil : "\"\(domain)\" is not a trust domain: use lowercase letters, digits, dots, dashes and underscores, such as swiftmesh.local"
+    }
+}
