@@ -266,12 +266,14 @@ private struct ClusterTLSJSON: Encodable {
     var caCertificates: String?
     var certificate: String?
     var privateKey: String?
+    var identities: [String]?
 
     init(_ tls: ClusterTLSConfig) {
         sni = tls.sni
         caCertificates = tls.caCertificates?.description
         certificate = tls.certificate?.description
         privateKey = tls.privateKey?.description
+        identities = tls.identities.isEmpty ? nil : tls.identities
     }
 }
 

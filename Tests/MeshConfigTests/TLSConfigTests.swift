@@ -59,6 +59,12 @@ struct TLSConfigTests {
         #expect(tls.caCertificates == .file("ca.pem"))
         #expect(tls.certificate == .file("c.pem"))
         #expect(tls.privateKey == .file("k.pem"))
+        #expect(tls.identities == [])
+        let checked = try ConfigLoader.decode(yaml: Fixture.cluster(
+            "name: user, endpoints: [127.0.0.1:9000], tls: { identities: [spiffe://swiftmesh.local/service/user] }"))
+        #expect(checked.clusters[0].tls?.identities == ["spiffe://swiftmesh.local/service/user"])
+        #expect(onlyIssue(Fixture.cluster("name: user, endpoints: [127.0.0.1:9000], tls: { identities: [] }"))?.path
+            == "clusters[0].tls.identities")
         let bare = try ConfigLoader.decode(yaml: Fixture.cluster("name: user, endpoints: [127.0.0.1:9000], tls: {}"))
         #expect(bare.clusters[0].tls == ClusterTLSConfig())
     }

@@ -268,3 +268,19 @@ def test_tcp_health_check_of_a_tls_endpoint_needs_a_good_handshake(mesh, pki):
         return next(c for c in clusters if c["name"] == "b")["endpoints"][0]["health"]
 
     wait_until(lambda: health() == "unhealthy", timeout=10, message="the endpoint with an untrusted certificate fails its TCP probe")
+
+
+def test_cluster_checks_the_endpoint_identity(mesh, pki):
+    user = pki["ca"].issue("user", uris=("spiffe://swiftmesh.local/service/user",))
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(user.cert, user.key)
+    b = mesh.http_backend("user", ssl_context=server_context)
+    ca = str(pki["ca"].cert)
+    right = cluster("right", [b], tls={"caCertificates": ca, "identities": ["spiffe://swiftmesh.local/service/user"]})
+    wrong = cluster("wrong", [b], tls={"caCertificates": ca, "identities": ["spiffe://swiftmesh.local/service/alive"]})
+    p = mesh.proxy(single_listener(
+        [route("right", match={"pathPrefix": "/right"}), route("wrong", match={"pathPrefix": "/wrong"})], [right, wrong]))
+    assert curl(p.url("/right")).status == 200
+    r = curl(p.url("/wrong"))
+    assert (r.status, r.header("swiftmesh-proxy-error")) == (502, "connect_failure")
+    assert b.count_path("/wrong") == 0, "no request goes to an endpoint with the wrong identity"

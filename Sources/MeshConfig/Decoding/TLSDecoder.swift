@@ -36,13 +36,20 @@ extension ProxyConfigDecoder {
 
     /// `clusters[].tls`.
     mutating func clusterTLS(_ node: ConfigNode) -> ClusterTLSConfig? {
-        guard let fields = reader.mapping(node, keys: ["sni", "caCertificates", "certificate", "privateKey"]) else {
+        guard let fields = reader.mapping(
+            node, keys: ["sni", "caCertificates", "certificate", "privateKey", "identities"]
+        ) else {
             return nil
         }
         let sni = fields["sni"].flatMap { serverName($0) }
         let caCertificates = fields["caCertificates"].flatMap { pemFile($0) }
         let certificate = fields["certificate"].flatMap { pemFile($0) }
         let privateKey = fields["privateKey"].flatMap { pemFile($0) }
+        let identities = fields["identities"].flatMap { node in
+            reader.list(node, of: "identities", atLeastOne: "identity").map { items in
+                items.compactMap { reader.string($0, expected: "a URI or DNS name such as spiffe://swiftmesh.local/service/user") }
+            }
+        }
         switch (fields.has("certificate"), fields.has("privateKey")) {
         case (true, false):
             reader.report(fields.path.key("privateKey"), "is required with certificate: add the PEM file of the client certificate's private key")
@@ -54,10 +61,13 @@ extension ProxyConfigDecoder {
             break
         }
         if fields.has("sni") && sni == nil || fields.has("caCertificates") && caCertificates == nil
-            || fields.has("certificate") && certificate == nil || fields.has("privateKey") && privateKey == nil {
+            || fields.has("certificate") && certificate == nil || fields.has("privateKey") && privateKey == nil
+            || fields.has("identities") && identities == nil {
             return nil
         }
-        return ClusterTLSConfig(sni: sni, caCertificates: caCertificates, certificate: certificate, privateKey: privateKey)
+        return ClusterTLSConfig(
+            sni: sni, caCertificates: caCertificates, certificate: certificate, privateKey: privateKey,
+            identities: identities ?? [])
     }
 
     /// A file path; whether it can be read and parsed is checked when the

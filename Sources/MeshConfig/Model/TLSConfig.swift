@@ -73,14 +73,18 @@ public struct ClusterTLSConfig: Sendable, Equatable {
     /// A client certificate to present (mutual TLS), with its key.
     public var certificate: PEMSource?
     public var privateKey: PEMSource?
+    /// The endpoint's certificate must carry one of these names (URI or DNS
+    /// subject alternative names, such as a SPIFFE ID); empty: any name.
+    public var identities: [String]
 
     public init(
         sni: String? = nil, caCertificates: PEMSource? = nil, certificate: PEMSource? = nil,
-        privateKey: PEMSource? = nil
+        privateKey: PEMSource? = nil, identities: [String] = []
     ) {
         self.sni = sni
         self.caCertificates = caCertificates
         self.certificate = certificate
         self.privateKey = privateKey
+        self.identities = identities
     }
 }

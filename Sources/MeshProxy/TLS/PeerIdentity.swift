@@ -28,6 +28,19 @@ enum PeerIdentity {
         return headerSafe(parsed.subject.description, spaces: true)
     }
 
+    /// Every URI and DNS subject alternative name of the certificate.
+    static func names(of certificate: NIOSSLCertificate) -> [String] {
+        guard let der = try? certificate.toDERBytes(), let parsed = try? Certificate(derEncoded: der),
+              let names = try? parsed.extensions.subjectAlternativeNames else { return [] }
+        return names.compactMap { name in
+            switch name {
+            case .uniformResourceIdentifier(let uri): uri
+            case .dnsName(let dns): dns
+            default: nil
+            }
+        }
+    }
+
     /// The identity becomes a header value: a certificate's names are not
     /// checked for control characters by the parser, and CR or LF would
     /// split the field on its way to an HTTP/1.1 endpoint.

@@ -1,4 +1,5 @@
 import MeshConfig
+import NIOCore
 import NIOSSL
 
 /// The TLS contexts of one config, built (and its PEM files read) when the
@@ -55,6 +56,25 @@ final class UpstreamTLS: Sendable {
         self.settings = settings
         self.protocolKind = protocolKind
         self.fingerprint = fingerprint
+    }
+
+    /// The endpoint's certificate carries one of the cluster's `identities`
+    /// (none listed: any does). Checked once per connection, after the
+    /// handshake and before any request is sent on it.
+    func checkIdentity(of channel: Channel) throws {
+        guard !settings.identities.isEmpty else { return }
+        let certificate = try? channel.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self).peerCertificate
+        let names = certificate.map { PeerIdentity.names(of: $0) } ?? []
+        guard names.contains(where: { settings.identities.contains($0) }) else {
+            throw UnexpectedIdentity(presented: names)
+        }
+    }
+
+    struct UnexpectedIdentity: Error, CustomStringConvertible {
+        var presented: [String]
+        var description: String {
+            "the endpoint's certificate names \(presented.isEmpty ? "no identity" : presented.joined(separator: ", ")), none of the cluster's identities"
+        }
     }
 
     /// Same settings, protocol and PEM: a reload keeps this one, and with it

@@ -54,7 +54,10 @@ struct EndpointConnector {
                 }
                 return handshake.futureResult
                     .always { _ in timer.cancel() }
-                    .map { channel }
+                    .flatMapThrowing {
+                        try tls.checkIdentity(of: channel)
+                        return channel
+                    }
                     .flatMapErrorThrowing { error in
                         channel.close(promise: nil)
                         throw error
