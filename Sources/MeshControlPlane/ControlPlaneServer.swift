@@ -38,7 +38,10 @@ public struct ControlPlaneServer: Sendable {
                 ? .ipv6(host: grpcAddress.host, port: grpcAddress.port)
                 : .ipv4(host: grpcAddress.host, port: grpcAddress.port),
             transportSecurity: .plaintext, config: config)
-        let server = GRPCServer(transport: transport, services: [SidecarDiscoveryService(controlPlane: controlPlane)])
+        let server = GRPCServer(transport: transport, services: [
+            SidecarDiscoveryService(controlPlane: controlPlane),
+            IdentityService(identity: identity, logger: logger),
+        ])
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.serve() }
             group.addTask { await controlPlane.runExpiry() }

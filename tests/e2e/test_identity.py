@@ -1,16 +1,22 @@
 """The control plane as the mesh's certificate authority, and the tokens
 that guard it: the root made on first start (key mode 0600) or given as
 files, the admin token the mutating HTTP API asks for, join tokens from
-`swiftmesh token create`, and --dev."""
+`swiftmesh token create`, certificates issued over gRPC (a grpcio client)
+only for the service a token grants, and --dev."""
 from __future__ import annotations
 
+import datetime
 import stat
 
+import grpc
+import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from support.certs import Authority
+from support.identity_client import issue_certificate
 
 POLICY = """apiVersion: swiftmesh.dev/v1alpha1
 kind: ServicePolicy
@@ -107,3 +113,57 @@ def test_a_key_others_can_read_is_refused(mesh, tmp_path):
     cp.launch()
     assert cp.wait_exit(20) == 1
     assert "chmod 600" in cp.stderr_text()
+
+
+def csr_for(common_name: str = "anything") -> tuple[ec.EllipticCurvePrivateKey, str]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    request = x509.CertificateSigningRequestBuilder().subject_name(
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])).sign(key, hashes.SHA256())
+    return key, request.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def test_a_sidecar_gets_its_service_certificate_with_a_join_token(mesh):
+    cp = mesh.control_plane()
+    token = cp.cli("token", "create", "--service", "user").stdout.strip()
+    key, csr = csr_for("admin")
+    answer = issue_certificate(cp.address, "user", csr, token)
+    assert answer["identity"] == "spiffe://swiftmesh.local/service/user"
+    cert = x509.load_pem_x509_certificate(answer["certificate_pem"].encode())
+    root = root_of(cp)
+    assert x509.load_pem_x509_certificate(answer["trust_bundle_pem"].encode()) == root
+    root.public_key().verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(cert.signature_hash_algorithm))
+    assert cert.public_key().public_numbers() == key.public_key().public_numbers(), "over the sidecar's own key"
+    uris = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value \
+        .get_values_for_type(x509.UniformResourceIdentifier)
+    assert uris == ["spiffe://swiftmesh.local/service/user"], "the name is the token's service, not the CSR's"
+    assert not cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    lifetime = cert.not_valid_after_utc - datetime.datetime.now(datetime.timezone.utc)
+    # Certificate times have whole seconds: the end may round up by one.
+    assert datetime.timedelta(hours=23, minutes=58) < lifetime <= datetime.timedelta(hours=24, seconds=1)
+    assert answer["not_after_unix_ms"] == int(cert.not_valid_after_utc.timestamp() * 1000)
+    log = cp.stderr_text()
+    assert "certificate issued" in log and token not in log
+
+
+def test_a_token_for_one_service_gets_no_certificate_for_another(mesh):
+    cp = mesh.control_plane()
+    token = cp.cli("token", "create", "--service", "user").stdout.strip()
+    _, csr = csr_for()
+    for service, presented in (("alive", token), ("user", ""), ("user", "smj_made-up")):
+        with pytest.raises(grpc.RpcError) as refused:
+            issue_certificate(cp.address, service, csr, presented)
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED, (service, refused.value.details())
+    with pytest.raises(grpc.RpcError) as bad:
+        issue_certificate(cp.address, "user", "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n", token)
+    assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "join token for another service" in cp.stderr_text()
+    assert token not in cp.stderr_text()
+
+
+def test_dev_mode_issues_without_a_token_and_lifetimes_follow_the_flag(mesh):
+    cp = mesh.control_plane(extra_args=("--dev", "--certificate-lifetime", "2m"))
+    _, csr = csr_for()
+    answer = issue_certificate(cp.address, "gateway", csr)
+    cert = x509.load_pem_x509_certificate(answer["certificate_pem"].encode())
+    lifetime = cert.not_valid_after_utc - datetime.datetime.now(datetime.timezone.utc)
+    assert datetime.timedelta(seconds=100) < lifetime <= datetime.timedelta(minutes=2, seconds=1)

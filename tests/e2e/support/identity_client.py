@@ -1,0 +1,68 @@
+"""A client of the control plane's Identity service
+(proto/swiftmesh/v1/identity.proto) over grpcio. Its two messages are small
+enough to encode by hand, so the tests need no generated code."""
+from __future__ import annotations
+
+import grpc
+
+METHOD = "/swiftmesh.v1.Identity/IssueCertificate"
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _string_field(number: int, text: str) -> bytes:
+    data = text.encode()
+    return _varint(number << 3 | 2) + _varint(len(data)) + data
+
+
+def encode_request(service: str, csr_pem: str, join_token: str) -> bytes:
+    return _string_field(1, service) + _string_field(2, csr_pem) + _string_field(3, join_token)
+
+
+def decode_response(data: bytes) -> dict:
+    names = {1: "certificate_pem", 2: "trust_bundle_pem", 3: "identity", 4: "not_after_unix_ms"}
+    out: dict = {}
+    i = 0
+
+    def varint() -> int:
+        nonlocal i
+        value, shift = 0, 0
+        while True:
+            byte = data[i]
+            i += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                return value
+
+    while i < len(data):
+        key = varint()
+        number, wire_type = key >> 3, key & 7
+        if wire_type == 0:
+            value: object = varint()
+        elif wire_type == 2:
+            length = varint()
+            value = data[i:i + length].decode()
+            i += length
+        else:
+            raise ValueError(f"unexpected wire type {wire_type}")
+        if number in names:
+            out[names[number]] = value
+    return out
+
+
+def issue_certificate(address: str, service: str, csr_pem: str, join_token: str = "", timeout: float = 10.0) -> dict:
+    """The response as a dict; raises grpc.RpcError when refused."""
+    with grpc.insecure_channel(address) as channel:
+        call = channel.unary_unary(METHOD)
+        return decode_response(call(encode_request(service, csr_pem, join_token), timeout=timeout))
