@@ -16,26 +16,31 @@ enum PeerIdentity {
     }
 
     static func of(_ certificate: NIOSSLCertificate) -> String? {
-        guard let der = try? certificate.toDERBytes(), let parsed = try? Certificate(derEncoded: der) else { return nil }
-        if let names = try? parsed.extensions.subjectAlternativeNames {
-            for case .uniformResourceIdentifier(let uri) in names {
-                return headerSafe(uri, spaces: false)
-            }
-            for case .dnsName(let name) in names {
-                return headerSafe(name, spaces: false)
-            }
+        guard let parsed = parse(certificate) else { return nil }
+        let names = alternativeNames(of: parsed)
+        if let uri = names.first(where: { $0.isURI }) ?? names.first {
+            return headerSafe(uri.text, spaces: false)
         }
         return headerSafe(parsed.subject.description, spaces: true)
     }
 
     /// Every URI and DNS subject alternative name of the certificate.
     static func names(of certificate: NIOSSLCertificate) -> [String] {
-        guard let der = try? certificate.toDERBytes(), let parsed = try? Certificate(derEncoded: der),
-              let names = try? parsed.extensions.subjectAlternativeNames else { return [] }
+        parse(certificate).map { alternativeNames(of: $0).map(\.text) } ?? []
+    }
+
+    private static func parse(_ certificate: NIOSSLCertificate) -> Certificate? {
+        guard let der = try? certificate.toDERBytes() else { return nil }
+        return try? Certificate(derEncoded: der)
+    }
+
+    /// URI and DNS names, in the certificate's order.
+    private static func alternativeNames(of certificate: Certificate) -> [(text: String, isURI: Bool)] {
+        guard let names = try? certificate.extensions.subjectAlternativeNames else { return [] }
         return names.compactMap { name in
             switch name {
-            case .uniformResourceIdentifier(let uri): uri
-            case .dnsName(let dns): dns
+            case .uniformResourceIdentifier(let uri): (uri, true)
+            case .dnsName(let dns): (dns, false)
             default: nil
             }
         }
