@@ -95,7 +95,8 @@ let package = Package(
             ]
         ),
         // The proxy as a sidecar: its configuration comes from the control
-        // plane's snapshots instead of a file.
+        // plane's snapshots instead of a file, its certificate from the
+        // control plane's certificate authority.
         .target(
             name: "MeshSidecar",
             dependencies: [
@@ -104,10 +105,12 @@ let package = Package(
                 "MeshProxy",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "X509", package: "swift-certificates"),
             ]
         ),
         // The command line, thin: parse, build, run.

@@ -49,6 +49,7 @@ private struct ListenerJSON: Encodable {
     var limits: LimitsJSON
     var idleTimeout: String
     var tls: ListenerTLSJSON?
+    var authorization: ListenerAuthorizationJSON?
     var routes: [RouteJSON]
 
     init(_ listener: ListenerConfig) {
@@ -60,6 +61,7 @@ private struct ListenerJSON: Encodable {
         )
         idleTimeout = listener.idleTimeout.description
         tls = listener.tls.map(ListenerTLSJSON.init)
+        authorization = listener.authorization.map(ListenerAuthorizationJSON.init)
         routes = listener.routes.map(RouteJSON.init)
     }
 }
@@ -251,8 +253,10 @@ private struct ListenerTLSJSON: Encodable {
     var clientCertificate: String
     var caCertificates: String?
     var mode: String
+    var minimumVersion: String
 
     init(_ tls: ListenerTLSConfig) {
+        minimumVersion = tls.minimumVersion.rawValue
         certificate = tls.certificate.description
         privateKey = tls.privateKey.description
         clientCertificate = tls.clientCertificate.rawValue
@@ -267,8 +271,10 @@ private struct ClusterTLSJSON: Encodable {
     var certificate: String?
     var privateKey: String?
     var identities: [String]?
+    var minimumVersion: String
 
     init(_ tls: ClusterTLSConfig) {
+        minimumVersion = tls.minimumVersion.rawValue
         sni = tls.sni
         caCertificates = tls.caCertificates?.description
         certificate = tls.certificate?.description

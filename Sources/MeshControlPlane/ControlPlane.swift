@@ -4,7 +4,8 @@ import MeshAPI
 import MeshConfig
 
 /// The control plane's state and the one place that changes it: the registry
-/// of services and instances, the resources applied (ServicePolicy), the
+/// of services and instances, the resources applied (ServicePolicy,
+/// AuthorizationPolicy), the
 /// sidecars subscribed and what each was sent. Every change persists to the
 /// store and pushes a new snapshot to exactly the sidecars it concerns.
 public actor ControlPlane {
@@ -15,16 +16,20 @@ public actor ControlPlane {
         /// After a restart, how long the instances of sidecars that have not
         /// reconnected yet are kept.
         public var restartGraceMillis: Int64
+        /// Of the identities snapshots give sidecars' instances.
+        public var trustDomain: String
 
         public static let defaultHeartbeatIntervalMillis: Int64 = 1000
         public static let defaultRestartGraceMillis: Int64 = 15_000
 
         public init(
             heartbeatIntervalMillis: Int64 = Settings.defaultHeartbeatIntervalMillis,
-            restartGraceMillis: Int64 = Settings.defaultRestartGraceMillis
+            restartGraceMillis: Int64 = Settings.defaultRestartGraceMillis,
+            trustDomain: String = CertificateAuthority.defaultTrustDomain
         ) {
             self.heartbeatIntervalMillis = heartbeatIntervalMillis
             self.restartGraceMillis = restartGraceMillis
+            self.trustDomain = trustDomain
         }
 
         var ttlMillis: Int64 { 3 * heartbeatIntervalMillis }
@@ -44,11 +49,12 @@ public actor ControlPlane {
     /// Wall-clock milliseconds: registry expiry must mean the same after a restart.
     private let nowMillis: @Sendable () -> Int64
     private var registry: Registry
-    /// Each service's ServicePolicy, by service.
-    private var policies: [String: AppliedPolicy] = [:]
-    /// Rises with every change of any policy; each service keeps the value of its last change.
-    private var policyChanges: UInt64 = 0
-    private var policyVersions: [String: UInt64] = [:]
+    /// The resources applied, by kind and by the service each is about: a
+    /// service has at most one resource of each kind.
+    private var applied: [MeshResource.Kind: [String: MeshResource]] = [:]
+    /// Rises with every change of any resource; each slot keeps the value of its last change.
+    private var resourceChanges: UInt64 = 0
+    private var resourceVersions: [ResourceSlot: UInt64] = [:]
     private var subscriptions = Subscriptions()
     private var sessions: [String: Session] = [:]
     private var lastToken: UInt64 = 0
@@ -67,17 +73,14 @@ public actor ControlPlane {
         let stored = try store?.instances() ?? []
         let restored = Registry(restoring: stored, graceUntilMillis: nowMillis() + settings.restartGraceMillis)
         registry = restored
-        var restoredPolicies: [String: AppliedPolicy] = [:]
-        for resource in try store?.resources() ?? [] {
-            if case .servicePolicy(let policy) = resource.spec {
-                restoredPolicies[policy.service] = AppliedPolicy(name: resource.name, policy: policy)
-            }
+        let resources = try store?.resources() ?? []
+        for resource in resources {
+            applied[resource.kind, default: [:]][resource.service] = resource
         }
-        policies = restoredPolicies
-        if !stored.isEmpty || !restoredPolicies.isEmpty {
+        if !stored.isEmpty || !resources.isEmpty {
             logger.info("state restored from the store", metadata: [
                 "instances": "\(stored.count)", "services": "\(restored.services.count)",
-                "policies": "\(restoredPolicies.count)",
+                "resources": "\(resources.count)",
             ])
         }
     }
@@ -103,7 +106,7 @@ public actor ControlPlane {
         lastToken += 1
         sessions[hello.sidecarID]?.sink.finish()
         sessions[hello.sidecarID] = Session(token: lastToken, instance: instance, sink: sink)
-        subscriptions.subscribe(sidecarID: hello.sidecarID, upstreams: hello.upstreams)
+        subscriptions.subscribe(sidecarID: hello.sidecarID, upstreams: hello.upstreams, service: instance?.service)
         logger.info("sidecar subscribed", metadata: [
             "sidecar": "\(hello.sidecarID)", "upstreams": "\(hello.upstreams.joined(separator: ","))",
             "instance": "\(instance.map { "\($0.service)@\($0.key.address):\($0.key.port)" } ?? "none")",
@@ -187,53 +190,69 @@ public actor ControlPlane {
     /// of the field at fault (`paths` holds each resource's path in the
     /// applied document). Returns what happened to each.
     public func apply(_ resources: [MeshResource], paths: [String]) throws(ApplyFailure) -> [AppliedResource] {
-        var next = policies
+        var next = applied
         var outcomes: [AppliedResource] = []
         for (resource, path) in zip(resources, paths) {
-            guard case .servicePolicy(let policy) = resource.spec else { continue }
-            if let holder = next[policy.service], holder.name != resource.name {
+            let service = resource.service
+            var ofKind = next[resource.kind] ?? [:]
+            if let holder = ofKind[service], holder.name != resource.name {
                 throw .refused(ResourceRefusal(
                     path: path.isEmpty ? "spec.service" : "\(path).spec.service",
-                    message: "\(policy.service) already has ServicePolicy \(holder.name); a service has one policy, so change that one or delete it first"))
+                    message: "\(service) already has \(resource.kind.rawValue) \(holder.name); a service has one \(resource.kind.rawValue), so change that one or delete it first"))
             }
-            let previous = next.first { $0.value.name == resource.name }
+            let previous = ofKind.first { $0.value.name == resource.name }
             let outcome: AppliedResource.Outcome =
-                previous == nil ? .created : previous?.value.policy == policy ? .unchanged : .configured
-            if let previous, previous.key != policy.service {
-                next.removeValue(forKey: previous.key)
+                previous == nil ? .created : previous?.value == resource ? .unchanged : .configured
+            if let previous, previous.key != service {
+                ofKind.removeValue(forKey: previous.key)
             }
-            next[policy.service] = AppliedPolicy(name: resource.name, policy: policy)
+            ofKind[service] = resource
+            next[resource.kind] = ofKind
             outcomes.append(AppliedResource(kind: resource.kind, name: resource.name, outcome: outcome))
         }
-        let changed = Set(next.keys).union(policies.keys).filter { next[$0] != policies[$0] }
+        let changed = Set(MeshResource.Kind.allCases.flatMap { kind in
+            Set((next[kind] ?? [:]).keys).union((applied[kind] ?? [:]).keys)
+                .filter { next[kind]?[$0] != applied[kind]?[$0] }
+                .map { ResourceSlot(kind: kind, service: $0) }
+        })
         guard !changed.isEmpty else { return outcomes }
         do {
             try store?.saveResources(resources)
         } catch {
             throw .storage("the control plane could not store the resources: \(error)")
         }
-        policies = next
-        policiesChanged(changed)
+        applied = next
+        resourcesChanged(changed)
         return outcomes
     }
 
     /// Deletes a resource; false when there is none of that kind and name.
     public func delete(kind: MeshResource.Kind, name: String) throws -> Bool {
-        guard let service = policies.first(where: { $0.value.name == name })?.key else { return false }
+        guard let service = applied[kind]?.first(where: { $0.value.name == name })?.key else { return false }
         try store?.deleteResource(kind: kind, name: name)
-        policies.removeValue(forKey: service)
-        policiesChanged([service])
+        applied[kind]?.removeValue(forKey: service)
+        resourcesChanged([ResourceSlot(kind: kind, service: service)])
         return true
     }
 
     /// The stored resources of `kind`, by name.
     public func resources(of kind: MeshResource.Kind) -> [MeshResource] {
-        policies.values.map { MeshResource(name: $0.name, spec: .servicePolicy($0.policy)) }.sorted { $0.name < $1.name }
+        (applied[kind] ?? [:]).values.sorted { $0.name < $1.name }
     }
 
-    /// The name of the ServicePolicy of `service`, if it has one.
-    public func policyName(of service: String) -> String? {
-        policies[service]?.name
+    /// The name of the resource of `kind` about `service`, if it has one.
+    public func resourceName(_ kind: MeshResource.Kind, of service: String) -> String? {
+        applied[kind]?[service]?.name
+    }
+
+    private func servicePolicy(of service: String) -> ServicePolicy? {
+        guard case .servicePolicy(let policy)? = applied[.servicePolicy]?[service]?.spec else { return nil }
+        return policy
+    }
+
+    private func authorizationPolicy(of service: String) -> AuthorizationPolicy? {
+        guard case .authorizationPolicy(let policy)? = applied[.authorizationPolicy]?[service]?.spec else { return nil }
+        return policy
     }
 
     // MARK: Queries
@@ -290,12 +309,13 @@ public actor ControlPlane {
         pushDue()
     }
 
-    private func policiesChanged(_ services: Set<String>) {
-        for service in services.sorted() {
-            policyChanges += 1
-            policyVersions[service] = policyChanges
-            logger.info("service policy changed", metadata: [
-                "service": "\(service)", "policy": "\(policies[service]?.name ?? "none")",
+    private func resourcesChanged(_ slots: Set<ResourceSlot>) {
+        for slot in slots.sorted(by: { ($0.kind.rawValue, $0.service) < ($1.kind.rawValue, $1.service) }) {
+            resourceChanges += 1
+            resourceVersions[slot] = resourceChanges
+            logger.info("resource changed", metadata: [
+                "kind": "\(slot.kind.rawValue)", "service": "\(slot.service)",
+                "resource": "\(applied[slot.kind]?[slot.service]?.name ?? "none")",
             ])
         }
         pushDue()
@@ -304,44 +324,52 @@ public actor ControlPlane {
     /// The services a sidecar calling `service` gets in its snapshot: the
     /// service and those its policy routes to.
     private func snapshotServices(of service: String) -> [String] {
-        [service] + (policies[service]?.policy.otherServices ?? [])
+        [service] + (servicePolicy(of: service)?.otherServices ?? [])
     }
 
-    /// Sums up what a sidecar calling `service` gets from it: the instances
-    /// and policies of `snapshotServices`. Changes whenever any of them changes.
-    private func inputFingerprint(of service: String) -> UInt64 {
+    /// Sums up one input of snapshots: for a service called, the instances
+    /// and policies of `snapshotServices`; for a service served, its
+    /// authorization policy. Changes whenever any of them changes.
+    private func inputFingerprint(of input: Subscriptions.Input) -> UInt64 {
         var hasher = Hasher()
-        for input in snapshotServices(of: service) {
-            hasher.combine(input)
-            hasher.combine(registry.version(of: input))
-            hasher.combine(policyVersions[input] ?? 0)
+        switch input {
+        case .upstream(let service):
+            for called in snapshotServices(of: service) {
+                hasher.combine(called)
+                hasher.combine(registry.version(of: called))
+                hasher.combine(resourceVersions[ResourceSlot(kind: .servicePolicy, service: called)] ?? 0)
+            }
+        case .authorization(let service):
+            hasher.combine(resourceVersions[ResourceSlot(kind: .authorizationPolicy, service: service)] ?? 0)
         }
         return UInt64(bitPattern: Int64(hasher.finalize()))
     }
 
     /// Sends a new snapshot to every subscriber whose last one is out of date.
     private func pushDue() {
-        let inputFingerprint: (String) -> UInt64 = { self.inputFingerprint(of: $0) }
+        let inputFingerprint: (Subscriptions.Input) -> UInt64 = { self.inputFingerprint(of: $0) }
         for sidecarID in subscriptions.due(inputFingerprint: inputFingerprint) {
             guard let session = sessions[sidecarID],
                   let version = subscriptions.sending(to: sidecarID, inputFingerprint: inputFingerprint),
-                  let upstreams = subscriptions.subscribers[sidecarID]?.upstreams else { continue }
+                  let subscriber = subscriptions.subscribers[sidecarID] else { continue }
+            let upstreams = subscriber.upstreams
             var services: [String] = []
             for service in upstreams.flatMap(snapshotServices) where !services.contains(service) {
                 services.append(service)
             }
             session.sink.yield(SnapshotBuilder.snapshot(
                 version: version, services: services, registry: registry,
-                policyJSON: { self.policies[$0].map { ServicePolicyJSON.render($0.policy) } ?? "" },
-                heartbeatIntervalMillis: settings.heartbeatIntervalMillis))
+                policyJSON: { self.servicePolicy(of: $0).map(ServicePolicyJSON.render) ?? "" },
+                authorizationPolicyJSON: subscriber.service.flatMap(authorizationPolicy(of:)).map(AuthorizationPolicyJSON.render) ?? "",
+                heartbeatIntervalMillis: settings.heartbeatIntervalMillis, trustDomain: settings.trustDomain))
         }
     }
 }
 
-/// A ServicePolicy as the control plane holds it.
-private struct AppliedPolicy: Equatable {
-    var name: String
-    var policy: ServicePolicy
+/// Where a resource applies: its kind and the service it is about.
+private struct ResourceSlot: Hashable {
+    var kind: MeshResource.Kind
+    var service: String
 }
 
 /// What an apply did to one resource, as `swiftmesh apply` prints it.

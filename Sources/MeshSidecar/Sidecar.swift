@@ -1,19 +1,26 @@
+import GRPCCore
+import GRPCNIOTransportHTTP2Posix
 import Logging
 import MeshAPI
 import MeshConfig
 import MeshProxy
 
-/// A proxy configured by the control plane: it starts with the instance's
-/// listeners and no upstream endpoints, is not ready until the first
-/// snapshot is applied, and applies each later snapshot as a reload (in-flight
-/// requests finish on the configuration they started with). It checks its
-/// app for every heartbeat, and finds out which protocol the app speaks
-/// unless told.
+/// A proxy configured by the control plane. It starts with its outbound
+/// listeners and no upstream endpoints, asks the control plane's certificate
+/// authority for its service's certificate, then binds its inbound listener
+/// (mutual TLS) and subscribes; it is not ready until the first snapshot is
+/// applied. Each later snapshot, and each renewed certificate, is applied as a
+/// reload: in-flight requests and open connections finish on the
+/// configuration they started with. It checks its app for every heartbeat,
+/// and finds out which protocol the app speaks unless told.
 public actor Sidecar {
     private let options: SidecarOptions
     private let server: ProxyServer
+    private let client: GRPCClient<HTTP2ClientTransport.Posix>
     private let subscription: ControlPlaneSubscription
     private let logger: Logger
+    private var clientTask: Task<Void, Never>?
+    private var identityTask: Task<Void, Never>?
     private var subscriptionTask: Task<Void, Never>?
     private var configured = false
     private let probe: AppProbe
@@ -23,6 +30,15 @@ public actor Sidecar {
     private var appHealthy: Bool?
     /// The services of the last snapshot applied; nil before the first.
     private var upstreams: [String: SidecarConfig.Upstream]?
+    /// The service's certificate in use; nil until the first arrives.
+    private var certificate: WorkloadCertificate?
+    /// The service's AuthorizationPolicy from the last snapshot applied; nil: none.
+    private var authorization: AuthorizationPolicy?
+    private let failureSink: AsyncStream<String>.Continuation
+
+    /// Why the sidecar cannot go on (its inbound listener could not be bound):
+    /// yields once, and the process should exit.
+    public nonisolated let failures: AsyncStream<String>
 
     /// What the app is taken to speak until the probe finds out: nothing
     /// reaches the app before then, since the instance is registered healthy
@@ -33,29 +49,33 @@ public actor Sidecar {
     /// deregistration before it drains anyway.
     static let deregistrationWait: Duration = .seconds(2)
 
-    public init(options: SidecarOptions, threads: Int, logger: Logger) {
+    public init(options: SidecarOptions, threads: Int, logger: Logger) throws {
         self.options = options
         self.logger = logger
+        client = try ControlPlaneClient.make(options.controlPlane)
         subscription = ControlPlaneSubscription(options: options, logger: logger)
         probe = AppProbe(app: options.app)
         appProtocol = options.appProtocol
+        (failures, failureSink) = AsyncStream.makeStream()
         server = ProxyServer(
             config: SidecarConfig.build(
-                options, upstreams: [:], appProtocol: options.appProtocol ?? Self.assumedAppProtocol),
+                options, upstreams: [:], appProtocol: options.appProtocol ?? Self.assumedAppProtocol, certificate: nil),
             threads: threads, logger: logger,
-            readinessHold: "waiting for the first configuration from the control plane at \(options.controlPlane)")
+            readinessHold: "waiting for the service's certificate from the control plane at \(options.controlPlane)")
     }
 
-    /// Binds the listeners and subscribes to the control plane.
+    /// Binds the outbound listeners and the admin listener, then gets the
+    /// certificate, binds the inbound listener and subscribes, in the background.
     public func start() async throws {
         try await server.start()
-        subscriptionTask = Task { [subscription] in
-            await subscription.run { snapshot in
-                await self.apply(snapshot)
-            } appHealth: { timeout in
-                await self.checkApp(timeout: timeout)
+        clientTask = Task { [client, logger] in
+            do {
+                try await client.runConnections()
+            } catch {
+                logger.error("control plane client stopped", metadata: ["error": "\(error)"])
             }
         }
+        identityTask = Task { await self.runIdentity() }
     }
 
     /// SIGTERM: deregisters first, so that callers stop choosing this
@@ -71,21 +91,83 @@ public actor Sidecar {
                 group.cancelAll()
             }
         }
+        identityTask?.cancel()
+        client.beginGracefulShutdown()
+        await clientTask?.value
         await server.drain()
+    }
+
+    /// The first certificate, the inbound listener and the subscription; then
+    /// every renewal, for as long as the sidecar runs.
+    private func runIdentity() async {
+        let renewal = CertificateRenewal(
+            client: client, service: options.service, joinToken: options.joinToken, logger: logger)
+        let controlPlane = options.controlPlane
+        guard let first = await renewal.obtain(failed: { [server] reason in
+            await server.holdReadiness("no certificate from the control plane at \(controlPlane) yet: \(reason)")
+        }) else { return }
+        do {
+            try await adopt(first)
+        } catch {
+            logger.critical("the inbound listener could not start", metadata: ["error": "\(error)"])
+            failureSink.yield("the inbound listener could not start: \(error)")
+            return
+        }
+        await server.holdReadiness("waiting for the first configuration from the control plane at \(controlPlane)")
+        subscriptionTask = Task { [subscription, client] in
+            await subscription.run(client: client) { snapshot in
+                await self.apply(snapshot)
+            } appHealth: { timeout in
+                await self.checkApp(timeout: timeout)
+            }
+        }
+        await renewal.keepRenewed(first) { renewed in
+            do {
+                try await self.adopt(renewed)
+            } catch {
+                self.logger.error("the renewed certificate could not be applied; the previous one stays in use",
+                                  metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// Puts `certificate` in use: new connections, inbound and outbound, use
+    /// it; open ones finish with the one they started with.
+    private func adopt(_ certificate: WorkloadCertificate) async throws {
+        let previous = self.certificate
+        self.certificate = certificate
+        do {
+            try await reload(with: upstreams ?? [:])
+        } catch {
+            self.certificate = previous
+            throw error
+        }
     }
 
     private func apply(_ snapshot: Swiftmesh_V1_Snapshot) async -> SnapshotRefusal? {
         let found: [String: SidecarConfig.Upstream]
-        switch SnapshotReader.upstreams(of: snapshot, calling: Set(options.upstreams.map(\.service))) {
-        case .failure(let refusal):
+        let foundAuthorization: AuthorizationPolicy?
+        switch (SnapshotReader.upstreams(of: snapshot, calling: Set(options.upstreams.map(\.service))),
+                SnapshotReader.authorization(of: snapshot, service: options.service)) {
+        case (.failure(let refusal), _), (_, .failure(let refusal)):
             return refusal
-        case .success(let upstreams):
+        case (.success(let upstreams), .success(let policy)):
             found = upstreams
+            foundAuthorization = policy
         }
+        let previousAuthorization = authorization
+        authorization = foundAuthorization
         do {
             try await reload(with: found)
         } catch {
+            authorization = previousAuthorization
             return SnapshotRefusal("the proxy could not apply it: \(error)")
+        }
+        if previousAuthorization != foundAuthorization || !configured {
+            logger.info("authorization policy applied", metadata: [
+                "default": "\(foundAuthorization?.defaultAction.rawValue ?? "allow (no policy)")",
+                "rules": "\(foundAuthorization?.rules.count ?? 0)",
+            ])
         }
         if !configured {
             configured = true
@@ -96,9 +178,10 @@ public actor Sidecar {
     }
 
     private func reload(with found: [String: SidecarConfig.Upstream]) async throws {
-        upstreams = found
         try await server.reload(SidecarConfig.build(
-            options, upstreams: found, appProtocol: appProtocol ?? Self.assumedAppProtocol))
+            options, upstreams: found, appProtocol: appProtocol ?? Self.assumedAppProtocol, certificate: certificate,
+            authorization: authorization))
+        upstreams = found
     }
 
     /// Probes the app: whether it is healthy, and, until known, its

@@ -4,11 +4,15 @@ import MeshConfig
 /// control plane's latest snapshot, in the proxy's own vocabulary:
 ///
 /// - listener `inbound` (the instance's address) sends everything to
-///   cluster `local_app`, the app;
+///   cluster `local_app`, the app. It exists once the sidecar has its
+///   certificate, and takes mutual TLS 1.3 from certificates chained to the
+///   mesh's root (plaintext too when `--inbound-tls permissive`); the
+///   service's AuthorizationPolicy decides who may call what on it;
 /// - listener `outbound_<service>` for each upstream tries the routes of the
 ///   service's ServicePolicy, then sends everything else to cluster
 ///   `<service>`: every instance of the service (their sidecars' inbound
-///   listeners), over HTTP/2;
+///   listeners), over HTTP/2 in mutual TLS 1.3, checking that each presents
+///   the service's identity (instances outside the mesh: plaintext);
 /// - a policy route's destination with a subset is cluster
 ///   `<service>[key=value,...]`: the instances whose labels include the subset.
 ///
@@ -38,10 +42,13 @@ public enum SidecarConfig {
         public struct Instance: Sendable, Equatable {
             public var address: HostPort
             public var labels: [String: String]
+            /// The SPIFFE ID its sidecar proves; nil: outside the mesh, plaintext.
+            public var identity: String?
 
-            public init(address: HostPort, labels: [String: String] = [:]) {
+            public init(address: HostPort, labels: [String: String] = [:], identity: String? = nil) {
                 self.address = address
                 self.labels = labels
+                self.identity = identity
             }
         }
 
@@ -66,14 +73,20 @@ public enum SidecarConfig {
 
     /// The configuration for `options` with `upstreams` (the services the app
     /// calls and those their policies route to), the app speaking
-    /// `appProtocol`. A service missing from `upstreams` (no snapshot yet)
-    /// has no instances.
-    public static func build(
-        _ options: SidecarOptions, upstreams: [String: Upstream], appProtocol: UpstreamProtocol
+    /// `appProtocol`, the sidecar's `certificate` (none yet: no inbound
+    /// listener) and its service's `authorization` (none: every caller may
+    /// call anything). A service missing from `upstreams` (no snapshot yet) has no instances.
+    static func build(
+        _ options: SidecarOptions, upstreams: [String: Upstream], appProtocol: UpstreamProtocol,
+        certificate: WorkloadCertificate?, authorization: AuthorizationPolicy? = nil
     ) -> ProxyConfig {
-        let inbound = ListenerConfig(
-            name: inboundListener, listen: options.inbound,
-            routes: [RouteConfig(match: RouteMatch(), action: .cluster(appCluster))])
+        let inbound = certificate.map { certificate in
+            ListenerConfig(
+                name: inboundListener, listen: options.inbound,
+                routes: [RouteConfig(match: RouteMatch(), action: .cluster(appCluster))],
+                tls: inboundTLS(certificate, mode: options.inboundTLS),
+                authorization: authorization?.listenerAuthorization(trustDomain: certificate.trustDomain))
+        }
         let app = ClusterConfig(
             name: appCluster, protocolKind: appProtocol,
             discovery: .staticEndpoints([StaticEndpoint(address: options.app)]))
@@ -81,7 +94,8 @@ public enum SidecarConfig {
         func addCluster(service: String, subset: [String: String]) -> String {
             let name = clusterName(service: service, subset: subset)
             if clusters[name] == nil {
-                clusters[name] = cluster(named: name, service: service, subset: subset, upstream: upstreams[service])
+                clusters[name] = cluster(
+                    named: name, service: service, subset: subset, upstream: upstreams[service], certificate: certificate)
             }
             return name
         }
@@ -104,11 +118,31 @@ public enum SidecarConfig {
         }
         return ProxyConfig(
             admin: options.admin.map(AdminConfig.init(listen:)),
-            listeners: [inbound] + outbound,
+            listeners: (inbound.map { [$0] } ?? []) + outbound,
             clusters: [app] + clusters.keys.sorted().compactMap { clusters[$0] })
     }
 
-    private static func cluster(named name: String, service: String, subset: [String: String], upstream: Upstream?) -> ClusterConfig {
+    /// Mutual TLS from other sidecars: permissive mode also takes plaintext,
+    /// and so cannot require a certificate of everyone.
+    private static func inboundTLS(_ certificate: WorkloadCertificate, mode: ListenerTLSMode) -> ListenerTLSConfig {
+        ListenerTLSConfig(
+            certificate: .inMemory(certificate.certificatePEM), privateKey: .inMemory(certificate.privateKeyPEM),
+            clientCertificate: mode == .strict ? .required : .optional,
+            caCertificates: .inMemory(certificate.trustBundlePEM), mode: mode, minimumVersion: .tls13)
+    }
+
+    /// Mutual TLS to a service whose instances are in the mesh, each of which
+    /// must prove the service's identity; nil (plaintext) for instances outside it.
+    private static func outboundTLS(_ upstream: Upstream?, certificate: WorkloadCertificate?) -> ClusterTLSConfig? {
+        guard let certificate, let identity = upstream?.instances.first?.identity else { return nil }
+        return ClusterTLSConfig(
+            caCertificates: .inMemory(certificate.trustBundlePEM), certificate: .inMemory(certificate.certificatePEM),
+            privateKey: .inMemory(certificate.privateKeyPEM), identities: [identity], minimumVersion: .tls13)
+    }
+
+    private static func cluster(
+        named name: String, service: String, subset: [String: String], upstream: Upstream?, certificate: WorkloadCertificate?
+    ) -> ClusterConfig {
         let policy = upstream?.policy
         let endpoints = (upstream?.instances ?? [])
             .filter { instance in subset.allSatisfy { instance.labels[$0.key] == $0.value } }
@@ -122,6 +156,7 @@ public enum SidecarConfig {
             circuitBreaker: policy?.circuitBreaker ?? CircuitBreakerConfig(),
             outlierDetection: policy?.outlierDetection ?? defaultOutlierDetection,
             healthCheck: policy?.healthCheck,
-            panicThreshold: policy?.panicThreshold ?? ClusterConfig.defaultPanicThreshold)
+            panicThreshold: policy?.panicThreshold ?? ClusterConfig.defaultPanicThreshold,
+            tls: outboundTLS(upstream, certificate: certificate))
     }
 }

@@ -35,12 +35,21 @@ public struct SidecarOptions: Sendable, Equatable {
     public var labels: [String: String]
     /// Unique per sidecar process.
     public var sidecarID: String
+    /// From `swiftmesh token create --service <service>`: what the control
+    /// plane asks for before it issues the service's certificate (one in
+    /// development mode issues without). Sent to it, never logged.
+    public var joinToken: String?
+    /// strict: the inbound listener takes only mutual TLS from the mesh.
+    /// permissive: plaintext too, for a migration into the mesh.
+    public var inboundTLS: ListenerTLSMode
 
     public init(
         controlPlane: HostPort, service: String, app: HostPort, appProtocol: UpstreamProtocol? = nil,
         inbound: HostPort, advertise: HostPort? = nil, upstreams: [Upstream] = [], admin: HostPort? = nil,
-        labels: [String: String] = [:], sidecarID: String
+        labels: [String: String] = [:], sidecarID: String, joinToken: String? = nil, inboundTLS: ListenerTLSMode = .strict
     ) {
+        self.joinToken = joinToken
+        self.inboundTLS = inboundTLS
         self.controlPlane = controlPlane
         self.service = service
         self.app = app

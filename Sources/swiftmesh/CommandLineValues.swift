@@ -11,6 +11,7 @@ extension HostPort: ExpressibleByArgument {
 }
 
 extension UpstreamProtocol: ExpressibleByArgument {}
+extension ListenerTLSMode: ExpressibleByArgument {}
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 

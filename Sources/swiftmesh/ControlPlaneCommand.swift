@@ -67,8 +67,9 @@ struct ControlPlaneCommand: AsyncParsableCommand {
         guard (caCert == nil) == (caKey == nil) else {
             throw ValidationError("--ca-cert and --ca-key go together: give both, or neither to use the root in --data-dir/ca")
         }
-        guard certificateLifetime.duration >= .seconds(60) else {
-            throw ValidationError("--certificate-lifetime: \(certificateLifetime.duration) is too short; use at least 1m")
+        // Sidecars renew two thirds in; shorter than 10s would be renewals back to back.
+        guard certificateLifetime.duration >= .seconds(10) else {
+            throw ValidationError("--certificate-lifetime: \(certificateLifetime.duration) is too short; use at least 10s")
         }
         guard heartbeatInterval.duration >= .milliseconds(10) else {
             throw ValidationError("--heartbeat-interval: \(heartbeatInterval.duration) is too short; use at least 10ms")
@@ -83,7 +84,8 @@ struct ControlPlaneCommand: AsyncParsableCommand {
         do {
             store = try ControlPlaneStore(directory: dataDir)
             controlPlane = try ControlPlane(
-                settings: .init(heartbeatIntervalMillis: heartbeatInterval.duration.nanoseconds / 1_000_000),
+                settings: .init(
+                    heartbeatIntervalMillis: heartbeatInterval.duration.nanoseconds / 1_000_000, trustDomain: trustDomain),
                 store: store, logger: logger)
         } catch {
             logger.critical("could not open the state in --data-dir \(dataDir): \(error)")

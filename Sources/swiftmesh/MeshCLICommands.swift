@@ -7,7 +7,7 @@ import MeshConfig
 struct ApplyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "apply",
-        abstract: "Apply resources (such as ServicePolicy) from a YAML file to the control plane.",
+        abstract: "Apply resources (ServicePolicy, AuthorizationPolicy) from a YAML file to the control plane.",
         discussion: "Every resource of the file is stored, or none: a refused file prints each problem with its field path.")
 
     @Option(name: .shortAndLong, help: "The YAML file; - reads standard input.")
@@ -39,19 +39,20 @@ struct ApplyCommand: AsyncParsableCommand {
 struct GetCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "get",
-        abstract: "Show services, instances, sidecars or resources (policies) of the control plane.",
+        abstract: "Show services, instances, sidecars or resources (policies, authorizationpolicies) of the control plane.",
         discussion: """
             get services                  every service with its instance count and policy
             get instances [SERVICE]       instances, with who registered them (a sidecar, or external)
             get sidecars                  subscribed sidecars, the snapshot version each acknowledged or refused
             get policies [NAME]           ServicePolicy resources; -o yaml prints them ready to apply again
+            get authorizationpolicies     AuthorizationPolicy resources (also: authz)
             """)
 
     enum Format: String, ExpressibleByArgument, CaseIterable {
         case table, json, yaml
     }
 
-    @Argument(help: "services, instances, sidecars, or a resource kind (policies).")
+    @Argument(help: "services, instances, sidecars, or a resource kind (policies, authorizationpolicies).")
     var what: String
 
     @Argument(help: "A service (with instances) or a resource name.")
@@ -113,10 +114,15 @@ struct GetCommand: AsyncParsableCommand {
                 let spec = resource["spec"] as? [String: Any] ?? [:]
                 return [
                     "name": (resource["metadata"] as? [String: Any])?["name"] ?? "", "service": spec["service"] ?? "",
-                    "routes": (spec["routes"] as? [Any])?.count ?? 0,
+                    "routes": (spec["routes"] as? [Any])?.count ?? 0, "default": spec["default"] ?? "",
+                    "rules": (spec["rules"] as? [Any])?.count ?? 0,
                 ]
             }
-            print(Table.render(rows: rows, columns: [("NAME", "name"), ("SERVICE", "service"), ("ROUTES", "routes")]))
+            let columns = switch kind {
+            case .servicePolicy: [("NAME", "name"), ("SERVICE", "service"), ("ROUTES", "routes")]
+            case .authorizationPolicy: [("NAME", "name"), ("SERVICE", "service"), ("DEFAULT", "default"), ("RULES", "rules")]
+            }
+            print(Table.render(rows: rows, columns: columns))
         }
     }
 
@@ -137,7 +143,7 @@ struct DeleteCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "delete", abstract: "Delete a resource (such as a ServicePolicy) from the control plane.")
 
-    @Argument(help: "The resource kind: policy.")
+    @Argument(help: "The resource kind: policy or authorizationpolicy.")
     var kind: String
 
     @Argument(help: "The resource's name.")

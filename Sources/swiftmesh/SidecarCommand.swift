@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Logging
 import MeshConfig
 import MeshSidecar
@@ -17,8 +18,11 @@ struct SidecarCommand: AsyncParsableCommand {
         abstract: "Run a sidecar: register this instance and proxy its traffic, configured by the control plane.",
         discussion: """
             Inbound requests (from other sidecars, at --inbound) go to the app at --app. The app reaches each \
-            service it calls at that service's --upstream address. /ready on --admin is 200 once the first \
-            configuration from the control plane is applied. SIGTERM deregisters the instance, then drains.
+            service it calls at that service's --upstream address. Sidecars talk to each other in mutual TLS: \
+            this one makes its private key, and gets its service's certificate from the control plane with the \
+            join token (--token or SWIFTMESH_TOKEN, from `swiftmesh token create --service NAME`), renewing it \
+            two thirds into its lifetime. /ready on --admin is 200 once the first configuration from the control \
+            plane is applied. SIGTERM deregisters the instance, then drains.
             """
     )
 
@@ -54,6 +58,14 @@ struct SidecarCommand: AsyncParsableCommand {
     @Option(name: .long, help: "A label registered with the instance, such as version=v1. Repeatable.")
     var label: [String] = []
 
+    @Option(name: .long, help: ArgumentHelp(
+        "The join token for --service (default: the SWIFTMESH_TOKEN environment variable, which other users cannot read in the process list).",
+        valueName: "token"))
+    var token: String?
+
+    @Option(name: .long, help: "Inbound TLS: strict (mutual TLS from the mesh only) or permissive (plaintext too, while callers join the mesh).")
+    var inboundTLS: ListenerTLSMode = .strict
+
     @Option(name: .long, help: "Event-loop threads.")
     var threads = 1
 
@@ -67,7 +79,13 @@ struct SidecarCommand: AsyncParsableCommand {
     func run() async throws {
         LogSetup.bootstrap(level: logLevel)
         let logger = Logger(label: "swiftmesh.sidecar")
-        let sidecar = Sidecar(options: try options(), threads: threads, logger: logger)
+        let sidecar: Sidecar
+        do {
+            sidecar = try Sidecar(options: try options(), threads: threads, logger: logger)
+        } catch {
+            logger.critical("could not start: \(error)")
+            throw ExitCode(1)
+        }
         // Signals are handled as events, so SIGTERM must not kill the process first.
         let signals = SignalEvents([SIGTERM, SIGINT, SIGHUP])
         do {
@@ -78,11 +96,29 @@ struct SidecarCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         logger.info("sidecar started", metadata: ["service": "\(service)", "inbound": "\(inbound)"])
-        for await signal in signals.stream {
-            guard signal == SIGHUP else { break }
-            logger.info("SIGHUP ignored: the control plane configures this sidecar, there is no file to reload")
+        let stopSignals = signals.stream
+        // Whichever comes first: a signal to stop, or a failure the sidecar cannot go on after.
+        let failed = await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                for await signal in stopSignals {
+                    guard signal == SIGHUP else { return false }
+                    logger.info("SIGHUP ignored: the control plane configures this sidecar, there is no file to reload")
+                }
+                return false
+            }
+            group.addTask {
+                for await _ in sidecar.failures { return true }
+                return false
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
         }
+        withExtendedLifetime(signals) {}
         await sidecar.stop()
+        if failed {
+            throw ExitCode(1)
+        }
     }
 
     /// The options, checked as a whole; each error names its option and the fix.
@@ -128,6 +164,14 @@ struct SidecarCommand: AsyncParsableCommand {
             controlPlane: controlPlane, service: service, app: app, appProtocol: UpstreamProtocol(rawValue: appProtocol.rawValue),
             inbound: inbound,
             advertise: registered, upstreams: upstreams, admin: admin, labels: labels,
-            sidecarID: "\(service)-\(registered.host):\(registered.port)-\(getpid())")
+            sidecarID: "\(service)-\(registered.host):\(registered.port)-\(getpid())",
+            joinToken: joinToken(), inboundTLS: inboundTLS)
+    }
+
+    /// --token, else SWIFTMESH_TOKEN; nil when neither is given or both are empty.
+    private func joinToken() -> String? {
+        let given = token ?? ProcessInfo.processInfo.environment["SWIFTMESH_TOKEN"]
+        guard let given = given?.trimmingCharacters(in: .whitespacesAndNewlines), !given.isEmpty else { return nil }
+        return given
     }
 }

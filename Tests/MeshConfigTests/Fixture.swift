@@ -53,3 +53,13 @@ func onlyIssue(_ yaml: String) -> ConfigIssue? {
     let found = issues(yaml)
     return found.count == 1 ? found[0] : nil
 }
+
+/// Every issue applying `yaml` as mesh resources reports; empty when it decodes.
+func resourceIssues(_ yaml: String) -> [ConfigIssue] {
+    do {
+        _ = try ResourceLoader.decode(yaml: yaml)
+        return []
+    } catch {
+        return error.issues
+    }
+}

@@ -20,15 +20,6 @@ struct ServicePolicyTests {
           outlierDetection: { consecutiveErrors: 5 }
         """
 
-    private func issues(_ yaml: String) -> [ConfigIssue] {
-        do {
-            _ = try ResourceLoader.decode(yaml: yaml)
-            return []
-        } catch {
-            return error.issues
-        }
-    }
-
     @Test func theContractsExampleDecodes() throws {
         let resources = try ResourceLoader.decode(yaml: Self.contractExample)
         #expect(resources.count == 1)
@@ -87,7 +78,7 @@ struct ServicePolicyTests {
         ]
         fields[String(change.prefix { $0 != ":" })] = change
         let yaml = ["apiVersion", "kind", "metadata", "spec"].compactMap { fields[$0] }.joined(separator: "\n")
-        let found = issues(yaml)
+        let found = resourceIssues(yaml)
         #expect(found.count == 1, "\(found)")
         #expect(found.first?.path == path)
         #expect(found.first?.message.contains(fragment) == true, "\(found.first?.message ?? "no issue")")
@@ -97,14 +88,14 @@ struct ServicePolicyTests {
         let policy = { (name: String, service: String) in
             "apiVersion: swiftmesh.dev/v1alpha1\nkind: ServicePolicy\nmetadata: { name: \(name) }\nspec: { service: \(service) }\n"
         }
-        let found = issues([policy("user", "user"), policy("user", "alive"), policy("user-2", "user")].joined(separator: "---\n"))
+        let found = resourceIssues([policy("user", "user"), policy("user", "alive"), policy("user-2", "user")].joined(separator: "---\n"))
         #expect(found.map(\.path) == ["documents[1].metadata.name", "documents[2].spec.service"])
         #expect(found.first?.message.contains("ServicePolicy/user is also defined at documents[0]") == true)
         #expect(found.last?.message.contains("user already has ServicePolicy user") == true)
     }
 
     @Test func emptyInputIsAnIssue() {
-        #expect(issues("").map(\.message) == ["no resources; write at least one, such as a ServicePolicy"])
+        #expect(resourceIssues("").map(\.message) == ["no resources; write at least one, such as a ServicePolicy"])
     }
 
     @Test func kindsAreNamedByTheirWords() {

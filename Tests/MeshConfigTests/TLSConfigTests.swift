@@ -25,6 +25,19 @@ struct TLSConfigTests {
         #expect(tls.mode == .permissive)
     }
 
+    @Test func minimumVersionIsQuotedOrNot() throws {
+        let quoted = try ConfigLoader.decode(yaml: Fixture.document(listeners: [Fixture.listener(
+            extra: ", tls: { certificate: c.pem, privateKey: k.pem, minimumVersion: \"1.3\" }")]))
+        #expect(quoted.listeners[0].tls?.minimumVersion == .tls13)
+        let bare = try ConfigLoader.decode(yaml: Fixture.cluster("name: user, endpoints: [127.0.0.1:9000], tls: { minimumVersion: 1.3 }"))
+        #expect(bare.clusters[0].tls?.minimumVersion == .tls13)
+        let old = onlyIssue(Fixture.cluster("name: user, endpoints: [127.0.0.1:9000], tls: { minimumVersion: 1.1 }"))
+        #expect(old?.path == "clusters[0].tls.minimumVersion")
+        #expect(old?.message.contains("expected one of 1.2, 1.3") == true)
+        #expect(try ConfigLoader.decode(yaml: Fixture.cluster("name: user, endpoints: [127.0.0.1:9000], tls: {}"))
+            .clusters[0].tls?.minimumVersion == .tls12)
+    }
+
     @Test func clientCertificatesNeedAuthorities() {
         let issue = onlyIssue(Fixture.document(listeners: [Fixture.listener(
             extra: ", tls: { certificate: c.pem, privateKey: k.pem, clientCertificate: optional }")]))

@@ -76,12 +76,6 @@ struct CertificateAuthorityTests {
         }
     }
 
-    @Test func trustDomainsAreChecked() {
-        #expect(TrustDomainSyntax.problem("swiftmesh.local") == nil)
-        #expect(TrustDomainSyntax.problem("Mesh.Local") != nil)
-        #expect(TrustDomainSyntax.problem("") != nil)
-    }
-
     @Test func theAdminTokenIsMadeOnceWithMode0600() throws {
         let directory = TestIdentity.directory()
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)

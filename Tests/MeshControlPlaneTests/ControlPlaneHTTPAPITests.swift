@@ -198,7 +198,7 @@ struct ControlPlaneHTTPAPITests {
             try await client.execute(uri: "/api/v1/resources/routes", method: .get) { response in
                 let body = try json(response)
                 #expect(response.status == .notFound)
-                #expect(body["error"] as? String == "unknown kind \"routes\"; use policies")
+                #expect(body["error"] as? String == "unknown kind \"routes\"; use policies, authorizationpolicies")
             }
         }
     }

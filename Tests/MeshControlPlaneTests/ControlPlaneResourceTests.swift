@@ -42,7 +42,7 @@ struct ControlPlaneResourceTests {
         _ = try await controlPlane.apply([policy("user", service: "user")], paths: [""])
         await #expect(throws: ApplyFailure.refused(ResourceRefusal(
             path: "documents[1].spec.service",
-            message: "user already has ServicePolicy user; a service has one policy, so change that one or delete it first"
+            message: "user already has ServicePolicy user; a service has one ServicePolicy, so change that one or delete it first"
         ))) {
             try await controlPlane.apply(
                 [policy("alive", service: "alive"), policy("user-2", service: "user")], paths: ["documents[0]", "documents[1]"])

@@ -5,7 +5,7 @@ import Testing
 @Suite("Subscriptions")
 struct SubscriptionsTests {
     @Test func aChangeMakesDueExactlyTheSidecarsThatCallTheService() {
-        var inputs = ["user": UInt64(1), "alive": 1]
+        var inputs: [Subscriptions.Input: UInt64] = [.upstream("user"): 1, .upstream("alive"): 1]
         var subscriptions = Subscriptions()
         subscriptions.subscribe(sidecarID: "gateway", upstreams: ["user", "alive"])
         subscriptions.subscribe(sidecarID: "user-1", upstreams: ["alive"])
@@ -14,10 +14,21 @@ struct SubscriptionsTests {
         _ = subscriptions.sending(to: "user-1") { inputs[$0] ?? 0 }
         #expect(subscriptions.due { inputs[$0] ?? 0 }.isEmpty)
 
-        inputs["user"] = 2
+        inputs[.upstream("user")] = 2
         #expect(subscriptions.due { inputs[$0] ?? 0 } == ["gateway"])
-        inputs["alive"] = 2
+        inputs[.upstream("alive")] = 2
         #expect(subscriptions.due { inputs[$0] ?? 0 } == ["gateway", "user-1"])
+    }
+
+    @Test func anAuthorizationChangeMakesDueTheSidecarsOfItsService() {
+        var inputs: [Subscriptions.Input: UInt64] = [.upstream("user"): 1, .authorization("user"): 1]
+        var subscriptions = Subscriptions()
+        subscriptions.subscribe(sidecarID: "gateway", upstreams: ["user"], service: "gateway")
+        subscriptions.subscribe(sidecarID: "user-1", upstreams: [], service: "user")
+        _ = subscriptions.sending(to: "gateway") { inputs[$0] ?? 0 }
+        _ = subscriptions.sending(to: "user-1") { inputs[$0] ?? 0 }
+        inputs[.authorization("user")] = 2
+        #expect(subscriptions.due { inputs[$0] ?? 0 } == ["user-1"], "callers of user are not concerned")
     }
 
     @Test func versionsRiseAcrossSubscribersAndAcksClearRefusals() {

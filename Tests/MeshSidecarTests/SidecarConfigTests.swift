@@ -1,3 +1,4 @@
+import Foundation
 import MeshConfig
 import Testing
 
@@ -11,10 +12,13 @@ struct SidecarConfigTests {
         inbound: HostPort(host: "127.0.0.1", port: 15001),
         upstreams: [.init(service: "user", listen: HostPort(host: "127.0.0.1", port: 9001))],
         admin: HostPort(host: "127.0.0.1", port: 15100), sidecarID: "gateway-1")
+    private let certificate = WorkloadCertificate(
+        identity: "spiffe://swiftmesh.local/service/gateway", certificatePEM: "leaf", privateKeyPEM: "key",
+        trustBundlePEM: "root", notAfter: Date(timeIntervalSince1970: 3000), received: Date(timeIntervalSince1970: 0))
 
     @Test func inboundGoesToTheAppAndEachUpstreamToItsService() {
         let user = SidecarConfig.Upstream(instances: [.init(address: HostPort(host: "10.0.0.2", port: 15001))])
-        let config = SidecarConfig.build(options, upstreams: ["user": user], appProtocol: .http2)
+        let config = SidecarConfig.build(options, upstreams: ["user": user], appProtocol: .http2, certificate: certificate)
         #expect(config.listeners.map(\.name) == ["inbound", "outbound_user"])
         #expect(config.listeners.map(\.listen.port) == [15001, 9001])
         #expect(config.listeners.map { $0.routes.map(\.action) } == [[.cluster("local_app")], [.cluster("user")]])
@@ -29,8 +33,37 @@ struct SidecarConfigTests {
     }
 
     @Test func beforeTheFirstSnapshotUpstreamsHaveNoEndpoints() {
-        let config = SidecarConfig.build(options, upstreams: [:], appProtocol: .http2)
+        let config = SidecarConfig.build(options, upstreams: [:], appProtocol: .http2, certificate: certificate)
         #expect(config.cluster(named: "user")?.discovery == .staticEndpoints([]))
         #expect(config.cluster(named: "user")?.protocolKind == .http2)
+    }
+
+    @Test func withoutItsCertificateTheSidecarHasNoInboundListener() {
+        let config = SidecarConfig.build(options, upstreams: [:], appProtocol: .http2, certificate: nil)
+        #expect(config.listeners.map(\.name) == ["outbound_user"])
+    }
+
+    @Test func theInboundListenerTakesMutualTLS13FromTheMesh() {
+        let strict = SidecarConfig.build(options, upstreams: [:], appProtocol: .http2, certificate: certificate)
+        #expect(strict.listeners[0].tls == ListenerTLSConfig(
+            certificate: .inMemory("leaf"), privateKey: .inMemory("key"), clientCertificate: .required,
+            caCertificates: .inMemory("root"), mode: .strict, minimumVersion: .tls13))
+        var permissiveOptions = options
+        permissiveOptions.inboundTLS = .permissive
+        let permissive = SidecarConfig.build(permissiveOptions, upstreams: [:], appProtocol: .http2, certificate: certificate)
+        #expect(permissive.listeners[0].tls?.mode == .permissive)
+        #expect(permissive.listeners[0].tls?.clientCertificate == .optional)
+    }
+
+    @Test func meshInstancesAreCalledInMutualTLSAndMustProveTheirIdentity() {
+        let identity = "spiffe://swiftmesh.local/service/user"
+        let user = SidecarConfig.Upstream(instances: [.init(address: HostPort(host: "10.0.0.2", port: 15001), identity: identity)])
+        let config = SidecarConfig.build(options, upstreams: ["user": user], appProtocol: .http2, certificate: certificate)
+        #expect(config.cluster(named: "user")?.tls == ClusterTLSConfig(
+            caCertificates: .inMemory("root"), certificate: .inMemory("leaf"), privateKey: .inMemory("key"),
+            identities: [identity], minimumVersion: .tls13))
+        let external = SidecarConfig.Upstream(instances: [.init(address: HostPort(host: "10.0.0.3", port: 8080))])
+        let plain = SidecarConfig.build(options, upstreams: ["user": external], appProtocol: .http2, certificate: certificate)
+        #expect(plain.cluster(named: "user")?.tls == nil, "an instance outside the mesh is called in plaintext")
     }
 }

@@ -6,12 +6,15 @@ import Testing
 
 @Suite("SnapshotReader")
 struct SnapshotReaderTests {
-    private func instance(_ address: String, _ port: UInt32 = 15001, protocolName: String = "http2") -> Swiftmesh_V1_Instance {
+    private func instance(
+        _ address: String, _ port: UInt32 = 15001, protocolName: String = "http2", identity: String = ""
+    ) -> Swiftmesh_V1_Instance {
         .with {
             $0.service = "user"
             $0.address = address
             $0.port = port
             $0.protocol = protocolName
+            $0.identity = identity
         }
     }
 
@@ -59,5 +62,21 @@ struct SnapshotReaderTests {
             of: snapshot([("user", [instance("10.0.0.1"), instance("10.0.0.2", protocolName: "http1")])]), calling: ["user"])
         #expect(result == .failure(SnapshotRefusal(
             "upstreams[0].instances[1].protocol: http1 differs from the service's other instances (http2)")))
+    }
+
+    @Test func aServiceIsInTheMeshOrOutsideItWhole() {
+        let identity = "spiffe://swiftmesh.local/service/user"
+        let meshed = SnapshotReader.upstreams(
+            of: snapshot([("user", [instance("10.0.0.1", identity: identity)])]), calling: ["user"])
+        #expect((try? meshed.get())?["user"]?.instances.map(\.identity) == [identity])
+        let mixed = SnapshotReader.upstreams(
+            of: snapshot([("user", [instance("10.0.0.1", identity: identity), instance("10.0.0.2")])]), calling: ["user"])
+        #expect(mixed == .failure(SnapshotRefusal(
+            "upstreams[0].instances[1].identity: the service mixes instances in the mesh (mutual TLS) with instances outside it (plaintext); "
+                + "register the outside ones under a service of their own")))
+        let foreign = SnapshotReader.upstreams(
+            of: snapshot([("user", [instance("10.0.0.1", identity: "spiffe://swiftmesh.local/service/alive")])]), calling: ["user"])
+        #expect(foreign == .failure(SnapshotRefusal(
+            "upstreams[0].instances[0].identity: \"spiffe://swiftmesh.local/service/alive\" is not the identity of service \"user\"")))
     }
 }

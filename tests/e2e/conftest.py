@@ -104,8 +104,12 @@ class Mesh:
 
     def sidecar(self, name: str, control_plane: Union[ControlPlane, str], service: str, app: Any,
                 start: bool = True, wait_ready: bool = True, **kwargs: Any) -> Sidecar:
-        """A sidecar for `app` (a backend object or its address)."""
+        """A sidecar for `app` (a backend object or its address), with a join
+        token for its service from `control_plane` unless that runs --dev or
+        the test gives `token`."""
         address = control_plane if isinstance(control_plane, str) else control_plane.address
+        if isinstance(control_plane, ControlPlane) and control_plane.admin_token and "token" not in kwargs:
+            kwargs["token"] = control_plane.join_token(service)
         s = Sidecar(self._dir(name), name, address, service, app if isinstance(app, str) else app.address, **kwargs)
         self.processes.append(s)
         self.stack.callback(s.stop)

@@ -11,12 +11,11 @@ import stat
 import grpc
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from support.certs import Authority
-from support.identity_client import issue_certificate
+from support.identity_client import csr_for, issue_certificate
 
 POLICY = """apiVersion: swiftmesh.dev/v1alpha1
 kind: ServicePolicy
@@ -113,13 +112,6 @@ def test_a_key_others_can_read_is_refused(mesh, tmp_path):
     cp.launch()
     assert cp.wait_exit(20) == 1
     assert "chmod 600" in cp.stderr_text()
-
-
-def csr_for(common_name: str = "anything") -> tuple[ec.EllipticCurvePrivateKey, str]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    request = x509.CertificateSigningRequestBuilder().subject_name(
-        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])).sign(key, hashes.SHA256())
-    return key, request.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def test_a_sidecar_gets_its_service_certificate_with_a_join_token(mesh):

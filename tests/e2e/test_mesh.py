@@ -186,11 +186,13 @@ def test_a_stopped_sidecar_deregisters_at_once_and_drains(mesh):
 
 
 def test_a_sidecar_is_ready_only_once_the_control_plane_configured_it(mesh):
-    control_plane = mesh.control_plane(heartbeat=HEARTBEAT, start=False)
-    gateway = gateway_sidecar(mesh, control_plane, wait_ready=False)
+    control_plane = mesh.control_plane(heartbeat=HEARTBEAT)
+    token = control_plane.join_token("gateway")
+    control_plane.stop()
+    gateway = gateway_sidecar(mesh, control_plane, wait_ready=False, token=token)
     status, _, body = gateway.admin_get("/ready")
     assert status == 503
-    assert b"waiting for the first configuration from the control plane" in body
+    assert b"certificate from the control plane" in body, body
     control_plane.start()
     # The sidecar tries again with a backoff capped at 5 s.
     wait_until(gateway._ready, timeout=12, message="the sidecar to become ready")

@@ -119,7 +119,7 @@ def test_bad_resources_and_bad_requests_get_clear_errors_and_change_nothing(mesh
     status, body = control_plane.api("POST", "/api/v1/resources", other)
     assert status == 409
     assert body["issues"] == [{"path": "spec.service", "message":
-                               "user already has ServicePolicy user; a service has one policy, "
+                               "user already has ServicePolicy user; a service has one ServicePolicy, "
                                "so change that one or delete it first"}]
 
     status, body = control_plane.api("POST", "/api/v1/services/web/instances", '{"address": "web.local:80"}')

@@ -21,7 +21,7 @@ extension ProxyConfigDecoder {
     }
 
     /// Paths are matched without the query string, so a `?` could never match.
-    private mutating func requestPath(_ node: ConfigNode) -> String? {
+    mutating func requestPath(_ node: ConfigNode) -> String? {
         guard let text = reader.string(node, expected: "a path starting with \"/\"") else { return nil }
         guard text.hasPrefix("/") else {
             reader.reportExpected("a path starting with \"/\"", got: node)
@@ -36,7 +36,7 @@ extension ProxyConfigDecoder {
 
     /// HTTP method tokens, upper-cased: methods are case-sensitive on the
     /// wire and every standard one is upper case.
-    private mutating func methods(_ node: ConfigNode) -> [String]? {
+    mutating func methods(_ node: ConfigNode) -> [String]? {
         guard let items = reader.list(
             node,
             of: "HTTP methods",
@@ -86,7 +86,7 @@ extension ProxyConfigDecoder {
 
     /// gRPC names become path segments (`/<service>/<method>`), so they must
     /// not contain `/` or spaces.
-    private mutating func grpcName(_ node: ConfigNode, expected: String) -> String? {
+    mutating func grpcName(_ node: ConfigNode, expected: String) -> String? {
         guard let text = reader.string(node, expected: expected) else { return nil }
         guard !text.isEmpty, !text.contains(where: { $0 == "/" || $0.isWhitespace }) else {
             reader.reportExpected(expected, got: node)

@@ -17,6 +17,8 @@ extension ProxyConfigDecoder {
         switch kind {
         case .servicePolicy:
             return servicePolicy(specNode).map { MeshResource(name: name, spec: .servicePolicy($0)) }
+        case .authorizationPolicy:
+            return authorizationPolicy(specNode).map { MeshResource(name: name, spec: .authorizationPolicy($0)) }
         }
     }
 

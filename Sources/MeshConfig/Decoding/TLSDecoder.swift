@@ -2,7 +2,7 @@ extension ProxyConfigDecoder {
     /// `listeners[].tls`.
     mutating func listenerTLS(_ node: ConfigNode) -> ListenerTLSConfig? {
         guard let fields = reader.mapping(
-            node, keys: ["certificate", "privateKey", "clientCertificate", "caCertificates", "mode"]
+            node, keys: ["certificate", "privateKey", "clientCertificate", "caCertificates", "mode", "minimumVersion"]
         ) else { return nil }
         let certificate = reader.required(
             "certificate", in: fields, hint: "add the PEM file of the listener's certificate chain, e.g. \"certificate: /etc/swiftmesh/tls.crt\""
@@ -15,13 +15,14 @@ extension ProxyConfigDecoder {
         let caCertificates = fields["caCertificates"].flatMap { pemFile($0) }
         let mode: ListenerTLSMode? =
             if let mode = fields["mode"] { reader.choice(mode, of: ListenerTLSMode.self) } else { .strict }
+        let minimumVersion = self.minimumVersion(fields["minimumVersion"])
         if let clientCertificate, clientCertificate != .none, !fields.has("caCertificates") {
             reader.report(
                 fields.path.key("caCertificates"),
                 "is required when clientCertificate is \(clientCertificate.rawValue): add the PEM file of the authorities client certificates must chain to")
             return nil
         }
-        guard let certificate, let privateKey, let clientCertificate, let mode else { return nil }
+        guard let certificate, let privateKey, let clientCertificate, let mode, let minimumVersion else { return nil }
         if clientCertificate == .required && mode == .permissive {
             reader.report(
                 fields.path.key("clientCertificate"),
@@ -31,13 +32,13 @@ extension ProxyConfigDecoder {
         if fields.has("caCertificates") && caCertificates == nil { return nil }
         return ListenerTLSConfig(
             certificate: certificate, privateKey: privateKey, clientCertificate: clientCertificate,
-            caCertificates: caCertificates, mode: mode)
+            caCertificates: caCertificates, mode: mode, minimumVersion: minimumVersion)
     }
 
     /// `clusters[].tls`.
     mutating func clusterTLS(_ node: ConfigNode) -> ClusterTLSConfig? {
         guard let fields = reader.mapping(
-            node, keys: ["sni", "caCertificates", "certificate", "privateKey", "identities"]
+            node, keys: ["sni", "caCertificates", "certificate", "privateKey", "identities", "minimumVersion"]
         ) else {
             return nil
         }
@@ -50,6 +51,7 @@ extension ProxyConfigDecoder {
                 items.compactMap { reader.string($0, expected: "a URI or DNS name such as spiffe://swiftmesh.local/service/user") }
             }
         }
+        let minimumVersion = self.minimumVersion(fields["minimumVersion"])
         switch (fields.has("certificate"), fields.has("privateKey")) {
         case (true, false):
             reader.report(fields.path.key("privateKey"), "is required with certificate: add the PEM file of the client certificate's private key")
@@ -65,9 +67,16 @@ extension ProxyConfigDecoder {
             || fields.has("identities") && identities == nil {
             return nil
         }
+        guard let minimumVersion else { return nil }
         return ClusterTLSConfig(
             sni: sni, caCertificates: caCertificates, certificate: certificate, privateKey: privateKey,
-            identities: identities ?? [])
+            identities: identities ?? [], minimumVersion: minimumVersion)
+    }
+
+    /// `minimumVersion`: "1.2" (the default) or "1.3".
+    private mutating func minimumVersion(_ node: ConfigNode?) -> TLSMinimumVersion? {
+        guard let node else { return .tls12 }
+        return reader.choice(node, of: TLSMinimumVersion.self)
     }
 
     /// A file path; whether it can be read and parsed is checked when the

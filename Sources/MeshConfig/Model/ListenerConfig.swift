@@ -13,13 +13,17 @@ public struct ListenerConfig: Sendable, Equatable {
     public var idleTimeout: MeshDuration
     /// TLS the listener terminates; nil: plaintext.
     public var tls: ListenerTLSConfig?
+    /// Who may call what, decided before routing; nil: every request goes on.
+    public var authorization: AuthorizationConfig?
 
     public static let defaultIdleTimeout = MeshDuration.seconds(3600)
 
     public init(
         name: String, listen: HostPort, routes: [RouteConfig], limits: ListenerLimits = ListenerLimits(),
-        idleTimeout: MeshDuration = ListenerConfig.defaultIdleTimeout, tls: ListenerTLSConfig? = nil
+        idleTimeout: MeshDuration = ListenerConfig.defaultIdleTimeout, tls: ListenerTLSConfig? = nil,
+        authorization: AuthorizationConfig? = nil
     ) {
+        self.authorization = authorization
         self.name = name
         self.listen = listen
         self.routes = routes

@@ -31,16 +31,19 @@ public struct ListenerTLSConfig: Sendable, Equatable {
     /// strict (the default): TLS only. permissive: TLS and plaintext on the
     /// same port, told apart by the first byte, for migrations.
     public var mode: ListenerTLSMode
+    /// The oldest TLS version accepted. Default 1.2.
+    public var minimumVersion: TLSMinimumVersion
 
     public init(
         certificate: PEMSource, privateKey: PEMSource, clientCertificate: ClientCertificateMode = .none,
-        caCertificates: PEMSource? = nil, mode: ListenerTLSMode = .strict
+        caCertificates: PEMSource? = nil, mode: ListenerTLSMode = .strict, minimumVersion: TLSMinimumVersion = .tls12
     ) {
         self.certificate = certificate
         self.privateKey = privateKey
         self.clientCertificate = clientCertificate
         self.caCertificates = caCertificates
         self.mode = mode
+        self.minimumVersion = minimumVersion
     }
 }
 
@@ -52,6 +55,13 @@ public enum ClientCertificateMode: String, Sendable, Equatable, CaseIterable {
     case optional
     /// Asked for and verified; a client without a valid one fails the handshake.
     case required
+}
+
+/// Config spelling: `"1.2"`, `"1.3"`. HTTP/2 needs 1.2 or later (RFC 9113
+/// section 9.2), so nothing older is offered.
+public enum TLSMinimumVersion: String, Sendable, Equatable, CaseIterable {
+    case tls12 = "1.2"
+    case tls13 = "1.3"
 }
 
 /// Config spelling: `strict`, `permissive`.
@@ -76,11 +86,14 @@ public struct ClusterTLSConfig: Sendable, Equatable {
     /// The endpoint's certificate must carry one of these names (URI or DNS
     /// subject alternative names, such as a SPIFFE ID); empty: any name.
     public var identities: [String]
+    /// The oldest TLS version offered. Default 1.2.
+    public var minimumVersion: TLSMinimumVersion
 
     public init(
         sni: String? = nil, caCertificates: PEMSource? = nil, certificate: PEMSource? = nil,
-        privateKey: PEMSource? = nil, identities: [String] = []
+        privateKey: PEMSource? = nil, identities: [String] = [], minimumVersion: TLSMinimumVersion = .tls12
     ) {
+        self.minimumVersion = minimumVersion
         self.sni = sni
         self.caCertificates = caCertificates
         self.certificate = certificate

@@ -12,11 +12,13 @@ public struct MeshResource: Sendable, Equatable {
 
     public enum Kind: String, Sendable, CaseIterable {
         case servicePolicy = "ServicePolicy"
+        case authorizationPolicy = "AuthorizationPolicy"
 
         /// The lower-case plural used in URLs and on the command line (`policies`).
         public var plural: String {
             switch self {
             case .servicePolicy: "policies"
+            case .authorizationPolicy: "authorizationpolicies"
             }
         }
 
@@ -24,6 +26,7 @@ public struct MeshResource: Sendable, Equatable {
         var words: [String] {
             switch self {
             case .servicePolicy: ["policies", "policy", "servicepolicies", "servicepolicy"]
+            case .authorizationPolicy: ["authorizationpolicies", "authorizationpolicy", "authz"]
             }
         }
 
@@ -37,6 +40,7 @@ public struct MeshResource: Sendable, Equatable {
 
     public enum Spec: Sendable, Equatable {
         case servicePolicy(ServicePolicy)
+        case authorizationPolicy(AuthorizationPolicy)
     }
 
     public var name: String
@@ -50,6 +54,23 @@ public struct MeshResource: Sendable, Equatable {
     public var kind: Kind {
         switch spec {
         case .servicePolicy: .servicePolicy
+        case .authorizationPolicy: .authorizationPolicy
+        }
+    }
+
+    /// The spec as compact JSON: what the control plane stores, serves and sends to sidecars.
+    public var specJSON: String {
+        switch spec {
+        case .servicePolicy(let policy): ServicePolicyJSON.render(policy)
+        case .authorizationPolicy(let policy): AuthorizationPolicyJSON.render(policy)
+        }
+    }
+
+    /// The service the resource is about: each service has at most one resource of each kind.
+    public var service: String {
+        switch spec {
+        case .servicePolicy(let policy): policy.service
+        case .authorizationPolicy(let policy): policy.service
         }
     }
 }

@@ -35,6 +35,18 @@ public enum ResourceLoader {
 
     /// A ServicePolicy spec rendered by `ServicePolicyJSON`.
     public static func decodePolicy(json: String) throws(ConfigErrors) -> ServicePolicy {
+        try decodeSpec(json: json) { $0.servicePolicy($1) }
+    }
+
+    /// An AuthorizationPolicy spec rendered by `AuthorizationPolicyJSON`.
+    public static func decodeAuthorizationPolicy(json: String) throws(ConfigErrors) -> AuthorizationPolicy {
+        try decodeSpec(json: json) { $0.authorizationPolicy($1) }
+    }
+
+    /// A resource's spec as JSON (a YAML subset), decoded like the spec of an applied resource.
+    private static func decodeSpec<Spec>(
+        json: String, _ decode: (inout ProxyConfigDecoder, ConfigNode) -> Spec?
+    ) throws(ConfigErrors) -> Spec {
         let root: Node?
         do {
             root = try Yams.compose(yaml: json, .default, .default, .utf8)
@@ -45,29 +57,28 @@ public enum ResourceLoader {
             throw ConfigErrors(issues: [ConfigIssue(path: "", message: "the policy is empty")])
         }
         var decoder = ProxyConfigDecoder()
-        let policy = decoder.servicePolicy(ConfigNode(node: root, path: .root))
-        guard let policy, decoder.reader.issues.isEmpty else {
+        let spec = decode(&decoder, ConfigNode(node: root, path: .root))
+        guard let spec, decoder.reader.issues.isEmpty else {
             throw ConfigErrors(issues: decoder.reader.issues)
         }
-        return policy
+        return spec
     }
 
-    /// One apply names each resource once, and gives each service one policy.
+    /// One apply names each resource once, and gives each service one resource of each kind.
     private static func checkUnique(_ resources: [MeshResource], paths: [FieldPath], reader: inout NodeReader) {
         var seen: [String: FieldPath] = [:]
-        var policyOf: [String: String] = [:]
+        var holderOf: [String: String] = [:]
         for (resource, path) in zip(resources, paths) {
             let key = "\(resource.kind.rawValue)/\(resource.name)"
             if let first = seen[key] {
                 reader.report(path.key("metadata").key("name"), "\(key) is also defined at \(first.description.isEmpty ? "the first document" : first.description); apply each resource once")
             }
             seen[key] = seen[key] ?? path
-            if case .servicePolicy(let policy) = resource.spec {
-                if let other = policyOf[policy.service], other != resource.name {
-                    reader.report(path.key("spec").key("service"), "\(policy.service) already has ServicePolicy \(other) in this apply; a service has one policy")
-                }
-                policyOf[policy.service] = policyOf[policy.service] ?? resource.name
+            let serviceKey = "\(resource.kind.rawValue)/\(resource.service)"
+            if let other = holderOf[serviceKey], other != resource.name {
+                reader.report(path.key("spec").key("service"), "\(resource.service) already has \(resource.kind.rawValue) \(other) in this apply; a service has one")
             }
+            holderOf[serviceKey] = holderOf[serviceKey] ?? resource.name
         }
     }
 }

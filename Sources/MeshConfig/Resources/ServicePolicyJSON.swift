@@ -5,13 +5,20 @@ import Foundation
 /// reads back to the same value. Keys with no value are left out.
 public enum ServicePolicyJSON {
     public static func render(_ policy: ServicePolicy) -> String {
+        SpecJSON.render(PolicyJSON(policy))
+    }
+}
+
+/// A resource spec's JSON: compact, keys sorted, so equal specs give equal text.
+enum SpecJSON {
+    static func render(_ spec: some Encodable) -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         do {
-            return String(decoding: try encoder.encode(PolicyJSON(policy)), as: UTF8.self)
+            return String(decoding: try encoder.encode(spec), as: UTF8.self)
         } catch {
             // Only strings, numbers, booleans, arrays and objects with string keys.
-            preconditionFailure("encoding a service policy failed: \(error)")
+            preconditionFailure("encoding a resource spec failed: \(error)")
         }
     }
 }

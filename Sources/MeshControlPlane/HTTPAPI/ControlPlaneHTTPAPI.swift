@@ -123,7 +123,7 @@ public struct ControlPlaneHTTPAPI: Sendable {
         })
         for name in names.sorted() {
             var row: [String: Any] = ["name": name, "instances": await controlPlane.instances(of: name).count]
-            if let policy = await controlPlane.policyName(of: name) {
+            if let policy = await controlPlane.resourceName(.servicePolicy, of: name) {
                 row["policy"] = policy
             }
             rows.append(row)
@@ -245,12 +245,9 @@ public struct ControlPlaneHTTPAPI: Sendable {
 
     /// The resource in its envelope, as it can be applied again.
     static func resourceJSON(_ resource: MeshResource) -> [String: Any] {
-        let spec: String = switch resource.spec {
-        case .servicePolicy(let policy): ServicePolicyJSON.render(policy)
-        }
-        return [
+        [
             "apiVersion": MeshResource.apiVersion, "kind": resource.kind.rawValue, "metadata": ["name": resource.name],
-            "spec": (try? JSONSerialization.jsonObject(with: Data(spec.utf8))) ?? [:],
+            "spec": (try? JSONSerialization.jsonObject(with: Data(resource.specJSON.utf8))) ?? [:],
         ]
     }
 

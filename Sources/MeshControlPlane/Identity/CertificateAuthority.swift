@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import MeshConfig
 import X509
 
 /// The mesh's certificate authority. Its root (ECDSA P-256) signs every
@@ -125,7 +126,7 @@ public final class CertificateAuthority: Sendable {
 
     /// The SPIFFE ID of a service's certificates.
     public func identity(of service: String) -> String {
-        "spiffe://\(trustDomain)/service/\(service)"
+        SPIFFEID.service(service, trustDomain: trustDomain)
     }
 
     public enum IssueError: Error, CustomStringConvertible {
@@ -168,20 +169,5 @@ public final class CertificateAuthority: Sendable {
                 Critical(SubjectAlternativeNames([.uniformResourceIdentifier(identity(of: service))]))
             },
             issuerPrivateKey: rootKey)
-    }
-}
-
-/// A SPIFFE trust domain: lowercase letters, digits, dots, dashes and
-/// underscores (the SPIFFE ID standard, section 2.1).
-enum TrustDomainSyntax {
-    static func problem(_ domain: String) -> String? {
-        guard !domain.isEmpty, domain.utf8.count <= 255 else {
-            return "a trust domain has 1 to 255 characters, such as swiftmesh.local"
-        }
-        let allowed = domain.utf8.allSatisfy {
-            ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z")) || ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9"))
-                || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_")
-        }
-        return allowed ? nil : "\"\(domain)\" is not a trust domain: use lowercase letters, digits, dots, dashes and underscores, such as swiftmesh.local"
     }
 }

@@ -31,11 +31,6 @@ public struct Registry: Sendable, Equatable {
         (entries[service] ?? [:]).values.map(\.instance).sorted { $0.key < $1.key }
     }
 
-    /// A service's instances whose sidecar says the app is healthy, in address order: what callers get.
-    public func healthyInstances(of service: String) -> [RegisteredInstance] {
-        (entries[service] ?? [:]).values.filter(\.healthy).map(\.instance).sorted { $0.key < $1.key }
-    }
-
     /// The sidecar that registered an instance; nil for an external one or none.
     public func sidecar(of service: String, key: RegisteredInstance.Key) -> String? {
         entries[service]?[key]?.sidecarID

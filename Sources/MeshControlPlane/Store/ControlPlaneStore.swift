@@ -86,12 +86,9 @@ public final class ControlPlaneStore: Sendable {
     public func saveResources(_ resources: [MeshResource]) throws {
         try database.write { db in
             for resource in resources {
-                let spec: String = switch resource.spec {
-                case .servicePolicy(let policy): ServicePolicyJSON.render(policy)
-                }
                 try db.execute(
                     sql: "INSERT OR REPLACE INTO resource (kind, name, spec) VALUES (?, ?, ?)",
-                    arguments: [resource.kind.rawValue, resource.name, spec])
+                    arguments: [resource.kind.rawValue, resource.name, resource.specJSON])
             }
         }
     }
@@ -112,13 +109,16 @@ public final class ControlPlaneStore: Sendable {
                 guard let kind = MeshResource.Kind(rawValue: kindText) else {
                     throw StoredResourceError(kind: kindText, name: name, problem: "unknown kind")
                 }
-                switch kind {
-                case .servicePolicy:
-                    do {
+                do {
+                    switch kind {
+                    case .servicePolicy:
                         return MeshResource(name: name, spec: .servicePolicy(try ResourceLoader.decodePolicy(json: row["spec"])))
-                    } catch {
-                        throw StoredResourceError(kind: kindText, name: name, problem: "\(error)")
+                    case .authorizationPolicy:
+                        return MeshResource(
+                            name: name, spec: .authorizationPolicy(try ResourceLoader.decodeAuthorizationPolicy(json: row["spec"])))
                     }
+                } catch {
+                    throw StoredResourceError(kind: kindText, name: name, problem: "\(error)")
                 }
             }
         }

@@ -27,6 +27,8 @@ enum ProxyError: Error, Equatable, Sendable {
     case faultAbort(FaultAbort.Answer)
     /// The cluster's circuit breaker turned the request away at this limit.
     case overflow(CircuitBreaker.Limit)
+    /// The listener's authorization denied the caller this request.
+    case forbidden
 
     /// The `swiftmesh-proxy-error` header value.
     var reason: String {
@@ -42,12 +44,14 @@ enum ProxyError: Error, Equatable, Sendable {
         case .tooManyHeaders: "too_many_headers"
         case .faultAbort: "fault_abort"
         case .overflow: "overflow"
+        case .forbidden: "forbidden"
         }
     }
 
     var httpStatus: HTTPResponseStatus {
         switch self {
         case .noRoute: .notFound
+        case .forbidden: .forbidden
         case .noEndpoints, .overflow: .serviceUnavailable
         case .connectFailure, .upstreamReset: .badGateway
         case .timeout, .perTryTimeout: .gatewayTimeout
@@ -62,6 +66,7 @@ enum ProxyError: Error, Equatable, Sendable {
     var grpcStatus: GRPCStatusCode {
         switch self {
         case .noRoute: .unimplemented
+        case .forbidden: .permissionDenied
         case .noEndpoints, .connectFailure, .upstreamReset, .overflow: .unavailable
         case .timeout, .perTryTimeout: .deadlineExceeded
         case .badRequest, .headersTooLarge, .tooManyHeaders: .internalError
@@ -84,6 +89,7 @@ enum ProxyError: Error, Equatable, Sendable {
         case .tooManyHeaders: "request has more header fields than the listener's maxRequestHeaders"
         case .faultAbort: "aborted by the route's fault injection"
         case .overflow(let limit): "the cluster's circuit breaker is open: circuitBreaker.\(limit.rawValue) reached"
+        case .forbidden: "the listener's authorization does not allow this caller this request"
         }
     }
 

@@ -113,6 +113,10 @@ final class ProxyExchange {
             fail(error)
             return
         }
+        if let listener, let authorization = listener.authorization, !authorize(head, listener: listener, by: authorization) {
+            fail(.forbidden)
+            return
+        }
         guard let route = listener?.route(method: head.method, target: head.uri, headers: head.headers) else {
             fail(.noRoute)
             return
@@ -141,6 +145,22 @@ final class ProxyExchange {
             return
         }
         sendUpstream(head, route: route)
+    }
+
+    /// Whether the listener's authorization lets the caller make this
+    /// request; every decision is counted, every denial logged.
+    private func authorize(_ head: HTTPRequestHead, listener: CompiledListener, by authorization: ListenerAuthorization) -> Bool {
+        let identity = downstream.connection.clientIdentity
+        let path = RouteMatcher.path(ofTarget: head.uri)
+        let decision = authorization.decide(identity: identity, method: head.method, path: path)
+        worker.stats.authorizationDecided(listener: downstream.connection.listenerLabel, allowed: decision.allowed)
+        if !decision.allowed {
+            worker.logger.notice("request denied by authorization", metadata: [
+                "listener": "\(listener.name)", "caller": "\(identity ?? "none")", "method": "\(head.method.rawValue)",
+                "path": "\(path)", "rule": "\(decision.rule.map { "rules[\($0)]" } ?? "default")", "requestID": "\(requestID)",
+            ])
+        }
+        return decision.allowed
     }
 
     /// Picks a cluster and an endpoint for the routed request and asks the

@@ -36,10 +36,13 @@ struct CompiledListener: Sendable {
     /// connection is accepted, so a reload (a renewed certificate) applies to
     /// new connections while open ones keep theirs.
     let tls: ListenerTLS?
+    /// Decided before routing; nil: every request goes on.
+    let authorization: ListenerAuthorization?
 
     init(_ config: ListenerConfig, clusterIndex: [String: Int], tls: ListenerTLS? = nil) {
         name = config.name
         self.tls = tls
+        authorization = config.authorization.map(ListenerAuthorization.init)
         limits = config.limits
         idleTimeout = .nanoseconds(config.idleTimeout.nanoseconds)
         routes = config.routes.enumerated().map { CompiledRoute($1, index: $0, clusterIndex: clusterIndex) }

@@ -1,3 +1,4 @@
+import Logging
 import MeshConfig
 import NIOCore
 
@@ -12,6 +13,8 @@ import NIOCore
 final class LoopWorker: @unchecked Sendable {
     let eventLoop: EventLoop
     let stats = LoopStats()
+    /// For what the data path must tell the operator of: authorization denials.
+    let logger: Logger
     var random = FastRandom()
     /// HTTP/2 connections flush once per loop iteration through this.
     let flushBatch: FlushBatch
@@ -23,8 +26,9 @@ final class LoopWorker: @unchecked Sendable {
     /// time can close them while the loop still runs.
     private var openConnections: [ObjectIdentifier: Channel] = [:]
 
-    init(eventLoop: EventLoop) {
+    init(eventLoop: EventLoop, logger: Logger) {
         self.eventLoop = eventLoop
+        self.logger = logger
         flushBatch = FlushBatch(eventLoop: eventLoop)
         routing = RoutingTable(config: ProxyConfig(listeners: [], clusters: []), generation: 0)
     }

@@ -54,7 +54,7 @@ public actor ProxyServer {
         self.logger = logger
         self.readinessHold = readinessHold
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
-        workers = group.makeIterator().map { LoopWorker(eventLoop: $0) }
+        workers = group.makeIterator().map { LoopWorker(eventLoop: $0, logger: logger) }
     }
 
     /// Binds everything and starts discovery. Returns once listening.
@@ -79,6 +79,12 @@ public actor ProxyServer {
         startupMemoryTrimmed = true
         let dropped = StartupMemoryTrim.run()
         logger.debug("startup memory trimmed", metadata: ["unmappedBytes": "\(dropped)"])
+    }
+
+    /// Holds readiness for `reason` instead of the hold before: a sidecar
+    /// says which step of its start it waits for.
+    public func holdReadiness(_ reason: String) {
+        readinessHold = reason
     }
 
     /// Ends the hold given at init: readiness follows the proxy's own state.

@@ -14,8 +14,7 @@ enum TLSContextLoader {
         var configuration = TLSConfiguration.makeServerConfiguration(
             certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
         configuration.applicationProtocols = ["h2", "http/1.1"]
-        // HTTP/2 requires TLS 1.2 or later (RFC 9113 section 9.2); NIOSSL's default allows 1.0.
-        configuration.minimumTLSVersion = .tlsv12
+        configuration.minimumTLSVersion = version(tls.minimumVersion)
         if let authorities = tls.caCertificates {
             configuration.trustRoots = .certificates(
                 try certificates(authorities, path: "\(path).caCertificates", reader: &reader))
@@ -39,7 +38,7 @@ enum TLSContextLoader {
         var reader = PEMReader()
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.applicationProtocols = [kind == .http2 ? "h2" : "http/1.1"]
-        configuration.minimumTLSVersion = .tlsv12
+        configuration.minimumTLSVersion = version(tls.minimumVersion)
         configuration.certificateVerification = tls.sni == nil ? .noHostnameVerification : .fullVerification
         if let authorities = tls.caCertificates {
             configuration.trustRoots = .certificates(
@@ -51,6 +50,14 @@ enum TLSContextLoader {
             configuration.privateKey = .privateKey(try privateKey(key, path: "\(path).privateKey", reader: &reader))
         }
         return (try context(configuration, path: path), reader.fingerprint)
+    }
+
+    /// NIOSSL's default would allow TLS 1.0; HTTP/2 requires 1.2 or later (RFC 9113 section 9.2).
+    private static func version(_ minimum: TLSMinimumVersion) -> TLSVersion {
+        switch minimum {
+        case .tls12: .tlsv12
+        case .tls13: .tlsv13
+        }
     }
 
     private static func certificates(

@@ -38,6 +38,13 @@ final class LoopStats {
 
     private(set) var retries: [RetryKey: UInt64] = [:]
 
+    struct AuthorizationKey: Hashable {
+        var listener: Int
+        var allowed: Bool
+    }
+
+    private(set) var authorizations: [AuthorizationKey: UInt64] = [:]
+
     /// The id of a label value; the empty string (no cluster, no endpoint) is id 0.
     func label(_ value: String) -> Int {
         if let id = labelIDs[value] { return id }
@@ -76,6 +83,10 @@ final class LoopStats {
         }
     }
 
+    func authorizationDecided(listener: Int, allowed: Bool) {
+        authorizations[AuthorizationKey(listener: listener, allowed: allowed), default: 0] += 1
+    }
+
     func requestRetried(cluster: Int, cause: String) {
         retries[RetryKey(cluster: cluster, cause: cause), default: 0] += 1
     }
@@ -98,6 +109,9 @@ final class LoopStats {
         }
         for (key, count) in retries {
             snapshot.retries[.init(cluster: labels[key.cluster], cause: key.cause), default: 0] += count
+        }
+        for (key, count) in authorizations {
+            snapshot.authorizations[.init(listener: labels[key.listener], decision: key.allowed ? "allow" : "deny"), default: 0] += count
         }
         for (listener, value) in activeConnections {
             snapshot.activeConnections[labels[listener], default: 0] += value

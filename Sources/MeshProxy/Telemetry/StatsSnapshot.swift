@@ -22,7 +22,13 @@ struct StatsSnapshot: Sendable {
         var cause: String
     }
 
+    struct AuthorizationLabels: Hashable, Sendable {
+        var listener: String
+        var decision: String
+    }
+
     var requests: [RequestLabels: UInt64] = [:]
+    var authorizations: [AuthorizationLabels: UInt64] = [:]
     var durations: [RouteLabels: DurationHistogram] = [:]
     var proxyErrors: [ErrorLabels: UInt64] = [:]
     var retries: [RetryLabels: UInt64] = [:]
@@ -42,6 +48,7 @@ struct StatsSnapshot: Sendable {
         }
         proxyErrors.merge(other.proxyErrors, uniquingKeysWith: +)
         retries.merge(other.retries, uniquingKeysWith: +)
+        authorizations.merge(other.authorizations, uniquingKeysWith: +)
         activeConnections.merge(other.activeConnections, uniquingKeysWith: +)
         connectionsTotal.merge(other.connectionsTotal, uniquingKeysWith: +)
         activeRequests.merge(other.activeRequests, uniquingKeysWith: +)

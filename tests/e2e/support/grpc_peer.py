@@ -13,7 +13,9 @@ Every call sets initial metadata `x-backend-initial` and trailing metadata
 `GrpcBackend.fail_code`, when set, makes every Unary call fail at once with
 that status in a trailers-only response, as a sick instance answers (with
 `fail_after_headers`, in the trailers after response headers).
-The standard grpc.health.v1.Health service is served too (`set_serving`).
+The standard grpc.health.v1.Health service is served too (`set_serving`), and
+`user.UserService` (GetUser as Unary, ListUsers as ServerStream), the service
+of the authorization tests.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 SERVICE = "e2e.Echo"
+USER_SERVICE = "user.UserService"
 MAX_MESSAGE = 64 * 1024 * 1024
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE),
@@ -170,7 +173,11 @@ class GrpcBackend:
             "ServerStream": grpc.unary_stream_rpc_method_handler(self._server_stream),
             "Bidi": grpc.stream_stream_rpc_method_handler(self._bidi),
         })
-        server.add_generic_rpc_handlers((handler,))
+        user_handler = grpc.method_handlers_generic_handler(USER_SERVICE, {
+            "GetUser": grpc.unary_unary_rpc_method_handler(self._unary),
+            "ListUsers": grpc.unary_stream_rpc_method_handler(self._server_stream),
+        })
+        server.add_generic_rpc_handlers((handler, user_handler))
         self._health = health.HealthServicer()
         self.set_serving(True)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)

@@ -3,7 +3,13 @@
 enough to encode by hand, so the tests need no generated code."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import grpc
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 METHOD = "/swiftmesh.v1.Identity/IssueCertificate"
 
@@ -66,3 +72,26 @@ def issue_certificate(address: str, service: str, csr_pem: str, join_token: str 
     with grpc.insecure_channel(address) as channel:
         call = channel.unary_unary(METHOD)
         return decode_response(call(encode_request(service, csr_pem, join_token), timeout=timeout))
+
+
+def csr_for(common_name: str = "anything") -> tuple[ec.EllipticCurvePrivateKey, str]:
+    """A P-256 key and a certificate signing request over it, PEM."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    request = x509.CertificateSigningRequestBuilder().subject_name(
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])).sign(key, hashes.SHA256())
+    return key, request.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def mesh_certificate_files(address: str, service: str, join_token: str, directory: Path) -> dict[str, Path]:
+    """A certificate for `service` from the control plane at `address`, as
+    a sidecar of that service gets it, written to files for curl and
+    openssl: {"cert", "key", "root"}."""
+    key, csr = csr_for(service)
+    answer = issue_certificate(address, service, csr, join_token)
+    directory.mkdir(parents=True, exist_ok=True)
+    files = {name: directory / f"{service}-{name}.pem" for name in ("cert", "key", "root")}
+    files["cert"].write_text(answer["certificate_pem"])
+    files["key"].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+    files["root"].write_text(answer["trust_bundle_pem"])
+    return files

@@ -68,6 +68,13 @@ class ControlPlane(SwiftmeshProcess):
         token_args = ("--admin-token-file", str(self.admin_token_file)) if admin and self.admin_token else ()
         return run_cli(*args, "--control-plane", self.api_url, *token_args, input_text=input_text)
 
+    def join_token(self, service: str, ttl: str = "1h") -> str:
+        """`swiftmesh token create --service SERVICE`: what a sidecar of that
+        service needs for its certificate."""
+        made = self.cli("token", "create", "--service", service, "--ttl", ttl)
+        assert made.returncode == 0, made.stderr
+        return made.stdout.strip()
+
     def api(self, method: str, path: str, body: Optional[str] = None, admin: bool = True) -> tuple[int, Any]:
         """One HTTP API request: (status, decoded JSON body), with the admin
         token unless `admin` is False."""
@@ -84,12 +91,15 @@ class ControlPlane(SwiftmeshProcess):
 class Sidecar(SwiftmeshProcess):
     """`swiftmesh sidecar` for one instance: `app` is the address its app
     listens on (its protocol found out by the sidecar unless `app_protocol`
-    says); each upstream gets a local port (`upstream_port`)."""
+    says); each upstream gets a local port (`upstream_port`). `token`, the
+    join token, reaches it as SWIFTMESH_TOKEN."""
 
     def __init__(self, workdir: Path, name: str, control_plane: str, service: str, app: str,
                  app_protocol: Optional[str] = None, upstreams: tuple[str, ...] = (), labels: Optional[dict] = None,
-                 extra_args: tuple[str, ...] = ()):
+                 extra_args: tuple[str, ...] = (), token: Optional[str] = None):
         super().__init__(workdir, name)
+        if token:
+            self.env["SWIFTMESH_TOKEN"] = token
         self.control_plane = control_plane
         self.service = service
         self.app = app

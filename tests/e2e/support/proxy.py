@@ -56,6 +56,8 @@ class SwiftmeshProcess:
         self.stderr_path = self.dir / f"{name}.stderr.log"
         self.proc: Optional[subprocess.Popen] = None
         self.returncode: Optional[int] = None
+        # Added to the test's environment.
+        self.env: dict[str, str] = {}
 
     def command(self) -> list[str]:
         raise NotImplementedError
@@ -66,8 +68,8 @@ class SwiftmeshProcess:
 
     def launch(self) -> None:
         with open(self.stderr_path, "ab") as err:
-            self.proc = subprocess.Popen(self.command(), stdout=err, stderr=err,
-                                         stdin=subprocess.DEVNULL, cwd=self.dir)
+            self.proc = subprocess.Popen(self.command(), stdout=err, stderr=err, stdin=subprocess.DEVNULL,
+                                         cwd=self.dir, env={**os.environ, **self.env} if self.env else None)
         LIVE.add(self.proc)
 
     def _check_alive(self) -> None:

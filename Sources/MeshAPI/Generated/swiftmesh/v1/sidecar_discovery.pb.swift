@@ -189,6 +189,13 @@ public nonisolated struct Swiftmesh_V1_Instance: Sendable {
   /// Such as zone and version; ServicePolicy subsets select on them.
   public var labels: Dictionary<String,String> = [:]
 
+  /// In snapshots: the SPIFFE ID the instance's sidecar proves with its
+  /// certificate, spiffe://<trust-domain>/service/<service>; callers reach
+  /// it over mutual TLS and check that identity. Empty: an instance outside
+  /// the mesh (registered through the HTTP API), reached in plaintext.
+  /// Ignored in a Hello.
+  public var identity: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -277,6 +284,11 @@ public nonisolated struct Swiftmesh_V1_Snapshot: Sendable {
   /// How often the sidecar sends a Heartbeat; an instance silent for three
   /// intervals is removed from the registry.
   public var heartbeatIntervalMs: UInt32 = 0
+
+  /// The AuthorizationPolicy of the sidecar's own service, as JSON (the
+  /// resource's spec); empty when the service has none, which allows every
+  /// caller. The sidecar enforces it on its inbound listener.
+  public var authorizationPolicyJson: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -500,7 +512,7 @@ nonisolated extension Swiftmesh_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._
 
 nonisolated extension Swiftmesh_V1_Instance: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Instance"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}service\0\u{1}address\0\u{1}port\0\u{1}protocol\0\u{1}labels\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}service\0\u{1}address\0\u{1}port\0\u{1}protocol\0\u{1}labels\0\u{1}identity\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -513,6 +525,7 @@ nonisolated extension Swiftmesh_V1_Instance: SwiftProtobuf.Message, SwiftProtobu
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.port) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.`protocol`) }()
       case 5: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.labels) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.identity) }()
       default: break
       }
     }
@@ -534,6 +547,9 @@ nonisolated extension Swiftmesh_V1_Instance: SwiftProtobuf.Message, SwiftProtobu
     if !self.labels.isEmpty {
       try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.labels, fieldNumber: 5)
     }
+    if !self.identity.isEmpty {
+      try visitor.visitSingularStringField(value: self.identity, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -543,6 +559,7 @@ nonisolated extension Swiftmesh_V1_Instance: SwiftProtobuf.Message, SwiftProtobu
     if lhs.port != rhs.port {return false}
     if lhs.`protocol` != rhs.`protocol` {return false}
     if lhs.labels != rhs.labels {return false}
+    if lhs.identity != rhs.identity {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -691,7 +708,7 @@ nonisolated extension Swiftmesh_V1_ControlPlaneMessage: SwiftProtobuf.Message, S
 
 nonisolated extension Swiftmesh_V1_Snapshot: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Snapshot"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{1}upstreams\0\u{3}heartbeat_interval_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{1}upstreams\0\u{3}heartbeat_interval_ms\0\u{3}authorization_policy_json\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -702,6 +719,7 @@ nonisolated extension Swiftmesh_V1_Snapshot: SwiftProtobuf.Message, SwiftProtobu
       case 1: try { try decoder.decodeSingularUInt64Field(value: &self.version) }()
       case 2: try { try decoder.decodeRepeatedMessageField(value: &self.upstreams) }()
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.heartbeatIntervalMs) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.authorizationPolicyJson) }()
       default: break
       }
     }
@@ -717,6 +735,9 @@ nonisolated extension Swiftmesh_V1_Snapshot: SwiftProtobuf.Message, SwiftProtobu
     if self.heartbeatIntervalMs != 0 {
       try visitor.visitSingularUInt32Field(value: self.heartbeatIntervalMs, fieldNumber: 3)
     }
+    if !self.authorizationPolicyJson.isEmpty {
+      try visitor.visitSingularStringField(value: self.authorizationPolicyJson, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -724,6 +745,7 @@ nonisolated extension Swiftmesh_V1_Snapshot: SwiftProtobuf.Message, SwiftProtobu
     if lhs.version != rhs.version {return false}
     if lhs.upstreams != rhs.upstreams {return false}
     if lhs.heartbeatIntervalMs != rhs.heartbeatIntervalMs {return false}
+    if lhs.authorizationPolicyJson != rhs.authorizationPolicyJson {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

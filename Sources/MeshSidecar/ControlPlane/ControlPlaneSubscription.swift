@@ -31,7 +31,6 @@ final class ControlPlaneSubscription: Sendable {
     static let maxSnapshotBytes = 64 << 20
 
     private let hello: Swiftmesh_V1_Hello
-    private let controlPlane: HostPort
     private let logger: Logger
     private let state = Mutex(State())
 
@@ -48,42 +47,21 @@ final class ControlPlaneSubscription: Sendable {
             }
             $0.upstreams = options.upstreams.map(\.service)
         }
-        controlPlane = options.controlPlane
         self.logger = logger
     }
 
-    /// Subscribes, and subscribes again after every failure, until `leave`
-    /// ended the stream or the task is cancelled.
-    func run(apply: @escaping Apply, appHealth: @escaping AppHealth) async {
-        let target: any ResolvableTarget = if !HostPortSyntax.isIPLiteral(controlPlane.host) {
-            .dns(host: controlPlane.host, port: controlPlane.port)
-        } else if controlPlane.host.contains(":") {
-            .ipv6(address: controlPlane.host, port: controlPlane.port)
-        } else {
-            .ipv4(address: controlPlane.host, port: controlPlane.port)
-        }
-        var transportConfig = HTTP2ClientTransport.Posix.Config.defaults
-        transportConfig.backoff = .init(initial: ReconnectBackoff.base, max: ReconnectBackoff.max, multiplier: 2, jitter: 0.2)
-        // A control plane whose host vanished without closing the connection
-        // is noticed within 15 s of its last message, and tried again.
-        transportConfig.connection.keepalive = .init(time: .seconds(10), timeout: .seconds(5), allowWithoutCalls: true)
-        do {
-            try await withGRPCClient(
-                transport: .http2NIOPosix(target: target, transportSecurity: .plaintext, config: transportConfig)
-            ) { client in
-                let discovery = Swiftmesh_V1_SidecarDiscovery.Client(wrapping: client)
-                var backoff = ReconnectBackoff()
-                while !Task.isCancelled {
-                    let receivedAny = await subscribeOnce(discovery, apply: apply, appHealth: appHealth)
-                    if state.withLock({ $0.leaving }) { return }
-                    if receivedAny { backoff.reset() }
-                    let wait = backoff.next()
-                    logger.warning("control plane stream ended; subscribing again", metadata: ["in": "\(wait)"])
-                    try? await Task.sleep(for: wait)
-                }
-            }
-        } catch {
-            logger.error("control plane client stopped", metadata: ["error": "\(error)"])
+    /// Subscribes over `client`, and subscribes again after every failure,
+    /// until `leave` ended the stream or the task is cancelled.
+    func run(client: GRPCClient<HTTP2ClientTransport.Posix>, apply: @escaping Apply, appHealth: @escaping AppHealth) async {
+        let discovery = Swiftmesh_V1_SidecarDiscovery.Client(wrapping: client)
+        var backoff = ReconnectBackoff()
+        while !Task.isCancelled {
+            let receivedAny = await subscribeOnce(discovery, apply: apply, appHealth: appHealth)
+            if state.withLock({ $0.leaving }) { return }
+            if receivedAny { backoff.reset() }
+            let wait = backoff.next()
+            logger.warning("control plane stream ended; subscribing again", metadata: ["in": "\(wait)"])
+            try? await Task.sleep(for: wait)
         }
     }
 

@@ -45,8 +45,29 @@ enum SnapshotReader {
         return .success(found)
     }
 
+    /// The authorization policy of the sidecar's own `service`; nil when it has none.
+    static func authorization(
+        of snapshot: Swiftmesh_V1_Snapshot, service: String
+    ) -> Result<AuthorizationPolicy?, SnapshotRefusal> {
+        guard !snapshot.authorizationPolicyJson.isEmpty else { return .success(nil) }
+        let policy: AuthorizationPolicy
+        do {
+            policy = try ResourceLoader.decodeAuthorizationPolicy(json: snapshot.authorizationPolicyJson)
+        } catch {
+            let first = error.issues.first.map { $0.path.isEmpty ? ": \($0.message)" : ".\($0.path): \($0.message)" } ?? ""
+            return .failure(SnapshotRefusal("authorization_policy_json\(first)"))
+        }
+        guard policy.service == service else {
+            return .failure(SnapshotRefusal(
+                "authorization_policy_json.service: the policy is for \"\(policy.service)\", not this sidecar's service \"\(service)\""))
+        }
+        return .success(policy)
+    }
+
     private static func read(_ upstream: Swiftmesh_V1_Upstream, path: String) -> Result<SidecarConfig.Upstream, SnapshotRefusal> {
         var protocolKind: UpstreamProtocol?
+        // Whether the service is in the mesh (mutual TLS) is decided for all of its instances.
+        var identity: String??
         var instances: [SidecarConfig.Upstream.Instance] = []
         for (instanceIndex, instance) in upstream.instances.enumerated() {
             let instancePath = "\(path).instances[\(instanceIndex)]"
@@ -66,7 +87,20 @@ enum SnapshotReader {
                     "\(instancePath).protocol: \(kind) differs from the service's other instances (\(previous))"))
             }
             protocolKind = kind
-            instances.append(.init(address: HostPort(host: instance.address, port: Int(instance.port)), labels: instance.labels))
+            let instanceIdentity = instance.identity.isEmpty ? nil : instance.identity
+            if let instanceIdentity, SPIFFEID.parse(instanceIdentity)?.service != upstream.service {
+                return .failure(SnapshotRefusal(
+                    "\(instancePath).identity: \"\(instanceIdentity)\" is not the identity of service \"\(upstream.service)\""))
+            }
+            if let previous = identity, previous != instanceIdentity {
+                return .failure(SnapshotRefusal(
+                    "\(instancePath).identity: the service mixes instances in the mesh (mutual TLS) with instances outside it (plaintext); "
+                        + "register the outside ones under a service of their own"))
+            }
+            identity = instanceIdentity
+            instances.append(.init(
+                address: HostPort(host: instance.address, port: Int(instance.port)), labels: instance.labels,
+                identity: instanceIdentity))
         }
         var policy: ServicePolicy?
         if !upstream.policyJson.isEmpty {
