@@ -149,7 +149,8 @@ async def run(args: argparse.Namespace, pb2, pb2_grpc) -> dict:
     data_dir = tempfile.mkdtemp(prefix="swiftmesh-push-bench-")
     process = subprocess.Popen(
         [args.binary, "control-plane", "--listen", f"127.0.0.1:{grpc_port}", "--http", f"127.0.0.1:{http_port}",
-         "--data-dir", data_dir, "--log-level", "warning"],
+         # --dev: the benchmark registers through the HTTP API without the admin token.
+         "--data-dir", data_dir, "--dev", "--log-level", "warning"],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=sys.stderr)
     tasks: list[asyncio.Task] = []
     try:

@@ -8,11 +8,14 @@ import MeshProxy
 /// A proxy configured by the control plane. It starts with its outbound
 /// listeners and no upstream endpoints, asks the control plane's certificate
 /// authority for its service's certificate, then binds its inbound listener
-/// (mutual TLS) and subscribes; it is not ready until the first snapshot is
-/// applied. Each later snapshot, and each renewed certificate, is applied as a
-/// reload: in-flight requests and open connections finish on the
-/// configuration they started with. It checks its app for every heartbeat,
-/// and finds out which protocol the app speaks unless told.
+/// (mutual TLS, denying every request until the service's authorization is
+/// known) and subscribes; it is not ready, and reports its instance
+/// unhealthy, until the first snapshot is applied. Each later snapshot, and
+/// each renewed certificate, is applied as a reload: in-flight requests and
+/// open connections finish on the configuration they started with. Reloads
+/// run one at a time, and what they apply is kept only once applied. It
+/// checks its app for every heartbeat, and finds out which protocol the app
+/// speaks unless told.
 public actor Sidecar {
     private let options: SidecarOptions
     private let server: ProxyServer
@@ -34,6 +37,9 @@ public actor Sidecar {
     private var certificate: WorkloadCertificate?
     /// The service's AuthorizationPolicy from the last snapshot applied; nil: none.
     private var authorization: AuthorizationPolicy?
+    /// Whether a reload runs; the others wait in `reloadQueue`, in order.
+    private var reloading = false
+    private var reloadQueue: [CheckedContinuation<Void, Never>] = []
     private let failureSink: AsyncStream<String>.Continuation
 
     /// Why the sidecar cannot go on (its inbound listener could not be bound):
@@ -134,14 +140,7 @@ public actor Sidecar {
     /// Puts `certificate` in use: new connections, inbound and outbound, use
     /// it; open ones finish with the one they started with.
     private func adopt(_ certificate: WorkloadCertificate) async throws {
-        let previous = self.certificate
-        self.certificate = certificate
-        do {
-            try await reload(with: upstreams ?? [:])
-        } catch {
-            self.certificate = previous
-            throw error
-        }
+        try await reload { $0.certificate = certificate }
     }
 
     private func apply(_ snapshot: Swiftmesh_V1_Snapshot) async -> SnapshotRefusal? {
@@ -156,44 +155,81 @@ public actor Sidecar {
             foundAuthorization = policy
         }
         let previousAuthorization = authorization
-        authorization = foundAuthorization
+        let wasConfigured = configured
         do {
-            try await reload(with: found)
+            try await reload {
+                $0.upstreams = found
+                $0.authorization = foundAuthorization
+                $0.configured = true
+            }
         } catch {
-            authorization = previousAuthorization
             return SnapshotRefusal("the proxy could not apply it: \(error)")
         }
-        if previousAuthorization != foundAuthorization || !configured {
+        if previousAuthorization != foundAuthorization || !wasConfigured {
             logger.info("authorization policy applied", metadata: [
                 "default": "\(foundAuthorization?.defaultAction.rawValue ?? "allow (no policy)")",
                 "rules": "\(foundAuthorization?.rules.count ?? 0)",
             ])
         }
-        if !configured {
-            configured = true
+        if !wasConfigured {
             await server.releaseReadinessHold()
             logger.info("first configuration from the control plane applied; ready", metadata: ["version": "\(snapshot.version)"])
         }
         return nil
     }
 
-    private func reload(with found: [String: SidecarConfig.Upstream]) async throws {
+    /// What the proxy's configuration is built from.
+    private struct Inputs {
+        var upstreams: [String: SidecarConfig.Upstream]?
+        var authorization: AuthorizationPolicy?
+        var certificate: WorkloadCertificate?
+        var appProtocol: UpstreamProtocol?
+        var configured: Bool
+    }
+
+    /// Reloads the proxy with the current inputs changed by `change`, and
+    /// keeps the change only once the proxy took it. One reload at a time, in
+    /// the order asked, each starting from what the one before left.
+    private func reload(_ change: (inout Inputs) -> Void) async throws {
+        while reloading {
+            await withCheckedContinuation { reloadQueue.append($0) }
+        }
+        reloading = true
+        defer {
+            reloading = false
+            if !reloadQueue.isEmpty {
+                reloadQueue.removeFirst().resume()
+            }
+        }
+        var inputs = Inputs(
+            upstreams: upstreams, authorization: authorization, certificate: certificate, appProtocol: appProtocol,
+            configured: configured)
+        change(&inputs)
         try await server.reload(SidecarConfig.build(
-            options, upstreams: found, appProtocol: appProtocol ?? Self.assumedAppProtocol, certificate: certificate,
-            authorization: authorization))
-        upstreams = found
+            options, upstreams: inputs.upstreams ?? [:], appProtocol: inputs.appProtocol ?? Self.assumedAppProtocol,
+            certificate: inputs.certificate,
+            // Until the first snapshot says what the service's policy is, nobody is let in.
+            authorization: inputs.configured ? inputs.authorization : SidecarConfig.denyAll(service: options.service)))
+        upstreams = inputs.upstreams
+        authorization = inputs.authorization
+        certificate = inputs.certificate
+        appProtocol = inputs.appProtocol
+        configured = inputs.configured
     }
 
     /// Probes the app: whether it is healthy, and, until known, its
     /// protocol (the configuration follows when it is found). Logs changes.
+    /// The instance is reported healthy only once the sidecar is configured:
+    /// before its first snapshot it would turn every caller away.
     private func checkApp(timeout: Duration) async -> Bool {
         let result = await probe.probe(timeout: timeout, detectProtocol: appProtocol == nil)
         let healthy = result != .down
         if case .up(let found?) = result, appProtocol == nil {
-            appProtocol = found
             logger.info("the app speaks \(found)", metadata: ["app": "\(options.app)"])
-            if let upstreams {
-                try? await reload(with: upstreams)
+            do {
+                try await reload { $0.appProtocol = found }
+            } catch {
+                logger.error("the app's protocol could not be applied", metadata: ["error": "\(error)"])
             }
         }
         if appHealthy != healthy && !(appHealthy == nil && healthy) {
@@ -205,6 +241,6 @@ public actor Sidecar {
             }
         }
         appHealthy = healthy
-        return healthy
+        return healthy && configured
     }
 }

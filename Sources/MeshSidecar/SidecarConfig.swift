@@ -122,6 +122,11 @@ public enum SidecarConfig {
             clusters: [app] + clusters.keys.sorted().compactMap { clusters[$0] })
     }
 
+    /// What the inbound listener applies before the service's policy is known.
+    static func denyAll(service: String) -> AuthorizationPolicy {
+        AuthorizationPolicy(service: service, defaultAction: .deny)
+    }
+
     /// Mutual TLS from other sidecars: permissive mode also takes plaintext,
     /// and so cannot require a certificate of everyone.
     private static func inboundTLS(_ certificate: WorkloadCertificate, mode: ListenerTLSMode) -> ListenerTLSConfig {

@@ -38,7 +38,7 @@ public struct SidecarOptions: Sendable, Equatable {
     /// From `swiftmesh token create --service <service>`: what the control
     /// plane asks for before it issues the service's certificate (one in
     /// development mode issues without). Sent to it, never logged.
-    public var joinToken: String?
+    public var joinToken: JoinToken?
     /// strict: the inbound listener takes only mutual TLS from the mesh.
     /// permissive: plaintext too, for a migration into the mesh.
     public var inboundTLS: ListenerTLSMode
@@ -46,7 +46,7 @@ public struct SidecarOptions: Sendable, Equatable {
     public init(
         controlPlane: HostPort, service: String, app: HostPort, appProtocol: UpstreamProtocol? = nil,
         inbound: HostPort, advertise: HostPort? = nil, upstreams: [Upstream] = [], admin: HostPort? = nil,
-        labels: [String: String] = [:], sidecarID: String, joinToken: String? = nil, inboundTLS: ListenerTLSMode = .strict
+        labels: [String: String] = [:], sidecarID: String, joinToken: JoinToken? = nil, inboundTLS: ListenerTLSMode = .strict
     ) {
         self.joinToken = joinToken
         self.inboundTLS = inboundTLS
@@ -61,4 +61,17 @@ public struct SidecarOptions: Sendable, Equatable {
         self.labels = labels
         self.sidecarID = sidecarID
     }
+}
+
+/// A join token, which prints as `(redacted)`: options and errors that
+/// carry one can be logged without it.
+public struct JoinToken: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible {
+    public let value: String
+
+    public init(_ value: String) {
+        self.value = value
+    }
+
+    public var description: String { "(redacted)" }
+    public var debugDescription: String { description }
 }

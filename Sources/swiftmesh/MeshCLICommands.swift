@@ -141,7 +141,7 @@ struct GetCommand: AsyncParsableCommand {
 /// `swiftmesh delete KIND NAME`.
 struct DeleteCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "delete", abstract: "Delete a resource (such as a ServicePolicy) from the control plane.")
+        commandName: "delete", abstract: "Delete a resource (a ServicePolicy or an AuthorizationPolicy) from the control plane.")
 
     @Argument(help: "The resource kind: policy or authorizationpolicy.")
     var kind: String

@@ -169,9 +169,9 @@ struct SidecarCommand: AsyncParsableCommand {
     }
 
     /// --token, else SWIFTMESH_TOKEN; nil when neither is given or both are empty.
-    private func joinToken() -> String? {
+    private func joinToken() -> JoinToken? {
         let given = token ?? ProcessInfo.processInfo.environment["SWIFTMESH_TOKEN"]
         guard let given = given?.trimmingCharacters(in: .whitespacesAndNewlines), !given.isEmpty else { return nil }
-        return given
+        return JoinToken(given)
     }
 }

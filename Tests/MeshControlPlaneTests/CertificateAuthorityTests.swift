@@ -68,6 +68,27 @@ struct CertificateAuthorityTests {
         #expect(leaf.notValidBefore < now)
     }
 
+    @Test func aCurrentCertificateRenewsOverItsOwnKeyOnly() throws {
+        let directory = TestIdentity.directory()
+        let authority = try CertificateAuthority.open(
+            directory: directory, trustDomain: "swiftmesh.local", certificateLifetime: .seconds(3600))
+        let key = P256.Signing.PrivateKey()
+        let now = Date()
+        let current = try authority.issue(csrPEM: try csr(for: key), service: "user", now: now).serializeAsPEM().pemString
+        #expect(authority.renewalRefusal(currentPEM: current, csrPEM: try csr(for: key), service: "user", now: now) == nil)
+        #expect(authority.renewalRefusal(currentPEM: current, csrPEM: try csr(for: P256.Signing.PrivateKey()), service: "user", now: now)?
+            .contains("over another key") == true)
+        #expect(authority.renewalRefusal(currentPEM: current, csrPEM: try csr(for: key), service: "alive", now: now)?
+            .contains("not one of service alive") == true)
+        #expect(authority.renewalRefusal(currentPEM: current, csrPEM: try csr(for: key), service: "user", now: now + 7200)?
+            .contains("expired") == true)
+        let other = try CertificateAuthority.open(
+            directory: TestIdentity.directory(), trustDomain: "swiftmesh.local", certificateLifetime: .seconds(3600))
+        let foreign = try other.issue(csrPEM: try csr(for: key), service: "user", now: now).serializeAsPEM().pemString
+        #expect(authority.renewalRefusal(currentPEM: foreign, csrPEM: try csr(for: key), service: "user", now: now)?
+            .contains("not issued by this control plane") == true)
+    }
+
     @Test func aRequestThatIsNotACSRIsRefused() throws {
         let authority = try CertificateAuthority.open(
             directory: TestIdentity.directory(), trustDomain: "swiftmesh.local", certificateLifetime: .seconds(3600))

@@ -61,3 +61,36 @@ struct ListenerAuthorizationTests {
         #expect(Glob(pattern).matches(text) == matches)
     }
 }
+
+@Suite("Paths authorization refuses")
+struct AuthorizationPathTests {
+    @Test(arguments: [
+        "/public/../admin", "/public/./x", "/public/..", "/a//b", "//admin", "/public#/../admin", "/a\\b",
+        "/public/%2e%2e/admin", "/public%2Fadmin", "/x/%5C", "/x?y#z",
+    ])
+    func ambiguousPaths(target: String) {
+        #expect(ListenerAuthorization.ambiguity(in: target) != nil)
+    }
+
+    @Test(arguments: [
+        "/", "/users/7", "/users/7/", "/user.UserService/GetUser", "/a.b/c..d/.e", "/search?q=../x", "/x%20y",
+        "http://example.com/users", "*",
+    ])
+    func plainPaths(target: String) {
+        #expect(ListenerAuthorization.ambiguity(in: target) == nil)
+    }
+}
+
+@Suite("LogRateLimit")
+struct LogRateLimitTests {
+    @Test func aFewLinesASecondAndTheRestCounted() {
+        var limit = LogRateLimit(perSecond: 2)
+        let second: UInt64 = 1_000_000_000
+        #expect(limit.admit(nowNanoseconds: 5 * second) == 0)
+        #expect(limit.admit(nowNanoseconds: 5 * second + 1) == 0)
+        #expect(limit.admit(nowNanoseconds: 5 * second + 2) == nil)
+        #expect(limit.admit(nowNanoseconds: 5 * second + 3) == nil)
+        #expect(limit.admit(nowNanoseconds: 6 * second) == 2, "the next line says how many were not logged")
+        #expect(limit.admit(nowNanoseconds: 6 * second + 1) == 0)
+    }
+}

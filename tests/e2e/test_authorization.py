@@ -110,6 +110,9 @@ def test_http_callers_get_403(mesh):
     assert denied.status == 403 and denied.header("swiftmesh-proxy-error") == "forbidden"
     assert curl(f"{base}/healthz").status == 200, "any caller of the mesh may check health"
     assert curl(f"{base}/admin").status == 403
+    # A path the app could read as another is refused before any rule: /users/* must not reach /admin.
+    sneaky = curl(f"{base}/users/../admin", "--path-as-is")
+    assert sneaky.status == 400 and sneaky.header("swiftmesh-proxy-error") == "bad_request", sneaky.body
 
 
 def test_a_standalone_listener_applies_authorization(mesh):

@@ -141,6 +141,32 @@ public final class CertificateAuthority: Sendable {
         }
     }
 
+    /// Why `currentPEM` does not let its holder renew `service`'s certificate
+    /// over the key of `csrPEM`, or nil when it does: a certificate this root
+    /// signed for the service's identity, still valid at `now`, over the same
+    /// key as the request (whose signature, checked when issuing, proves the
+    /// requester holds that key). This is how sidecars renew without their
+    /// join token, which may have expired since they started.
+    public func renewalRefusal(currentPEM: String, csrPEM: String, service: String, now: Date = Date()) -> String? {
+        guard let current = try? Certificate(pemEncoded: currentPEM) else {
+            return "current_certificate_pem is not a PEM certificate"
+        }
+        guard current.issuer == root.subject, root.publicKey.isValidSignature(current.signature, for: current) else {
+            return "the current certificate was not issued by this control plane's root"
+        }
+        guard current.notValidBefore <= now, now < current.notValidAfter else {
+            return "the current certificate has expired; restart the sidecar with a join token"
+        }
+        let names = (try? current.extensions.subjectAlternativeNames) ?? SubjectAlternativeNames()
+        guard names.contains(.uniformResourceIdentifier(identity(of: service))) else {
+            return "the current certificate is not one of service \(service)"
+        }
+        guard let request = try? CertificateSigningRequest(pemEncoded: csrPEM), request.publicKey == current.publicKey else {
+            return "a renewal keeps the key of the current certificate; the request is over another key"
+        }
+        return nil
+    }
+
     /// A certificate for `service` over the key of `csrPEM`, valid from a
     /// minute ago (clocks differ a little) for `certificateLifetime`, but
     /// never past the root's own end. Only the key is taken from the

@@ -6,8 +6,8 @@ import MeshConfig
 import X509
 
 /// The gRPC side of the certificate authority: sidecars send a CSR and their
-/// join token, and get their service's certificate. Every issue and every
-/// refusal is logged, never the token.
+/// join token (to renew: their current certificate instead), and get their
+/// service's certificate. Every issue and every refusal is logged, never the token.
 struct IdentityService: Swiftmesh_V1_Identity.SimpleServiceProtocol {
     let identity: MeshIdentity
     let logger: Logger
@@ -19,7 +19,13 @@ struct IdentityService: Swiftmesh_V1_Identity.SimpleServiceProtocol {
         if let problem = ServiceNameSyntax.problem(service) {
             throw RPCError(code: .invalidArgument, message: "service: \(problem)")
         }
-        if !identity.isDevelopment {
+        if !request.currentCertificatePem.isEmpty {
+            if let refusal = identity.authority.renewalRefusal(
+                currentPEM: request.currentCertificatePem, csrPEM: request.csrPem, service: service) {
+                logger.warning("renewal refused", metadata: ["service": "\(service)", "reason": "\(refusal)"])
+                throw RPCError(code: .permissionDenied, message: refusal)
+            }
+        } else if !identity.isDevelopment {
             let granted: String?
             do {
                 granted = try identity.joinTokens.service(grantedBy: request.joinToken)

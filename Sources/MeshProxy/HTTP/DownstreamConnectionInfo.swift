@@ -13,7 +13,11 @@ struct DownstreamConnectionInfo: Sendable {
     let idleTimeout: TimeAmount
     /// The connection runs TLS: `x-forwarded-proto` is https.
     var isTLS = false
-    /// The identity in the client's certificate (see `PeerIdentity`), sent to
-    /// the endpoint as `swiftmesh-client-identity`; nil without one.
-    var clientIdentity: String?
+    /// The identity in the client's certificate (see `PeerIdentity`); nil without one.
+    var client: PeerIdentity.Client?
+
+    /// Sent to the endpoint as `swiftmesh-client-identity`.
+    var clientIdentity: String? { client?.text }
+    /// What authorization decides on: only a URI name (a SPIFFE ID) counts.
+    var authorizedIdentity: String? { client?.isURI == true ? client?.text : nil }
 }

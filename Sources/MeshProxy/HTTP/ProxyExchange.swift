@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import NIOHTTP1
 
@@ -113,9 +114,15 @@ final class ProxyExchange {
             fail(error)
             return
         }
-        if let listener, let authorization = listener.authorization, !authorize(head, listener: listener, by: authorization) {
-            fail(.forbidden)
-            return
+        if let listener, let authorization = listener.authorization {
+            if let ambiguity = ListenerAuthorization.ambiguity(in: head.uri) {
+                fail(.badRequest("\(ambiguity): the listener's authorization decides on paths as sent, so this one is refused"))
+                return
+            }
+            guard authorize(head, listener: listener, by: authorization) else {
+                fail(.forbidden)
+                return
+            }
         }
         guard let route = listener?.route(method: head.method, target: head.uri, headers: head.headers) else {
             fail(.noRoute)
@@ -150,15 +157,22 @@ final class ProxyExchange {
     /// Whether the listener's authorization lets the caller make this
     /// request; every decision is counted, every denial logged.
     private func authorize(_ head: HTTPRequestHead, listener: CompiledListener, by authorization: ListenerAuthorization) -> Bool {
-        let identity = downstream.connection.clientIdentity
+        let identity = downstream.connection.authorizedIdentity
         let path = RouteMatcher.path(ofTarget: head.uri)
         let decision = authorization.decide(identity: identity, method: head.method, path: path)
         worker.stats.authorizationDecided(listener: downstream.connection.listenerLabel, allowed: decision.allowed)
-        if !decision.allowed {
-            worker.logger.notice("request denied by authorization", metadata: [
+        if !decision.allowed, let suppressed = worker.denialLogLimit.admit(nowNanoseconds: startTime.uptimeNanoseconds) {
+            // A caller can send denied requests as fast as it likes: the log
+            // takes a few per second and counts the rest; the metric counts all.
+            var metadata: Logger.Metadata = [
                 "listener": "\(listener.name)", "caller": "\(identity ?? "none")", "method": "\(head.method.rawValue)",
-                "path": "\(path)", "rule": "\(decision.rule.map { "rules[\($0)]" } ?? "default")", "requestID": "\(requestID)",
-            ])
+                "path": "\(path.prefix(256))", "rule": "\(decision.rule.map { "rules[\($0)]" } ?? "default")",
+                "requestID": "\(requestID)",
+            ]
+            if suppressed > 0 {
+                metadata["notLogged"] = "\(suppressed)"
+            }
+            worker.logger.notice("request denied by authorization", metadata: metadata)
         }
         return decision.allowed
     }

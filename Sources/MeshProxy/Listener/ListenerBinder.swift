@@ -58,7 +58,7 @@ enum ListenerBinder {
                             idleTimeout: idleTimeout)
                         if compiled.tls != nil, PeerIdentity.isTLS(context.channel) {
                             info.isTLS = true
-                            info.clientIdentity = PeerIdentity.ofClient(on: context.channel)
+                            info.client = PeerIdentity.ofClient(on: context.channel)
                         }
                         switch detected {
                         case .http1:

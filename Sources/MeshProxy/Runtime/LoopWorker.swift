@@ -15,6 +15,7 @@ final class LoopWorker: @unchecked Sendable {
     let stats = LoopStats()
     /// For what the data path must tell the operator of: authorization denials.
     let logger: Logger
+    var denialLogLimit = LogRateLimit(perSecond: 10)
     var random = FastRandom()
     /// HTTP/2 connections flush once per loop iteration through this.
     let flushBatch: FlushBatch

@@ -7,21 +7,31 @@ import X509
 /// `spiffe://<trust-domain>/service/<name>`), else the first DNS name, else
 /// the subject. Read once per connection, when its first request arrives.
 enum PeerIdentity {
+    /// What a client certificate names.
+    struct Client: Sendable, Equatable {
+        /// For the app, in `swiftmesh-client-identity`.
+        var text: String
+        /// Whether `text` is a URI name (a SPIFFE ID): authorization decides
+        /// only on those, so that a DNS name or subject spelled like a SPIFFE
+        /// ID by another authority is not taken for one.
+        var isURI: Bool
+    }
+
     /// The identity of a server-side connection's client; nil without TLS or
     /// without a client certificate.
-    static func ofClient(on channel: Channel) -> String? {
+    static func ofClient(on channel: Channel) -> Client? {
         guard let handler = try? channel.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self),
               let certificate = handler.peerCertificate else { return nil }
         return of(certificate)
     }
 
-    static func of(_ certificate: NIOSSLCertificate) -> String? {
+    static func of(_ certificate: NIOSSLCertificate) -> Client? {
         guard let parsed = parse(certificate) else { return nil }
         let names = alternativeNames(of: parsed)
-        if let uri = names.first(where: { $0.isURI }) ?? names.first {
-            return headerSafe(uri.text, spaces: false)
+        if let name = names.first(where: { $0.isURI }) ?? names.first {
+            return headerSafe(name.text, spaces: false).map { Client(text: $0, isURI: name.isURI) }
         }
-        return headerSafe(parsed.subject.description, spaces: true)
+        return headerSafe(parsed.subject.description, spaces: true).map { Client(text: $0, isURI: false) }
     }
 
     /// Every URI and DNS subject alternative name of the certificate.

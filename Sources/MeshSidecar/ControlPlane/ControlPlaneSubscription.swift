@@ -121,6 +121,10 @@ final class ControlPlaneSubscription: Sendable {
                     group.cancelAll()
                 }
             } onResponse: { response in
+                // A Hello that said unhealthy (the sidecar had no configuration
+                // yet) is followed up as soon as the first snapshot is applied,
+                // so that callers get this instance without waiting a heartbeat.
+                var beatAfterFirstAck = hello.health == .unhealthy
                 for try await message in response.messages {
                     guard case .snapshot(let snapshot) = message.message else { continue }
                     self.state.withLock { state in
@@ -136,6 +140,11 @@ final class ControlPlaneSubscription: Sendable {
                         outbox.yield(.with { $0.nack = .with { $0.version = snapshot.version; $0.reason = refusal.description } })
                     } else {
                         outbox.yield(.with { $0.ack = .with { $0.version = snapshot.version } })
+                        if beatAfterFirstAck {
+                            beatAfterFirstAck = false
+                            let health = await self.checkApp(appHealth)
+                            outbox.yield(.with { $0.heartbeat = .with { $0.health = health } })
+                        }
                     }
                 }
             }

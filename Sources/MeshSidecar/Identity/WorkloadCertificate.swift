@@ -4,7 +4,7 @@ import MeshConfig
 /// The sidecar's certificate for its service, with the private key it was
 /// issued over (made in this process; never sent, written or logged) and the
 /// roots that other sidecars' certificates chain to.
-struct WorkloadCertificate: Sendable {
+struct WorkloadCertificate: Sendable, CustomStringConvertible, CustomDebugStringConvertible {
     /// spiffe://<trust-domain>/service/<service>
     var identity: String
     var certificatePEM: String
@@ -23,4 +23,11 @@ struct WorkloadCertificate: Sendable {
     var trustDomain: String {
         SPIFFEID.parse(identity)?.trustDomain ?? ""
     }
+
+    /// Never the key, whoever prints one.
+    var description: String {
+        "WorkloadCertificate(identity: \(identity), notAfter: \(notAfter))"
+    }
+
+    var debugDescription: String { description }
 }

@@ -39,6 +39,12 @@ public nonisolated struct Swiftmesh_V1_IssueCertificateRequest: Sendable {
   /// From `swiftmesh token create --service <service>`.
   public var joinToken: String = String()
 
+  /// A renewal: the sidecar's current certificate (PEM), instead of a join
+  /// token. It must be one this control plane issued for the service and not
+  /// expired yet, and the CSR must be over its key: the CSR's signature
+  /// proves the sidecar still holds that key.
+  public var currentCertificatePem: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -72,7 +78,7 @@ fileprivate nonisolated let _protobuf_package = "swiftmesh.v1"
 
 nonisolated extension Swiftmesh_V1_IssueCertificateRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".IssueCertificateRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}service\0\u{3}csr_pem\0\u{3}join_token\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}service\0\u{3}csr_pem\0\u{3}join_token\0\u{3}current_certificate_pem\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -83,6 +89,7 @@ nonisolated extension Swiftmesh_V1_IssueCertificateRequest: SwiftProtobuf.Messag
       case 1: try { try decoder.decodeSingularStringField(value: &self.service) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.csrPem) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.joinToken) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.currentCertificatePem) }()
       default: break
       }
     }
@@ -98,6 +105,9 @@ nonisolated extension Swiftmesh_V1_IssueCertificateRequest: SwiftProtobuf.Messag
     if !self.joinToken.isEmpty {
       try visitor.visitSingularStringField(value: self.joinToken, fieldNumber: 3)
     }
+    if !self.currentCertificatePem.isEmpty {
+      try visitor.visitSingularStringField(value: self.currentCertificatePem, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -105,6 +115,7 @@ nonisolated extension Swiftmesh_V1_IssueCertificateRequest: SwiftProtobuf.Messag
     if lhs.service != rhs.service {return false}
     if lhs.csrPem != rhs.csrPem {return false}
     if lhs.joinToken != rhs.joinToken {return false}
+    if lhs.currentCertificatePem != rhs.currentCertificatePem {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
