@@ -33,6 +33,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+# The mesh's root, read once the control plane made it: what subscribers verify it with.
+ROOT_PEM: list[bytes] = [b""]
 PROTO = REPO / "proto"
 
 
@@ -116,7 +118,10 @@ class Tracker:
 async def subscriber(index: int, address: str, upstreams: list[str], tracker: Tracker, ready: asyncio.Event,
                      counter: list[int], pb2, pb2_grpc) -> None:
     import grpc
-    channel = grpc.aio.insecure_channel(address)
+    # The sidecar API runs TLS with a certificate from the mesh's root, for this fixed name.
+    credentials = grpc.ssl_channel_credentials(root_certificates=ROOT_PEM[0])
+    channel = grpc.aio.secure_channel(address, credentials,
+                                      options=[("grpc.ssl_target_name_override", "control-plane.swiftmesh")])
     stub = pb2_grpc.SidecarDiscoveryStub(channel)
     outbox: asyncio.Queue = asyncio.Queue()
     await outbox.put(pb2.SidecarMessage(hello=pb2.Hello(sidecar_id=f"bench-{index}", upstreams=upstreams)))
@@ -156,6 +161,7 @@ async def run(args: argparse.Namespace, pb2, pb2_grpc) -> dict:
     try:
         wait_for_port(grpc_port, process)
         wait_for_port(http_port, process)
+        ROOT_PEM[0] = (Path(data_dir) / "ca" / "root.pem").read_bytes()
         api = API(http_port)
         services = [f"svc-{i:03d}" for i in range(100)]
         started = time.monotonic()

@@ -101,7 +101,14 @@ public actor ControlPlane {
         }
         var instance: RegisteredInstance?
         if hello.hasInstance {
-            instance = try RegisteredInstance.from(hello.instance).get()
+            let registering = try RegisteredInstance.from(hello.instance).get()
+            // Callers reach a service in mutual TLS or in plaintext, not both.
+            if registry.stored(of: registering.service).contains(where: { $0.sidecarID == nil }) {
+                throw HelloRefusal(
+                    "instance.service: \(registering.service) has instances outside the mesh (swiftmesh register), which callers reach "
+                        + "in plaintext; deregister them, or run this instance under a service of its own")
+            }
+            instance = registering
         }
         lastToken += 1
         sessions[hello.sidecarID]?.sink.finish()
@@ -265,11 +272,22 @@ public actor ControlPlane {
         registry.stored(of: service)
     }
 
-    /// Registers an instance outside the mesh (it never expires). Returns the
-    /// sidecar that already registered that address, refusing to take it over.
-    public func registerExternal(_ instance: RegisteredInstance) -> String? {
+    /// Why an instance outside the mesh cannot be registered, or nil.
+    public enum ExternalRefusal: Error, Equatable {
+        /// That address is the instance of this sidecar.
+        case addressTaken(sidecar: String)
+        /// The service's instances are sidecars, which callers reach in mutual TLS.
+        case serviceInMesh
+    }
+
+    /// Registers an instance outside the mesh (it never expires), unless its
+    /// address is a sidecar's or its service is one of sidecars.
+    public func registerExternal(_ instance: RegisteredInstance) -> ExternalRefusal? {
         if let sidecar = registry.sidecar(of: instance.service, key: instance.key) {
-            return sidecar
+            return .addressTaken(sidecar: sidecar)
+        }
+        if registry.stored(of: instance.service).contains(where: { $0.sidecarID != nil }) {
+            return .serviceInMesh
         }
         if registry.registerExternal(instance) {
             logger.info("external instance registered", metadata: [

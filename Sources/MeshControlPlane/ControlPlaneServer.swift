@@ -3,7 +3,9 @@ import GRPCNIOTransportHTTP2Posix
 import Logging
 import MeshConfig
 
-/// The control-plane process: the sidecar API (gRPC) on `grpcAddress`, the
+/// The control-plane process: the sidecar API (gRPC over TLS, with a
+/// certificate from the mesh's root, so that sidecars know they talk to this
+/// control plane before they send a join token or take a trust bundle) on `grpcAddress`, the
 /// HTTP JSON API on `httpAddress`, and registry expiry, until `run`'s task
 /// is cancelled.
 public struct ControlPlaneServer: Sendable {
@@ -33,11 +35,15 @@ public struct ControlPlaneServer: Sendable {
         config.connection.keepalive = .init(
             time: .seconds(10), timeout: .seconds(5),
             clientBehavior: .init(minPingIntervalWithoutCalls: .seconds(5), allowWithoutCalls: true))
+        let serving = try identity.authority.servingCertificate()
         let transport = HTTP2ServerTransport.Posix(
             address: grpcAddress.host.contains(":")
                 ? .ipv6(host: grpcAddress.host, port: grpcAddress.port)
                 : .ipv4(host: grpcAddress.host, port: grpcAddress.port),
-            transportSecurity: .plaintext, config: config)
+            transportSecurity: .tls(
+                certificateChain: [.bytes(Array(serving.certificatePEM.utf8), format: .pem)],
+                privateKey: .bytes(Array(serving.privateKeyPEM.utf8), format: .pem)),
+            config: config)
         let server = GRPCServer(transport: transport, services: [
             SidecarDiscoveryService(controlPlane: controlPlane),
             IdentityService(identity: identity, logger: logger),

@@ -58,7 +58,7 @@ public actor Sidecar {
     public init(options: SidecarOptions, threads: Int, logger: Logger) throws {
         self.options = options
         self.logger = logger
-        client = try ControlPlaneClient.make(options.controlPlane)
+        client = try ControlPlaneClient.make(options.controlPlane, rootPEM: options.controlPlaneRootPEM)
         subscription = ControlPlaneSubscription(options: options, logger: logger)
         probe = AppProbe(app: options.app)
         appProtocol = options.appProtocol

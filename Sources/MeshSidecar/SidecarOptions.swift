@@ -15,8 +15,10 @@ public struct SidecarOptions: Sendable, Equatable {
         }
     }
 
-    /// The control plane's sidecar API (gRPC); the host may be a DNS name.
+    /// The control plane's sidecar API (gRPC over TLS); the host may be a DNS name.
     public var controlPlane: HostPort
+    /// The mesh's root certificate (PEM): the control plane must prove itself with it.
+    public var controlPlaneRootPEM: String
     /// The service this instance belongs to.
     public var service: String
     /// Where the app listens; inbound requests go there.
@@ -44,13 +46,14 @@ public struct SidecarOptions: Sendable, Equatable {
     public var inboundTLS: ListenerTLSMode
 
     public init(
-        controlPlane: HostPort, service: String, app: HostPort, appProtocol: UpstreamProtocol? = nil,
+        controlPlane: HostPort, controlPlaneRootPEM: String, service: String, app: HostPort, appProtocol: UpstreamProtocol? = nil,
         inbound: HostPort, advertise: HostPort? = nil, upstreams: [Upstream] = [], admin: HostPort? = nil,
         labels: [String: String] = [:], sidecarID: String, joinToken: JoinToken? = nil, inboundTLS: ListenerTLSMode = .strict
     ) {
         self.joinToken = joinToken
         self.inboundTLS = inboundTLS
         self.controlPlane = controlPlane
+        self.controlPlaneRootPEM = controlPlaneRootPEM
         self.service = service
         self.app = app
         self.appProtocol = appProtocol

@@ -44,6 +44,7 @@ struct GetCommand: AsyncParsableCommand {
             get services                  every service with its instance count and policy
             get instances [SERVICE]       instances, with who registered them (a sidecar, or external)
             get sidecars                  subscribed sidecars, the snapshot version each acknowledged or refused
+            get ca                        the mesh's root certificate (PEM), for sidecars' --control-plane-ca
             get policies [NAME]           ServicePolicy resources; -o yaml prints them ready to apply again
             get authorizationpolicies     AuthorizationPolicy resources (also: authz)
             """)
@@ -80,6 +81,10 @@ struct GetCommand: AsyncParsableCommand {
                     ("SERVICE", "service"), ("ADDRESS", "address"), ("PROTOCOL", "protocol"), ("HEALTH", "health"),
                     ("LABELS", "labels"), ("REGISTERED BY", "registeredBy"),
                 ])
+            case "ca":
+                // The mesh's root, PEM, for sidecars' --control-plane-ca.
+                let answer = try await client.send(.GET, "/api/v1/ca")
+                print(try client.expectSuccess(answer)["rootCertificate"] as? String ?? "", terminator: "")
             case "sidecars", "sidecar":
                 let answer = try await client.send(.GET, "/api/v1/sidecars")
                 var rows = try client.expectSuccess(answer)["sidecars"] as? [[String: Any]] ?? []
@@ -90,7 +95,7 @@ struct GetCommand: AsyncParsableCommand {
                 ])
             default:
                 guard let kind = MeshResource.Kind(word: what) else {
-                    throw CLIFailure("get \(what): unknown; use services, instances, sidecars or \(MeshResource.Kind.allCases.map(\.plural).joined(separator: ", "))")
+                    throw CLIFailure("get \(what): unknown; use services, instances, sidecars, ca or \(MeshResource.Kind.allCases.map(\.plural).joined(separator: ", "))")
                 }
                 try await showResources(kind, client: client)
             }

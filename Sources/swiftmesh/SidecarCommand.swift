@@ -29,6 +29,11 @@ struct SidecarCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The control plane's sidecar API, host:port.")
     var controlPlane: HostPort
 
+    @Option(name: .long, help: ArgumentHelp(
+        "The mesh's root certificate, PEM: the control plane must prove itself with it (its --data-dir's ca/root.pem, or `swiftmesh get ca`).",
+        valueName: "file"))
+    var controlPlaneCa: String
+
     @Option(name: .long, help: "The service this instance belongs to.")
     var service: String
 
@@ -160,8 +165,17 @@ struct SidecarCommand: AsyncParsableCommand {
             throw ValidationError("\(repeated) is used by two listeners (--inbound, --upstream, --admin); give each its own port")
         }
         let labels = try LabelArguments.parse(label)
+        let rootPEM: String
+        do {
+            rootPEM = try String(contentsOfFile: controlPlaneCa, encoding: .utf8)
+        } catch {
+            throw ValidationError("--control-plane-ca \(controlPlaneCa): cannot be read (\(error.localizedDescription)); give the mesh's root certificate, e.g. .swiftmesh/ca/root.pem, or save `swiftmesh get ca` to a file")
+        }
+        guard rootPEM.contains("-----BEGIN CERTIFICATE-----") else {
+            throw ValidationError("--control-plane-ca \(controlPlaneCa): holds no PEM certificate; give the mesh's root certificate (swiftmesh get ca)")
+        }
         return SidecarOptions(
-            controlPlane: controlPlane, service: service, app: app, appProtocol: UpstreamProtocol(rawValue: appProtocol.rawValue),
+            controlPlane: controlPlane, controlPlaneRootPEM: rootPEM, service: service, app: app, appProtocol: UpstreamProtocol(rawValue: appProtocol.rawValue),
             inbound: inbound,
             advertise: registered, upstreams: upstreams, admin: admin, labels: labels,
             sidecarID: "\(service)-\(registered.host):\(registered.port)-\(getpid())",

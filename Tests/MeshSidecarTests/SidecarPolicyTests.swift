@@ -7,7 +7,7 @@ import Testing
 @Suite("Sidecar configuration from policies")
 struct SidecarPolicyTests {
     private let options = SidecarOptions(
-        controlPlane: HostPort(host: "127.0.0.1", port: 15010), service: "gateway",
+        controlPlane: HostPort(host: "127.0.0.1", port: 15010), controlPlaneRootPEM: "root", service: "gateway",
         app: HostPort(host: "127.0.0.1", port: 8081), inbound: HostPort(host: "127.0.0.1", port: 15001),
         upstreams: [.init(service: "user", listen: HostPort(host: "127.0.0.1", port: 9001))], sidecarID: "gateway-1")
 

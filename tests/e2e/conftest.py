@@ -108,8 +108,10 @@ class Mesh:
         token for its service from `control_plane` unless that runs --dev or
         the test gives `token`."""
         address = control_plane if isinstance(control_plane, str) else control_plane.address
-        if isinstance(control_plane, ControlPlane) and control_plane.admin_token and "token" not in kwargs:
-            kwargs["token"] = control_plane.join_token(service)
+        if isinstance(control_plane, ControlPlane):
+            kwargs.setdefault("control_plane_ca", control_plane.root_file)
+            if control_plane.admin_token and "token" not in kwargs:
+                kwargs["token"] = control_plane.join_token(service)
         s = Sidecar(self._dir(name), name, address, service, app if isinstance(app, str) else app.address, **kwargs)
         self.processes.append(s)
         self.stack.callback(s.stop)

@@ -45,9 +45,9 @@ def get_user(sidecar, method: str = "GetUser") -> tuple[grpc.StatusCode, str, di
             return error.code(), error.details() or "", dict(error.trailing_metadata() or ())
 
 
-def metric(sidecar, decision: str) -> float:
+def metric(sidecar, caller: str, decision: str) -> float:
     text = sidecar.admin_get("/metrics")[2].decode()
-    wanted = f'swiftmesh_authorization_decisions_total{{decision="{decision}",listener="inbound"}}'
+    wanted = f'swiftmesh_authorization_decisions_total{{caller="{caller}",decision="{decision}",listener="inbound"}}'
     return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(wanted))
 
 
@@ -70,7 +70,7 @@ def test_the_gateway_may_get_users_and_alive_may_not(mesh):
     assert (code, trailers.get("swiftmesh-proxy-error")) == (grpc.StatusCode.PERMISSION_DENIED, "forbidden")
     assert backend.calls == 1, "denied calls never reach the app"
 
-    assert metric(user, "allow") == 1 and metric(user, "deny") == 2
+    assert (metric(user, "gateway", "allow"), metric(user, "gateway", "deny"), metric(user, "alive", "deny")) == (1, 1, 1)
     log = user.stderr_text()
     assert "request denied by authorization" in log and "caller=spiffe://swiftmesh.local/service/alive" in log
     listed = cp.cli("get", "authorizationpolicies")

@@ -118,7 +118,7 @@ def test_a_sidecar_gets_its_service_certificate_with_a_join_token(mesh):
     cp = mesh.control_plane()
     token = cp.cli("token", "create", "--service", "user").stdout.strip()
     key, csr = csr_for("admin")
-    answer = issue_certificate(cp.address, "user", csr, token)
+    answer = issue_certificate(cp, "user", csr, token)
     assert answer["identity"] == "spiffe://swiftmesh.local/service/user"
     cert = x509.load_pem_x509_certificate(answer["certificate_pem"].encode())
     root = root_of(cp)
@@ -143,10 +143,10 @@ def test_a_token_for_one_service_gets_no_certificate_for_another(mesh):
     _, csr = csr_for()
     for service, presented in (("alive", token), ("user", ""), ("user", "smj_made-up")):
         with pytest.raises(grpc.RpcError) as refused:
-            issue_certificate(cp.address, service, csr, presented)
+            issue_certificate(cp, service, csr, presented)
         assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED, (service, refused.value.details())
     with pytest.raises(grpc.RpcError) as bad:
-        issue_certificate(cp.address, "user", "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n", token)
+        issue_certificate(cp, "user", "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n", token)
     assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "join token for another service" in cp.stderr_text()
     assert token not in cp.stderr_text()
@@ -155,7 +155,7 @@ def test_a_token_for_one_service_gets_no_certificate_for_another(mesh):
 def test_dev_mode_issues_without_a_token_and_lifetimes_follow_the_flag(mesh):
     cp = mesh.control_plane(extra_args=("--dev", "--certificate-lifetime", "2m"))
     _, csr = csr_for()
-    answer = issue_certificate(cp.address, "gateway", csr)
+    answer = issue_certificate(cp, "gateway", csr)
     cert = x509.load_pem_x509_certificate(answer["certificate_pem"].encode())
     lifetime = cert.not_valid_after_utc - datetime.datetime.now(datetime.timezone.utc)
     assert datetime.timedelta(seconds=100) < lifetime <= datetime.timedelta(minutes=2, seconds=1)

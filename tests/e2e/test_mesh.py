@@ -224,10 +224,14 @@ def test_http1_apps_talk_through_sidecars_over_http2(mesh):
     (["--inbound", "0.0.0.0:15001"], "add --advertise with this instance's IP and port"),
     (["--upstream", "alive"], "--upstream alive: expected NAME=HOST:PORT"),
     (["--upstream", "alive=localhost:9002"], "is a host name; listen on an IP address"),
+    (["--control-plane-ca", "/nonexistent/root.pem"], "--control-plane-ca /nonexistent/root.pem: cannot be read"),
+    (["--control-plane-ca", "/etc/hostname"], "holds no PEM certificate"),
 ])
-def test_sidecar_options_are_checked_before_anything_starts(args, message):
-    base = {"--control-plane": "127.0.0.1:15010", "--service": "user", "--app": "127.0.0.1:8081",
-            "--inbound": "127.0.0.1:15001"}
+def test_sidecar_options_are_checked_before_anything_starts(args, message, tmp_path):
+    root = tmp_path / "root.pem"
+    root.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    base = {"--control-plane": "127.0.0.1:15010", "--control-plane-ca": str(root), "--service": "user",
+            "--app": "127.0.0.1:8081", "--inbound": "127.0.0.1:15001"}
     for flag, value in zip(args[::2], args[1::2]):
         base[flag] = value
     result = run_cli("sidecar", *[part for pair in base.items() for part in pair])

@@ -147,21 +147,35 @@ def test_an_external_instance_registered_with_the_cli_gets_traffic(mesh):
 
 def test_a_snapshot_a_sidecar_refuses_is_visible_and_the_previous_one_kept(mesh):
     control_plane = mesh.control_plane(heartbeat=HEARTBEAT)
-    backend = mesh.grpc_backend("user-1")
-    user = mesh.sidecar("user-1-sidecar", control_plane, "user", backend)
-    gateway = mesh.sidecar("gateway-sidecar", control_plane, "gateway", f"127.0.0.1:{free_port()}", upstreams=("user",))
-    wait_until(lambda: gateway.endpoints("user") == [user.inbound], timeout=5, message="the user instance")
-    # An external HTTP/1.1 instance in a service of HTTP/2 sidecars: the
-    # gateway's sidecar cannot balance one cluster over both, and says so.
+    web = mesh.http_backend("web-1")
+    assert control_plane.cli("register", "--service", "web", "--address", web.address, "--protocol", "http1").returncode == 0
+    gateway = mesh.sidecar("gateway-sidecar", control_plane, "gateway", f"127.0.0.1:{free_port()}", upstreams=("web",))
+    wait_until(lambda: gateway.endpoints("web") == [web.address], timeout=5, message="the web instance")
+    # An HTTP/2 instance beside an HTTP/1.1 one: the gateway's sidecar
+    # cannot balance one cluster over both, and says so.
     outside = f"127.0.0.1:{free_port()}"
-    assert control_plane.cli("register", "--service", "user", "--address", outside, "--protocol", "http1").returncode == 0
+    assert control_plane.cli("register", "--service", "web", "--address", outside, "--protocol", "http2").returncode == 0
 
     def refusal():
         sidecars = json.loads(control_plane.cli("get", "sidecars", "-o", "json").stdout)
-        return next((s["refusal"] for s in sidecars if s["upstreams"] == ["user"] and "refusal" in s), None)
+        return next((s["refusal"] for s in sidecars if s["upstreams"] == ["web"] and "refusal" in s), None)
 
     found = wait_until(refusal, timeout=5, message="the gateway's refusal")
     assert ".protocol: http" in found["reason"] and "differs from the service's other instances" in found["reason"]
     table = control_plane.cli("get", "sidecars").stdout
     assert "differs from the service's other instances" in table
-    assert gateway.endpoints("user") == [user.inbound], "the previous snapshot is kept"
+    assert gateway.endpoints("web") == [web.address], "the previous snapshot is kept"
+
+
+def test_a_service_is_in_the_mesh_or_outside_it(mesh):
+    """Callers reach sidecars in mutual TLS and external instances in
+    plaintext: the control plane keeps the two in separate services."""
+    control_plane = mesh.control_plane(heartbeat=HEARTBEAT)
+    mesh.sidecar("user-1-sidecar", control_plane, "user", mesh.grpc_backend("user-1"))
+    status, body = control_plane.api("POST", "/api/v1/services/user/instances",
+                                     json.dumps({"address": f"127.0.0.1:{free_port()}", "protocol": "http2"}))
+    assert (status, body["path"]) == (409, "service") and "mutual TLS" in body["error"], body
+    assert control_plane.cli("register", "--service", "web", "--address", f"127.0.0.1:{free_port()}").returncode == 0
+    web = mesh.sidecar("web-1-sidecar", control_plane, "web", mesh.http_backend("web-1"), wait_ready=False)
+    wait_until(lambda: "has instances outside the mesh" in web.stderr_text(), timeout=10,
+               message="the web sidecar to be told why it cannot register")

@@ -70,7 +70,7 @@ def test_a_strict_inbound_listener_takes_only_certificates_of_the_mesh(mesh, tmp
     backend, user = user_instance(mesh, cp)
     plain = curl(f"http://{user.inbound}/plaintext", "--http1.1", timeout=5)
     assert plain.returncode != 0 or plain.status == 0, "plaintext must not reach the app"
-    mesh_files = mesh_certificate_files(cp.address, "gateway", cp.join_token("gateway"), tmp_path / "mesh")
+    mesh_files = mesh_certificate_files(cp, "gateway", cp.join_token("gateway"), tmp_path / "mesh")
     # A mesh certificate: TLS 1.3, h2 offered, and the app sees the caller.
     handshake = s_client(user.inbound, "-CAfile", str(mesh_files["root"]), "-cert", str(mesh_files["cert"]),
                          "-key", str(mesh_files["key"]), "-alpn", "h2")
@@ -104,7 +104,7 @@ def test_a_permissive_inbound_listener_takes_plaintext_too(mesh, tmp_path):
     backend, user = user_instance(mesh, cp, extra_args=("--inbound-tls", "permissive"))
     plain = curl(f"http://{user.inbound}/plain", "--http1.1")
     assert plain.status == 200 and "swiftmesh-client-identity" not in headers_seen(plain)
-    mesh_files = mesh_certificate_files(cp.address, "gateway", cp.join_token("gateway"), tmp_path / "mesh")
+    mesh_files = mesh_certificate_files(cp, "gateway", cp.join_token("gateway"), tmp_path / "mesh")
     secure = http_over_tls(user.inbound, mesh_files)
     assert b"HTTP/1.1 200" in secure.stdout and GATEWAY_ID.encode() in secure.stdout
 
@@ -151,3 +151,18 @@ def test_certificates_renew_under_load_without_losing_a_request(mesh):
     for sidecar in sidecars + [gw]:
         received = sidecar.stderr_text().count("certificate received")
         assert received >= 3, f"{sidecar.name} renewed {received - 1} times"
+
+
+def test_a_sidecar_talks_only_to_a_control_plane_that_proves_itself(mesh, tmp_path):
+    """The sidecar API runs TLS: a sidecar given another root sends nothing,
+    not its join token, to a control plane it cannot verify."""
+    cp = mesh.control_plane(heartbeat=HEARTBEAT)
+    stranger = Authority(tmp_path / "other", "other")
+    sidecar = mesh.sidecar("user-1-sidecar", cp, "user", mesh.http_backend("user-1"), control_plane_ca=stranger.cert,
+                           wait_ready=False)
+    wait_until(lambda: b"no certificate from the control plane" in sidecar.admin_get("/ready")[2], timeout=10,
+               message="the sidecar to give up on an unverified control plane")
+    assert "certificate issued" not in cp.stderr_text() and "sidecar subscribed" not in cp.stderr_text()
+    plain = subprocess.run(["curl", "-sS", "--max-time", "5", "--http2-prior-knowledge", f"http://{cp.address}/"],
+                           capture_output=True)
+    assert plain.returncode != 0, "the sidecar API takes no plaintext"

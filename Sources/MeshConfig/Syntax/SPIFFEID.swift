@@ -6,6 +6,16 @@ public enum SPIFFEID {
         "spiffe://\(trustDomain)/service/\(service)"
     }
 
+    /// The control plane's identity, in its serving certificate.
+    public static func controlPlane(trustDomain: String) -> String {
+        "spiffe://\(trustDomain)/control-plane"
+    }
+
+    /// The name sidecars check the control plane's serving certificate for
+    /// (TLS server name), whatever address they reach it at: the
+    /// certificate's chain to the mesh's root is what proves it.
+    public static let controlPlaneServerName = "control-plane.swiftmesh"
+
     /// The trust domain and service of a mesh identity; nil for any other name.
     public static func parse(_ identity: String) -> (trustDomain: String, service: String)? {
         guard identity.hasPrefix("spiffe://") else { return nil }

@@ -187,10 +187,18 @@ public struct ControlPlaneHTTPAPI: Sendable {
         }
         let instance = RegisteredInstance(
             service: service, address: address.host, port: address.port, protocolName: protocolText, labels: labels)
-        if let sidecar = await controlPlane.registerExternal(instance) {
+        switch await controlPlane.registerExternal(instance) {
+        case .addressTaken(let sidecar):
             return JSONResponse.error(
                 .conflict, "\(address) is the instance of sidecar \(sidecar); stop that sidecar, or register another address",
                 path: "address")
+        case .serviceInMesh:
+            return JSONResponse.error(
+                .conflict,
+                "\(service)'s instances are sidecars, which callers reach in mutual TLS; register this instance, reached in plaintext, under a service of its own",
+                path: "service")
+        case nil:
+            break
         }
         return JSONResponse.with(.created, Self.instanceJSON(Registry.StoredInstance(instance: instance, sidecarID: nil)))
     }

@@ -167,6 +167,34 @@ public final class CertificateAuthority: Sendable {
         return nil
     }
 
+    /// The certificate the sidecar API serves, with its key (PEM), made at
+    /// each start and kept in memory only: its names are
+    /// `SPIFFEID.controlPlaneServerName` and the control plane's SPIFFE ID,
+    /// and it is valid for a year, or until the root ends.
+    public func servingCertificate(now: Date = Date()) throws -> (certificatePEM: String, privateKeyPEM: String) {
+        let key = P256.Signing.PrivateKey()
+        let certificate = try Certificate(
+            version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: Certificate.PublicKey(key.publicKey),
+            notValidBefore: now - 60, notValidAfter: min(now + 365 * 24 * 3600, root.notValidAfter),
+            issuer: root.subject,
+            subject: try DistinguishedName {
+                OrganizationName(trustDomain)
+                CommonName("control plane")
+            },
+            signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions {
+                Critical(BasicConstraints.notCertificateAuthority)
+                Critical(KeyUsage(digitalSignature: true))
+                try ExtendedKeyUsage([.serverAuth])
+                SubjectAlternativeNames([
+                    .dnsName(SPIFFEID.controlPlaneServerName),
+                    .uniformResourceIdentifier(SPIFFEID.controlPlane(trustDomain: trustDomain)),
+                ])
+            },
+            issuerPrivateKey: rootKey)
+        return (try certificate.serializeAsPEM().pemString, key.pemRepresentation)
+    }
+
     /// A certificate for `service` over the key of `csrPEM`, valid from a
     /// minute ago (clocks differ a little) for `certificateLifetime`, but
     /// never past the root's own end. Only the key is taken from the

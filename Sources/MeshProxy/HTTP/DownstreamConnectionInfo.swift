@@ -20,4 +20,7 @@ struct DownstreamConnectionInfo: Sendable {
     var clientIdentity: String? { client?.text }
     /// What authorization decides on: only a URI name (a SPIFFE ID) counts.
     var authorizedIdentity: String? { client?.isURI == true ? client?.text : nil }
+    /// The caller as a metric label (`PeerIdentity.Client.metricLabel`),
+    /// interned in the loop's stats once per connection.
+    var callerLabel = 0
 }

@@ -160,7 +160,8 @@ final class ProxyExchange {
         let identity = downstream.connection.authorizedIdentity
         let path = RouteMatcher.path(ofTarget: head.uri)
         let decision = authorization.decide(identity: identity, method: head.method, path: path)
-        worker.stats.authorizationDecided(listener: downstream.connection.listenerLabel, allowed: decision.allowed)
+        worker.stats.authorizationDecided(
+            listener: downstream.connection.listenerLabel, caller: downstream.connection.callerLabel, allowed: decision.allowed)
         if !decision.allowed, let suppressed = worker.denialLogLimit.admit(nowNanoseconds: startTime.uptimeNanoseconds) {
             // A caller can send denied requests as fast as it likes: the log
             // takes a few per second and counts the rest; the metric counts all.

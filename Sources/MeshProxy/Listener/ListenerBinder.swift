@@ -60,6 +60,7 @@ enum ListenerBinder {
                             info.isTLS = true
                             info.client = PeerIdentity.ofClient(on: context.channel)
                         }
+                        info.callerLabel = worker.stats.label(info.client?.metricLabel ?? PeerIdentity.anonymousMetricLabel)
                         switch detected {
                         case .http1:
                             try DownstreamPipeline.installHTTP1(after: context, connection: info, worker: worker)

@@ -1,3 +1,4 @@
+import MeshConfig
 import NIOCore
 import NIOSSL
 import X509
@@ -15,7 +16,16 @@ enum PeerIdentity {
         /// only on those, so that a DNS name or subject spelled like a SPIFFE
         /// ID by another authority is not taken for one.
         var isURI: Bool
+
+        /// The caller in metrics, where label values must stay few: the
+        /// service of a mesh identity, else `other`.
+        var metricLabel: String {
+            isURI ? SPIFFEID.parse(text)?.service ?? "other" : "other"
+        }
     }
+
+    /// The metric label of a connection without a client certificate.
+    static let anonymousMetricLabel = "none"
 
     /// The identity of a server-side connection's client; nil without TLS or
     /// without a client certificate.

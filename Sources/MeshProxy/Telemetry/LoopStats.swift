@@ -40,6 +40,7 @@ final class LoopStats {
 
     struct AuthorizationKey: Hashable {
         var listener: Int
+        var caller: Int
         var allowed: Bool
     }
 
@@ -83,8 +84,8 @@ final class LoopStats {
         }
     }
 
-    func authorizationDecided(listener: Int, allowed: Bool) {
-        authorizations[AuthorizationKey(listener: listener, allowed: allowed), default: 0] += 1
+    func authorizationDecided(listener: Int, caller: Int, allowed: Bool) {
+        authorizations[AuthorizationKey(listener: listener, caller: caller, allowed: allowed), default: 0] += 1
     }
 
     func requestRetried(cluster: Int, cause: String) {
@@ -111,7 +112,9 @@ final class LoopStats {
             snapshot.retries[.init(cluster: labels[key.cluster], cause: key.cause), default: 0] += count
         }
         for (key, count) in authorizations {
-            snapshot.authorizations[.init(listener: labels[key.listener], decision: key.allowed ? "allow" : "deny"), default: 0] += count
+            snapshot.authorizations[.init(
+                listener: labels[key.listener], caller: labels[key.caller], decision: key.allowed ? "allow" : "deny"
+            ), default: 0] += count
         }
         for (listener, value) in activeConnections {
             snapshot.activeConnections[labels[listener], default: 0] += value

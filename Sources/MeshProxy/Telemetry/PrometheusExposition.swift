@@ -31,8 +31,11 @@ enum PrometheusExposition {
                "Responses the proxy made itself, by listener and reason (the swiftmesh-proxy-error value).",
                stats.proxyErrors.map { key, value in (labels(["listener": key.listener, "reason": key.reason]), "\(value)") })
         family(&out, "swiftmesh_authorization_decisions_total", "counter",
-               "Requests a listener's authorization decided, by listener and decision (allow, deny).",
-               stats.authorizations.map { key, value in (labels(["listener": key.listener, "decision": key.decision]), "\(value)") })
+               "Requests a listener's authorization decided, by listener, caller (the service of its mesh identity, "
+                   + "none without a certificate, other for any other name) and decision (allow, deny).",
+               stats.authorizations.map { key, value in
+                   (labels(["listener": key.listener, "caller": key.caller, "decision": key.decision]), "\(value)")
+               })
         family(&out, "swiftmesh_downstream_connections_active", "gauge", "Open client connections, by listener.",
                stats.activeConnections.map { (labels(["listener": $0.key]), "\($0.value)") })
         family(&out, "swiftmesh_downstream_connections_total", "counter", "Client connections accepted, by listener.",

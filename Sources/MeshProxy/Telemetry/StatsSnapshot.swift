@@ -24,6 +24,7 @@ struct StatsSnapshot: Sendable {
 
     struct AuthorizationLabels: Hashable, Sendable {
         var listener: String
+        var caller: String
         var decision: String
     }
 

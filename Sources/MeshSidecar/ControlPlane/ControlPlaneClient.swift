@@ -3,9 +3,13 @@ import GRPCNIOTransportHTTP2Posix
 import MeshConfig
 
 /// The sidecar's one gRPC connection to the control plane, shared by its
-/// subscription and its certificate renewal. It reconnects on its own.
+/// subscription and its certificate renewal. It reconnects on its own. It
+/// runs TLS, and the control plane's certificate must chain to the mesh's
+/// root (`--control-plane-ca`) and name `SPIFFEID.controlPlaneServerName`,
+/// whatever address reaches it: nothing, not the join token, goes to a
+/// control plane that cannot prove it is the mesh's.
 enum ControlPlaneClient {
-    static func make(_ controlPlane: HostPort) throws -> GRPCClient<HTTP2ClientTransport.Posix> {
+    static func make(_ controlPlane: HostPort, rootPEM: String) throws -> GRPCClient<HTTP2ClientTransport.Posix> {
         let target: any ResolvableTarget = if !HostPortSyntax.isIPLiteral(controlPlane.host) {
             .dns(host: controlPlane.host, port: controlPlane.port)
         } else if controlPlane.host.contains(":") {
@@ -18,6 +22,11 @@ enum ControlPlaneClient {
         // A control plane whose host vanished without closing the connection
         // is noticed within 15 s of its last message, and tried again.
         config.connection.keepalive = .init(time: .seconds(10), timeout: .seconds(5), allowWithoutCalls: true)
-        return GRPCClient(transport: try .http2NIOPosix(target: target, transportSecurity: .plaintext, config: config))
+        config.http2.authority = SPIFFEID.controlPlaneServerName
+        let security = HTTP2ClientTransport.Posix.TransportSecurity.tls {
+            $0.trustRoots = .certificates([.bytes(Array(rootPEM.utf8), format: .pem)])
+            $0.serverCertificateVerification = .fullVerification
+        }
+        return GRPCClient(transport: try .http2NIOPosix(target: target, transportSecurity: security, config: config))
     }
 }

@@ -67,9 +67,20 @@ def decode_response(data: bytes) -> dict:
     return out
 
 
-def issue_certificate(address: str, service: str, csr_pem: str, join_token: str = "", timeout: float = 10.0) -> dict:
+# The name the control plane's serving certificate carries, whatever its address.
+SERVER_NAME = "control-plane.swiftmesh"
+
+
+def secure_channel(control_plane) -> grpc.Channel:
+    """A channel to the control plane's sidecar API over TLS, verified
+    against the mesh's root, as a sidecar's."""
+    credentials = grpc.ssl_channel_credentials(root_certificates=control_plane.root_file.read_bytes())
+    return grpc.secure_channel(control_plane.address, credentials, options=[("grpc.ssl_target_name_override", SERVER_NAME)])
+
+
+def issue_certificate(control_plane, service: str, csr_pem: str, join_token: str = "", timeout: float = 10.0) -> dict:
     """The response as a dict; raises grpc.RpcError when refused."""
-    with grpc.insecure_channel(address) as channel:
+    with secure_channel(control_plane) as channel:
         call = channel.unary_unary(METHOD)
         return decode_response(call(encode_request(service, csr_pem, join_token), timeout=timeout))
 
@@ -82,12 +93,12 @@ def csr_for(common_name: str = "anything") -> tuple[ec.EllipticCurvePrivateKey, 
     return key, request.public_bytes(serialization.Encoding.PEM).decode()
 
 
-def mesh_certificate_files(address: str, service: str, join_token: str, directory: Path) -> dict[str, Path]:
-    """A certificate for `service` from the control plane at `address`, as
+def mesh_certificate_files(control_plane, service: str, join_token: str, directory: Path) -> dict[str, Path]:
+    """A certificate for `service` from `control_plane`, as
     a sidecar of that service gets it, written to files for curl and
     openssl: {"cert", "key", "root"}."""
     key, csr = csr_for(service)
-    answer = issue_certificate(address, service, csr, join_token)
+    answer = issue_certificate(control_plane, service, csr, join_token)
     directory.mkdir(parents=True, exist_ok=True)
     files = {name: directory / f"{service}-{name}.pem" for name in ("cert", "key", "root")}
     files["cert"].write_text(answer["certificate_pem"])

@@ -51,6 +51,12 @@ class ControlPlane(SwiftmeshProcess):
         return self
 
     @property
+    def root_file(self) -> Path:
+        """The mesh's root certificate: given with --ca-cert, or made in the data dir."""
+        args = list(self.extra_args)
+        return Path(args[args.index("--ca-cert") + 1]) if "--ca-cert" in args else self.data_dir / "ca" / "root.pem"
+
+    @property
     def admin_token_file(self) -> Path:
         """Made by the control plane on first start (not with --dev)."""
         return self.data_dir / "admin-token"
@@ -92,12 +98,14 @@ class Sidecar(SwiftmeshProcess):
     """`swiftmesh sidecar` for one instance: `app` is the address its app
     listens on (its protocol found out by the sidecar unless `app_protocol`
     says); each upstream gets a local port (`upstream_port`). `token`, the
-    join token, reaches it as SWIFTMESH_TOKEN."""
+    join token, reaches it as SWIFTMESH_TOKEN; `control_plane_ca` is the
+    mesh's root, which the control plane must prove itself with."""
 
     def __init__(self, workdir: Path, name: str, control_plane: str, service: str, app: str,
-                 app_protocol: Optional[str] = None, upstreams: tuple[str, ...] = (), labels: Optional[dict] = None,
-                 extra_args: tuple[str, ...] = (), token: Optional[str] = None):
+                 control_plane_ca: Path, app_protocol: Optional[str] = None, upstreams: tuple[str, ...] = (),
+                 labels: Optional[dict] = None, extra_args: tuple[str, ...] = (), token: Optional[str] = None):
         super().__init__(workdir, name)
+        self.control_plane_ca = control_plane_ca
         if token:
             self.env["SWIFTMESH_TOKEN"] = token
         self.control_plane = control_plane
@@ -122,7 +130,8 @@ class Sidecar(SwiftmeshProcess):
         return self.upstream_ports[service]
 
     def command(self) -> list[str]:
-        cmd = [str(binary_path()), "sidecar", "--control-plane", self.control_plane, "--service", self.service,
+        cmd = [str(binary_path()), "sidecar", "--control-plane", self.control_plane,
+               "--control-plane-ca", str(self.control_plane_ca), "--service", self.service,
                "--app", self.app, "--inbound", self.inbound, "--admin", f"127.0.0.1:{self.admin_port}"]
         if self.app_protocol:
             cmd += ["--app-protocol", self.app_protocol]
