@@ -59,9 +59,9 @@ import Testing
             """)
         let table = RoutingTable(config: config, generation: 1)
         let listener = try #require(table.listeners["in"])
-        let first = try #require(listener.route(method: .GET, target: "/abc", headers: headers()))
+        let first = try #require(listener.route(method: .GET, path: "/abc", headers: headers()))
         #expect(first.index == 0)
-        let split = try #require(listener.route(method: .GET, target: "/z", headers: headers()))
+        let split = try #require(listener.route(method: .GET, path: "/z", headers: headers()))
         var random = FastRandom(seed: 9)
         let toTwo = (0..<10000).filter { _ in split.pickCluster(using: &random) == 1 }.count
         #expect(abs(toTwo - 1000) < 150)

@@ -14,6 +14,10 @@ public enum PEMSource: Sendable, Equatable, CustomStringConvertible, CustomDebug
     }
 
     public var debugDescription: String { description }
+
+    var isInMemory: Bool {
+        if case .inMemory = self { true } else { false }
+    }
 }
 
 /// TLS on a listener (`listeners[].tls`): the proxy terminates it, offering
@@ -44,6 +48,22 @@ public struct ListenerTLSConfig: Sendable, Equatable {
         self.caCertificates = caCertificates
         self.mode = mode
         self.minimumVersion = minimumVersion
+    }
+}
+
+extension ListenerTLSConfig {
+    /// Every PEM it names is held in memory (a sidecar's own), so equal
+    /// settings mean equal contexts: a reload need not build them again.
+    public var isInMemory: Bool {
+        certificate.isInMemory && privateKey.isInMemory && (caCertificates?.isInMemory ?? true)
+    }
+}
+
+extension ClusterTLSConfig {
+    /// Every PEM it names is held in memory, and it names its authorities
+    /// (without them the system's trust store, files, is read).
+    public var isInMemory: Bool {
+        [caCertificates, certificate, privateKey].allSatisfy { $0?.isInMemory ?? true } && caCertificates != nil
     }
 }
 

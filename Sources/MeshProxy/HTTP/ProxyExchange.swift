@@ -114,17 +114,18 @@ final class ProxyExchange {
             fail(error)
             return
         }
+        let path = RouteMatcher.path(ofTarget: head.uri)
         if let listener, let authorization = listener.authorization {
             if let ambiguity = ListenerAuthorization.ambiguity(in: head.uri) {
                 fail(.badRequest("\(ambiguity): the listener's authorization decides on paths as sent, so this one is refused"))
                 return
             }
-            guard authorize(head, listener: listener, by: authorization) else {
+            guard authorize(head, path: path, listener: listener, by: authorization) else {
                 fail(.forbidden)
                 return
             }
         }
-        guard let route = listener?.route(method: head.method, target: head.uri, headers: head.headers) else {
+        guard let route = listener?.route(method: head.method, path: path, headers: head.headers) else {
             fail(.noRoute)
             return
         }
@@ -156,9 +157,10 @@ final class ProxyExchange {
 
     /// Whether the listener's authorization lets the caller make this
     /// request; every decision is counted, every denial logged.
-    private func authorize(_ head: HTTPRequestHead, listener: CompiledListener, by authorization: ListenerAuthorization) -> Bool {
+    private func authorize(
+        _ head: HTTPRequestHead, path: Substring, listener: CompiledListener, by authorization: ListenerAuthorization
+    ) -> Bool {
         let identity = downstream.connection.authorizedIdentity
-        let path = RouteMatcher.path(ofTarget: head.uri)
         let decision = authorization.decide(identity: identity, method: head.method, path: path)
         worker.stats.authorizationDecided(
             listener: downstream.connection.listenerLabel, caller: downstream.connection.callerLabel, allowed: decision.allowed)

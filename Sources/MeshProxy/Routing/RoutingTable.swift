@@ -48,10 +48,10 @@ struct CompiledListener: Sendable {
         routes = config.routes.enumerated().map { CompiledRoute($1, index: $0, clusterIndex: clusterIndex) }
     }
 
-    /// The first route whose conditions hold.
-    func route(method: HTTPMethod, target: String, headers: HTTPHeaders) -> CompiledRoute? {
-        let path = RouteMatcher.path(ofTarget: target)
-        return routes.first { $0.matcher.matches(method: method, path: path, headers: headers) }
+    /// The first route whose conditions hold; `path` is the request
+    /// target's (`RouteMatcher.path(ofTarget:)`).
+    func route(method: HTTPMethod, path: Substring, headers: HTTPHeaders) -> CompiledRoute? {
+        routes.first { $0.matcher.matches(method: method, path: path, headers: headers) }
     }
 }
 

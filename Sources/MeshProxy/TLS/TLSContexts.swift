@@ -16,11 +16,22 @@ struct TLSContexts: Sendable {
     init(_ config: ProxyConfig, previous: TLSContexts = TLSContexts()) throws {
         for (index, listener) in config.listeners.enumerated() {
             guard let tls = listener.tls else { continue }
+            if let kept = previous.listeners[listener.name], kept.settings == tls, tls.isInMemory {
+                listeners[listener.name] = kept
+                continue
+            }
             let context = try TLSContextLoader.serverContext(tls, path: "listeners[\(index)].tls")
-            listeners[listener.name] = ListenerTLS(context: context, mode: tls.mode)
+            listeners[listener.name] = ListenerTLS(context: context, mode: tls.mode, settings: tls)
         }
         for (index, cluster) in config.clusters.enumerated() {
             guard let tls = cluster.tls else { continue }
+            // PEM held in memory is part of the settings: equal settings, same context, nothing to build.
+            // Files are read again, since they may have been renewed in place.
+            if let kept = previous.clusters[cluster.name], kept.settings == tls, kept.protocolKind == cluster.protocolKind,
+               tls.isInMemory {
+                clusters[cluster.name] = kept
+                continue
+            }
             let (context, fingerprint) = try TLSContextLoader.clientContext(
                 tls, protocol: cluster.protocolKind, path: "clusters[\(index)].tls")
             let built = UpstreamTLS(
@@ -38,6 +49,8 @@ struct TLSContexts: Sendable {
 struct ListenerTLS: Sendable {
     let context: NIOSSLContext
     let mode: ListenerTLSMode
+    /// What the context was built from.
+    let settings: ListenerTLSConfig
 }
 
 /// How connections to a cluster's endpoints start TLS.
