@@ -69,7 +69,7 @@ struct AuthorizationPathTests {
         "/public/%2e%2e/admin", "/public%2Fadmin", "/x/%5C", "/x?y#z",
     ])
     func ambiguousPaths(target: String) {
-        #expect(ListenerAuthorization.ambiguity(in: target) != nil)
+        #expect(ListenerAuthorization.ambiguity(in: target, path: RouteMatcher.path(ofTarget: target)) != nil)
     }
 
     @Test(arguments: [
@@ -77,7 +77,7 @@ struct AuthorizationPathTests {
         "http://example.com/users", "*",
     ])
     func plainPaths(target: String) {
-        #expect(ListenerAuthorization.ambiguity(in: target) == nil)
+        #expect(ListenerAuthorization.ambiguity(in: target, path: RouteMatcher.path(ofTarget: target)) == nil)
     }
 }
 

@@ -173,25 +173,14 @@ public final class CertificateAuthority: Sendable {
     /// and it is valid for a year, or until the root ends.
     public func servingCertificate(now: Date = Date()) throws -> (certificatePEM: String, privateKeyPEM: String) {
         let key = P256.Signing.PrivateKey()
-        let certificate = try Certificate(
-            version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: Certificate.PublicKey(key.publicKey),
-            notValidBefore: now - 60, notValidAfter: min(now + 365 * 24 * 3600, root.notValidAfter),
-            issuer: root.subject,
-            subject: try DistinguishedName {
-                OrganizationName(trustDomain)
-                CommonName("control plane")
-            },
-            signatureAlgorithm: .ecdsaWithSHA256,
-            extensions: try Certificate.Extensions {
-                Critical(BasicConstraints.notCertificateAuthority)
-                Critical(KeyUsage(digitalSignature: true))
-                try ExtendedKeyUsage([.serverAuth])
-                SubjectAlternativeNames([
-                    .dnsName(SPIFFEID.controlPlaneServerName),
-                    .uniformResourceIdentifier(SPIFFEID.controlPlane(trustDomain: trustDomain)),
-                ])
-            },
-            issuerPrivateKey: rootKey)
+        let certificate = try signLeaf(
+            publicKey: Certificate.PublicKey(key.publicKey), commonName: "control plane", lifetime: 365 * 24 * 3600,
+            usages: [.serverAuth],
+            names: [
+                .dnsName(SPIFFEID.controlPlaneServerName),
+                .uniformResourceIdentifier(SPIFFEID.controlPlane(trustDomain: trustDomain)),
+            ],
+            now: now)
         return (try certificate.serializeAsPEM().pemString, key.pemRepresentation)
     }
 
@@ -206,21 +195,32 @@ public final class CertificateAuthority: Sendable {
         guard request.publicKey.isValidSignature(request.signature, for: request) else {
             throw IssueError.badSignature
         }
-        let lifetime = TimeInterval(certificateLifetime.components.seconds)
-        return try Certificate(
-            version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: request.publicKey,
+        return try signLeaf(
+            publicKey: request.publicKey, commonName: service, lifetime: TimeInterval(certificateLifetime.components.seconds),
+            usages: [.serverAuth, .clientAuth], names: [.uniformResourceIdentifier(identity(of: service))], now: now)
+    }
+
+    /// A leaf the root signs: valid from a minute ago (clocks differ a
+    /// little) for `lifetime`, never past the root's own end, named by
+    /// `names` (a critical extension: the names are what the leaf is for).
+    private func signLeaf(
+        publicKey: Certificate.PublicKey, commonName: String, lifetime: TimeInterval,
+        usages: [ExtendedKeyUsage.Usage], names: [GeneralName], now: Date
+    ) throws -> Certificate {
+        try Certificate(
+            version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: publicKey,
             notValidBefore: now - 60, notValidAfter: min(now + lifetime, root.notValidAfter),
             issuer: root.subject,
             subject: try DistinguishedName {
                 OrganizationName(trustDomain)
-                CommonName(service)
+                CommonName(commonName)
             },
             signatureAlgorithm: .ecdsaWithSHA256,
             extensions: try Certificate.Extensions {
                 Critical(BasicConstraints.notCertificateAuthority)
                 Critical(KeyUsage(digitalSignature: true))
-                try ExtendedKeyUsage([.serverAuth, .clientAuth])
-                Critical(SubjectAlternativeNames([.uniformResourceIdentifier(identity(of: service))]))
+                try ExtendedKeyUsage(usages)
+                Critical(SubjectAlternativeNames(names))
             },
             issuerPrivateKey: rootKey)
     }

@@ -64,9 +64,10 @@ struct ListenerAuthorization: Sendable {
     /// merge slashes or decode percent-encoded characters, so a target whose
     /// path the app could read as another is refused rather than guessed:
     /// `#`, `//`, `.` and `..` segments, a backslash, and `%2E`, `%2F`, `%5C`.
-    static func ambiguity(in target: String) -> String? {
+    /// `path` is the target's (`RouteMatcher.path(ofTarget:)`), computed once per request.
+    static func ambiguity(in target: String, path: Substring) -> String? {
         if target.utf8.contains(UInt8(ascii: "#")) { return "a fragment (#) in the request target" }
-        let path = RouteMatcher.path(ofTarget: target).utf8
+        let path = path.utf8
         if path.contains(UInt8(ascii: "\\")) { return "a backslash in the path" }
         let segments = path.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
         for (index, segment) in segments.enumerated().dropFirst() {

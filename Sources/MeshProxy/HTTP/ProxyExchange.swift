@@ -116,7 +116,7 @@ final class ProxyExchange {
         }
         let path = RouteMatcher.path(ofTarget: head.uri)
         if let listener, let authorization = listener.authorization {
-            if let ambiguity = ListenerAuthorization.ambiguity(in: head.uri) {
+            if let ambiguity = ListenerAuthorization.ambiguity(in: head.uri, path: path) {
                 fail(.badRequest("\(ambiguity): the listener's authorization decides on paths as sent, so this one is refused"))
                 return
             }

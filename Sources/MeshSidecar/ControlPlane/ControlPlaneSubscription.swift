@@ -81,6 +81,12 @@ final class ControlPlaneSubscription: Sendable {
         return await appHealth(min(.seconds(1), interval / 2)) ? .healthy : .unhealthy
     }
 
+    /// Sends a heartbeat with the app's health, checked now.
+    private func beat(_ outbox: AsyncStream<Swiftmesh_V1_SidecarMessage>.Continuation, _ appHealth: AppHealth) async {
+        let health = await checkApp(appHealth)
+        outbox.yield(.with { $0.heartbeat = .with { $0.health = health } })
+    }
+
     /// One stream, from Hello to its end. Returns whether any snapshot arrived.
     private func subscribeOnce(
         _ discovery: Swiftmesh_V1_SidecarDiscovery.Client<HTTP2ClientTransport.Posix>, apply: @escaping Apply,
@@ -111,8 +117,7 @@ final class ControlPlaneSubscription: Sendable {
                                 continue
                             }
                             try await Task.sleep(for: interval)
-                            let health = await self.checkApp(appHealth)
-                            outbox.yield(.with { $0.heartbeat = .with { $0.health = health } })
+                            await self.beat(outbox, appHealth)
                         }
                     }
                     for await message in outgoing {
@@ -142,8 +147,7 @@ final class ControlPlaneSubscription: Sendable {
                         outbox.yield(.with { $0.ack = .with { $0.version = snapshot.version } })
                         if beatAfterFirstAck {
                             beatAfterFirstAck = false
-                            let health = await self.checkApp(appHealth)
-                            outbox.yield(.with { $0.heartbeat = .with { $0.health = health } })
+                            await self.beat(outbox, appHealth)
                         }
                     }
                 }

@@ -54,8 +54,7 @@ enum SnapshotReader {
         do {
             policy = try ResourceLoader.decodeAuthorizationPolicy(json: snapshot.authorizationPolicyJson)
         } catch {
-            let first = error.issues.first.map { $0.path.isEmpty ? ": \($0.message)" : ".\($0.path): \($0.message)" } ?? ""
-            return .failure(SnapshotRefusal("authorization_policy_json\(first)"))
+            return .failure(SnapshotRefusal(at: "authorization_policy_json", error))
         }
         guard policy.service == service else {
             return .failure(SnapshotRefusal(
@@ -107,8 +106,7 @@ enum SnapshotReader {
             do {
                 policy = try ResourceLoader.decodePolicy(json: upstream.policyJson)
             } catch {
-                let first = error.issues.first.map { $0.path.isEmpty ? ": \($0.message)" : ".\($0.path): \($0.message)" } ?? ""
-                return .failure(SnapshotRefusal("\(path).policy_json\(first)"))
+                return .failure(SnapshotRefusal(at: "\(path).policy_json", error))
             }
             if let policy, policy.service != upstream.service {
                 return .failure(SnapshotRefusal(
@@ -125,5 +123,11 @@ struct SnapshotRefusal: Error, Equatable, CustomStringConvertible {
 
     init(_ description: String) {
         self.description = description
+    }
+
+    /// A resource spec in the snapshot at `path` that does not decode: its first issue, at its path inside the spec.
+    init(at path: String, _ errors: ConfigErrors) {
+        let first = errors.issues.first.map { $0.path.isEmpty ? ": \($0.message)" : ".\($0.path): \($0.message)" } ?? ""
+        self.init("\(path)\(first)")
     }
 }
