@@ -122,9 +122,8 @@ import Testing
         let head = HTTPRequestHead(
             version: .http1_1, method: .GET, uri: "/x?y=1",
             headers: HTTPHeaders([("X-Request-Id", "abc"), ("Host", "example"), ("accept", "*/*")]))
-        var indexing = RequestIDIndexing()
-        let block = HTTP2HeaderMapping.requestBlock(head, requestIDIndexing: &indexing)
-        #expect(block.map(\.name) == [":method", ":scheme", ":path", ":authority", "accept", "x-request-id"])
+        let block = HTTP2HeaderMapping.requestBlock(head)
+        #expect(block.map(\.name) == [":method", ":scheme", ":path", ":authority", "x-request-id", "accept"])
         #expect(block.first(name: ":authority") == "example")
         #expect(block.first(name: ":path") == "/x?y=1")
     }
@@ -135,25 +134,8 @@ import Testing
         #expect(response.headers.map(\.name) == ["grpc-status"])
         #expect(HTTP2HeaderMapping.response(HPACKHeaders([(":status", "x")])) == nil)
         #expect(HTTP2HeaderMapping.response(HPACKHeaders([("grpc-status", "14")])) == nil)
-        var indexing = RequestIDIndexing()
-        let out = HTTP2HeaderMapping.responseBlock(
-            status: .ok, headers: HTTPHeaders([("Content-Type", "text/plain")]), requestIDIndexing: &indexing)
+        let out = HTTP2HeaderMapping.responseBlock(status: .ok, headers: HTTPHeaders([("Content-Type", "text/plain")]))
         #expect(out.map(\.name) == [":status", "content-type"])
-    }
-
-    /// The request id is new on every request: the first block on a
-    /// connection indexes it (so later blocks refer to its name), the others
-    /// send it unindexed.
-    @Test func requestIDIsIndexedOncePerConnection() {
-        var indexing = RequestIDIndexing()
-        var kinds: [HPACKIndexing] = []
-        for _ in 0..<3 {
-            let head = HTTPRequestHead(
-                version: .http1_1, method: .GET, uri: "/", headers: HTTPHeaders([("x-request-id", "id")]))
-            kinds.append(HTTP2HeaderMapping.requestBlock(head, requestIDIndexing: &indexing).map(\.indexable).last!)
-        }
-        let indexed = kinds.indices.filter { kinds[$0] == .indexable }
-        #expect(indexed == [0])
     }
 }
 

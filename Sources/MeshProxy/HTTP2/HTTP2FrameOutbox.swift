@@ -25,8 +25,6 @@ final class HTTP2FrameOutbox: BatchedFlushTarget {
     private var flushScheduled = false
     private var connectionWindow = HTTP2ReceiveWindow(size: HTTP2FrameOutbox.connectionWindowSize)
     private var isClosing = false
-    /// The connection's HPACK encoder keeps state across blocks; so does this.
-    var requestIDIndexing = RequestIDIndexing()
 
     init(batch: FlushBatch) {
         self.batch = batch

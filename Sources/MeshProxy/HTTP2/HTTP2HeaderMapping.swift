@@ -9,8 +9,8 @@ import NIOHTTP1
 /// Inbound blocks are validated here, in the same pass that converts them
 /// (RFC 9113 section 8.2): lowercase token names, pseudo-header fields first
 /// and only the defined ones, no connection-specific fields, values without
-/// NUL, CR or LF. NIOHTTP2's own header validation is off on both sides: it
-/// cost a tenth of a request's CPU, and this pass replaces it.
+/// NUL, CR or LF. `HTTP2ConnectionCodec` leaves fields to this pass, which
+/// already looks at each of them once.
 enum HTTP2HeaderMapping {
     /// A request head from a client's HEADERS, with the body length it
     /// declares; nil when the block is malformed (the stream is then reset
@@ -139,77 +139,51 @@ enum HTTP2HeaderMapping {
     }
 
     /// The HEADERS block for an upstream request; `Host` becomes `:authority`.
-    static func requestBlock(_ head: HTTPRequestHead, requestIDIndexing: inout RequestIDIndexing) -> HPACKHeaders {
+    static func requestBlock(_ head: HTTPRequestHead) -> HPACKHeaders {
         var fields: [(String, String)] = []
         fields.reserveCapacity(head.headers.count + 3)
         fields.append((":method", head.method.rawValue))
         fields.append((":scheme", "http"))
         fields.append((":path", head.uri))
         var authority: String?
-        var requestID: String?
         for (name, value) in head.headers {
             if name.isHostFieldName {
                 authority = authority ?? value
             } else {
-                appendRegular(name, value, to: &fields, requestID: &requestID)
+                appendRegular(name, value, to: &fields)
             }
         }
         if let authority {
             fields.insert((":authority", authority), at: 3)
         }
-        return block(fields, requestID: requestID, indexing: &requestIDIndexing)
+        return HPACKHeaders(fields)
     }
 
     /// The HEADERS block for a response to a client.
-    static func responseBlock(
-        status: HTTPResponseStatus, headers: HTTPHeaders, requestIDIndexing: inout RequestIDIndexing
-    ) -> HPACKHeaders {
+    static func responseBlock(status: HTTPResponseStatus, headers: HTTPHeaders) -> HPACKHeaders {
         var fields: [(String, String)] = []
         fields.reserveCapacity(headers.count + 1)
         // Nearly every response is a 200: its status needs no formatting.
         fields.append((":status", status == .ok ? "200" : String(status.code)))
-        var requestID: String?
         for (name, value) in headers {
-            appendRegular(name, value, to: &fields, requestID: &requestID)
+            appendRegular(name, value, to: &fields)
         }
-        return block(fields, requestID: requestID, indexing: &requestIDIndexing)
+        return HPACKHeaders(fields)
     }
 
     /// Trailers, or any block without pseudo-headers.
-    static func fieldBlock(_ headers: HTTPHeaders, requestIDIndexing: inout RequestIDIndexing) -> HPACKHeaders {
+    static func fieldBlock(_ headers: HTTPHeaders) -> HPACKHeaders {
         var fields: [(String, String)] = []
         fields.reserveCapacity(headers.count)
-        var requestID: String?
         for (name, value) in headers {
-            appendRegular(name, value, to: &fields, requestID: &requestID)
+            appendRegular(name, value, to: &fields)
         }
-        return block(fields, requestID: requestID, indexing: &requestIDIndexing)
+        return HPACKHeaders(fields)
     }
 
-    /// Appends a regular field with its name in lowercase; the request id is
-    /// set aside, as it is encoded differently (see `block`).
-    private static func appendRegular(
-        _ name: String, _ value: String, to fields: inout [(String, String)], requestID: inout String?
-    ) {
-        let name = lowercased(name)
-        if requestID == nil && name == HeaderHygiene.requestIDHeader {
-            requestID = value
-        } else {
-            fields.append((name, value))
-        }
-    }
-
-    /// The block for `fields`, the request id last and encoded as
-    /// `RequestIDIndexing` says. The other fields are indexable, and built in
-    /// one go rather than field by field, which would check each name again.
-    private static func block(
-        _ fields: [(String, String)], requestID: String?, indexing: inout RequestIDIndexing
-    ) -> HPACKHeaders {
-        var block = HPACKHeaders(fields)
-        if let requestID {
-            block.add(name: HeaderHygiene.requestIDHeader, value: requestID, indexing: indexing.next())
-        }
-        return block
+    /// Appends a regular field with its name in lowercase.
+    private static func appendRegular(_ name: String, _ value: String, to fields: inout [(String, String)]) {
+        fields.append((lowercased(name), value))
     }
 
     /// HTTP/2 field names are lowercase; HTTP/1.1 peers may send any case.

@@ -116,7 +116,7 @@ class HTTP2Stream {
         guard !sendingEnded else { return }
         sendingEnded = true
         if let trailers, !trailers.isEmpty {
-            let block = HTTP2HeaderMapping.fieldBlock(trailers, requestIDIndexing: &outbox.requestIDIndexing)
+            let block = HTTP2HeaderMapping.fieldBlock(trailers)
             outbox.send(HTTP2Frame(streamID: id, payload: .headers(.init(headers: block, endStream: true))))
         } else if !outbox.endHeldFrame(of: id) {
             let empty = outbox.allocator.buffer(capacity: 0)

@@ -1,6 +1,5 @@
 import MeshConfig
 import NIOCore
-import NIOHTTP2
 
 /// The handlers behind the protocol detector, per protocol.
 enum DownstreamPipeline {
@@ -18,27 +17,21 @@ enum DownstreamPipeline {
         )
     }
 
-    /// HTTP/2 with prior knowledge: NIOHTTP2 for the connection's state, then
-    /// one handler for all streams at frame level. A drain sends GOAWAY and
+    /// HTTP/2 with prior knowledge: `HTTP2ConnectionCodec` for the
+    /// connection's framing and state, then one handler for all streams at frame level. A drain sends GOAWAY and
     /// closes once the streams finish (the proxy's drain timeout bounds it).
     static func installHTTP2(
         after detector: ChannelHandlerContext, connection: DownstreamConnectionInfo, worker: LoopWorker,
         maxHeaderListSize: Int
     ) throws {
-        let settings = [
-            HTTP2Setting(parameter: .maxConcurrentStreams, value: maxConcurrentStreams),
-            HTTP2Setting(parameter: .initialWindowSize, value: streamWindow),
-            // Headers over the listener limit must reach the exchange to be
-            // answered with 431, so HPACK accepts a little more than the limit.
-            HTTP2Setting(parameter: .maxHeaderListSize, value: maxHeaderListSize * 2 + 4096),
-        ]
+        // Headers over the listener limit must reach the exchange to be
+        // answered with 431, so HPACK accepts a little more than the limit.
+        let settings = HTTP2LocalSettings(
+            maxConcurrentStreams: maxConcurrentStreams, initialWindowSize: streamWindow,
+            maxHeaderListSize: maxHeaderListSize * 2 + 4096)
         try detector.pipeline.syncOperations.addHandlers(
             [
-                // Header blocks are validated by `HTTP2HeaderMapping` and body
-                // lengths by `HTTP2Stream`, more cheaply.
-                NIOHTTP2Handler(
-                    mode: .server, initialSettings: settings, headerBlockValidation: .disabled,
-                    contentLengthValidation: .disabled),
+                HTTP2ConnectionCodec(role: .server, settings: settings),
                 HTTP2DownstreamConnection(info: connection, worker: worker, streamWindowSize: streamWindow),
             ],
             position: .after(detector.handler)

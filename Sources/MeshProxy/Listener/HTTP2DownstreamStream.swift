@@ -106,13 +106,13 @@ final class HTTP2DownstreamStream: HTTP2Stream, ExchangeDownstream {
 
     func writeInterim(_ status: HTTPResponseStatus) {
         sendHeaders(HTTP2HeaderMapping.responseBlock(
-            status: status, headers: HTTPHeaders(), requestIDIndexing: &outbox.requestIDIndexing))
+            status: status, headers: HTTPHeaders()))
         flush()
     }
 
     func writeResponseHead(status: HTTPResponseStatus, headers: HTTPHeaders) {
         sendHeaders(HTTP2HeaderMapping.responseBlock(
-            status: status, headers: headers, requestIDIndexing: &outbox.requestIDIndexing))
+            status: status, headers: headers))
     }
 
     func writeBody(_ body: ByteBuffer) {

@@ -30,7 +30,7 @@ enum HealthProbe {
                         handlers = [HTTP1ProbeHandler(path: path, authority: authority, expectedStatuses: statuses, verdict: verdict)]
                     case (.http, .http2), (.grpc, _):
                         handlers = [
-                            NIOHTTP2Handler(mode: .client, initialSettings: UpstreamHTTP2Settings.initial),
+                            HTTP2ConnectionCodec(role: .client, settings: UpstreamHTTP2Settings.local),
                             HTTP2ProbeHandler(probe: probe, authority: authority, verdict: verdict),
                         ]
                     }
@@ -141,7 +141,7 @@ private final class HTTP2ProbeHandler: ProbeHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        // NIOHTTP2Handler, before this handler, sent the connection preface on this same event.
+        // The codec, before this handler, sent the connection preface on this same event.
         context.fireChannelActive()
         switch probe {
         case .http(let path, _):

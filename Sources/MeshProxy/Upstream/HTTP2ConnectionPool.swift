@@ -65,11 +65,7 @@ final class HTTP2ConnectionPool {
         // Server push is disabled in our SETTINGS, so the endpoint opens no streams.
         let connection = HTTP2Connection(pool: self, flushBatch: connector.flushBatch, idleTimeout: connector.idleTimeout)
         try channel.pipeline.syncOperations.addHandlers([
-            // Header blocks are validated by `HTTP2HeaderMapping` and body
-            // lengths by `HTTP2Stream`, more cheaply.
-            NIOHTTP2Handler(
-                mode: .client, initialSettings: UpstreamHTTP2Settings.initial, headerBlockValidation: .disabled,
-                contentLengthValidation: .disabled),
+            HTTP2ConnectionCodec(role: .client, settings: UpstreamHTTP2Settings.local),
             connection,
         ])
         connections.append(connection)
@@ -138,10 +134,8 @@ enum UpstreamHTTP2Settings {
     /// (8 MiB gRPC messages), small enough that a stalled client bounds what we buffer.
     static let streamWindow = 1 << 20
 
-    static let initial: [HTTP2Setting] = [
-        HTTP2Setting(parameter: .enablePush, value: 0),
-        HTTP2Setting(parameter: .initialWindowSize, value: streamWindow),
-        HTTP2Setting(parameter: .maxFrameSize, value: 1 << 14),
-        HTTP2Setting(parameter: .maxHeaderListSize, value: 1 << 20),
-    ]
+    /// The upstream connections' SETTINGS: no push, the stream window, and
+    /// header lists up to 1 MiB (the downstream side enforces its own limit).
+    static let local = HTTP2LocalSettings(
+        maxConcurrentStreams: nil, initialWindowSize: streamWindow, maxHeaderListSize: 1 << 20, disablePush: true)
 }

@@ -138,7 +138,7 @@ final class HTTP2UpstreamStream: HTTP2Stream, ExchangeUpstream {
         case .head(let head):
             headersSent = true
             requestIsHEAD = head.method == .HEAD
-            sendHeaders(HTTP2HeaderMapping.requestBlock(head, requestIDIndexing: &outbox.requestIDIndexing))
+            sendHeaders(HTTP2HeaderMapping.requestBlock(head))
         case .body(.byteBuffer(let body)):
             sendData(body)
         case .body(.fileRegion):

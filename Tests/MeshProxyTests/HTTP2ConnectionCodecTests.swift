@@ -1,0 +1,296 @@
+import NIOCore
+import NIOEmbedded
+import NIOHPACK
+import NIOHTTP2
+import Testing
+
+@testable import MeshProxy
+
+/// A frame as the codec wrote it to the wire.
+private struct WireFrame {
+    var type: UInt8
+    var flags: UInt8
+    var stream: Int32
+    var payload: ByteBuffer
+}
+
+/// A connection handler's view of the codec: an EmbeddedChannel with the
+/// codec and a recorder of what it passes up.
+private final class CodecHarness {
+    let channel = EmbeddedChannel()
+    let recorder = Recorder()
+    private var peerEncoder = HPACKEncoder(allocator: ByteBufferAllocator())
+    private var unparsed = ByteBuffer()
+
+    final class Recorder: ChannelInboundHandler {
+        typealias InboundIn = HTTP2Frame
+        var frames: [HTTP2Frame] = []
+        var closed: [StreamClosedEvent] = []
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            frames.append(unwrapInboundIn(data))
+        }
+
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            if let event = event as? StreamClosedEvent {
+                closed.append(event)
+            }
+        }
+    }
+
+    init(role: HTTP2ConnectionCodec.Role, settings: HTTP2LocalSettings = HTTP2LocalSettings(
+        maxConcurrentStreams: 10, initialWindowSize: 65535, maxHeaderListSize: 16384)
+    ) throws {
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        try channel.pipeline.syncOperations.addHandlers([
+            HTTP2ConnectionCodec(role: role, settings: settings), recorder,
+        ])
+    }
+
+    /// The bytes the codec wrote since the last call, as frames (after the client preface, if any).
+    func written() throws -> [WireFrame] {  // throws: readOutbound
+        while var buffer = try channel.readOutbound(as: ByteBuffer.self) {
+            unparsed.writeBuffer(&buffer)
+        }
+        if unparsed.readableBytesView.starts(with: HTTP2Wire.clientPreface) {
+            unparsed.moveReaderIndex(forwardBy: HTTP2Wire.clientPreface.count)
+        }
+        var frames: [WireFrame] = []
+        while let header = unparsed.readHTTP2FrameHeader() {
+            guard let payload = unparsed.readSlice(length: header.length) else { break }
+            frames.append(WireFrame(type: header.type, flags: header.flags, stream: Int32(header.streamID), payload: payload))
+        }
+        return frames
+    }
+
+    func send(_ bytes: [UInt8]) throws {
+        try channel.writeInbound(ByteBuffer(bytes: bytes))
+        channel.pipeline.fireChannelReadComplete()
+    }
+
+    func frame(_ type: UInt8, _ flags: UInt8, _ stream: Int32, _ payload: [UInt8] = []) -> [UInt8] {
+        var buffer = ByteBuffer()
+        buffer.writeHTTP2FrameHeader(length: payload.count, type: type, flags: flags, streamID: HTTP2StreamID(stream))
+        buffer.writeBytes(payload)
+        return Array(buffer.readableBytesView)
+    }
+
+    func settings(_ values: [(UInt16, UInt32)] = []) -> [UInt8] {
+        var payload = ByteBuffer()
+        for (identifier, value) in values {
+            payload.writeInteger(identifier)
+            payload.writeInteger(value)
+        }
+        return frame(HTTP2Wire.FrameType.settings, 0, 0, Array(payload.readableBytesView))
+    }
+
+    /// A header block as a peer's HPACK encoder (NIOHPACK's, Huffman coding on) writes it.
+    func block(_ fields: [(String, String)]) throws -> [UInt8] {
+        var buffer = ByteBuffer()
+        try peerEncoder.encode(headers: HPACKHeaders(fields), to: &buffer)
+        return Array(buffer.readableBytesView)
+    }
+
+    func request(_ stream: Int32, endStream: Bool = true) throws -> [UInt8] {
+        let flags = HTTP2Wire.Flag.endHeaders | (endStream ? HTTP2Wire.Flag.endStream : 0)
+        return frame(HTTP2Wire.FrameType.headers, flags, stream, try block([
+            (":method", "GET"), (":scheme", "http"), (":path", "/"), (":authority", "example"),
+        ]))
+    }
+
+    /// A server codec past the preface and SETTINGS exchange.
+    static func server(_ clientSettings: [(UInt16, UInt32)] = []) throws -> CodecHarness {
+        let harness = try CodecHarness(role: .server)
+        try harness.send(HTTP2Wire.clientPreface + harness.settings(clientSettings))
+        _ = try harness.written()
+        return harness
+    }
+
+    func write(_ frame: HTTP2Frame) {
+        channel.write(frame, promise: nil)
+    }
+}
+
+@Suite struct HTTP2ConnectionCodecTests {
+    @Test func serverSendsSettingsThenAcknowledgesTheClients() throws {
+        let harness = try CodecHarness(role: .server)
+        let first = try harness.written()
+        #expect(first.map(\.type) == [HTTP2Wire.FrameType.settings])
+        #expect(first[0].flags == 0)
+        try harness.send(HTTP2Wire.clientPreface + harness.settings([(HTTP2Wire.Setting.maxConcurrentStreams, 7)]))
+        let answer = try harness.written()
+        #expect(answer.map(\.type) == [HTTP2Wire.FrameType.settings])
+        #expect(answer[0].flags == HTTP2Wire.Flag.ack)
+        guard case .settings(.settings(let settings)) = harness.recorder.frames.first?.payload else {
+            Issue.record("the peer's SETTINGS did not reach the handler")
+            return
+        }
+        #expect(settings.map(\.value) == [7])
+    }
+
+    @Test func clientStartsWithThePreface() throws {
+        let harness = try CodecHarness(role: .client, settings: UpstreamHTTP2Settings.local)
+        var bytes = ByteBuffer()
+        while var buffer = try harness.channel.readOutbound(as: ByteBuffer.self) {
+            bytes.writeBuffer(&buffer)
+        }
+        #expect(bytes.readableBytesView.starts(with: HTTP2Wire.clientPreface))
+    }
+
+    @Test func aMissingPrefaceFailsTheConnection() throws {
+        let harness = try CodecHarness(role: .server)
+        _ = try harness.written()
+        try harness.send(Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        let goAway = try #require(try harness.written().first)
+        #expect(goAway.type == HTTP2Wire.FrameType.goAway)
+        #expect(goAway.payload.getInteger(at: goAway.payload.readerIndex + 4, as: UInt32.self) == 1)
+    }
+
+    @Test func requestHeadersReachTheHandlerDecoded() throws {
+        let harness = try CodecHarness.server()
+        try harness.send(harness.request(1))
+        guard case .headers(let headers) = harness.recorder.frames.last?.payload else {
+            Issue.record("no HEADERS frame")
+            return
+        }
+        #expect(headers.endStream)
+        #expect(headers.headers.first(name: ":authority") == "example")
+    }
+
+    @Test func aHeaderBlockMayContinueInContinuationFrames() throws {
+        let harness = try CodecHarness.server()
+        let block = try harness.block([(":method", "GET"), (":scheme", "http"), (":path", "/long"), (":authority", "x")])
+        try harness.send(
+            harness.frame(HTTP2Wire.FrameType.headers, HTTP2Wire.Flag.endStream, 1, Array(block[..<3]))
+                + harness.frame(HTTP2Wire.FrameType.continuation, 0, 1, Array(block[3..<5]))
+                + harness.frame(HTTP2Wire.FrameType.continuation, HTTP2Wire.Flag.endHeaders, 1, Array(block[5...])))
+        guard case .headers(let headers) = harness.recorder.frames.last?.payload else {
+            Issue.record("no HEADERS frame")
+            return
+        }
+        #expect(headers.headers.first(name: ":path") == "/long")
+    }
+
+    @Test func anInterruptedHeaderBlockIsAConnectionError() throws {
+        let harness = try CodecHarness.server()
+        let block = try harness.block([(":method", "GET")])
+        try harness.send(
+            harness.frame(HTTP2Wire.FrameType.headers, 0, 1, block)
+                + harness.frame(HTTP2Wire.FrameType.ping, 0, 0, [UInt8](repeating: 0, count: 8)))
+        let frames = try harness.written()
+        #expect(frames.map(\.type) == [HTTP2Wire.FrameType.goAway])
+        #expect(frames[0].payload.getInteger(at: frames[0].payload.readerIndex + 4, as: UInt32.self) == 1)
+    }
+
+    @Test func pingIsAnsweredWithTheSameData() throws {
+        let harness = try CodecHarness.server()
+        try harness.send(harness.frame(HTTP2Wire.FrameType.ping, 0, 0, [1, 2, 3, 4, 5, 6, 7, 8]))
+        let pong = try #require(try harness.written().first)
+        #expect(pong.type == HTTP2Wire.FrameType.ping && pong.flags == HTTP2Wire.Flag.ack)
+        #expect(Array(pong.payload.readableBytesView) == [1, 2, 3, 4, 5, 6, 7, 8])
+    }
+
+    @Test func streamsOverTheLimitAreRefused() throws {
+        let harness = try CodecHarness.server()
+        for stream in stride(from: Int32(1), through: 21, by: 2) {
+            try harness.send(harness.request(stream, endStream: false))
+        }
+        let resets = try harness.written().filter { $0.type == HTTP2Wire.FrameType.rstStream }
+        #expect(resets.map(\.stream) == [21])
+        #expect(resets[0].payload.getInteger(at: resets[0].payload.readerIndex, as: UInt32.self) == 7)
+    }
+
+    /// DATA waits for the peer's window, in order and with the trailers
+    /// behind it, and the stream closes only once its end went out.
+    @Test func dataWaitsForThePeersWindow() throws {
+        let harness = try CodecHarness.server([(HTTP2Wire.Setting.initialWindowSize, 10)])
+        try harness.send(harness.request(1))
+        let stream = HTTP2StreamID(1)
+        harness.write(HTTP2Frame(streamID: stream, payload: .headers(.init(headers: HPACKHeaders([(":status", "200")])))))
+        harness.write(HTTP2Frame(streamID: stream, payload: .data(.init(data: .byteBuffer(ByteBuffer(repeating: 0x61, count: 25))))))
+        harness.write(HTTP2Frame(streamID: stream, payload: .headers(.init(headers: HPACKHeaders([("grpc-status", "0")]), endStream: true))))
+        harness.channel.flush()
+        var frames = try harness.written()
+        #expect(frames.map(\.type) == [HTTP2Wire.FrameType.headers, HTTP2Wire.FrameType.data])
+        #expect(frames[1].payload.readableBytes == 10)
+        #expect(harness.recorder.closed.isEmpty)
+
+        try harness.send(harness.frame(HTTP2Wire.FrameType.windowUpdate, 0, 1, [0, 0, 0, 10]))
+        frames = try harness.written()
+        #expect(frames.map(\.payload.readableBytes) == [10])
+
+        try harness.send(harness.frame(HTTP2Wire.FrameType.windowUpdate, 0, 1, [0, 0, 0, 100]))
+        frames = try harness.written()
+        #expect(frames.map(\.type) == [HTTP2Wire.FrameType.data, HTTP2Wire.FrameType.headers])
+        #expect(frames[0].payload.readableBytes == 5 && frames[0].flags & HTTP2Wire.Flag.endStream == 0)
+        #expect(frames[1].flags & HTTP2Wire.Flag.endStream != 0)
+        #expect(harness.recorder.closed.map(\.streamID) == [stream])
+    }
+
+    @Test func dataBeyondTheReceiveWindowResetsTheStream() throws {
+        let harness = try CodecHarness(role: .server, settings: HTTP2LocalSettings(
+            maxConcurrentStreams: nil, initialWindowSize: 4, maxHeaderListSize: 16384))
+        try harness.send(HTTP2Wire.clientPreface + harness.settings())
+        try harness.send(harness.request(1, endStream: false))
+        _ = try harness.written()
+        try harness.send(harness.frame(HTTP2Wire.FrameType.data, 0, 1, [1, 2, 3, 4, 5]))
+        let frames = try harness.written()
+        let reset = try #require(frames.first { $0.type == HTTP2Wire.FrameType.rstStream })
+        #expect(reset.payload.getInteger(at: reset.payload.readerIndex, as: UInt32.self) == 3)
+        #expect(frames.contains { $0.type == HTTP2Wire.FrameType.windowUpdate && $0.stream == 0 })
+        #expect(harness.recorder.closed.map(\.reason) == [.flowControlError])
+    }
+
+    @Test func aLongHeaderBlockGoesOutInContinuationFrames() throws {
+        let harness = try CodecHarness.server()
+        try harness.send(harness.request(1))
+        let long = String(repeating: "v", count: 40_000)
+        harness.write(HTTP2Frame(
+            streamID: 1, payload: .headers(.init(headers: HPACKHeaders([(":status", "200"), ("x-long", long)]), endStream: true))))
+        harness.channel.flush()
+        let frames = try harness.written()
+        #expect(frames.map(\.type) == [HTTP2Wire.FrameType.headers, HTTP2Wire.FrameType.continuation, HTTP2Wire.FrameType.continuation])
+        #expect(frames.map { $0.flags & HTTP2Wire.Flag.endHeaders != 0 } == [false, false, true])
+        var block = ByteBuffer()
+        for var frame in frames {
+            block.writeBuffer(&frame.payload)
+        }
+        var decoder = HPACKDecoder(allocator: ByteBufferAllocator())
+        decoder.maxHeaderListSize = 1 << 20
+        #expect(try decoder.decodeHeaders(from: &block).first(name: "x-long") == long)
+    }
+}
+
+@Suite struct HPACKFieldEncoderTests {
+    private func roundTrip(_ fields: [(String, String)], neverIndexed: Bool = false) throws -> (HPACKHeaders, Int) {
+        var block = HPACKHeaders()
+        for (name, value) in fields {
+            block.add(name: name, value: value, indexing: neverIndexed ? .neverIndexed : .indexable)
+        }
+        var encoder = HPACKFieldEncoder()
+        var buffer = ByteBuffer()
+        encoder.encode(block, into: &buffer)
+        let length = buffer.readableBytes
+        var decoder = HPACKDecoder(allocator: ByteBufferAllocator())
+        return (try decoder.decodeHeaders(from: &buffer), length)
+    }
+
+    /// Every entry of RFC 7541's static table, and fields that are not in it, decode back as they were.
+    @Test func everyStaticEntryAndLiteralsRoundTrip() throws {
+        let fields = HPACKStaticTable.entries.map { ($0.name, $0.value) }
+            + [("x-request-id", "a4f1"), (":status", "201"), ("content-type", "application/grpc"), ("x-long", String(repeating: "z", count: 300))]
+        let (decoded, _) = try roundTrip(fields)
+        #expect(decoded.map(\.name) == fields.map(\.0))
+        #expect(decoded.map(\.value) == fields.map(\.1))
+    }
+
+    @Test func wholeStaticEntriesAreOneByte() throws {
+        let (_, length) = try roundTrip([(":method", "GET"), (":status", "200"), (":path", "/")])
+        #expect(length == 1 + 3)  // the table size update, then one byte per field
+    }
+
+    @Test func neverIndexedFieldsStaySo() throws {
+        let (decoded, _) = try roundTrip([("authorization", "secret"), ("x-token", "t")], neverIndexed: true)
+        #expect(decoded.map(\.indexable) == [.neverIndexed, .neverIndexed])
+    }
+}
