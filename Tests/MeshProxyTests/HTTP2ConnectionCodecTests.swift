@@ -241,6 +241,80 @@ private final class CodecHarness {
         #expect(harness.recorder.closed.map(\.reason) == [.flowControlError])
     }
 
+    /// The GOAWAY error code of the first GOAWAY written, if any.
+    private func goAwayCode(_ frames: [WireFrame]) -> UInt32? {
+        frames.first { $0.type == HTTP2Wire.FrameType.goAway }
+            .flatMap { $0.payload.getInteger(at: $0.payload.readerIndex + 4, as: UInt32.self) }
+    }
+
+    @Test func aFrameSplitAcrossReadsIsReassembled() throws {
+        let harness = try CodecHarness.server()
+        let ping = harness.frame(HTTP2Wire.FrameType.ping, 0, 0, [9, 8, 7, 6, 5, 4, 3, 2])
+        for byte in ping {
+            try harness.send([byte])
+        }
+        let pong = try #require(try harness.written().first)
+        #expect(Array(pong.payload.readableBytesView) == [9, 8, 7, 6, 5, 4, 3, 2])
+    }
+
+    /// Rapid reset (CVE-2023-44487): streams opened and reset at once fail
+    /// the connection past `HTTP2FloodGuard.maxResets`, and it closes.
+    @Test func rapidResetFailsTheConnection() throws {
+        let harness = try CodecHarness.server()
+        var stream: Int32 = 1
+        for _ in 0...HTTP2FloodGuard.maxResets {
+            try harness.send(harness.request(stream, endStream: false)
+                + harness.frame(HTTP2Wire.FrameType.rstStream, 0, stream, [0, 0, 0, 8]))
+            stream += 2
+        }
+        #expect(goAwayCode(try harness.written()) == 0xB)
+        #expect(!harness.channel.isActive)
+    }
+
+    @Test func emptyDataFramesInARowFailTheConnection() throws {
+        let harness = try CodecHarness.server()
+        try harness.send(harness.request(1, endStream: false))
+        try harness.send(harness.frame(HTTP2Wire.FrameType.data, 0, 1) + harness.frame(HTTP2Wire.FrameType.data, 0, 1))
+        #expect(goAwayCode(try harness.written()) == 0xB)
+    }
+
+    /// DATA for a stream already gone returns its connection credit, in one WINDOW_UPDATE per read.
+    @Test func dataForAClosedStreamIsCreditedOncePerRead() throws {
+        let harness = try CodecHarness.server()
+        try harness.send(harness.request(1, endStream: false) + harness.frame(HTTP2Wire.FrameType.rstStream, 0, 1, [0, 0, 0, 8]))
+        try harness.send(harness.frame(HTTP2Wire.FrameType.data, 0, 1, [1, 2, 3]) + harness.frame(HTTP2Wire.FrameType.data, 0, 1, [4, 5]))
+        let updates = try harness.written().filter { $0.type == HTTP2Wire.FrameType.windowUpdate }
+        #expect(updates.map(\.stream) == [0])
+        #expect(updates.first.flatMap { $0.payload.getInteger(at: $0.payload.readerIndex, as: UInt32.self) } == 5)
+    }
+
+    @Test func aLargerInitialWindowReleasesHeldData() throws {
+        let harness = try CodecHarness.server([(HTTP2Wire.Setting.initialWindowSize, 0)])
+        try harness.send(harness.request(1))
+        harness.write(HTTP2Frame(streamID: 1, payload: .headers(.init(headers: HPACKHeaders([(":status", "200")])))))
+        harness.write(HTTP2Frame(streamID: 1, payload: .data(.init(data: .byteBuffer(ByteBuffer(repeating: 1, count: 50)), endStream: true))))
+        harness.channel.flush()
+        #expect(try harness.written().map(\.type) == [HTTP2Wire.FrameType.headers])
+        try harness.send(harness.settings([(HTTP2Wire.Setting.initialWindowSize, 100)]))
+        let frames = try harness.written().filter { $0.type == HTTP2Wire.FrameType.data }
+        #expect(frames.map(\.payload.readableBytes) == [50])
+        #expect(harness.recorder.closed.map(\.streamID) == [1])
+    }
+
+    @Test func aServerMayNotAskForPush() throws {
+        let harness = try CodecHarness(role: .client, settings: UpstreamHTTP2Settings.local)
+        _ = try harness.written()
+        try harness.send(harness.settings([(HTTP2Wire.Setting.enablePush, 1)]))
+        #expect(goAwayCode(try harness.written()) == 1)
+    }
+
+    @Test func aStreamNeverOpenedIsNotReset() throws {
+        let harness = try CodecHarness.server()
+        harness.write(HTTP2Frame(streamID: 5, payload: .rstStream(.cancel)))
+        harness.channel.flush()
+        #expect(try harness.written().isEmpty)
+    }
+
     @Test func aLongHeaderBlockGoesOutInContinuationFrames() throws {
         let harness = try CodecHarness.server()
         try harness.send(harness.request(1))

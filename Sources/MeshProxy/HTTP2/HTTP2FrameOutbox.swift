@@ -88,7 +88,7 @@ final class HTTP2FrameOutbox: BatchedFlushTarget {
     }
 
     /// Drops `streamID`'s frame if it is the one held: the stream was refused
-    /// before its first frames reached NIOHTTP2, and opening it now (after a
+    /// before its first frames reached the codec, and opening it now (after a
     /// GOAWAY) would be a connection error.
     func discardHeldFrame(of streamID: HTTP2StreamID) {
         guard held?.streamID == streamID else { return }
@@ -129,7 +129,7 @@ final class HTTP2FrameOutbox: BatchedFlushTarget {
     }
 
     /// Closes the connection after what was sent so far. Not at once: this
-    /// may run inside NIOHTTP2's handling of the write that ended the last
+    /// may run inside the codec's handling of the write that ended the last
     /// stream, and that frame must reach the socket first.
     func closeAfterFlush() {
         guard !isClosing, let context else { return }

@@ -9,11 +9,11 @@ import NIOHTTP2
 ///
 /// Backpressure: credit for received DATA goes back only while the other
 /// side of the exchange takes the bytes, and the stream counts as unwritable
-/// while the DATA it sent waits in NIOHTTP2 for the peer's window.
+/// while the DATA it sent waits in the codec for the peer's window.
 ///
 /// A received message's body must match its `content-length` (RFC 9113
-/// section 8.1.1); the streams check it here rather than in NIOHTTP2, whose
-/// check looks the field up again in every header block.
+/// section 8.1.1); the streams check it here, where the field was already
+/// read, rather than in the codec, which would look it up again in every block.
 class HTTP2Stream {
     /// Bytes a stream may have queued for its peer before the other side is paused.
     static let maxBufferedBytes = 256 * 1024

@@ -7,7 +7,8 @@ enum HTTP2Wire {
     /// What a client sends first (RFC 9113 section 3.4).
     static let clientPreface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
     static let frameHeaderLength = 9
-    /// Every peer accepts frames this large; we neither ask for nor send larger ones.
+    /// Every peer accepts frames this large, and we accept no larger ones
+    /// (we send up to what the peer's SETTINGS_MAX_FRAME_SIZE allows).
     static let defaultMaxFrameSize = 1 << 14
     static let maxAllowedFrameSize = (1 << 24) - 1
     /// RFC 9113 section 6.9.1: no flow-control window may exceed 2^31-1.
@@ -37,7 +38,6 @@ enum HTTP2Wire {
     }
 
     enum Setting {
-        static let headerTableSize: UInt16 = 0x1
         static let enablePush: UInt16 = 0x2
         static let maxConcurrentStreams: UInt16 = 0x3
         static let initialWindowSize: UInt16 = 0x4

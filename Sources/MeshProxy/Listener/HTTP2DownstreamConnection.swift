@@ -1,9 +1,9 @@
 import NIOCore
 import NIOHTTP2
 
-/// A client's HTTP/2 connection, handled at frame level: NIOHTTP2 keeps the
-/// connection state (HPACK, stream states, outbound flow control) and this
-/// handler keeps a table of streams, each an `HTTP2DownstreamStream` serving
+/// A client's HTTP/2 connection, handled at frame level: `HTTP2ConnectionCodec`
+/// keeps the connection state (HPACK, stream states, outbound flow control)
+/// and this handler keeps a table of streams, each an `HTTP2DownstreamStream` serving
 /// one exchange. No channel per stream and no HTTP/1 codec: a request costs
 /// a table entry and the frames themselves.
 ///
@@ -76,7 +76,7 @@ final class HTTP2DownstreamConnection: ChannelDuplexHandler {
             streams.removeValue(forKey: frame.streamID)?.closed()
             idleTimer.touch()
         default:
-            // SETTINGS, PING, WINDOW_UPDATE, PRIORITY and GOAWAY are NIOHTTP2's business.
+            // SETTINGS, PING, WINDOW_UPDATE, PRIORITY and GOAWAY are the codec's business.
             break
         }
     }
@@ -106,8 +106,8 @@ final class HTTP2DownstreamConnection: ChannelDuplexHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        // NIOHTTP2 sends several events per stream: comparing metatypes first
-        // rules the others out without the cost of a dynamic cast.
+        // One event per stream, others now and then: comparing metatypes
+        // first rules the others out without the cost of a dynamic cast.
         let eventType = type(of: event)
         if eventType == StreamClosedEvent.self, let closed = event as? StreamClosedEvent {
             streams.removeValue(forKey: closed.streamID)?.closed()
@@ -140,13 +140,10 @@ final class HTTP2DownstreamConnection: ChannelDuplexHandler {
         context.fireChannelInactive()
     }
 
-    /// NIOHTTP2 already answered the peer (RST_STREAM for a stream error,
-    /// GOAWAY for a connection error); after a connection error RFC 9113
-    /// section 5.4.1 says the connection closes.
+    /// HTTP/2 errors the codec answers and handles itself; what reaches
+    /// here is the transport's (a TLS alert, a reset socket), and ends the connection.
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if !(error is NIOHTTP2Errors.StreamError) {
-            context.close(promise: nil)
-        }
+        context.close(promise: nil)
     }
 
     // MARK: Drain

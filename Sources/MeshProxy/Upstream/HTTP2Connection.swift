@@ -2,7 +2,7 @@ import NIOCore
 import NIOHTTP2
 
 /// One multiplexed HTTP/2 connection to an endpoint, handled at frame level:
-/// NIOHTTP2 keeps the connection state, this handler allocates stream IDs,
+/// `HTTP2ConnectionCodec` keeps the connection state, this handler allocates stream IDs,
 /// keeps a table of `HTTP2UpstreamStream`s and routes frames to them. It also
 /// learns the peer's SETTINGS_MAX_CONCURRENT_STREAMS and whether it is going away.
 final class HTTP2Connection: ChannelDuplexHandler {
@@ -134,7 +134,7 @@ final class HTTP2Connection: ChannelDuplexHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        // NIOHTTP2 sends several events per stream: comparing the metatype
+        // One event per stream, others now and then: comparing the metatype
         // first rules the others out without the cost of a dynamic cast.
         guard type(of: event) == StreamClosedEvent.self, let closed = event as? StreamClosedEvent else {
             context.fireUserInboundEventTriggered(event)
@@ -167,12 +167,10 @@ final class HTTP2Connection: ChannelDuplexHandler {
         context.fireChannelInactive()
     }
 
+    /// HTTP/2 errors the codec answers and handles itself; what reaches
+    /// here is the transport's (a TLS alert, a reset socket), and ends the connection.
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        // Stream errors reset only their stream (NIOHTTP2 sent RST_STREAM and
-        // reports the closure); anything else ends the connection.
-        if !(error is NIOHTTP2Errors.StreamError) {
-            context.close(promise: nil)
-        }
+        context.close(promise: nil)
     }
 
     private func streamRemoved() {

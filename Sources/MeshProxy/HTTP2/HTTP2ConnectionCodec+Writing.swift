@@ -1,0 +1,242 @@
+import NIOCore
+import NIOHPACK
+import NIOHTTP2
+
+/// Frames from the connection handler: encoded into the outgoing buffer,
+/// with DATA kept within the peer's flow-control windows.
+extension HTTP2ConnectionCodec {
+    func writeFrame(_ frame: HTTP2Frame, promise: EventLoopPromise<Void>?, _ context: ChannelHandlerContext) {
+        switch frame.payload {
+        case .headers(let headers):
+            writeHeaders(frame.streamID, headers.headers, endStream: headers.endStream, promise: promise, context)
+        case .data(let data):
+            guard case .byteBuffer(let body) = data.data else {
+                promise?.fail(ChannelError.operationUnsupported)
+                return
+            }
+            writeData(frame.streamID, body, endStream: data.endStream, promise: promise, context)
+        case .rstStream(let code):
+            writeReset(frame.streamID, code, context)
+            promise?.succeed()
+        case .windowUpdate(let increment):
+            writeWindowUpdate(frame.streamID, increment, context)
+            promise?.succeed()
+        case .goAway(let last, let code, _):
+            var buffer = outBuffer(context)
+            buffer.writeHTTP2FrameHeader(length: 8, type: HTTP2Wire.FrameType.goAway, flags: 0, streamID: .rootStream)
+            buffer.writeInteger(UInt32(Int32(last)))
+            buffer.writeInteger(UInt32(code.networkCode))
+            out = buffer
+            promise?.succeed()
+        default:
+            promise?.fail(ChannelError.operationUnsupported)
+        }
+    }
+
+    private func writeHeaders(
+        _ id: HTTP2StreamID, _ fields: HPACKHeaders, endStream: Bool, promise: EventLoopPromise<Void>?,
+        _ context: ChannelHandlerContext
+    ) {
+        if let index = streams.index(forKey: id) {
+            guard admit(index, endStream: endStream, promise: promise,
+                        queued: .trailers(fields, endStream: endStream, promise: promise)) else { return }
+        } else if role == .client, id.isClientInitiated, id > lastLocalStreamID {
+            lastLocalStreamID = id
+            var state = StreamState(sendWindow: remoteInitialWindowSize, receiveWindow: local.initialWindowSize)
+            state.localEnded = endStream
+            streams[id] = state
+        } else {
+            promise?.fail(NIOHTTP2Errors.noSuchStream(streamID: id))
+            return
+        }
+        encodeHeaders(id, fields, endStream: endStream, context)
+        promise.map { outPromises.append($0) }
+        if endStream {
+            closeIfEnded(id, context)
+        }
+    }
+
+    /// A write on an open stream: refused once the handler ended the
+    /// stream, queued behind writes already waiting for the peer's window.
+    /// True when the caller sends it now.
+    private func admit(
+        _ index: Dictionary<HTTP2StreamID, StreamState>.Index, endStream: Bool, promise: EventLoopPromise<Void>?,
+        queued: @autoclosure () -> BlockedWrite
+    ) -> Bool {
+        guard !streams.values[index].localEnded else {
+            promise?.fail(NIOHTTP2Errors.streamClosed(streamID: streams.keys[index], errorCode: .streamClosed))
+            return false
+        }
+        if endStream {
+            streams.values[index].localEnded = true
+        }
+        guard streams.values[index].blocked.isEmpty else {
+            streams.values[index].blocked.append(queued())
+            return false
+        }
+        return true
+    }
+
+    private func encodeHeaders(_ id: HTTP2StreamID, _ fields: HPACKHeaders, endStream: Bool, _ context: ChannelHandlerContext) {
+        var buffer = outBuffer(context)
+        let start = buffer.writerIndex
+        let endFlag = endStream ? HTTP2Wire.Flag.endStream : 0
+        buffer.writeHTTP2FrameHeader(
+            length: 0, type: HTTP2Wire.FrameType.headers, flags: HTTP2Wire.Flag.endHeaders | endFlag, streamID: id)
+        let blockStart = buffer.writerIndex
+        encoder.encode(fields, into: &buffer)
+        let blockLength = buffer.writerIndex - blockStart
+        if blockLength <= remoteMaxFrameSize {
+            buffer.setHTTP2FrameLength(blockLength, at: start)
+        } else {
+            // Too long for one frame: HEADERS, then CONTINUATIONs, the last with END_HEADERS.
+            var block = buffer.getSlice(at: blockStart, length: blockLength)!
+            buffer.moveWriterIndex(to: start)
+            var type = HTTP2Wire.FrameType.headers
+            var flags = endFlag
+            while block.readableBytes > 0 {
+                var fragment = block.readSlice(length: min(block.readableBytes, remoteMaxFrameSize))!
+                if block.readableBytes == 0 {
+                    flags |= HTTP2Wire.Flag.endHeaders
+                }
+                buffer.writeHTTP2FrameHeader(length: fragment.readableBytes, type: type, flags: flags, streamID: id)
+                buffer.writeBuffer(&fragment)
+                type = HTTP2Wire.FrameType.continuation
+                flags = 0
+            }
+        }
+        out = buffer
+    }
+
+    private func writeData(
+        _ id: HTTP2StreamID, _ body: ByteBuffer, endStream: Bool, promise: EventLoopPromise<Void>?,
+        _ context: ChannelHandlerContext
+    ) {
+        guard let index = streams.index(forKey: id) else {
+            promise?.fail(NIOHTTP2Errors.noSuchStream(streamID: id))
+            return
+        }
+        guard admit(index, endStream: endStream, promise: promise,
+                    queued: .data(body, endStream: endStream, promise: promise)) else { return }
+        var body = body
+        let allowed = min(connectionSendWindow, streams.values[index].sendWindow)
+        if body.readableBytes <= allowed {
+            streams.values[index].sendWindow -= body.readableBytes
+            connectionSendWindow -= body.readableBytes
+            encodeData(id, &body, endStream: endStream, promise: promise, context)
+            if endStream {
+                closeIfEnded(id, context)
+            }
+            return
+        }
+        // The peer's window takes only part of it: that part now, the rest when WINDOW_UPDATEs come.
+        if allowed > 0 {
+            var part = body.readSlice(length: allowed)!
+            streams.values[index].sendWindow -= allowed
+            connectionSendWindow -= allowed
+            encodeData(id, &part, endStream: false, promise: nil, context)
+        }
+        streams.values[index].blocked.append(.data(body, endStream: endStream, promise: promise))
+        blockedStreams.append(id)
+    }
+
+    private func encodeData(
+        _ id: HTTP2StreamID, _ body: inout ByteBuffer, endStream: Bool, promise: EventLoopPromise<Void>?,
+        _ context: ChannelHandlerContext
+    ) {
+        var buffer = outBuffer(context)
+        repeat {
+            var chunk = body.readSlice(length: min(body.readableBytes, remoteMaxFrameSize))!
+            let last = body.readableBytes == 0
+            buffer.writeHTTP2FrameHeader(
+                length: chunk.readableBytes, type: HTTP2Wire.FrameType.data,
+                flags: last && endStream ? HTTP2Wire.Flag.endStream : 0, streamID: id)
+            if chunk.readableBytes <= Self.inlineDataLimit {
+                buffer.writeBuffer(&chunk)
+            } else {
+                out = buffer
+                writeOut(context)
+                context.write(wrapOutboundOut(chunk), promise: last ? promise : nil)
+                if last { return }
+                buffer = outBuffer(context)
+            }
+        } while body.readableBytes > 0
+        out = buffer
+        promise.map { outPromises.append($0) }
+    }
+
+    /// Sends what the streams that waited for window can send now, in the order they blocked.
+    func sendBlocked(_ context: ChannelHandlerContext) {
+        var index = 0
+        while index < blockedStreams.count, connectionSendWindow > 0 {
+            let id = blockedStreams[index]
+            sendBlocked(of: id, context)
+            if streams[id]?.blocked.isEmpty ?? true {
+                blockedStreams.remove(at: index)
+            } else {
+                index += 1
+            }
+        }
+        answeredWhileReading = true
+    }
+
+    func sendBlocked(of id: HTTP2StreamID, _ context: ChannelHandlerContext) {
+        guard var state = streams[id] else { return }
+        while let next = state.blocked.first {
+            switch next {
+            case .trailers(let fields, let endStream, let promise):
+                state.blocked.removeFirst()
+                encodeHeaders(id, fields, endStream: endStream, context)
+                promise.map { outPromises.append($0) }
+            case .data(var body, let endStream, let promise):
+                let allowed = min(connectionSendWindow, state.sendWindow)
+                guard allowed > 0 || body.readableBytes == 0 else {
+                    streams[id] = state
+                    return
+                }
+                let length = min(allowed, body.readableBytes)
+                state.sendWindow -= length
+                connectionSendWindow -= length
+                if length == body.readableBytes {
+                    state.blocked.removeFirst()
+                    encodeData(id, &body, endStream: endStream, promise: promise, context)
+                } else {
+                    var part = body.readSlice(length: length)!
+                    state.blocked[state.blocked.startIndex] = .data(body, endStream: endStream, promise: promise)
+                    encodeData(id, &part, endStream: false, promise: nil, context)
+                }
+            }
+        }
+        streams[id] = state
+        closeIfEnded(id, context)
+    }
+
+    func writeWindowUpdate(_ id: HTTP2StreamID, _ increment: Int, _ context: ChannelHandlerContext) {
+        if id == .rootStream {
+            connectionReceiveWindow += increment
+        } else if let index = streams.index(forKey: id), !streams.values[index].remoteEnded {
+            streams.values[index].receiveWindow += increment
+        } else {
+            return  // the stream is done: no credit needed
+        }
+        var buffer = outBuffer(context)
+        buffer.writeHTTP2FrameHeader(length: 4, type: HTTP2Wire.FrameType.windowUpdate, flags: 0, streamID: id)
+        buffer.writeInteger(UInt32(increment))
+        out = buffer
+    }
+
+    /// RST_STREAM for a stream that was opened; the handler hears the
+    /// stream closed if it was still open. A stream never opened gets
+    /// nothing: resetting it would be a protocol error of ours.
+    func writeReset(_ id: HTTP2StreamID, _ code: HTTP2ErrorCode, _ context: ChannelHandlerContext) {
+        guard !isIdle(id) else { return }
+        var buffer = outBuffer(context)
+        buffer.writeHTTP2FrameHeader(length: 4, type: HTTP2Wire.FrameType.rstStream, flags: 0, streamID: id)
+        buffer.writeInteger(UInt32(code.networkCode))
+        out = buffer
+        if let state = streams.removeValue(forKey: id) {
+            Self.failBlocked(state)
+            context.fireUserInboundEventTriggered(StreamClosedEvent(streamID: id, reason: code))
+        }
+    }
+}
