@@ -7,9 +7,18 @@ import Glibc
 /// YAML decoding, validation, Foundation. The kernel maps file-backed code in
 /// 64 KiB runs around every page touched, so those pages stay resident (and
 /// counted in RSS) although nothing uses them. This trim drops the page-table
-/// entries of every clean, read-only, file-backed mapping; the pages stay in
-/// the page cache, and the ones the data path needs fault back in as minor
-/// faults.
+/// entries of every clean, read-only, file-backed mapping, and the pages the
+/// data path needs fault back in.
+///
+/// The kernel maps a fault's whole page-cache folio, and readahead builds
+/// folios of up to hundreds of KiB, so a page touched by the data path would
+/// bring back its neighbours too. So the trim also marks those mappings
+/// `MADV_RANDOM` (no readahead on later faults) and asks the kernel to drop
+/// the executable's pages that no process maps any more
+/// (`POSIX_FADV_DONTNEED`): the pages the data path needs then come back one
+/// by one, read again from the file. Measured with `bench/run.sh`'s idle
+/// RSS, this took about 2 MiB of the binary's pages off (20.2 to 20.9 MiB
+/// before, 18.4 to 18.5 after, three runs each of one build).
 ///
 /// Only mappings without private copies are touched: a relocated read-only
 /// region (RELRO) holds copy-on-write pages (counted as `Anonymous` or
@@ -23,9 +32,16 @@ enum StartupMemoryTrim {
         var dropped: UInt = 0
         for mapping in cleanReadOnlyFileMappings() {
             guard let start = UnsafeMutableRawPointer(bitPattern: mapping.start) else { continue }
+            _ = madvise(start, Int(mapping.end - mapping.start), MADV_RANDOM)
             if madvise(start, Int(mapping.end - mapping.start), MADV_DONTNEED) == 0 {
                 dropped += mapping.end - mapping.start
             }
+        }
+        // Pages other processes still map stay cached; dirty ones are written back first.
+        let fd = open("/proc/self/exe", O_RDONLY)
+        if fd >= 0 {
+            _ = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)
+            close(fd)
         }
         return dropped
     }
