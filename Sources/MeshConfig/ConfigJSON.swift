@@ -28,12 +28,14 @@ public enum ConfigJSON {
 private struct DocumentJSON: Encodable {
     var admin: AdminJSON?
     var drainTimeout: String
+    var accessLog: AccessLogJSON?
     var listeners: [ListenerJSON]
     var clusters: [ClusterJSON]
 
     init(_ config: ProxyConfig) {
         admin = config.admin.map { AdminJSON(listen: $0.listen.description) }
         drainTimeout = config.drainTimeout.description
+        accessLog = config.accessLog.map(AccessLogJSON.init)
         listeners = config.listeners.map(ListenerJSON.init)
         clusters = config.clusters.map(ClusterJSON.init)
     }
@@ -41,6 +43,19 @@ private struct DocumentJSON: Encodable {
 
 private struct AdminJSON: Encodable {
     var listen: String
+}
+
+private struct AccessLogJSON: Encodable {
+    var path: String
+    var samplePercent: Double
+
+    init(_ log: AccessLogConfig) {
+        switch log.destination {
+        case .standardOutput: path = "stdout"
+        case .file(let file): path = file
+        }
+        samplePercent = log.samplePercent
+    }
 }
 
 private struct ListenerJSON: Encodable {

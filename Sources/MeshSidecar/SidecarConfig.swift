@@ -119,7 +119,8 @@ public enum SidecarConfig {
         return ProxyConfig(
             admin: options.admin.map(AdminConfig.init(listen:)),
             listeners: (inbound.map { [$0] } ?? []) + outbound,
-            clusters: [app] + clusters.keys.sorted().compactMap { clusters[$0] })
+            clusters: [app] + clusters.keys.sorted().compactMap { clusters[$0] },
+            accessLog: options.accessLog)
     }
 
     /// What the inbound listener applies before the service's policy is known.

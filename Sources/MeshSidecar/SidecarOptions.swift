@@ -44,12 +44,16 @@ public struct SidecarOptions: Sendable, Equatable {
     /// strict: the inbound listener takes only mutual TLS from the mesh.
     /// permissive: plaintext too, for a migration into the mesh.
     public var inboundTLS: ListenerTLSMode
+    /// One JSON line per request, inbound and outbound; none when nil.
+    public var accessLog: AccessLogConfig?
 
     public init(
         controlPlane: HostPort, controlPlaneRootPEM: String, service: String, app: HostPort, appProtocol: UpstreamProtocol? = nil,
         inbound: HostPort, advertise: HostPort? = nil, upstreams: [Upstream] = [], admin: HostPort? = nil,
-        labels: [String: String] = [:], sidecarID: String, joinToken: JoinToken? = nil, inboundTLS: ListenerTLSMode = .strict
+        labels: [String: String] = [:], sidecarID: String, joinToken: JoinToken? = nil, inboundTLS: ListenerTLSMode = .strict,
+        accessLog: AccessLogConfig? = nil
     ) {
+        self.accessLog = accessLog
         self.joinToken = joinToken
         self.inboundTLS = inboundTLS
         self.controlPlane = controlPlane

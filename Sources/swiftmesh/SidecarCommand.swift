@@ -71,6 +71,12 @@ struct SidecarCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Inbound TLS: strict (mutual TLS from the mesh only) or permissive (plaintext too, while callers join the mesh).")
     var inboundTLS: ListenerTLSMode = .strict
 
+    @Option(name: .long, help: "Access log, one JSON line per request: stdout, or a file to append to (default: none).")
+    var accessLog: String?
+
+    @Option(name: .long, help: "The share of requests the access log records, 0 to 100.")
+    var accessLogSamplePercent: Double = 100
+
     @Option(name: .long, help: "Event-loop threads.")
     var threads = 1
 
@@ -165,6 +171,12 @@ struct SidecarCommand: AsyncParsableCommand {
             throw ValidationError("\(repeated) is used by two listeners (--inbound, --upstream, --admin); give each its own port")
         }
         let labels = try LabelArguments.parse(label)
+        guard (0...100).contains(accessLogSamplePercent) else {
+            throw ValidationError("--access-log-sample-percent must be from 0 to 100, got \(accessLogSamplePercent)")
+        }
+        if accessLog == "" {
+            throw ValidationError("--access-log: give stdout or a file path")
+        }
         let rootPEM: String
         do {
             rootPEM = try String(contentsOfFile: controlPlaneCa, encoding: .utf8)
@@ -179,7 +191,10 @@ struct SidecarCommand: AsyncParsableCommand {
             inbound: inbound,
             advertise: registered, upstreams: upstreams, admin: admin, labels: labels,
             sidecarID: "\(service)-\(registered.host):\(registered.port)-\(getpid())",
-            joinToken: joinToken(), inboundTLS: inboundTLS)
+            joinToken: joinToken(), inboundTLS: inboundTLS,
+            accessLog: accessLog.map {
+                AccessLogConfig(destination: $0 == "stdout" ? .standardOutput : .file($0), samplePercent: accessLogSamplePercent)
+            })
     }
 
     /// --token, else SWIFTMESH_TOKEN; nil when neither is given or both are empty.

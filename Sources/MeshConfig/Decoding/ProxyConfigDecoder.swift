@@ -23,13 +23,14 @@ struct ProxyConfigDecoder {
         }
         guard let top = reader.mapping(
             ConfigNode(node: root, path: .root),
-            keys: ["admin", "drainTimeout", "listeners", "clusters"]
+            keys: ["admin", "drainTimeout", "accessLog", "listeners", "clusters"]
         ) else { return nil }
 
         // Admin first: its address is recorded before the listeners', so a
         // listener that reuses it is the one reported.
         let admin = top["admin"].flatMap { self.admin($0) }
         let drainTimeout = top["drainTimeout"].flatMap { reader.duration($0) }
+        let accessLog = top["accessLog"].flatMap { self.accessLog($0) }
         let listeners = reader.required("listeners", in: top, hint: "add at least one listener")
             .flatMap { reader.list($0, of: "listeners", atLeastOne: "listener") }
             .map { $0.compactMap { self.listener($0) } }
@@ -42,8 +43,24 @@ struct ProxyConfigDecoder {
             admin: admin,
             listeners: listeners,
             clusters: clusters,
-            drainTimeout: drainTimeout ?? ProxyConfig.defaultDrainTimeout
+            drainTimeout: drainTimeout ?? ProxyConfig.defaultDrainTimeout,
+            accessLog: accessLog
         )
+    }
+
+    /// `accessLog: { path: stdout | FILE, samplePercent: 0-100 }`.
+    private mutating func accessLog(_ node: ConfigNode) -> AccessLogConfig? {
+        guard let fields = reader.mapping(node, keys: ["path", "samplePercent"]) else { return nil }
+        guard let pathNode = reader.required(
+            "path", in: fields, hint: "add \"path: stdout\" or the file to append to, e.g. \"path: /var/log/swiftmesh/access.log\""),
+              let path = reader.string(pathNode, expected: "\"stdout\" or a file path") else { return nil }
+        guard !path.isEmpty else {
+            reader.report(pathNode.path, "is empty; use \"stdout\" or a file path")
+            return nil
+        }
+        let percent = fields["samplePercent"].flatMap { reader.number($0, in: 0...100, expected: "a percentage from 0 to 100") }
+        if fields.has("samplePercent") && percent == nil { return nil }
+        return AccessLogConfig(destination: path == "stdout" ? .standardOutput : .file(path), samplePercent: percent ?? 100)
     }
 
     private mutating func admin(_ node: ConfigNode) -> AdminConfig? {

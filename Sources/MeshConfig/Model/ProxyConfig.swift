@@ -9,6 +9,8 @@ public struct ProxyConfig: Sendable, Equatable {
     public var clusters: [ClusterConfig]
     /// How long a draining proxy (SIGTERM, SIGINT) lets in-flight requests finish. Default 15s.
     public var drainTimeout: MeshDuration
+    /// One JSON line per request, to standard output or a file; none when absent.
+    public var accessLog: AccessLogConfig?
 
     public static let defaultDrainTimeout = MeshDuration.seconds(15)
 
@@ -16,12 +18,14 @@ public struct ProxyConfig: Sendable, Equatable {
         admin: AdminConfig? = nil,
         listeners: [ListenerConfig],
         clusters: [ClusterConfig],
-        drainTimeout: MeshDuration = ProxyConfig.defaultDrainTimeout
+        drainTimeout: MeshDuration = ProxyConfig.defaultDrainTimeout,
+        accessLog: AccessLogConfig? = nil
     ) {
         self.admin = admin
         self.listeners = listeners
         self.clusters = clusters
         self.drainTimeout = drainTimeout
+        self.accessLog = accessLog
     }
 
     /// The cluster named `name`, if any.

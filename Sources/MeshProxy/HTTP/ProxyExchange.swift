@@ -86,6 +86,8 @@ final class ProxyExchange {
     /// With outlier detection: the response head already says the endpoint
     /// failed (5xx, or a trailers-only gRPC status such as UNAVAILABLE).
     private var responseFailsEndpoint = false
+    /// Set when the access log's sample picked this request.
+    private var accessLogDraft: AccessLogDraft?
 
     /// An exchange for a request whose head just arrived; the caller keeps
     /// it before calling `start`, which may finish it at once (a local answer).
@@ -108,6 +110,9 @@ final class ProxyExchange {
     /// Routes `head` and asks the chosen endpoint's pool for a connection or stream.
     func start(head: HTTPRequestHead, hasBody: Bool, listener: CompiledListener?) {
         requestHasBody = hasBody
+        if let accessLog = worker.accessLog, accessLog.samples(using: &worker.random) {
+            accessLogDraft = AccessLogDraft(head: head)
+        }
         if let listener,
            let error = HeaderHygiene.checkLimits(
                head.headers, maxBytes: listener.limits.maxRequestHeaderBytes, maxCount: listener.limits.maxRequestHeaders) {
@@ -298,6 +303,9 @@ final class ProxyExchange {
     }
 
     func downstreamReceived(_ part: HTTPClientRequestPart) {
+        if accessLogDraft != nil, case .body(.byteBuffer(let body)) = part {
+            accessLogDraft?.bytesReceived += body.readableBytes
+        }
         var part = part
         if case .end(let trailers) = part {
             requestEnded = true
@@ -361,6 +369,7 @@ final class ProxyExchange {
                 heldHead = nil
                 forwardHead(head)
             }
+            accessLogDraft?.bytesSent += body.readableBytes
             downstream.writeBody(body)
         case .end(let trailers):
             if let head = heldHead {
@@ -382,6 +391,9 @@ final class ProxyExchange {
             }
             upstream = nil
             state = .finishing
+            if let trailers {
+                accessLogDraft?.noteGRPCStatus(trailers)
+            }
             downstream.writeEnd(trailers: trailers)
             finish(error: nil)
         }
@@ -397,6 +409,9 @@ final class ProxyExchange {
             responseFailsEndpoint = head.status.code >= 500 || isGRPC && Self.grpcStatusFailsEndpoint(head.headers)
         }
         let headers = HeaderHygiene.downstreamResponseFields(head.headers, requestID: requestID)
+        if isGRPC {
+            accessLogDraft?.noteGRPCStatus(head.headers)
+        }
         responseStatus = head.status
         downstream.writeResponseHead(status: head.status, headers: headers)
     }
@@ -660,6 +675,23 @@ final class ProxyExchange {
             durationNanoseconds: elapsed.nanoseconds,
             error: error
         )
+        if let draft = accessLogDraft, let accessLog = worker.accessLog {
+            accessLog.record(accessLogEntry(draft, elapsed: elapsed, error: error))
+        }
         downstream.exchangeFinished(self)
+    }
+
+    private func accessLogEntry(_ draft: AccessLogDraft, elapsed: TimeAmount, error: ProxyError?) -> AccessLogEntry {
+        let connection = downstream.connection
+        return AccessLogEntry(
+            startNanoseconds: draft.startNanoseconds, durationNanoseconds: elapsed.nanoseconds,
+            listener: connection.listenerName, httpProtocol: connection.isHTTP2 ? "HTTP/2" : "HTTP/1.1",
+            method: draft.method, authority: draft.authority, path: draft.path,
+            status: responseStatus.map { Int($0.code) },
+            grpcStatus: draft.grpcStatus ?? (isGRPC ? error.map { $0.grpcStatus.rawValue } : nil),
+            cluster: cluster?.config.name, endpoint: (endpoint ?? failedEndpoints.last)?.label,
+            attempts: tries, bytesReceived: draft.bytesReceived, bytesSent: draft.bytesSent,
+            caller: connection.authorizedIdentity, traceID: draft.traceID, requestID: requestID,
+            proxyError: error?.reason)
     }
 }

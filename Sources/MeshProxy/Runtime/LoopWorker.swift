@@ -17,6 +17,8 @@ final class LoopWorker: @unchecked Sendable {
     let logger: Logger
     var denialLogLimit = LogRateLimit(perSecond: 10)
     var random = FastRandom()
+    /// Access logging on this loop; nil when the config has no `accessLog`.
+    private(set) var accessLog: AccessLogRecorder?
     /// HTTP/2 connections flush once per loop iteration through this.
     let flushBatch: FlushBatch
     private(set) var routing: RoutingTable
@@ -26,6 +28,14 @@ final class LoopWorker: @unchecked Sendable {
     /// Client connections open on this loop, so a drain that runs out of
     /// time can close them while the loop still runs.
     private var openConnections: [ObjectIdentifier: Channel] = [:]
+
+    /// Logs finished requests to `writer` from now on (nil: stops logging).
+    /// Lines of this iteration already recorded go to the previous writer.
+    func logAccess(to writer: AccessLogWriter?) {
+        guard accessLog?.writer !== writer else { return }
+        accessLog?.flush()
+        accessLog = writer.map { AccessLogRecorder(writer: $0, eventLoop: eventLoop) }
+    }
 
     init(eventLoop: EventLoop, logger: Logger) {
         self.eventLoop = eventLoop

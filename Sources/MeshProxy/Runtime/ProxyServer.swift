@@ -26,6 +26,8 @@ public actor ProxyServer {
     /// The TLS contexts of `config`, loaded when it was applied.
     private var tls = TLSContexts()
     private var admin: Channel?
+    /// Where access-log lines go; nil when `accessLog` is not configured.
+    private var accessLog: AccessLogWriter?
     private var draining = false
     /// Why the proxy must not report ready whatever its own state (a sidecar
     /// without its first configuration yet); nil: nothing holds it.
@@ -60,6 +62,7 @@ public actor ProxyServer {
     /// Binds everything and starts discovery. Returns once listening.
     public func start() async throws {
         tls = try TLSContexts(config)
+        accessLog = try config.accessLog.map(AccessLogWriter.init)
         startDiscovery(config.clusters)
         await publish()
         for listener in config.listeners {
@@ -101,6 +104,11 @@ public actor ProxyServer {
     public func reload(_ newConfig: ProxyConfig) async throws {
         // Before anything changes: a TLS file that cannot be read refuses the reload.
         tls = try TLSContexts(newConfig, previous: tls)
+        // So does an access-log file that cannot be opened.
+        let oldAccessLog = accessLog
+        if newConfig.accessLog != config.accessLog {
+            accessLog = try newConfig.accessLog.map(AccessLogWriter.init)
+        }
         let old = config
         config = newConfig
         let oldDNS = dnsTasks
@@ -117,6 +125,10 @@ public actor ProxyServer {
             discovered.remove(name)
         }
         await publish()
+        if oldAccessLog !== accessLog {
+            // Every loop now logs to the new writer; the old one finishes what it was handed.
+            oldAccessLog?.close()
+        }
 
         for (name, bound) in listeners where newConfig.listeners.first(where: { $0.name == name })?.listen != bound.config.listen {
             bound.quiescing.initiateShutdown(promise: nil)
@@ -175,10 +187,15 @@ public actor ProxyServer {
             _ = try? await allClosed.get()
         }
         try? await admin?.close()
+        // Lines still gathering on the loops go to the writer before it closes.
+        for worker in workers {
+            _ = try? await worker.eventLoop.submit { worker.accessLog?.flush() }.get()
+        }
         // Release the quiescing helpers while the loops still run: their
         // deinit resolves a promise, which must not reach a stopped loop.
         listeners.removeAll()
         try? await group.shutdownGracefully()
+        accessLog?.close()
         logger.info("stopped")
     }
 
@@ -242,12 +259,14 @@ public actor ProxyServer {
         let clusters = config.clusters
         let endpoints = self.endpoints
         let shared = sharedStates(for: clusters)
+        let accessLog = self.accessLog
         // Queued on every loop before the first wait: discovery news that
         // arrives while this actor waits is queued behind it on each loop,
         // so no loop applies this older endpoint list after newer ones.
         let applied = workers.map { worker in
             worker.eventLoop.submit {
                 worker.apply(routing: routing, clusters: clusters, shared: shared, endpoints: endpoints)
+                worker.logAccess(to: accessLog)
             }
         }
         for done in applied {
