@@ -50,10 +50,7 @@ private struct AccessLogJSON: Encodable {
     var samplePercent: Double
 
     init(_ log: AccessLogConfig) {
-        switch log.destination {
-        case .standardOutput: path = "stdout"
-        case .file(let file): path = file
-        }
+        path = log.destination.path
         samplePercent = log.samplePercent
     }
 }

@@ -193,7 +193,7 @@ struct SidecarCommand: AsyncParsableCommand {
             sidecarID: "\(service)-\(registered.host):\(registered.port)-\(getpid())",
             joinToken: joinToken(), inboundTLS: inboundTLS,
             accessLog: accessLog.map {
-                AccessLogConfig(destination: $0 == "stdout" ? .standardOutput : .file($0), samplePercent: accessLogSamplePercent)
+                AccessLogConfig(destination: .init(path: $0), samplePercent: accessLogSamplePercent)
             })
     }
 

@@ -58,9 +58,11 @@ struct ProxyConfigDecoder {
             reader.report(pathNode.path, "is empty; use \"stdout\" or a file path")
             return nil
         }
-        let percent = fields["samplePercent"].flatMap { reader.number($0, in: 0...100, expected: "a percentage from 0 to 100") }
-        if fields.has("samplePercent") && percent == nil { return nil }
-        return AccessLogConfig(destination: path == "stdout" ? .standardOutput : .file(path), samplePercent: percent ?? 100)
+        let sample = fields["samplePercent"].flatMap { reader.percent($0) }
+        if fields.has("samplePercent") && sample == nil { return nil }
+        var config = AccessLogConfig(destination: .init(path: path))
+        config.sample = sample ?? config.sample
+        return config
     }
 
     private mutating func admin(_ node: ConfigNode) -> AdminConfig? {

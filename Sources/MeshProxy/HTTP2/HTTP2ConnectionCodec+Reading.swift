@@ -5,9 +5,7 @@ import NIOHTTP2
 /// Frames from the peer: parsed, checked against RFC 9113's rules for the
 /// connection and stream states, and passed on as `HTTP2Frame`s.
 extension HTTP2ConnectionCodec {
-    typealias ReadContext = ChannelHandlerContext
-
-    func readFrames(from buffer: inout ByteBuffer, _ context: ReadContext) throws(HTTP2ConnectionError) {
+    func readFrames(from buffer: inout ByteBuffer, _ context: ChannelHandlerContext) throws(HTTP2ConnectionError) {
         if awaitingPreface {
             let length = HTTP2Wire.clientPreface.count
             guard buffer.readableBytes >= length else { return }
@@ -27,7 +25,7 @@ extension HTTP2ConnectionCodec {
         }
     }
 
-    private func read(_ header: HTTP2FrameHeader, _ payload: inout ByteBuffer, _ context: ReadContext)
+    private func read(_ header: HTTP2FrameHeader, _ payload: inout ByteBuffer, _ context: ChannelHandlerContext)
         throws(HTTP2ConnectionError) {
         if !receivedSettings {
             guard header.type == HTTP2Wire.FrameType.settings, !header.has(HTTP2Wire.Flag.ack) else {
@@ -90,7 +88,7 @@ extension HTTP2ConnectionCodec {
     }
 
     /// A stream error found while reading: RST_STREAM, and the handler hears the stream closed.
-    private func streamError(_ id: HTTP2StreamID, _ code: HTTP2ErrorCode, _ context: ReadContext)
+    private func streamError(_ id: HTTP2StreamID, _ code: HTTP2ErrorCode, _ context: ChannelHandlerContext)
         throws(HTTP2ConnectionError) {
         try countReset()
         try countControlFrame(context)
@@ -98,7 +96,7 @@ extension HTTP2ConnectionCodec {
         answeredWhileReading = true
     }
 
-    private func readData(_ header: HTTP2FrameHeader, _ payload: inout ByteBuffer, _ context: ReadContext)
+    private func readData(_ header: HTTP2FrameHeader, _ payload: inout ByteBuffer, _ context: ChannelHandlerContext)
         throws(HTTP2ConnectionError) {
         try requireStream(header)
         let padding = try stripPadding(header, &payload)
@@ -141,7 +139,7 @@ extension HTTP2ConnectionCodec {
         }
     }
 
-    private func readHeaders(_ header: HTTP2FrameHeader, _ payload: inout ByteBuffer, _ context: ReadContext)
+    private func readHeaders(_ header: HTTP2FrameHeader, _ payload: inout ByteBuffer, _ context: ChannelHandlerContext)
         throws(HTTP2ConnectionError) {
         try requireStream(header)
         _ = try stripPadding(header, &payload)
@@ -161,7 +159,7 @@ extension HTTP2ConnectionCodec {
         }
     }
 
-    private func readContinuation(_ header: HTTP2FrameHeader, _ payload: inout ByteBuffer, _ context: ReadContext)
+    private func readContinuation(_ header: HTTP2FrameHeader, _ payload: inout ByteBuffer, _ context: ChannelHandlerContext)
         throws(HTTP2ConnectionError) {
         guard var partial = headerBlock else {
             throw HTTP2ConnectionError(.protocolError, "CONTINUATION without a header block to continue")
@@ -181,7 +179,7 @@ extension HTTP2ConnectionCodec {
     }
 
     private func headerBlockComplete(
-        _ id: HTTP2StreamID, endStream: Bool, _ block: inout ByteBuffer, _ context: ReadContext
+        _ id: HTTP2StreamID, endStream: Bool, _ block: inout ByteBuffer, _ context: ChannelHandlerContext
     ) throws(HTTP2ConnectionError) {
         // Every block is decoded, even one for a stream about to be refused:
         // the decoder's table must follow the peer's encoder.
@@ -230,7 +228,7 @@ extension HTTP2ConnectionCodec {
         context.fireChannelRead(wrapInboundOut(frame))
     }
 
-    private func readReset(_ header: HTTP2FrameHeader, _ payload: inout ByteBuffer, _ context: ReadContext)
+    private func readReset(_ header: HTTP2FrameHeader, _ payload: inout ByteBuffer, _ context: ChannelHandlerContext)
         throws(HTTP2ConnectionError) {
         try requireStream(header)
         guard header.length == 4, let code = payload.readInteger(as: UInt32.self) else {
@@ -248,7 +246,7 @@ extension HTTP2ConnectionCodec {
         context.fireChannelRead(wrapInboundOut(frame))
     }
 
-    private func readSettings(_ header: HTTP2FrameHeader, _ payload: inout ByteBuffer, _ context: ReadContext)
+    private func readSettings(_ header: HTTP2FrameHeader, _ payload: inout ByteBuffer, _ context: ChannelHandlerContext)
         throws(HTTP2ConnectionError) {
         try requireConnection(header)
         if header.has(HTTP2Wire.Flag.ack) {
@@ -312,7 +310,7 @@ extension HTTP2ConnectionCodec {
         }
     }
 
-    private func readPing(_ header: HTTP2FrameHeader, _ payload: inout ByteBuffer, _ context: ReadContext)
+    private func readPing(_ header: HTTP2FrameHeader, _ payload: inout ByteBuffer, _ context: ChannelHandlerContext)
         throws(HTTP2ConnectionError) {
         try requireConnection(header)
         guard header.length == 8 else { throw HTTP2ConnectionError(.frameSizeError, "a PING frame not 8 bytes long") }
@@ -325,7 +323,7 @@ extension HTTP2ConnectionCodec {
         answeredWhileReading = true
     }
 
-    private func readGoAway(_ header: HTTP2FrameHeader, _ payload: inout ByteBuffer, _ context: ReadContext)
+    private func readGoAway(_ header: HTTP2FrameHeader, _ payload: inout ByteBuffer, _ context: ChannelHandlerContext)
         throws(HTTP2ConnectionError) {
         try requireConnection(header)
         guard header.length >= 8, let last = payload.readInteger(as: UInt32.self),
@@ -339,7 +337,7 @@ extension HTTP2ConnectionCodec {
         context.fireChannelRead(wrapInboundOut(frame))
     }
 
-    private func readWindowUpdate(_ header: HTTP2FrameHeader, _ payload: inout ByteBuffer, _ context: ReadContext)
+    private func readWindowUpdate(_ header: HTTP2FrameHeader, _ payload: inout ByteBuffer, _ context: ChannelHandlerContext)
         throws(HTTP2ConnectionError) {
         guard header.length == 4, let raw = payload.readInteger(as: UInt32.self) else {
             throw HTTP2ConnectionError(.frameSizeError, "a WINDOW_UPDATE frame not 4 bytes long")
@@ -381,7 +379,7 @@ extension HTTP2ConnectionCodec {
     /// A frame the codec answers or sends on its own while reading. A peer
     /// that provokes them but never reads the answers fails the connection
     /// after `maxUnreadControlFrames` instead of growing its buffer.
-    private func countControlFrame(_ context: ReadContext) throws(HTTP2ConnectionError) {
+    private func countControlFrame(_ context: ChannelHandlerContext) throws(HTTP2ConnectionError) {
         guard !context.channel.isWritable else {
             unreadControlFrames = 0
             return

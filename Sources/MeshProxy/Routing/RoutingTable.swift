@@ -99,18 +99,14 @@ struct CompiledRoute: Sendable {
 
     /// The delay to hold this request for, when the route's fault injection draws it.
     func faultDelay(using random: inout FastRandom) -> TimeAmount? {
-        guard let delay = fault?.delay, Self.draw(delay.share, using: &random) else { return nil }
+        guard let delay = fault?.delay, delay.share.draw(using: &random) else { return nil }
         return .nanoseconds(delay.fixed.nanoseconds)
     }
 
     /// The answer to give instead of proxying, when the route's fault injection draws it.
     func faultAbort(using random: inout FastRandom) -> FaultAbort.Answer? {
-        guard let abort = fault?.abort, Self.draw(abort.share, using: &random) else { return nil }
+        guard let abort = fault?.abort, abort.share.draw(using: &random) else { return nil }
         return abort.answer
-    }
-
-    private static func draw(_ share: FaultShare, using random: inout FastRandom) -> Bool {
-        share.millionths >= FaultShare.whole || random.below(FaultShare.whole) < share.millionths
     }
 
     /// The cluster index for one request.

@@ -1,3 +1,5 @@
+import MeshConfig
+
 /// A small, fast pseudo-random generator (SplitMix64) for decisions on the
 /// data path: balancer picks, split weights, request ids. Each event loop owns
 /// one, so no synchronization is needed. Not for secrets.
@@ -26,5 +28,12 @@ struct FastRandom: RandomNumberGenerator {
     mutating func below(_ bound: Int) -> Int {
         precondition(bound > 0)
         return Int(next().multipliedFullWidth(by: UInt64(bound)).high)
+    }
+}
+
+extension FaultShare {
+    /// Whether this draw falls within the share (fault injection, access-log sampling).
+    func draw(using random: inout FastRandom) -> Bool {
+        millionths >= FaultShare.whole || random.below(FaultShare.whole) < millionths
     }
 }

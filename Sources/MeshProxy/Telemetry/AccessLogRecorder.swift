@@ -8,7 +8,6 @@ import NIOCore
 /// write for hundreds of lines.
 final class AccessLogRecorder {
     let writer: AccessLogWriter
-    private let sampleMillionths: Int
     private let eventLoop: EventLoop
     private var lines = ByteBuffer()
     private var clock = AccessLogClock()
@@ -19,13 +18,12 @@ final class AccessLogRecorder {
 
     init(writer: AccessLogWriter, eventLoop: EventLoop) {
         self.writer = writer
-        sampleMillionths = Int((writer.config.samplePercent * 10_000).rounded())
         self.eventLoop = eventLoop
     }
 
     /// Whether the request starting now is logged.
     func samples(using random: inout FastRandom) -> Bool {
-        sampleMillionths >= 1_000_000 || (sampleMillionths > 0 && random.below(1_000_000) < sampleMillionths)
+        writer.config.sample.draw(using: &random)
     }
 
     func record(_ entry: AccessLogEntry) {
