@@ -62,6 +62,7 @@ private struct ListenerJSON: Encodable {
     var idleTimeout: String
     var tls: ListenerTLSJSON?
     var authorization: ListenerAuthorizationJSON?
+    var direction: String
     var routes: [RouteJSON]
 
     init(_ listener: ListenerConfig) {
@@ -74,6 +75,7 @@ private struct ListenerJSON: Encodable {
         idleTimeout = listener.idleTimeout.description
         tls = listener.tls.map(ListenerTLSJSON.init)
         authorization = listener.authorization.map(ListenerAuthorizationJSON.init)
+        direction = listener.direction.rawValue
         routes = listener.routes.map(RouteJSON.init)
     }
 }
@@ -219,6 +221,7 @@ struct GRPCMatchJSON: Encodable {
 
 private struct ClusterJSON: Encodable {
     var name: String
+    var service: String?
     var `protocol`: String
     var loadBalancing: String
     var hashHeader: String?
@@ -234,6 +237,7 @@ private struct ClusterJSON: Encodable {
 
     init(_ cluster: ClusterConfig) {
         name = cluster.name
+        service = cluster.service
         `protocol` = cluster.protocolKind.rawValue
         loadBalancing = cluster.loadBalancing.rawValue
         hashHeader = cluster.hashHeader

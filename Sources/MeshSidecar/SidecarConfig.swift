@@ -85,10 +85,11 @@ public enum SidecarConfig {
                 name: inboundListener, listen: options.inbound,
                 routes: [RouteConfig(match: RouteMatch(), action: .cluster(appCluster))],
                 tls: inboundTLS(certificate, mode: options.inboundTLS),
-                authorization: authorization?.listenerAuthorization(trustDomain: certificate.trustDomain))
+                authorization: authorization?.listenerAuthorization(trustDomain: certificate.trustDomain),
+                direction: .inbound)
         }
         let app = ClusterConfig(
-            name: appCluster, protocolKind: appProtocol,
+            name: appCluster, service: options.service, protocolKind: appProtocol,
             discovery: .staticEndpoints([StaticEndpoint(address: options.app)]))
         var clusters: [String: ClusterConfig] = [:]
         func addCluster(service: String, subset: [String: String]) -> String {
@@ -154,7 +155,7 @@ public enum SidecarConfig {
             .filter { instance in subset.allSatisfy { instance.labels[$0.key] == $0.value } }
             .map { StaticEndpoint(address: $0.address) }
         return ClusterConfig(
-            name: name, protocolKind: upstream?.protocolKind ?? .http2,
+            name: name, service: service, protocolKind: upstream?.protocolKind ?? .http2,
             loadBalancing: policy?.loadBalancing ?? ServicePolicy.defaultLoadBalancing, hashHeader: policy?.hashHeader,
             discovery: .staticEndpoints(endpoints),
             connectTimeout: policy?.connectTimeout ?? ClusterConfig.defaultConnectTimeout,

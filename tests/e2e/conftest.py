@@ -22,6 +22,7 @@ from support.grpc_peer import GrpcBackend, ResetBackend
 from support.http_backend import HTTPBackend
 from support.mesh import ControlPlane, Sidecar
 from support.nginx import NginxH2C
+from support.prometheus import Prometheus
 from support.proxy import LIVE, Proxy, SwiftmeshProcess, binary_path
 
 
@@ -74,6 +75,12 @@ class Mesh:
         n = NginxH2C(self._dir(name), name, keepalive_requests).start()
         self.stack.callback(n.stop)
         return n
+
+    def prometheus(self, targets: list[str]) -> Prometheus:
+        """A Prometheus server scraping `targets` (host:port of admin listeners) every second."""
+        p = Prometheus(self._dir("prometheus"), targets)
+        self.stack.callback(p.stop)
+        return p.start()
 
     def dnsmasq(self, records: dict[str, list[str]]) -> Dnsmasq:
         d = Dnsmasq(self._dir("dnsmasq"), records)

@@ -15,7 +15,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from support import grpc_peer as g
 from support.config import cluster, route, single_listener
-from support.util import free_port
+from support.proxy import metric_sum
+from support.util import free_port, wait_until
 
 
 @pytest.fixture
@@ -162,6 +163,9 @@ def test_backend_status_and_trailers_pass_through(grpc_proxy):
     assert md.get("x-backend") == "g1"
     assert md.get("x-echo-trailer") == "t"
     assert "swiftmesh-proxy-error" not in md, "a backend's own status is not a proxy error"
+    wait_until(lambda: metric_sum(p.metrics(), "swiftmesh_requests_total", cluster="echo", grpc_status="5",
+                                  status_class="2xx") == 1, 5,
+               message="the request counted with grpc_status 5 (NOT_FOUND)")
 
 
 def test_health_service_through_proxy(grpc_proxy):
@@ -209,6 +213,10 @@ def test_deadline_exceeded_for_route_timeout(grpc_proxy):
     elapsed = time.monotonic() - started
     assert_proxy_status(info.value, grpc.StatusCode.DEADLINE_EXCEEDED, "timeout")
     assert elapsed < 2.5, f"route timeout 500ms answered after {elapsed:.2f}s"
+    samples = p.metrics()
+    assert metric_sum(samples, "swiftmesh_cluster_timeouts_total", cluster="echo", timeout="route") == 1
+    assert metric_sum(samples, "swiftmesh_requests_total", cluster="echo", grpc_status="4") == 1, \
+        "the proxy's own DEADLINE_EXCEEDED is counted as the caller saw it"
 
 
 def test_channel_survives_proxy_errors(grpc_proxy):

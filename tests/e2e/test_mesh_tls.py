@@ -13,6 +13,7 @@ import subprocess
 
 from support.certs import Authority
 from support.identity_client import mesh_certificate_files
+from support.proxy import metric_sum
 from support.util import curl, free_port, wait_until
 
 HEARTBEAT = "200ms"
@@ -63,6 +64,18 @@ def test_sidecars_call_each_other_in_mutual_tls_and_the_app_learns_the_caller(me
     for text in (json.dumps(gw.admin_json("/config")), gw.stderr_text(), user.stderr_text()):
         assert "PRIVATE KEY" not in text
     assert "certificate received" in user.stderr_text() and USER_ID in user.stderr_text()
+    # Each end counts the call its way: outbound to the user service at the
+    # gateway, inbound at the user instance, over one verified TLS connection.
+    outbound = gw.metrics()
+    assert metric_sum(outbound, "swiftmesh_requests_total", direction="outbound", destination_service="user",
+                      status_class="2xx") == 1
+    assert metric_sum(outbound, "swiftmesh_upstream_connections_total", cluster="user", result="success") >= 1
+    assert metric_sum(outbound, "swiftmesh_upstream_tls_handshakes_total", cluster="user", result="success") >= 1
+    assert metric_sum(outbound, "swiftmesh_upstream_tls_handshakes_total", cluster="user", result="failure") == 0
+    inbound = user.metrics()
+    assert metric_sum(inbound, "swiftmesh_requests_total", direction="inbound", destination_service="user",
+                      status_class="2xx") == 1
+    assert metric_sum(inbound, "swiftmesh_downstream_tls_handshakes_total", result="success") >= 1
 
 
 def test_a_strict_inbound_listener_takes_only_certificates_of_the_mesh(mesh, tmp_path):
@@ -97,6 +110,11 @@ def test_a_strict_inbound_listener_takes_only_certificates_of_the_mesh(mesh, tmp
     assert backend.count_path("/direct") == 1, "only the mesh certificate got through"
     assert backend.count_path("/plaintext") == backend.count_path("/no-certificate") == 0
     assert user.alive
+    # The TLS 1.2 attempt, the other authority's and the expired certificate
+    # at least; whether a missing certificate fails the handshake or the first read is TLS 1.3's choice.
+    samples = user.metrics()
+    assert metric_sum(samples, "swiftmesh_downstream_tls_handshakes_total", result="failure") >= 3
+    assert metric_sum(samples, "swiftmesh_downstream_tls_handshakes_total", result="success") >= 2
 
 
 def test_a_permissive_inbound_listener_takes_plaintext_too(mesh, tmp_path):

@@ -3,12 +3,13 @@ extension ProxyConfigDecoder {
         guard let fields = reader.mapping(
             node,
             keys: [
-                "name", "protocol", "loadBalancing", "hashHeader", "connectTimeout", "idleTimeout", "circuitBreaker",
+                "name", "service", "protocol", "loadBalancing", "hashHeader", "connectTimeout", "idleTimeout", "circuitBreaker",
                 "outlierDetection", "healthCheck", "panicThreshold", "tls", "endpoints", "dns",
             ]
         ) else { return nil }
         let name = reader.required("name", in: fields, hint: "add e.g. \"name: user\"")
             .flatMap { definedName($0, recordIn: \.clusterNames) }
+        let service = fields["service"].flatMap { serviceName($0) }
         let protocolKind = fields["protocol"].flatMap { reader.choice($0, of: UpstreamProtocol.self) }
         // Nil when given but invalid, so the hashHeader rule is skipped rather
         // than judged against a policy the user did not write.
@@ -44,11 +45,13 @@ extension ProxyConfigDecoder {
 
         guard let name, let discovery else { return nil }
         if fields.has("outlierDetection") && outlierDetection == nil || fields.has("panicThreshold") && panicThreshold == nil
-            || fields.has("healthCheck") && healthCheck == nil || fields.has("tls") && tls == nil {
+            || fields.has("healthCheck") && healthCheck == nil || fields.has("tls") && tls == nil
+            || fields.has("service") && service == nil {
             return nil
         }
         return ClusterConfig(
             name: name,
+            service: service,
             protocolKind: protocolKind ?? .http1,
             loadBalancing: loadBalancing ?? .roundRobin,
             hashHeader: hashHeader,

@@ -1,6 +1,6 @@
 extension ProxyConfigDecoder {
     mutating func listener(_ node: ConfigNode) -> ListenerConfig? {
-        guard let fields = reader.mapping(node, keys: ["name", "listen", "limits", "idleTimeout", "tls", "authorization", "routes"]) else { return nil }
+        guard let fields = reader.mapping(node, keys: ["name", "listen", "limits", "idleTimeout", "tls", "authorization", "direction", "routes"]) else { return nil }
         let name = reader.required("name", in: fields, hint: "add e.g. \"name: ingress\"")
             .flatMap { definedName($0, recordIn: \.listenerNames) }
         let listen = reader.required("listen", in: fields, hint: "add e.g. \"listen: 127.0.0.1:8080\"")
@@ -9,15 +9,20 @@ extension ProxyConfigDecoder {
         let idleTimeout = fields["idleTimeout"].flatMap { reader.positiveDuration($0) }
         let tls = fields["tls"].flatMap { listenerTLS($0) }
         let authorization = fields["authorization"].flatMap { listenerAuthorization($0) }
+        let direction = fields["direction"].flatMap { reader.choice($0, of: TrafficDirection.self) }
         let routes = reader.required("routes", in: fields, hint: "add at least one route")
             .flatMap { reader.list($0, of: "routes", atLeastOne: "route") }
             .map { $0.compactMap { route($0) } }
 
         guard let name, let listen, let routes else { return nil }
-        if fields.has("tls") && tls == nil || fields.has("authorization") && authorization == nil { return nil }
+        if fields.has("tls") && tls == nil || fields.has("authorization") && authorization == nil
+            || fields.has("direction") && direction == nil {
+            return nil
+        }
         return ListenerConfig(
             name: name, listen: listen, routes: routes, limits: limits ?? ListenerLimits(),
-            idleTimeout: idleTimeout ?? ListenerConfig.defaultIdleTimeout, tls: tls, authorization: authorization
+            idleTimeout: idleTimeout ?? ListenerConfig.defaultIdleTimeout, tls: tls, authorization: authorization,
+            direction: direction ?? .outbound
         )
     }
 

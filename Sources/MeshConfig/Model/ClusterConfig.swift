@@ -1,6 +1,10 @@
 /// A named set of endpoints, the protocol to speak to them and how to pick one per request.
 public struct ClusterConfig: Sendable, Equatable {
     public var name: String
+    /// The service the endpoints are instances of; nil: the cluster's name.
+    /// Subsets and versions of one service are clusters of their own, which
+    /// this puts back together in the `destination_service` metric label.
+    public var service: String?
     /// The protocol spoken to the endpoints. Default http1.
     public var protocolKind: UpstreamProtocol
     /// The balancing policy. Default round_robin.
@@ -26,12 +30,16 @@ public struct ClusterConfig: Sendable, Equatable {
     /// TLS to the endpoints; nil: plaintext.
     public var tls: ClusterTLSConfig?
 
+    /// The `destination_service` metric label.
+    public var destinationService: String { service ?? name }
+
     public static let defaultPanicThreshold = 50
     public static let defaultConnectTimeout = MeshDuration.seconds(1)
     public static let defaultIdleTimeout = MeshDuration.seconds(3600)
 
     public init(
         name: String,
+        service: String? = nil,
         protocolKind: UpstreamProtocol = .http1,
         loadBalancing: LoadBalancingPolicy = .roundRobin,
         hashHeader: String? = nil,
@@ -45,6 +53,7 @@ public struct ClusterConfig: Sendable, Equatable {
         tls: ClusterTLSConfig? = nil
     ) {
         self.name = name
+        self.service = service
         self.protocolKind = protocolKind
         self.loadBalancing = loadBalancing
         self.hashHeader = hashHeader

@@ -15,15 +15,19 @@ public struct ListenerConfig: Sendable, Equatable {
     public var tls: ListenerTLSConfig?
     /// Who may call what, decided before routing; nil: every request goes on.
     public var authorization: AuthorizationConfig?
+    /// Which way the listener's traffic goes, seen from the service beside
+    /// the proxy: the `direction` label of its metrics. Default outbound.
+    public var direction: TrafficDirection
 
     public static let defaultIdleTimeout = MeshDuration.seconds(3600)
 
     public init(
         name: String, listen: HostPort, routes: [RouteConfig], limits: ListenerLimits = ListenerLimits(),
         idleTimeout: MeshDuration = ListenerConfig.defaultIdleTimeout, tls: ListenerTLSConfig? = nil,
-        authorization: AuthorizationConfig? = nil
+        authorization: AuthorizationConfig? = nil, direction: TrafficDirection = .outbound
     ) {
         self.authorization = authorization
+        self.direction = direction
         self.name = name
         self.listen = listen
         self.routes = routes
@@ -31,6 +35,13 @@ public struct ListenerConfig: Sendable, Equatable {
         self.idleTimeout = idleTimeout
         self.tls = tls
     }
+}
+
+/// `inbound`: requests coming to the service beside the proxy (a sidecar's
+/// inbound listener); `outbound`: requests it, or a front proxy's clients, send out.
+public enum TrafficDirection: String, Sendable, Equatable, CaseIterable {
+    case inbound
+    case outbound
 }
 
 /// Request-head limits. A request over either gets 431.

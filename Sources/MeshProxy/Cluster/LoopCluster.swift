@@ -15,6 +15,9 @@ final class LoopCluster {
     /// Shared too; nil when the cluster has no `tls`.
     let upstreamTLS: UpstreamTLS?
     let statsLabel: Int
+    /// The cluster's `destinationService` interned in the loop's stats.
+    let serviceLabel: Int
+    private let stats: LoopStats
     private let eventLoop: EventLoop
     private let flushBatch: FlushBatch
     private let connectTimeout: TimeAmount
@@ -36,6 +39,8 @@ final class LoopCluster {
         self.eventLoop = eventLoop
         self.flushBatch = flushBatch
         statsLabel = stats.label(config.name)
+        serviceLabel = stats.label(config.destinationService)
+        self.stats = stats
         connectTimeout = .nanoseconds(config.connectTimeout.nanoseconds)
         balancer = LoadBalancer(policy: config.loadBalancing, keys: [], weights: [], random: &random)
     }
@@ -50,6 +55,7 @@ final class LoopCluster {
             && newConfig.protocolKind == config.protocolKind && newConfig.connectTimeout == config.connectTimeout
             && newConfig.idleTimeout == config.idleTimeout
             && newConfig.loadBalancing == config.loadBalancing && newConfig.hashHeader == config.hashHeader
+            && newConfig.destinationService == config.destinationService
     }
 
     /// Replaces the endpoint set. Endpoints that stay keep their connections
@@ -140,7 +146,8 @@ final class LoopCluster {
     private func makePool(_ address: SocketAddress) -> UpstreamPool {
         let connector = EndpointConnector(
             address: address, eventLoop: eventLoop, flushBatch: flushBatch, breaker: breaker, connectTimeout: connectTimeout,
-            idleTimeout: .nanoseconds(config.idleTimeout.nanoseconds), tls: upstreamTLS)
+            idleTimeout: .nanoseconds(config.idleTimeout.nanoseconds), tls: upstreamTLS,
+            tally: UpstreamConnectTally(stats: stats, cluster: statsLabel))
         switch config.protocolKind {
         case .http1: return .http1(HTTP1ConnectionPool(connector: connector))
         case .http2: return .http2(HTTP2ConnectionPool(connector: connector))

@@ -1,3 +1,4 @@
+import MeshConfig
 import NIOCore
 
 /// What every request on one client connection shares.
@@ -5,6 +6,8 @@ struct DownstreamConnectionInfo: Sendable {
     let listenerName: String
     /// The listener's name interned in the loop's stats.
     let listenerLabel: Int
+    /// The listener's `direction`, a label of its metrics.
+    let direction: TrafficDirection
     /// The client's IP, appended to `x-forwarded-for`.
     let clientIP: String?
     /// HTTP/2 (each request on its own stream) or HTTP/1.1.

@@ -88,6 +88,11 @@ final class ProxyExchange {
     private var responseFailsEndpoint = false
     /// Set when the access log's sample picked this request.
     private var accessLogDraft: AccessLogDraft?
+    /// Body bytes received from the client and sent to it, for the metrics and the access log.
+    private var bodyBytesReceived = 0
+    private var bodyBytesSent = 0
+    /// The response's `grpc-status`; `FinishedRequest.noGRPCStatus` until one is seen.
+    private var grpcStatus = FinishedRequest.noGRPCStatus
 
     /// An exchange for a request whose head just arrived; the caller keeps
     /// it before calling `start`, which may finish it at once (a local answer).
@@ -303,8 +308,8 @@ final class ProxyExchange {
     }
 
     func downstreamReceived(_ part: HTTPClientRequestPart) {
-        if accessLogDraft != nil, case .body(.byteBuffer(let body)) = part {
-            accessLogDraft?.bytesReceived += body.readableBytes
+        if case .body(.byteBuffer(let body)) = part {
+            bodyBytesReceived += body.readableBytes
         }
         var part = part
         if case .end(let trailers) = part {
@@ -369,7 +374,7 @@ final class ProxyExchange {
                 heldHead = nil
                 forwardHead(head)
             }
-            accessLogDraft?.bytesSent += body.readableBytes
+            bodyBytesSent += body.readableBytes
             downstream.writeBody(body)
         case .end(let trailers):
             if let head = heldHead {
@@ -391,8 +396,8 @@ final class ProxyExchange {
             }
             upstream = nil
             state = .finishing
-            if let trailers {
-                accessLogDraft?.noteGRPCStatus(trailers)
+            if isGRPC, let trailers {
+                noteGRPCStatus(trailers)
             }
             downstream.writeEnd(trailers: trailers)
             finish(error: nil)
@@ -410,7 +415,7 @@ final class ProxyExchange {
         }
         let headers = HeaderHygiene.downstreamResponseFields(head.headers, requestID: requestID)
         if isGRPC {
-            accessLogDraft?.noteGRPCStatus(head.headers)
+            noteGRPCStatus(head.headers)
         }
         responseStatus = head.status
         downstream.writeResponseHead(status: head.status, headers: headers)
@@ -485,6 +490,7 @@ final class ProxyExchange {
         upstream = nil
         abandoned?.abort()
         reportTry(failed: true)
+        worker.stats.timedOut(cluster: cluster?.statsLabel ?? 0, kind: "per_try")
         if mayRetry(after: .perTryTimeout) {
             retry(after: .perTryTimeout)
         } else {
@@ -603,6 +609,7 @@ final class ProxyExchange {
         let abandoned = upstream
         upstream = nil
         abandoned?.abort()
+        worker.stats.timedOut(cluster: cluster?.statsLabel ?? 0, kind: "route")
         fail(.timeout)
     }
 
@@ -666,19 +673,33 @@ final class ProxyExchange {
         }
         endpoint?.inFlight -= 1
         let elapsed = NIODeadline.now() - startTime
-        worker.stats.requestFinished(
-            listener: downstream.connection.listenerLabel,
-            cluster: cluster?.statsLabel ?? 0,
+        if isGRPC, grpcStatus == FinishedRequest.noGRPCStatus, let error {
+            grpcStatus = UInt8(error.grpcStatus.rawValue)
+        }
+        let connection = downstream.connection
+        worker.stats.requestFinished(FinishedRequest(
+            route: LoopStats.RouteKey(
+                listener: connection.listenerLabel, direction: connection.direction,
+                cluster: cluster?.statsLabel ?? 0, service: cluster?.serviceLabel ?? 0),
             // Between tries, the endpoint that failed last.
             endpoint: (endpoint ?? failedEndpoints.last)?.statsLabel ?? 0,
             status: responseStatus.map { StatusClass(code: Int($0.code)) } ?? .none,
+            grpcStatus: grpcStatus,
             durationNanoseconds: elapsed.nanoseconds,
+            bytesReceived: bodyBytesReceived, bytesSent: bodyBytesSent,
             error: error
-        )
+        ))
         if let draft = accessLogDraft, let accessLog = worker.accessLog {
             accessLog.record(accessLogEntry(draft, elapsed: elapsed, error: error))
         }
         downstream.exchangeFinished(self)
+    }
+
+    /// `grpc-status` from a response's trailers (or a trailers-only head).
+    private func noteGRPCStatus(_ fields: HTTPHeaders) {
+        if let value = fields.first(name: "grpc-status"), let code = UInt8(value), code < FinishedRequest.noGRPCStatus {
+            grpcStatus = code
+        }
     }
 
     private func accessLogEntry(_ draft: AccessLogDraft, elapsed: TimeAmount, error: ProxyError?) -> AccessLogEntry {
@@ -688,9 +709,9 @@ final class ProxyExchange {
             listener: connection.listenerName, httpProtocol: connection.isHTTP2 ? "HTTP/2" : "HTTP/1.1",
             method: draft.method, authority: draft.authority, path: draft.path,
             status: responseStatus.map { Int($0.code) },
-            grpcStatus: draft.grpcStatus ?? (isGRPC ? error.map { $0.grpcStatus.rawValue } : nil),
+            grpcStatus: grpcStatus == FinishedRequest.noGRPCStatus ? nil : Int(grpcStatus),
             cluster: cluster?.config.name, endpoint: (endpoint ?? failedEndpoints.last)?.label,
-            attempts: tries, bytesReceived: draft.bytesReceived, bytesSent: draft.bytesSent,
+            attempts: tries, bytesReceived: bodyBytesReceived, bytesSent: bodyBytesSent,
             caller: connection.authorizedIdentity, traceID: draft.traceID, requestID: requestID,
             proxyError: error?.reason)
     }

@@ -54,7 +54,7 @@ enum ListenerBinder {
                     let detector = ProtocolDetector(idleTimeout: idleTimeout) { context, detected in
                         // The first request's bytes: any TLS handshake is over.
                         var info = DownstreamConnectionInfo(
-                            listenerName: name, listenerLabel: label, clientIP: clientIP, isHTTP2: detected == .http2,
+                            listenerName: name, listenerLabel: label, direction: compiled.direction, clientIP: clientIP, isHTTP2: detected == .http2,
                             idleTimeout: idleTimeout)
                         if compiled.tls != nil, PeerIdentity.isTLS(context.channel) {
                             info.isTLS = true
@@ -74,9 +74,12 @@ enum ListenerBinder {
                     case nil:
                         break
                     case let tls? where tls.mode == .strict:
-                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context))
+                        try channel.pipeline.syncOperations.addHandlers(
+                            NIOSSLServerHandler(context: tls.context),
+                            TLSHandshakeCounter(stats: worker.stats, listener: label))
                     case let tls?:
-                        try channel.pipeline.syncOperations.addHandler(PlaintextOrTLSDetector(context: tls.context))
+                        try channel.pipeline.syncOperations.addHandler(PlaintextOrTLSDetector(
+                            context: tls.context, handshakeCounter: TLSHandshakeCounter(stats: worker.stats, listener: label)))
                     }
                     try channel.pipeline.syncOperations.addHandler(detector)
                 }

@@ -38,9 +38,12 @@ struct CompiledListener: Sendable {
     let tls: ListenerTLS?
     /// Decided before routing; nil: every request goes on.
     let authorization: ListenerAuthorization?
+    /// The `direction` label of the listener's metrics.
+    let direction: TrafficDirection
 
     init(_ config: ListenerConfig, clusterIndex: [String: Int], tls: ListenerTLS? = nil) {
         name = config.name
+        direction = config.direction
         self.tls = tls
         authorization = config.authorization.map(ListenerAuthorization.init)
         limits = config.limits

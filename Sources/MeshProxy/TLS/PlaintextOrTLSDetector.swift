@@ -4,7 +4,8 @@ import NIOSSL
 /// The first handler of a connection to a listener in permissive TLS mode:
 /// a TLS handshake starts with a handshake record (content type 22), which
 /// no HTTP/1.1 request line or HTTP/2 preface does. So one byte tells them
-/// apart; TLS gets a server handler inserted, plaintext goes straight on.
+/// apart; TLS gets a server handler (and the handshake's counter) inserted,
+/// plaintext goes straight on.
 final class PlaintextOrTLSDetector: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -13,9 +14,11 @@ final class PlaintextOrTLSDetector: ChannelInboundHandler, RemovableChannelHandl
     static let handshakeRecordType: UInt8 = 22
 
     private let context: NIOSSLContext
+    private let handshakeCounter: TLSHandshakeCounter
 
-    init(context: NIOSSLContext) {
+    init(context: NIOSSLContext, handshakeCounter: TLSHandshakeCounter) {
         self.context = context
+        self.handshakeCounter = handshakeCounter
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -23,8 +26,8 @@ final class PlaintextOrTLSDetector: ChannelInboundHandler, RemovableChannelHandl
         guard let first = bytes.readableBytesView.first else { return }
         if first == Self.handshakeRecordType {
             do {
-                try context.pipeline.syncOperations.addHandler(
-                    NIOSSLServerHandler(context: self.context), position: .after(self))
+                try context.pipeline.syncOperations.addHandlers(
+                    [NIOSSLServerHandler(context: self.context), handshakeCounter], position: .after(self))
             } catch {
                 context.close(promise: nil)
                 return

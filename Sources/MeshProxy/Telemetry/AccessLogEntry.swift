@@ -143,9 +143,6 @@ struct AccessLogDraft {
     let authority: String?
     let path: String
     let traceID: String?
-    var bytesReceived = 0
-    var bytesSent = 0
-    var grpcStatus: Int?
 
     init(head: HTTPRequestHead) {
         var now = timespec()
@@ -169,13 +166,6 @@ struct AccessLogDraft {
         }
         authority = host
         traceID = AccessLogEntry.traceID(traceparent: traceparent, b3TraceID: b3TraceID, b3: b3)
-    }
-
-    /// `grpc-status` from a response's trailers (or a trailers-only head).
-    mutating func noteGRPCStatus(_ fields: HTTPHeaders) {
-        if let value = fields.first(name: "grpc-status"), let code = Int(value) {
-            grpcStatus = code
-        }
     }
 }
 

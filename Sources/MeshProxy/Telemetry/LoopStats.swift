@@ -1,3 +1,5 @@
+import MeshConfig
+
 /// The counters of one event loop. Only that loop touches them, so the data
 /// path increments plain integers; the admin server reads a copy from each
 /// loop (on the loop) and adds them up when scraped.
@@ -6,20 +8,38 @@ final class LoopStats {
     private var labelIDs: [String: Int] = [:]
     private(set) var labels: [String] = []
 
-    struct RequestKey: Hashable {
-        var listener: Int
-        var cluster: Int
-        var endpoint: Int
-        var statusClass: StatusClass
-    }
-
+    /// What a listener's requests are counted by, besides their outcome.
     struct RouteKey: Hashable {
         var listener: Int
+        var direction: TrafficDirection
         var cluster: Int
+        /// The cluster's `destinationService`.
+        var service: Int
+    }
+
+    struct RequestKey: Hashable {
+        var route: RouteKey
+        var endpoint: Int
+        var statusClass: StatusClass
+        /// `FinishedRequest.noGRPCStatus` for HTTP requests.
+        var grpcStatus: UInt8
+    }
+
+    /// Per route: how long requests took and how many body bytes they moved.
+    struct RouteTally: Sendable {
+        var durations = DurationHistogram()
+        var bytesReceived: UInt64 = 0
+        var bytesSent: UInt64 = 0
+
+        mutating func merge(_ other: RouteTally) {
+            durations.merge(other.durations)
+            bytesReceived &+= other.bytesReceived
+            bytesSent &+= other.bytesSent
+        }
     }
 
     private(set) var requests: [RequestKey: UInt64] = [:]
-    private(set) var durations: [RouteKey: DurationHistogram] = [:]
+    private(set) var routes: [RouteKey: RouteTally] = [:]
     private(set) var proxyErrors: [ErrorKey: UInt64] = [:]
     /// By listener label.
     private(set) var activeConnections: [Int: Int] = [:]
@@ -38,6 +58,14 @@ final class LoopStats {
 
     private(set) var retries: [RetryKey: UInt64] = [:]
 
+    /// `route` (the route's timeout or the gRPC deadline) or `per_try`.
+    struct TimeoutKey: Hashable {
+        var cluster: Int
+        var kind: String
+    }
+
+    private(set) var timeouts: [TimeoutKey: UInt64] = [:]
+
     struct AuthorizationKey: Hashable {
         var listener: Int
         var caller: Int
@@ -45,6 +73,18 @@ final class LoopStats {
     }
 
     private(set) var authorizations: [AuthorizationKey: UInt64] = [:]
+
+    /// A TLS handshake on a listener's connection (downstream) or a cluster's (upstream).
+    struct HandshakeKey: Hashable {
+        /// The listener's or the cluster's label.
+        var owner: Int
+        var succeeded: Bool
+    }
+
+    private(set) var downstreamHandshakes: [HandshakeKey: UInt64] = [:]
+    private(set) var upstreamHandshakes: [HandshakeKey: UInt64] = [:]
+    /// TCP connects to a cluster's endpoints, by whether they succeeded.
+    private(set) var upstreamConnects: [HandshakeKey: UInt64] = [:]
 
     /// The id of a label value; the empty string (no cluster, no endpoint) is id 0.
     func label(_ value: String) -> Int {
@@ -72,15 +112,14 @@ final class LoopStats {
         activeRequests[listener, default: 0] += 1
     }
 
-    func requestFinished(
-        listener: Int, cluster: Int, endpoint: Int, status: StatusClass, durationNanoseconds: Int64, error: ProxyError?
-    ) {
-        activeRequests[listener, default: 0] -= 1
-        requests[RequestKey(listener: listener, cluster: cluster, endpoint: endpoint, statusClass: status), default: 0] += 1
-        durations[RouteKey(listener: listener, cluster: cluster), default: DurationHistogram()]
-            .observe(nanoseconds: durationNanoseconds)
-        if let error {
-            proxyErrors[ErrorKey(listener: listener, reason: error.reason), default: 0] += 1
+    func requestFinished(_ request: FinishedRequest) {
+        activeRequests[request.route.listener, default: 0] -= 1
+        let key = RequestKey(
+            route: request.route, endpoint: request.endpoint, statusClass: request.status, grpcStatus: request.grpcStatus)
+        requests[key, default: 0] += 1
+        routes[request.route, default: RouteTally()].record(request)
+        if let error = request.error {
+            proxyErrors[ErrorKey(listener: request.route.listener, reason: error.reason), default: 0] += 1
         }
     }
 
@@ -92,18 +131,33 @@ final class LoopStats {
         retries[RetryKey(cluster: cluster, cause: cause), default: 0] += 1
     }
 
+    func timedOut(cluster: Int, kind: String) {
+        timeouts[TimeoutKey(cluster: cluster, kind: kind), default: 0] += 1
+    }
+
+    func downstreamHandshake(listener: Int, succeeded: Bool) {
+        downstreamHandshakes[HandshakeKey(owner: listener, succeeded: succeeded), default: 0] += 1
+    }
+
+    func upstreamHandshake(cluster: Int, succeeded: Bool) {
+        upstreamHandshakes[HandshakeKey(owner: cluster, succeeded: succeeded), default: 0] += 1
+    }
+
+    func upstreamConnect(cluster: Int, succeeded: Bool) {
+        upstreamConnects[HandshakeKey(owner: cluster, succeeded: succeeded), default: 0] += 1
+    }
+
     /// A copy with label ids resolved to strings, safe to hand to another thread.
     func snapshot() -> StatsSnapshot {
         var snapshot = StatsSnapshot()
         for (key, count) in requests {
             snapshot.requests[.init(
-                listener: labels[key.listener], cluster: labels[key.cluster],
-                endpoint: labels[key.endpoint], statusClass: key.statusClass.label
+                route: routeLabels(key.route), endpoint: labels[key.endpoint], statusClass: key.statusClass.label,
+                grpcStatus: key.grpcStatus == FinishedRequest.noGRPCStatus ? "" : String(key.grpcStatus)
             ), default: 0] += count
         }
-        for (key, histogram) in durations {
-            snapshot.durations[.init(listener: labels[key.listener], cluster: labels[key.cluster]), default: DurationHistogram()]
-                .merge(histogram)
+        for (key, tally) in routes {
+            snapshot.routes[routeLabels(key), default: RouteTally()].merge(tally)
         }
         for (key, count) in proxyErrors {
             snapshot.proxyErrors[.init(listener: labels[key.listener], reason: key.reason), default: 0] += count
@@ -111,10 +165,21 @@ final class LoopStats {
         for (key, count) in retries {
             snapshot.retries[.init(cluster: labels[key.cluster], cause: key.cause), default: 0] += count
         }
+        for (key, count) in timeouts {
+            snapshot.timeouts[.init(cluster: labels[key.cluster], kind: key.kind), default: 0] += count
+        }
         for (key, count) in authorizations {
             snapshot.authorizations[.init(
                 listener: labels[key.listener], caller: labels[key.caller], decision: key.allowed ? "allow" : "deny"
             ), default: 0] += count
+        }
+        for (source, target) in [
+            (downstreamHandshakes, \StatsSnapshot.downstreamHandshakes), (upstreamHandshakes, \.upstreamHandshakes),
+            (upstreamConnects, \.upstreamConnects),
+        ] {
+            for (key, count) in source {
+                snapshot[keyPath: target][.init(owner: labels[key.owner], succeeded: key.succeeded), default: 0] += count
+            }
         }
         for (listener, value) in activeConnections {
             snapshot.activeConnections[labels[listener], default: 0] += value
@@ -126,6 +191,35 @@ final class LoopStats {
             snapshot.activeRequests[labels[listener], default: 0] += value
         }
         return snapshot
+    }
+
+    private func routeLabels(_ key: RouteKey) -> StatsSnapshot.RouteLabels {
+        StatsSnapshot.RouteLabels(
+            listener: labels[key.listener], direction: key.direction.rawValue, cluster: labels[key.cluster],
+            service: labels[key.service])
+    }
+}
+
+/// What a finished request is counted by, with label values interned in the loop's stats.
+struct FinishedRequest {
+    /// `grpcStatus` of a request that is not gRPC, or whose response carried no status.
+    static let noGRPCStatus = UInt8.max
+
+    var route: LoopStats.RouteKey
+    var endpoint: Int
+    var status: StatusClass
+    var grpcStatus: UInt8
+    var durationNanoseconds: Int64
+    var bytesReceived: Int
+    var bytesSent: Int
+    var error: ProxyError?
+}
+
+extension LoopStats.RouteTally {
+    fileprivate mutating func record(_ request: FinishedRequest) {
+        durations.observe(nanoseconds: request.durationNanoseconds)
+        bytesReceived &+= UInt64(request.bytesReceived)
+        bytesSent &+= UInt64(request.bytesSent)
     }
 }
 

@@ -6,13 +6,17 @@ enum PrometheusExposition {
     static func render(_ stats: StatsSnapshot) -> String {
         var out = ""
         family(&out, "swiftmesh_requests_total", "counter",
-               "Requests that finished, by listener, cluster, endpoint and status class.",
+               "Requests that finished, by direction, listener, cluster, destination service, endpoint, "
+                   + "status class and gRPC status (empty for HTTP requests).",
                stats.requests.map { key, value in
-                   (labels(["listener": key.listener, "cluster": key.cluster, "endpoint": key.endpoint, "status_class": key.statusClass]), "\(value)")
+                   (labels(routeLabels(key.route).merging([
+                       "endpoint": key.endpoint, "status_class": key.statusClass, "grpc_status": key.grpcStatus,
+                   ]) { $1 }), "\(value)")
                })
         var durationLines: [(String, String)] = []
-        for (key, histogram) in stats.durations {
-            let base = ["listener": key.listener, "cluster": key.cluster]
+        for (key, tally) in stats.routes {
+            let base = routeLabels(key)
+            let histogram = tally.durations
             var cumulative: UInt64 = 0
             for (slot, bound) in DurationHistogram.boundsSeconds.enumerated() {
                 cumulative += histogram.counts[slot]
@@ -27,6 +31,12 @@ enum PrometheusExposition {
         for (suffix, value) in durationLines.sorted(by: { $0.0 < $1.0 }) {
             out += "swiftmesh_request_duration_seconds\(suffix) \(value)\n"
         }
+        family(&out, "swiftmesh_request_body_bytes_total", "counter",
+               "Request body bytes received from clients, by direction, listener, cluster and destination service.",
+               stats.routes.map { (labels(routeLabels($0.key)), "\($0.value.bytesReceived)") })
+        family(&out, "swiftmesh_response_body_bytes_total", "counter",
+               "Response body bytes sent to clients, by direction, listener, cluster and destination service.",
+               stats.routes.map { (labels(routeLabels($0.key)), "\($0.value.bytesSent)") })
         family(&out, "swiftmesh_proxy_errors_total", "counter",
                "Responses the proxy made itself, by listener and reason (the swiftmesh-proxy-error value).",
                stats.proxyErrors.map { key, value in (labels(["listener": key.listener, "reason": key.reason]), "\(value)") })
@@ -36,6 +46,9 @@ enum PrometheusExposition {
                stats.authorizations.map { key, value in
                    (labels(["listener": key.listener, "caller": key.caller, "decision": key.decision]), "\(value)")
                })
+        family(&out, "swiftmesh_downstream_tls_handshakes_total", "counter",
+               "TLS handshakes on client connections, by listener and result (success, failure).",
+               outcomes(stats.downstreamHandshakes, owner: "listener"))
         family(&out, "swiftmesh_downstream_connections_active", "gauge", "Open client connections, by listener.",
                stats.activeConnections.map { (labels(["listener": $0.key]), "\($0.value)") })
         family(&out, "swiftmesh_downstream_connections_total", "counter", "Client connections accepted, by listener.",
@@ -56,6 +69,17 @@ enum PrometheusExposition {
                "Retries sent to a cluster, by what failed the try before (connect_failure, reset, refused_stream, "
                    + "per_try_timeout, status_<code>, grpc_status_<code>).",
                stats.retries.map { key, value in (labels(["cluster": key.cluster, "cause": key.cause]), "\(value)") })
+        family(&out, "swiftmesh_cluster_timeouts_total", "counter",
+               "Timeouts that ended a request or a try to a cluster: route (the route's timeout or the gRPC "
+                   + "caller's deadline) or per_try (retries.perTryTimeout; the request may have been retried).",
+               stats.timeouts.map { key, value in (labels(["cluster": key.cluster, "timeout": key.kind]), "\(value)") })
+        family(&out, "swiftmesh_upstream_connections_total", "counter",
+               "TCP connects to a cluster's endpoints, by result (success, failure).",
+               outcomes(stats.upstreamConnects, owner: "cluster"))
+        family(&out, "swiftmesh_upstream_tls_handshakes_total", "counter",
+               "TLS handshakes on connections to a cluster's endpoints, by result (success, failure: "
+                   + "a refused certificate or identity, or no answer within connectTimeout).",
+               outcomes(stats.upstreamHandshakes, owner: "cluster"))
         family(&out, "swiftmesh_cluster_retries_active", "gauge",
                "Requests being retried to a cluster (limit: circuitBreaker.maxRetries).",
                breakers.map { (labels(["cluster": $0.key]), "\($0.value.retries)") })
@@ -92,6 +116,17 @@ enum PrometheusExposition {
                    }
                })
         return out
+    }
+
+    private static func routeLabels(_ route: StatsSnapshot.RouteLabels) -> [String: String] {
+        ["direction": route.direction, "listener": route.listener, "cluster": route.cluster,
+         "destination_service": route.service]
+    }
+
+    private static func outcomes(_ counts: [StatsSnapshot.OutcomeLabels: UInt64], owner: String) -> [(String, String)] {
+        counts.map { key, value in
+            (labels([owner: key.owner, "result": key.succeeded ? "success" : "failure"]), "\(value)")
+        }
     }
 
     private static func family(_ out: inout String, _ name: String, _ type: String, _ help: String, _ samples: [(String, String)]) {

@@ -1,15 +1,20 @@
 /// Counters from every event loop, added up, with string labels.
 struct StatsSnapshot: Sendable {
-    struct RequestLabels: Hashable, Sendable {
-        var listener: String
-        var cluster: String
-        var endpoint: String
-        var statusClass: String
-    }
-
     struct RouteLabels: Hashable, Sendable {
         var listener: String
+        /// `inbound` or `outbound`.
+        var direction: String
         var cluster: String
+        /// The cluster's service (`destination_service`).
+        var service: String
+    }
+
+    struct RequestLabels: Hashable, Sendable {
+        var route: RouteLabels
+        var endpoint: String
+        var statusClass: String
+        /// Empty for HTTP requests.
+        var grpcStatus: String
     }
 
     struct ErrorLabels: Hashable, Sendable {
@@ -22,17 +27,32 @@ struct StatsSnapshot: Sendable {
         var cause: String
     }
 
+    struct TimeoutLabels: Hashable, Sendable {
+        var cluster: String
+        var kind: String
+    }
+
     struct AuthorizationLabels: Hashable, Sendable {
         var listener: String
         var caller: String
         var decision: String
     }
 
+    /// A listener's or a cluster's connections, by outcome.
+    struct OutcomeLabels: Hashable, Sendable {
+        var owner: String
+        var succeeded: Bool
+    }
+
     var requests: [RequestLabels: UInt64] = [:]
+    var routes: [RouteLabels: LoopStats.RouteTally] = [:]
     var authorizations: [AuthorizationLabels: UInt64] = [:]
-    var durations: [RouteLabels: DurationHistogram] = [:]
     var proxyErrors: [ErrorLabels: UInt64] = [:]
     var retries: [RetryLabels: UInt64] = [:]
+    var timeouts: [TimeoutLabels: UInt64] = [:]
+    var downstreamHandshakes: [OutcomeLabels: UInt64] = [:]
+    var upstreamHandshakes: [OutcomeLabels: UInt64] = [:]
+    var upstreamConnects: [OutcomeLabels: UInt64] = [:]
     var activeConnections: [String: Int] = [:]
     var connectionsTotal: [String: UInt64] = [:]
     var activeRequests: [String: Int] = [:]
@@ -44,12 +64,16 @@ struct StatsSnapshot: Sendable {
 
     mutating func merge(_ other: StatsSnapshot) {
         requests.merge(other.requests, uniquingKeysWith: +)
-        for (key, histogram) in other.durations {
-            durations[key, default: DurationHistogram()].merge(histogram)
+        for (key, tally) in other.routes {
+            routes[key, default: LoopStats.RouteTally()].merge(tally)
         }
         proxyErrors.merge(other.proxyErrors, uniquingKeysWith: +)
         retries.merge(other.retries, uniquingKeysWith: +)
+        timeouts.merge(other.timeouts, uniquingKeysWith: +)
         authorizations.merge(other.authorizations, uniquingKeysWith: +)
+        downstreamHandshakes.merge(other.downstreamHandshakes, uniquingKeysWith: +)
+        upstreamHandshakes.merge(other.upstreamHandshakes, uniquingKeysWith: +)
+        upstreamConnects.merge(other.upstreamConnects, uniquingKeysWith: +)
         activeConnections.merge(other.activeConnections, uniquingKeysWith: +)
         connectionsTotal.merge(other.connectionsTotal, uniquingKeysWith: +)
         activeRequests.merge(other.activeRequests, uniquingKeysWith: +)

@@ -6,8 +6,8 @@ import NIOSSL
 /// address, the cluster's connect timeout, TCP_NODELAY (requests are small
 /// and must not wait for Nagle), the loop's flush batch that every
 /// connection's writes join, how long a connection may sit unused, the
-/// cluster's circuit breaker, which counts the pools' connections, and the
-/// cluster's TLS.
+/// cluster's circuit breaker, which counts the pools' connections, the
+/// cluster's TLS, and the counters of connects and handshakes.
 struct EndpointConnector {
     let address: SocketAddress
     let eventLoop: EventLoop
@@ -18,6 +18,7 @@ struct EndpointConnector {
     let idleTimeout: TimeAmount
     /// nil: plaintext.
     let tls: UpstreamTLS?
+    let tally: UpstreamConnectTally
 
     /// A connected channel; with TLS, one whose handshake is done, so that a
     /// certificate the proxy refuses fails the connect (within the connect
@@ -26,8 +27,9 @@ struct EndpointConnector {
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+        let tally = tally
         guard let tls else {
-            return bootstrap.connect(to: address)
+            return bootstrap.connect(to: address).always { tally.connected($0) }
         }
         // One deadline for the TCP connect and the handshake together.
         let timeout = connectTimeout
@@ -40,6 +42,7 @@ struct EndpointConnector {
                 }
             }
             .connect(to: address)
+            .always { tally.connected($0) }
             .flatMap { channel in
                 let handshake = channel.eventLoop.makePromise(of: Void.self)
                 do {
@@ -58,10 +61,36 @@ struct EndpointConnector {
                         try tls.checkIdentity(of: channel)
                         return channel
                     }
+                    .always { tally.handshook($0) }
                     .flatMapErrorThrowing { error in
                         channel.close(promise: nil)
                         throw error
                     }
             }
+    }
+}
+
+/// Counts a cluster's TCP connects and TLS handshakes in the stats of the
+/// loop whose pools connect. `@unchecked Sendable`: its futures complete on
+/// that loop (the bootstrap's group is the loop), the only thread that touches the stats.
+struct UpstreamConnectTally: @unchecked Sendable {
+    let stats: LoopStats
+    /// The cluster's label.
+    let cluster: Int
+
+    func connected<Value>(_ result: Result<Value, Error>) {
+        stats.upstreamConnect(cluster: cluster, succeeded: result.isSuccess)
+    }
+
+    /// The handshake and the check of the endpoint's identity after it.
+    func handshook<Value>(_ result: Result<Value, Error>) {
+        stats.upstreamHandshake(cluster: cluster, succeeded: result.isSuccess)
+    }
+}
+
+extension Result {
+    fileprivate var isSuccess: Bool {
+        if case .success = self { return true }
+        return false
     }
 }
