@@ -92,6 +92,8 @@ let package = Package(
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Atomics", package: "swift-atomics"),
+                // OTLP span export, off the event loops.
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
         // The proxy as a sidecar: its configuration comes from the control

@@ -29,6 +29,7 @@ private struct DocumentJSON: Encodable {
     var admin: AdminJSON?
     var drainTimeout: String
     var accessLog: AccessLogJSON?
+    var tracing: TracingJSON?
     var listeners: [ListenerJSON]
     var clusters: [ClusterJSON]
 
@@ -36,6 +37,7 @@ private struct DocumentJSON: Encodable {
         admin = config.admin.map { AdminJSON(listen: $0.listen.description) }
         drainTimeout = config.drainTimeout.description
         accessLog = config.accessLog.map(AccessLogJSON.init)
+        tracing = config.tracing.map { TracingJSON(otlpEndpoint: $0.otlpEndpoint, samplingRate: $0.samplingRate, serviceName: $0.serviceName) }
         listeners = config.listeners.map(ListenerJSON.init)
         clusters = config.clusters.map(ClusterJSON.init)
     }
@@ -53,6 +55,12 @@ private struct AccessLogJSON: Encodable {
         path = log.destination.path
         samplePercent = log.samplePercent
     }
+}
+
+private struct TracingJSON: Encodable {
+    var otlpEndpoint: String
+    var samplingRate: Double
+    var serviceName: String
 }
 
 private struct ListenerJSON: Encodable {

@@ -121,7 +121,7 @@ public enum SidecarConfig {
             admin: options.admin.map(AdminConfig.init(listen:)),
             listeners: (inbound.map { [$0] } ?? []) + outbound,
             clusters: [app] + clusters.keys.sorted().compactMap { clusters[$0] },
-            accessLog: options.accessLog)
+            accessLog: options.accessLog, tracing: options.tracing)
     }
 
     /// What the inbound listener applies before the service's policy is known.

@@ -46,14 +46,17 @@ public struct SidecarOptions: Sendable, Equatable {
     public var inboundTLS: ListenerTLSMode
     /// One JSON line per request, inbound and outbound; none when nil.
     public var accessLog: AccessLogConfig?
+    /// A span per request, inbound and outbound; none when nil.
+    public var tracing: TracingConfig?
 
     public init(
         controlPlane: HostPort, controlPlaneRootPEM: String, service: String, app: HostPort, appProtocol: UpstreamProtocol? = nil,
         inbound: HostPort, advertise: HostPort? = nil, upstreams: [Upstream] = [], admin: HostPort? = nil,
         labels: [String: String] = [:], sidecarID: String, joinToken: JoinToken? = nil, inboundTLS: ListenerTLSMode = .strict,
-        accessLog: AccessLogConfig? = nil
+        accessLog: AccessLogConfig? = nil, tracing: TracingConfig? = nil
     ) {
         self.accessLog = accessLog
+        self.tracing = tracing
         self.joinToken = joinToken
         self.inboundTLS = inboundTLS
         self.controlPlane = controlPlane

@@ -77,6 +77,17 @@ struct SidecarCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The share of requests the access log records, 0 to 100.")
     var accessLogSamplePercent: Double = 100
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Trace requests: the OTLP HTTP receiver spans are sent to, e.g. http://127.0.0.1:4318 (default: no tracing).",
+        valueName: "url"))
+    var tracingOtlpEndpoint: String?
+
+    @Option(name: .long, help: "The share of requests traced when the caller made no decision, 0 to 1.")
+    var tracingSamplingRate: Double = 1
+
+    @Option(name: .long, help: "The service.name of the spans (default: --service).")
+    var tracingServiceName: String?
+
     @Option(name: .long, help: "Event-loop threads.")
     var threads = 1
 
@@ -177,6 +188,18 @@ struct SidecarCommand: AsyncParsableCommand {
         if accessLog == "" {
             throw ValidationError("--access-log: give stdout or a file path")
         }
+        if let endpoint = tracingOtlpEndpoint, let problem = TracingConfig.problem(inEndpoint: endpoint) {
+            throw ValidationError("--tracing-otlp-endpoint \(endpoint) \(problem)")
+        }
+        guard (0...1).contains(tracingSamplingRate) else {
+            throw ValidationError("--tracing-sampling-rate must be from 0 to 1, got \(tracingSamplingRate)")
+        }
+        if tracingOtlpEndpoint == nil, tracingServiceName != nil || tracingSamplingRate != 1 {
+            throw ValidationError("--tracing-sampling-rate and --tracing-service-name need --tracing-otlp-endpoint")
+        }
+        if tracingServiceName == "" {
+            throw ValidationError("--tracing-service-name: give a name, or leave it out to use --service")
+        }
         let rootPEM: String
         do {
             rootPEM = try String(contentsOfFile: controlPlaneCa, encoding: .utf8)
@@ -194,6 +217,9 @@ struct SidecarCommand: AsyncParsableCommand {
             joinToken: joinToken(), inboundTLS: inboundTLS,
             accessLog: accessLog.map {
                 AccessLogConfig(destination: .init(path: $0), samplePercent: accessLogSamplePercent)
+            },
+            tracing: tracingOtlpEndpoint.map {
+                TracingConfig(otlpEndpoint: $0, samplingRate: tracingSamplingRate, serviceName: tracingServiceName ?? service)
             })
     }
 

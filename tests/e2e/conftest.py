@@ -22,6 +22,7 @@ from support.grpc_peer import GrpcBackend, ResetBackend
 from support.http_backend import HTTPBackend
 from support.mesh import ControlPlane, Sidecar
 from support.nginx import NginxH2C
+from support.otlp import OTLPReceiver
 from support.prometheus import Prometheus
 from support.proxy import LIVE, Proxy, SwiftmeshProcess, binary_path
 
@@ -75,6 +76,12 @@ class Mesh:
         n = NginxH2C(self._dir(name), name, keepalive_requests).start()
         self.stack.callback(n.stop)
         return n
+
+    def otlp_receiver(self, fail_with: Optional[int] = None) -> OTLPReceiver:
+        """An OTLP/HTTP trace receiver; `fail_with` answers every export with that status."""
+        r = OTLPReceiver(fail_with=fail_with).start()
+        self.stack.callback(r.stop)
+        return r
 
     def prometheus(self, targets: list[str]) -> Prometheus:
         """A Prometheus server scraping `targets` (host:port of admin listeners) every second."""

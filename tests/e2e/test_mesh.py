@@ -226,6 +226,10 @@ def test_http1_apps_talk_through_sidecars_over_http2(mesh):
     (["--upstream", "alive=localhost:9002"], "is a host name; listen on an IP address"),
     (["--control-plane-ca", "/nonexistent/root.pem"], "--control-plane-ca /nonexistent/root.pem: cannot be read"),
     (["--control-plane-ca", "/etc/hostname"], "holds no PEM certificate"),
+    (["--tracing-otlp-endpoint", "127.0.0.1:4318"], "is not an http:// or https:// URL"),
+    (["--tracing-otlp-endpoint", "http://127.0.0.1:4318", "--tracing-sampling-rate", "1.5"],
+     "--tracing-sampling-rate must be from 0 to 1"),
+    (["--tracing-sampling-rate", "0.5"], "need --tracing-otlp-endpoint"),
 ])
 def test_sidecar_options_are_checked_before_anything_starts(args, message, tmp_path):
     root = tmp_path / "root.pem"

@@ -23,7 +23,7 @@ struct ProxyConfigDecoder {
         }
         guard let top = reader.mapping(
             ConfigNode(node: root, path: .root),
-            keys: ["admin", "drainTimeout", "accessLog", "listeners", "clusters"]
+            keys: ["admin", "drainTimeout", "accessLog", "tracing", "listeners", "clusters"]
         ) else { return nil }
 
         // Admin first: its address is recorded before the listeners', so a
@@ -31,6 +31,7 @@ struct ProxyConfigDecoder {
         let admin = top["admin"].flatMap { self.admin($0) }
         let drainTimeout = top["drainTimeout"].flatMap { reader.duration($0) }
         let accessLog = top["accessLog"].flatMap { self.accessLog($0) }
+        let tracing = top["tracing"].flatMap { self.tracing($0) }
         let listeners = reader.required("listeners", in: top, hint: "add at least one listener")
             .flatMap { reader.list($0, of: "listeners", atLeastOne: "listener") }
             .map { $0.compactMap { self.listener($0) } }
@@ -44,7 +45,8 @@ struct ProxyConfigDecoder {
             listeners: listeners,
             clusters: clusters,
             drainTimeout: drainTimeout ?? ProxyConfig.defaultDrainTimeout,
-            accessLog: accessLog
+            accessLog: accessLog,
+            tracing: tracing
         )
     }
 
@@ -63,6 +65,33 @@ struct ProxyConfigDecoder {
         var config = AccessLogConfig(destination: .init(path: path))
         config.sample = sample ?? config.sample
         return config
+    }
+
+    /// `tracing: { otlpEndpoint: URL, samplingRate: 0-1, serviceName: NAME }`.
+    private mutating func tracing(_ node: ConfigNode) -> TracingConfig? {
+        guard let fields = reader.mapping(node, keys: ["otlpEndpoint", "samplingRate", "serviceName"]) else { return nil }
+        let endpoint = reader.required(
+            "otlpEndpoint", in: fields, hint: "add the OTLP HTTP receiver, e.g. \"otlpEndpoint: http://127.0.0.1:4318\"")
+            .flatMap { node -> String? in
+                guard let url = reader.string(node, expected: "an http:// URL") else { return nil }
+                if let problem = TracingConfig.problem(inEndpoint: url) {
+                    reader.report(node.path, problem)
+                    return nil
+                }
+                return url
+            }
+        let rate = fields["samplingRate"].flatMap {
+            reader.number($0, in: 0...1, expected: "a rate from 0 to 1 (1 traces every request, 0.01 one in a hundred)")
+        }
+        let serviceName = fields["serviceName"].flatMap { reader.string($0, expected: "a service name") }
+        if let serviceName, serviceName.isEmpty, let node = fields["serviceName"] {
+            reader.report(node.path, "is empty; name the service the spans belong to, e.g. \"serviceName: gateway\"")
+            return nil
+        }
+        guard let endpoint else { return nil }
+        if fields.has("samplingRate") && rate == nil || fields.has("serviceName") && serviceName == nil { return nil }
+        return TracingConfig(
+            otlpEndpoint: endpoint, samplingRate: rate ?? 1, serviceName: serviceName ?? TracingConfig.defaultServiceName)
     }
 
     private mutating func admin(_ node: ConfigNode) -> AdminConfig? {

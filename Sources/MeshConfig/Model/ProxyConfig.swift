@@ -11,6 +11,8 @@ public struct ProxyConfig: Sendable, Equatable {
     public var drainTimeout: MeshDuration
     /// One JSON line per request, to standard output or a file; none when absent.
     public var accessLog: AccessLogConfig?
+    /// A span per request, exported over OTLP; none when absent.
+    public var tracing: TracingConfig?
 
     public static let defaultDrainTimeout = MeshDuration.seconds(15)
 
@@ -19,8 +21,10 @@ public struct ProxyConfig: Sendable, Equatable {
         listeners: [ListenerConfig],
         clusters: [ClusterConfig],
         drainTimeout: MeshDuration = ProxyConfig.defaultDrainTimeout,
-        accessLog: AccessLogConfig? = nil
+        accessLog: AccessLogConfig? = nil,
+        tracing: TracingConfig? = nil
     ) {
+        self.tracing = tracing
         self.admin = admin
         self.listeners = listeners
         self.clusters = clusters

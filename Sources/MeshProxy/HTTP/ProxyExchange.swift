@@ -88,6 +88,8 @@ final class ProxyExchange {
     private var responseFailsEndpoint = false
     /// Set when the access log's sample picked this request.
     private var accessLogDraft: AccessLogDraft?
+    /// Set when tracing is configured, sampled or not: the trace context goes on either way.
+    private var traced: TracedRequest?
     /// Body bytes received from the client and sent to it, for the metrics and the access log.
     private var bodyBytesReceived = 0
     private var bodyBytesSent = 0
@@ -117,6 +119,9 @@ final class ProxyExchange {
         requestHasBody = hasBody
         if let accessLog = worker.accessLog, accessLog.samples(using: &worker.random) {
             accessLogDraft = AccessLogDraft(head: head)
+        }
+        if let tracing = worker.tracing {
+            traced = TracedRequest(head: head, recorder: tracing, random: &worker.random)
         }
         if let listener,
            let error = HeaderHygiene.checkLimits(
@@ -229,6 +234,7 @@ final class ProxyExchange {
             }
             headers.replaceOrAdd(name: RetryRules.attemptHeader, value: "1")
         }
+        traced?.context.propagate(into: &headers)
         upstreamHead = HTTPRequestHead(version: .http1_1, method: head.method, uri: head.uri, headers: headers)
         startTry(on: endpoint)
     }
@@ -692,6 +698,9 @@ final class ProxyExchange {
         if let draft = accessLogDraft, let accessLog = worker.accessLog {
             accessLog.record(accessLogEntry(draft, elapsed: elapsed, error: error))
         }
+        if let traced, traced.context.sampled, let tracing = worker.tracing {
+            tracing.record(span(traced, elapsed: elapsed, error: error))
+        }
         downstream.exchangeFinished(self)
     }
 
@@ -712,7 +721,21 @@ final class ProxyExchange {
             grpcStatus: grpcStatus == FinishedRequest.noGRPCStatus ? nil : Int(grpcStatus),
             cluster: cluster?.config.name, endpoint: (endpoint ?? failedEndpoints.last)?.label,
             attempts: tries, bytesReceived: bodyBytesReceived, bytesSent: bodyBytesSent,
-            caller: connection.authorizedIdentity, traceID: draft.traceID, requestID: requestID,
-            proxyError: error?.reason)
+            caller: connection.authorizedIdentity, traceID: traced?.context.traceID.hex ?? draft.traceID,
+            requestID: requestID, proxyError: error?.reason)
+    }
+
+    private func span(_ traced: TracedRequest, elapsed: TimeAmount, error: ProxyError?) -> ProxySpan {
+        let connection = downstream.connection
+        return ProxySpan(
+            context: traced.context, direction: connection.direction,
+            startNanoseconds: traced.startNanoseconds, endNanoseconds: traced.startNanoseconds + elapsed.nanoseconds,
+            method: traced.method, target: traced.target, authority: traced.authority,
+            isHTTP2: connection.isHTTP2, isTLS: connection.isTLS, isGRPC: isGRPC,
+            status: responseStatus.map { Int($0.code) },
+            grpcStatus: grpcStatus == FinishedRequest.noGRPCStatus ? nil : Int(grpcStatus),
+            listener: connection.listenerName, cluster: cluster?.config.name,
+            endpoint: (endpoint ?? failedEndpoints.last)?.label, attempts: tries, requestID: requestID,
+            proxyError: error?.reason, caller: connection.authorizedIdentity, clientIP: connection.clientIP)
     }
 }

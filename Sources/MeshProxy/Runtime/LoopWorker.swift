@@ -19,6 +19,8 @@ final class LoopWorker: @unchecked Sendable {
     var random = FastRandom()
     /// Access logging on this loop; nil when the config has no `accessLog`.
     private(set) var accessLog: AccessLogRecorder?
+    /// Tracing on this loop; nil when the config has no `tracing`.
+    private(set) var tracing: SpanRecorder?
     /// HTTP/2 connections flush once per loop iteration through this.
     let flushBatch: FlushBatch
     private(set) var routing: RoutingTable
@@ -35,6 +37,14 @@ final class LoopWorker: @unchecked Sendable {
         guard accessLog?.writer !== writer else { return }
         accessLog?.flush()
         accessLog = writer.map { AccessLogRecorder(writer: $0, eventLoop: eventLoop) }
+    }
+
+    /// Sends spans to `exporter` from now on (nil: stops tracing). Spans
+    /// already recorded go to the previous exporter.
+    func trace(to exporter: OTLPExporter?) {
+        guard tracing?.exporter !== exporter else { return }
+        tracing?.flush()
+        tracing = exporter.map { SpanRecorder(exporter: $0, eventLoop: eventLoop) }
     }
 
     init(eventLoop: EventLoop, logger: Logger) {

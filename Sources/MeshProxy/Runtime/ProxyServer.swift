@@ -28,6 +28,8 @@ public actor ProxyServer {
     private var admin: Channel?
     /// Where access-log lines go; nil when `accessLog` is not configured.
     private var accessLog: AccessLogWriter?
+    /// Where spans go; nil when `tracing` is not configured.
+    private var tracing: OTLPExporter?
     private var draining = false
     /// Why the proxy must not report ready whatever its own state (a sidecar
     /// without its first configuration yet); nil: nothing holds it.
@@ -63,6 +65,7 @@ public actor ProxyServer {
     public func start() async throws {
         tls = try TLSContexts(config)
         accessLog = try config.accessLog.map(AccessLogWriter.init)
+        tracing = config.tracing.map { OTLPExporter($0, logger: logger) }
         startDiscovery(config.clusters)
         await publish()
         for listener in config.listeners {
@@ -109,6 +112,10 @@ public actor ProxyServer {
         if newConfig.accessLog != config.accessLog {
             accessLog = try newConfig.accessLog.map(AccessLogWriter.init)
         }
+        let oldTracing = tracing
+        if newConfig.tracing != config.tracing {
+            tracing = newConfig.tracing.map { OTLPExporter($0, logger: logger) }
+        }
         let old = config
         config = newConfig
         let oldDNS = dnsTasks
@@ -128,6 +135,10 @@ public actor ProxyServer {
         if oldAccessLog !== accessLog {
             // Every loop now logs to the new writer; the old one finishes what it was handed.
             oldAccessLog?.close()
+        }
+        if oldTracing !== tracing {
+            // Every loop sends to the new exporter; the old one sends what it was handed.
+            await oldTracing?.shutdown()
         }
 
         for (name, bound) in listeners where newConfig.listeners.first(where: { $0.name == name })?.listen != bound.config.listen {
@@ -189,13 +200,17 @@ public actor ProxyServer {
         try? await admin?.close()
         // Lines still gathering on the loops go to the writer before it closes.
         for worker in workers {
-            _ = try? await worker.eventLoop.submit { worker.accessLog?.flush() }.get()
+            _ = try? await worker.eventLoop.submit {
+                worker.accessLog?.flush()
+                worker.tracing?.flush()
+            }.get()
         }
         // Release the quiescing helpers while the loops still run: their
         // deinit resolves a promise, which must not reach a stopped loop.
         listeners.removeAll()
         try? await group.shutdownGracefully()
         accessLog?.close()
+        await tracing?.shutdown()
         logger.info("stopped")
     }
 
@@ -229,6 +244,7 @@ public actor ProxyServer {
         total.circuitBreakers = shared.mapValues { $0.breaker.snapshot() }
         total.outlierDetectors = shared.compactMapValues { $0.outlierDetector?.snapshot() }
         total.healthCheckers = healthCheckers.mapValues { $0.snapshot() }
+        total.spans = tracing?.snapshot
         return total
     }
 
@@ -260,6 +276,7 @@ public actor ProxyServer {
         let endpoints = self.endpoints
         let shared = sharedStates(for: clusters)
         let accessLog = self.accessLog
+        let tracing = self.tracing
         // Queued on every loop before the first wait: discovery news that
         // arrives while this actor waits is queued behind it on each loop,
         // so no loop applies this older endpoint list after newer ones.
@@ -267,6 +284,7 @@ public actor ProxyServer {
             worker.eventLoop.submit {
                 worker.apply(routing: routing, clusters: clusters, shared: shared, endpoints: endpoints)
                 worker.logAccess(to: accessLog)
+                worker.trace(to: tracing)
             }
         }
         for done in applied {

@@ -145,9 +145,7 @@ struct AccessLogDraft {
     let traceID: String?
 
     init(head: HTTPRequestHead) {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        startNanoseconds = Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+        startNanoseconds = WallClock.nanoseconds()
         method = head.method.rawValue
         path = head.uri
         // One pass over the fields, by name length first, for the four it needs.

@@ -115,6 +115,12 @@ enum PrometheusExposition {
                        (labels(["cluster": cluster, "limit": limit]), "\(count)")
                    }
                })
+        if let spans = stats.spans {
+            family(&out, "swiftmesh_tracing_spans_total", "counter",
+                   "Spans sent to the OTLP receiver (exported), or dropped: the export queue was full, or the "
+                       + "receiver failed or refused them.",
+                   [(labels(["result": "exported"]), "\(spans.exported)"), (labels(["result": "dropped"]), "\(spans.dropped)")])
+        }
         return out
     }
 

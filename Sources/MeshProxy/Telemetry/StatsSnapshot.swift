@@ -61,6 +61,8 @@ struct StatsSnapshot: Sendable {
     /// Each outlier detector's counts; global too.
     var outlierDetectors: [String: OutlierDetector.Snapshot] = [:]
     var healthCheckers: [String: HealthChecker.Snapshot] = [:]
+    /// The span exporter's counts; nil without `tracing`.
+    var spans: OTLPExporter.Counts?
 
     mutating func merge(_ other: StatsSnapshot) {
         requests.merge(other.requests, uniquingKeysWith: +)

@@ -1,0 +1,77 @@
+import MeshConfig
+import NIOCore
+import NIOHTTP1
+import Testing
+
+@testable import MeshProxy
+
+@Suite("Trace context propagation")
+struct TraceContextTests {
+    private let trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    private let span = "00f067aa0ba902b7"
+
+    @Test func readsW3CTraceparent() {
+        let incoming = IncomingTraceContext(["traceparent": "00-\(trace)-\(span)-01"])
+        #expect(incoming.traceID?.hex == trace)
+        #expect(incoming.parentSpanID == 0x00f0_67aa_0ba9_02b7)
+        #expect(incoming.sampled == true && incoming.b3Form == .none)
+    }
+
+    @Test func refusesMalformedW3C() {
+        for value in ["00-\(trace)-\(span)", "ff-\(trace)-\(span)-01", "00-\(String(repeating: "0", count: 32))-\(span)-01",
+                      "00-\(trace)-0000000000000000-01", "00-\(trace)-\(span)-01-extra", "00-xyz-\(span)-01"] {
+            #expect(IncomingTraceContext(["traceparent": value]).traceID == nil, "\(value)")
+        }
+        // A later version may add fields.
+        #expect(IncomingTraceContext(["traceparent": "01-\(trace)-\(span)-00-more"]).sampled == false)
+    }
+
+    @Test func readsB3SingleAndMulti() {
+        let single = IncomingTraceContext(["b3": "\(trace)-\(span)-1-05e3ac9a4f6e3b90"])
+        #expect(single.traceID?.hex == trace && single.sampled == true && single.b3Form == .single)
+        let short = IncomingTraceContext(["b3": "a3ce929d0e0e4736-\(span)"])
+        #expect(short.traceID?.hex == "0000000000000000a3ce929d0e0e4736" && short.sampled == nil)
+        let decisionOnly = IncomingTraceContext(["b3": "0"])
+        #expect(decisionOnly.traceID == nil && decisionOnly.sampled == false)
+        let multi = IncomingTraceContext(["X-B3-TraceId": trace, "X-B3-SpanId": span, "X-B3-Sampled": "0"])
+        #expect(multi.traceID?.hex == trace && multi.sampled == false && multi.b3Form == .multi)
+        let debug = IncomingTraceContext(["x-b3-flags": "1"])
+        #expect(debug.sampled == true && debug.traceID == nil)
+    }
+
+    @Test func w3cWinsOverB3() {
+        let both = IncomingTraceContext(["b3": "0", "traceparent": "00-\(trace)-\(span)-01"])
+        #expect(both.sampled == true && both.traceID?.hex == trace)
+    }
+
+    @Test func theEndpointGetsTheProxySpanAsParentInTheCallersForms() {
+        var random = FastRandom(seed: 7)
+        let incoming = IncomingTraceContext(["x-b3-traceid": trace, "x-b3-spanid": span, "x-b3-sampled": "1"])
+        let context = ProxySpanContext(incoming, sampling: FaultShare(percent: 0), random: &random)
+        var headers: HTTPHeaders = ["x-b3-traceid": trace, "x-b3-spanid": span, "x-b3-sampled": "1"]
+        context.propagate(into: &headers)
+        let own = HexDigits.format(context.spanID)
+        #expect(headers.first(name: "traceparent") == "00-\(trace)-\(own)-01")
+        #expect(headers.first(name: "x-b3-spanid") == own && headers.first(name: "x-b3-parentspanid") == span)
+        #expect(headers["x-b3-spanid"].count == 1)
+    }
+
+    @Test func withoutADecisionTheRateDecides() {
+        var random = FastRandom(seed: 1)
+        let none = IncomingTraceContext([:])
+        #expect(!ProxySpanContext(none, sampling: FaultShare(percent: 0), random: &random).sampled)
+        let started = ProxySpanContext(none, sampling: FaultShare(percent: 100), random: &random)
+        #expect(started.sampled && started.parentSpanID == nil && started.traceID.low != 0)
+    }
+
+    @Test func protobufVarints() {
+        for value: UInt64 in [0, 1, 127, 128, 300, 16_383, 16_384, .max] {
+            var buffer = ByteBuffer()
+            buffer.writeProtobufVarint(value)
+            #expect(buffer.readableBytes == ByteBuffer.protobufVarintSize(value), "\(value)")
+        }
+        var buffer = ByteBuffer()
+        buffer.writeProtobufVarint(300)
+        #expect(Array(buffer.readableBytesView) == [0xAC, 0x02])
+    }
+}
