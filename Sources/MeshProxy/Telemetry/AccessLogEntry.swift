@@ -82,6 +82,13 @@ struct AccessLogEntry {
     /// (RFC 8259 section 7), so a hostile path cannot break the line.
     static func writeJSONString(_ value: String, into buffer: inout ByteBuffer) {
         buffer.writeInteger(UInt8(ascii: "\""))
+        // Most values need no escape: one copy, not a write per byte.
+        guard value.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") })
+        else {
+            buffer.writeString(value)
+            buffer.writeInteger(UInt8(ascii: "\""))
+            return
+        }
         for byte in value.utf8 {
             switch byte {
             case UInt8(ascii: "\""): buffer.writeStaticString("\\\"")
@@ -155,10 +162,10 @@ struct AccessLogDraft {
         var b3: String?
         for (name, value) in head.headers {
             switch name.utf8.count {
-            case 2 where b3 == nil && name.lowercased() == "b3": b3 = value
-            case 4 where host == nil && name.lowercased() == "host": host = value
-            case 11 where traceparent == nil && name.lowercased() == "traceparent": traceparent = value
-            case 12 where b3TraceID == nil && name.lowercased() == "x-b3-traceid": b3TraceID = value
+            case 2 where b3 == nil && name.equalsIgnoringASCIICase("b3"): b3 = value
+            case 4 where host == nil && name.equalsIgnoringASCIICase("host"): host = value
+            case 11 where traceparent == nil && name.equalsIgnoringASCIICase("traceparent"): traceparent = value
+            case 12 where b3TraceID == nil && name.equalsIgnoringASCIICase("x-b3-traceid"): b3TraceID = value
             default: break
             }
         }

@@ -108,21 +108,30 @@ final class OTLPExporter: @unchecked Sendable {
     }
 
     /// `ExportTraceServiceRequest { resource_spans = 1 }` around the spans:
-    /// one resource (the service), one scope (swiftmesh).
+    /// one resource (the service), one scope (swiftmesh). The sizes of the
+    /// enclosing messages are worked out first, so the spans are copied once.
     private func requestBody(_ spans: ByteBuffer) -> ByteBuffer {
         var resource = ByteBuffer()
         resource.writeOTLPAttribute(1, key: "service.name", value: config.serviceName)  // Resource.attributes
-        var scopeSpans = ByteBuffer()
         var scope = ByteBuffer()
         scope.writeProtobufStringField(1, "swiftmesh")  // InstrumentationScope.name
-        scopeSpans.writeProtobufMessageField(1, scope)  // ScopeSpans.scope
-        scopeSpans.writeImmutableBuffer(spans)  // ScopeSpans.spans, each already keyed
-        var resourceSpans = ByteBuffer()
-        resourceSpans.writeProtobufMessageField(1, resource)  // ResourceSpans.resource
-        resourceSpans.writeProtobufMessageField(2, scopeSpans)  // ResourceSpans.scope_spans
+        let scopeSpansSize = Self.fieldSize(scope.readableBytes) + spans.readableBytes
+        let resourceSpansSize = Self.fieldSize(resource.readableBytes) + Self.fieldSize(scopeSpansSize)
         var body = ByteBuffer()
-        body.writeProtobufMessageField(1, resourceSpans)
+        body.reserveCapacity(Self.fieldSize(resourceSpansSize))
+        body.writeProtobufKey(1, .lengthDelimited)  // ExportTraceServiceRequest.resource_spans
+        body.writeProtobufVarint(UInt64(resourceSpansSize))
+        body.writeProtobufMessageField(1, resource)  // ResourceSpans.resource
+        body.writeProtobufKey(2, .lengthDelimited)  // ResourceSpans.scope_spans
+        body.writeProtobufVarint(UInt64(scopeSpansSize))
+        body.writeProtobufMessageField(1, scope)  // ScopeSpans.scope
+        body.writeImmutableBuffer(spans)  // ScopeSpans.spans, each already keyed
         return body
+    }
+
+    /// A length-delimited field of `size` bytes, with its one-byte key and its length.
+    private static func fieldSize(_ size: Int) -> Int {
+        1 + ByteBuffer.protobufVarintSize(UInt64(size)) + size
     }
 
     /// Sends what was handed over (waiting at most `timeout`), then stops the client and its thread.

@@ -12,17 +12,31 @@ extension ByteBuffer {
         value == 0 ? 1 : (64 - value.leadingZeroBitCount + 6) / 7
     }
 
+    /// One write of up to 10 bytes, not one per byte: spans hold dozens of varints.
     mutating func writeProtobufVarint(_ value: UInt64) {
-        var value = value
-        while value >= 0x80 {
-            writeInteger(UInt8(truncatingIfNeeded: value) | 0x80)
-            value >>= 7
+        if value < 0x80 {
+            writeInteger(UInt8(value))
+            return
         }
-        writeInteger(UInt8(value))
+        var value = value
+        var bytes: (UInt64, UInt64) = (0, 0)
+        let count = withUnsafeMutableBytes(of: &bytes) { space in
+            var index = 0
+            while value >= 0x80 {
+                space[index] = UInt8(truncatingIfNeeded: value) | 0x80
+                value >>= 7
+                index += 1
+            }
+            space[index] = UInt8(value)
+            return index + 1
+        }
+        withUnsafeBytes(of: &bytes) { writeBytes(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
     }
 
+    /// Every OTLP field number used here is below 16: the key is one byte.
     mutating func writeProtobufKey(_ field: Int, _ type: WireType) {
-        writeProtobufVarint(UInt64(field << 3) | UInt64(type.rawValue))
+        assert(field < 16)
+        writeInteger(UInt8(field << 3) | type.rawValue)
     }
 
     mutating func writeProtobufVarintField(_ field: Int, _ value: UInt64) {
@@ -49,11 +63,13 @@ extension ByteBuffer {
     }
 
     /// An OTLP `KeyValue` (common.proto) with a string value, at `field`.
-    mutating func writeOTLPAttribute(_ field: Int, key: String, value: String) {
+    mutating func writeOTLPAttribute(_ field: Int, key: String, value: some StringProtocol) {
         let valueSize = value.utf8.count
         let anyValueSize = 1 + Self.protobufVarintSize(UInt64(valueSize)) + valueSize
         writeOTLPKeyValueHeader(field, key: key, anyValueSize: anyValueSize)
-        writeProtobufStringField(1, value)  // AnyValue.string_value
+        writeProtobufKey(1, .lengthDelimited)  // AnyValue.string_value
+        writeProtobufVarint(UInt64(valueSize))
+        writeBytes(value.utf8)
     }
 
     /// An OTLP `KeyValue` with an integer value.

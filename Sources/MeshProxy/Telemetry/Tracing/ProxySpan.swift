@@ -54,8 +54,8 @@ struct ProxySpan {
     var path: Substring { target.prefix { $0 != "?" } }
 
     /// gRPC: `package.Service/Method`; HTTP: the method (the proxy knows no route templates).
-    var name: String {
-        isGRPC ? String(path.drop { $0 == "/" }) : method
+    var name: Substring {
+        isGRPC ? path.drop { $0 == "/" } : Substring(method)
     }
 
     /// Appends the span as a `ScopeSpans.spans` entry (field 2); `scratch`
@@ -73,11 +73,15 @@ struct ProxySpan {
             scratch.writeProtobufVarint(8)
             scratch.writeInteger(parent, endianness: .big)
         }
-        scratch.writeProtobufStringField(5, name)
+        let name = self.name
+        scratch.writeProtobufKey(5, .lengthDelimited)
+        scratch.writeProtobufVarint(UInt64(name.utf8.count))
+        scratch.writeBytes(name.utf8)
         scratch.writeProtobufVarintField(6, kind)
         scratch.writeProtobufFixed64Field(7, UInt64(max(0, startNanoseconds)))
         scratch.writeProtobufFixed64Field(8, UInt64(max(0, endNanoseconds)))
-        writeAttributes(into: &scratch)
+        let failure = self.failure
+        writeAttributes(into: &scratch, name: name, failure: failure)
         if let failure {
             // Status { message = 2, code = 3 (STATUS_CODE_ERROR = 2) }
             let size = 1 + ByteBuffer.protobufVarintSize(UInt64(failure.utf8.count)) + failure.utf8.count + 2
@@ -90,9 +94,9 @@ struct ProxySpan {
     }
 
     /// `Span.attributes` (field 9).
-    private func writeAttributes(into buffer: inout ByteBuffer) {
+    private func writeAttributes(into buffer: inout ByteBuffer, name: Substring, failure: String?) {
         buffer.writeOTLPAttribute(9, key: "http.request.method", value: method)
-        buffer.writeOTLPAttribute(9, key: "url.path", value: String(path))
+        buffer.writeOTLPAttribute(9, key: "url.path", value: path)
         buffer.writeOTLPAttribute(9, key: "url.scheme", value: isTLS ? "https" : "http")
         if let authority {
             let (host, port) = Self.split(authority)
@@ -117,10 +121,9 @@ struct ProxySpan {
         }
         if isGRPC {
             buffer.writeOTLPAttribute(9, key: "rpc.system", value: "grpc")
-            let parts = name.split(separator: "/", maxSplits: 1)
-            if parts.count == 2 {
-                buffer.writeOTLPAttribute(9, key: "rpc.service", value: String(parts[0]))
-                buffer.writeOTLPAttribute(9, key: "rpc.method", value: String(parts[1]))
+            if let slash = name.firstIndex(of: "/") {
+                buffer.writeOTLPAttribute(9, key: "rpc.service", value: name[..<slash])
+                buffer.writeOTLPAttribute(9, key: "rpc.method", value: name[name.index(after: slash)...])
             }
             if let grpcStatus {
                 buffer.writeOTLPAttribute(9, key: "rpc.grpc.status_code", value: grpcStatus)
@@ -144,15 +147,15 @@ struct ProxySpan {
     }
 
     /// `host:port`, `[v6]:port` or a bare host.
-    private static func split(_ authority: String) -> (host: String, port: Int?) {
+    private static func split(_ authority: String) -> (host: Substring, port: Int?) {
         guard let colon = authority.lastIndex(of: ":"), !authority.hasSuffix("]"),
               let port = Int(authority[authority.index(after: colon)...]) else {
-            return (authority, nil)
+            return (Substring(authority), nil)
         }
         var host = authority[..<colon]
         if host.hasPrefix("["), host.hasSuffix("]") {
             host = host.dropFirst().dropLast()
         }
-        return (String(host), port)
+        return (host, port)
     }
 }

@@ -115,9 +115,10 @@ struct ProxySpanContext {
     /// Sets `traceparent` (W3C Trace Context is always sent) and the B3
     /// form the caller used; `tracestate` goes on as the caller sent it.
     func propagate(into headers: inout HTTPHeaders) {
+        headers.replaceOrAdd(name: "traceparent", value: traceparent)
+        guard b3Form != .none else { return }
         let trace = traceID.hex
         let span = HexDigits.format(spanID)
-        headers.replaceOrAdd(name: "traceparent", value: "00-\(trace)-\(span)-\(sampled ? "01" : "00")")
         switch b3Form {
         case .none:
             break
@@ -133,6 +134,19 @@ struct ProxySpanContext {
                 headers.remove(name: "x-b3-parentspanid")
             }
             headers.replaceOrAdd(name: "x-b3-sampled", value: sampled ? "1" : "0")
+        }
+    }
+
+    /// `00-<trace id>-<span id>-<flags>`, built in one allocation: it is sent with every request.
+    var traceparent: String {
+        String(unsafeUninitializedCapacity: 55) { space in
+            let zero = UInt8(ascii: "0"), dash = UInt8(ascii: "-")
+            (space[0], space[1], space[2], space[35], space[52], space[53]) = (zero, zero, dash, dash, dash, zero)
+            HexDigits.write(traceID.high, into: space, at: 3)
+            HexDigits.write(traceID.low, into: space, at: 19)
+            HexDigits.write(spanID, into: space, at: 36)
+            space[54] = UInt8(ascii: sampled ? "1" : "0")
+            return 55
         }
     }
 }

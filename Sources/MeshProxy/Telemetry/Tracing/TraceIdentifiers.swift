@@ -75,10 +75,15 @@ enum HexDigits {
     /// 16 digits, zero-padded.
     static func format(_ value: UInt64) -> String {
         String(unsafeUninitializedCapacity: 16) { space in
-            for index in 0..<16 {
-                space[index] = digits[Int(value >> UInt64(60 - 4 * index) & 0xF)]
-            }
+            write(value, into: space, at: 0)
             return 16
+        }
+    }
+
+    /// Writes `value` as 16 digits at `offset`.
+    static func write(_ value: UInt64, into space: UnsafeMutableBufferPointer<UInt8>, at offset: Int) {
+        for index in 0..<16 {
+            space[offset + index] = digits[Int(value >> UInt64(60 - 4 * index) & 0xF)]
         }
     }
 }

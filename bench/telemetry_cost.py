@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
-"""What access logging costs: the same SwiftMesh proxy (one event-loop
-thread) with the access log off and on (every request, one JSON line each,
-appended to a file), measured in alternating runs with h2load (h2c) and wrk
-(HTTP/1.1 keep-alive) against the anchors' nginx backend.
+"""What access logs and tracing cost: the same SwiftMesh proxy (one
+event-loop thread) three ways, with neither, with the access log on (every
+request, one JSON line each, appended to a file) and with tracing on (every
+request sampled, spans posted over OTLP/HTTP to the anchors' nginx, which
+answers 200 and discards them), measured in rotating runs with h2load (h2c)
+and wrk (HTTP/1.1 keep-alive) against the anchors' nginx backend.
 
-The target: with logs on, requests/s fall by at most 10%. This is a
+The target for access logs: at most 10% fewer requests/s. This is a
 benchmark, not a test. It prints the medians and, with --write-docs,
-rewrites the access-log section of docs/benchmarks.md.
+rewrites the telemetry section of docs/benchmarks.md.
 
-Usage: bench/access_log.py [--rounds 3] [--duration 10] [--write-docs]
+Usage: bench/telemetry_cost.py [--rounds 3] [--duration 10] [--write-docs]
        [--binary .build/release/swiftmesh]
 It starts the anchors (../shared/bench/anchors.sh) unless they run, and
 stops what it started.
@@ -24,6 +26,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,12 +45,20 @@ def listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def start_proxy(binary: str, directory: Path, name: str, log: Path | None) -> tuple[subprocess.Popen, int, int]:
-    h1, h2 = free_port(), free_port()
+# Each setup's top-level config lines.
+SETUPS = {
+    "off": lambda directory: "",
+    "log": lambda directory: f"accessLog: {{ path: {directory / 'access.log'} }}\n",
+    "trace": lambda directory: f"tracing: {{ otlpEndpoint: 'http://127.0.0.1:{BACKEND_H1}/v1/traces' }}\n",
+}
+
+
+def start_proxy(binary: str, directory: Path, name: str) -> tuple[subprocess.Popen, int, int, int]:
+    h1, h2, admin = free_port(), free_port(), free_port()
     config = directory / f"{name}.yaml"
-    access = f"accessLog: {{ path: {log} }}\n" if log else ""
     config.write_text(
-        access
+        SETUPS[name](directory)
+        + f"admin: {{ listen: 127.0.0.1:{admin} }}\n"
         + "listeners:\n"
         + f"  - {{ name: h1, listen: 127.0.0.1:{h1}, routes: [ {{ match: {{ pathPrefix: / }}, cluster: h1 }} ] }}\n"
         + f"  - {{ name: h2, listen: 127.0.0.1:{h2}, routes: [ {{ match: {{ pathPrefix: / }}, cluster: h2 }} ] }}\n"
@@ -61,7 +72,14 @@ def start_proxy(binary: str, directory: Path, name: str, log: Path | None) -> tu
         if process.poll() is not None or time.monotonic() > deadline:
             raise SystemExit(f"{name}: the proxy did not start")
         time.sleep(0.05)
-    return process, h1, h2
+    return process, h1, h2, admin
+
+
+def spans_counted(admin: int) -> dict[str, int]:
+    """swiftmesh_tracing_spans_total by result, from the proxy's /metrics."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=5).read().decode()
+    return {m.group(1): int(m.group(2))
+            for m in re.finditer(r'swiftmesh_tracing_spans_total\{result="(\w+)"\} (\d+)', text)}
 
 
 def h2load(port: int, duration: int) -> float:
@@ -95,21 +113,24 @@ def main() -> None:
     (REPO / "bench/results").mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(dir=REPO / "bench/results") as temp:
         directory = Path(temp)
-        log = directory / "access.log"
-        proxies = {"off": start_proxy(args.binary, directory, "off", None),
-                   "on": start_proxy(args.binary, directory, "on", log)}
+        names = list(SETUPS)
+        proxies = {name: start_proxy(args.binary, directory, name) for name in names}
         try:
             for round_number in range(args.rounds):
-                order = ["off", "on"] if round_number % 2 == 0 else ["on", "off"]
+                # Rotated, so no setup always runs first or last.
+                order = names[round_number % 3:] + names[:round_number % 3]
                 for protocol, run in (("h2c", h2load), ("http1", wrk)):
                     for setup in order:
-                        _, h1, h2 = proxies[setup]
+                        _, h1, h2, _ = proxies[setup]
                         rate = run(h2 if protocol == "h2c" else h1, args.duration)
                         results.setdefault((protocol, setup), []).append(rate)
-                        print(f"round {round_number + 1}  {protocol:5}  log {setup:3}  {rate:10,.0f} req/s", flush=True)
-            lines = sum(1 for _ in log.open())
+                        print(f"round {round_number + 1}  {protocol:5}  {setup:5}  {rate:10,.0f} req/s", flush=True)
+            lines = sum(1 for _ in (directory / "access.log").open())
+            # The last batches leave within a second; every span must have reached the receiver.
+            time.sleep(2)
+            spans = spans_counted(proxies["trace"][3])
         finally:
-            for process, _, _ in proxies.values():
+            for process, *_ in proxies.values():
                 process.terminate()
                 process.wait(20)
     if started_anchors:
@@ -117,24 +138,30 @@ def main() -> None:
 
     rows = []
     for protocol in ("h2c", "http1"):
-        off, on = (statistics.median(results[(protocol, s)]) for s in ("off", "on"))
-        # Each round's ratio comes from back-to-back runs under the same
-        # conditions; the headline is their median, as in bench/run.sh.
-        ratios = [b / a for a, b in zip(results[(protocol, "off")], results[(protocol, "on")])]
-        rows.append((protocol, off, on, statistics.median(ratios), ", ".join(f"{r:.2f}" for r in ratios)))
+        off = statistics.median(results[(protocol, "off")])
+        row = f"| {protocol} | {off:,.0f} |"
+        for setup in ("log", "trace"):
+            # Each round's ratio comes from runs seconds apart under the same
+            # conditions; the headline is their median, as in bench/run.sh.
+            ratios = [b / a for a, b in zip(results[(protocol, "off")], results[(protocol, setup)])]
+            row += (f" {statistics.median(results[(protocol, setup)]):,.0f} | **{statistics.median(ratios):.2f}x** "
+                    f"({', '.join(f'{r:.2f}' for r in ratios)}) |")
+        rows.append(row + "\n")
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    text = (f"Measured {when} with `bench/access_log.py --write-docs` on {os.cpu_count()} cores: one SwiftMesh "
-            f"proxy (`--threads 1`) with the access log off and on (every request, appended to a file; "
-            f"{lines:,} lines written), alternating runs of {args.duration} s, h2load `-c10 -m10` and wrk `-c50`.\n\n"
-            "| protocol | log off (req/s, median) | log on (req/s, median) | on / off (median of rounds) | rounds |\n"
-            "| --- | ---: | ---: | ---: | --- |\n"
-            + "".join(f"| {p} | {off:,.0f} | {on:,.0f} | **{ratio:.2f}x** | {r} |\n" for p, off, on, ratio, r in rows))
+    text = (f"Measured {when} with `bench/telemetry_cost.py --write-docs` on {os.cpu_count()} cores: one SwiftMesh "
+            f"proxy (`--threads 1`) with neither, with the access log (every request, appended to a file; "
+            f"{lines:,} lines written) and with tracing (every request sampled; {spans.get('exported', 0):,} spans "
+            f"exported over OTLP/HTTP, {spans.get('dropped', 0):,} dropped), "
+            f"rotating runs of {args.duration} s, h2load `-c10 -m10` and wrk `-c50`.\n\n"
+            "| protocol | off (req/s) | access log (req/s) | log / off (rounds) | tracing (req/s) | tracing / off (rounds) |\n"
+            "| --- | ---: | ---: | ---: | ---: | ---: |\n"
+            + "".join(rows))
     print()
     print(text)
     if args.write_docs:
         docs = REPO / "docs/benchmarks.md"
         current = docs.read_text()
-        start, end = "<!-- access-log:start -->\n", "<!-- access-log:end -->"
+        start, end = "<!-- telemetry:start -->\n", "<!-- telemetry:end -->"
         before, rest = current.split(start, 1)
         after = rest.split(end, 1)[1]
         docs.write_text(before + start + text + end + after)
