@@ -57,6 +57,8 @@ public actor ControlPlane {
     private var resourceVersions: [ResourceSlot: UInt64] = [:]
     private var subscriptions = Subscriptions()
     private var sessions: [String: Session] = [:]
+    /// What sidecars report of their traffic, for `/api/v1/traffic`.
+    private var traffic = TrafficMonitor()
     private var lastToken: UInt64 = 0
 
     public static let wallClockMillis: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
@@ -130,8 +132,9 @@ public actor ControlPlane {
 
     /// A heartbeat: the session's instance stays registered (or comes back,
     /// had it expired during a stall), with the health its sidecar found.
-    func heartbeat(sidecarID: String, token: UInt64, healthy: Bool) {
+    func heartbeat(sidecarID: String, token: UInt64, healthy: Bool, traffic totals: [Swiftmesh_V1_TrafficTotals] = []) {
         guard let session = sessions[sidecarID], session.token == token, let instance = session.instance else { return }
+        traffic.record(sidecarID: sidecarID, service: instance.service, traffic: totals, nowMillis: nowMillis())
         let before = registry.isHealthy(service: instance.service, key: instance.key)
         guard registry.register(
             instance, sidecarID: sidecarID, ttlMillis: settings.ttlMillis, nowMillis: nowMillis(), healthy: healthy) else { return }
@@ -165,10 +168,16 @@ public actor ControlPlane {
         session.sink.finish()
         sessions.removeValue(forKey: sidecarID)
         subscriptions.unsubscribe(sidecarID: sidecarID)
+        traffic.forget(sidecarID: sidecarID)
         logger.info(deregister ? "sidecar deregistered" : "sidecar stream lost", metadata: ["sidecar": "\(sidecarID)"])
         if deregister {
             instancesChanged(registry.deregister(sidecarID: sidecarID))
         }
+    }
+
+    /// Traffic per service and per edge over the last `TrafficMonitor.windowMillis`.
+    public func trafficSummary() -> TrafficSummary {
+        traffic.summary(nowMillis: nowMillis())
     }
 
     // MARK: Expiry

@@ -125,6 +125,8 @@ public actor Sidecar {
                 await self.apply(snapshot)
             } appHealth: { timeout in
                 await self.checkApp(timeout: timeout)
+            } traffic: { [server] in
+                await server.trafficTotals()
             }
         }
         await renewal.keepRenewed(first) { renewed in

@@ -51,6 +51,7 @@ public struct ControlPlaneHTTPAPI: Sendable {
         }
         api.get("instances") { _, _ in await allInstances() }
         api.get("sidecars") { _, _ in await sidecars() }
+        api.get("traffic") { _, _ in await traffic() }
         api.get("resources") { _, _ in await resources(of: MeshResource.Kind.allCases) }
         api.get("resources/:kind") { _, context in
             guard let kind = MeshResource.Kind(word: try context.parameters.require("kind")) else {
@@ -144,6 +145,46 @@ public struct ControlPlaneHTTPAPI: Sendable {
             rows += await controlPlane.storedInstances(of: service).map(Self.instanceJSON)
         }
         return JSONResponse.ok(["instances": rows])
+    }
+
+    // MARK: Traffic
+
+    /// Every service (its instances, how many are healthy, and its traffic
+    /// over the last window) and every caller-to-callee edge with traffic.
+    private func traffic() async -> Response {
+        let summary = await controlPlane.trafficSummary()
+        var names = Set(await controlPlane.services).union(summary.services.keys)
+        for edge in summary.edges.keys {
+            names.formUnion([edge.from, edge.to])
+        }
+        var services: [[String: Any]] = []
+        for name in names.sorted() {
+            let instances = await controlPlane.storedInstances(of: name)
+            var row: [String: Any] = [
+                "name": name, "instances": instances.count, "healthyInstances": instances.filter(\.healthy).count,
+            ]
+            row.merge(Self.statsJSON(summary.services[name])) { $1 }
+            services.append(row)
+        }
+        let edges = summary.edges.keys.sorted { ($0.from, $0.to) < ($1.from, $1.to) }.map { edge -> [String: Any] in
+            var row: [String: Any] = ["from": edge.from, "to": edge.to]
+            row.merge(Self.statsJSON(summary.edges[edge])) { $1 }
+            return row
+        }
+        return JSONResponse.ok(["windowSeconds": summary.windowSeconds, "services": services, "edges": edges])
+    }
+
+    /// Rates and latencies, with JSON null where the window had no requests.
+    static func statsJSON(_ stats: TrafficSummary.Stats?) -> [String: Any] {
+        func number(_ value: Double?, scale: Double = 1) -> Any {
+            value.map { ($0 * scale * 1000).rounded() / 1000 } ?? NSNull()
+        }
+        return [
+            "requestsPerSecond": number(stats?.requestsPerSecond ?? 0),
+            "successRate": number(stats?.successRate),
+            "latencyP50Ms": number(stats?.p50Seconds, scale: 1000),
+            "latencyP99Ms": number(stats?.p99Seconds, scale: 1000),
+        ]
     }
 
     static func instanceJSON(_ stored: Registry.StoredInstance) -> [String: Any] {

@@ -71,7 +71,9 @@ struct SidecarDiscoveryService: Swiftmesh_V1_SidecarDiscovery.SimpleServiceProto
         }
         switch message.message {
         case .heartbeat(let heartbeat):
-            await controlPlane.heartbeat(sidecarID: session.sidecarID, token: session.token, healthy: heartbeat.health != .unhealthy)
+            await controlPlane.heartbeat(
+                sidecarID: session.sidecarID, token: session.token, healthy: heartbeat.health != .unhealthy,
+                traffic: heartbeat.traffic)
         case .ack(let ack):
             await controlPlane.acknowledged(sidecarID: session.sidecarID, token: session.token, version: ack.version)
         case .nack(let nack):

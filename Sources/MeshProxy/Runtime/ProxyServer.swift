@@ -248,6 +248,12 @@ public actor ProxyServer {
         return total
     }
 
+    /// What a sidecar reports with its heartbeats: requests, failures and
+    /// latencies per direction and service since the proxy started.
+    public func trafficTotals() async -> [TrafficTotals] {
+        await statsSnapshot().trafficTotals
+    }
+
     func clusterReports() async -> [ClusterReport] {
         var perLoop: [[String: [EndpointReport]]] = []
         for worker in workers {

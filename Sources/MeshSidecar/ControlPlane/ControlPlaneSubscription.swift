@@ -3,6 +3,7 @@ import GRPCNIOTransportHTTP2Posix
 import Logging
 import MeshAPI
 import MeshConfig
+import MeshProxy
 import Synchronization
 
 /// The sidecar's one stream to the control plane: Hello, then a snapshot
@@ -15,6 +16,8 @@ final class ControlPlaneSubscription: Sendable {
     typealias Apply = @Sendable (Swiftmesh_V1_Snapshot) async -> SnapshotRefusal?
     /// Whether the app is healthy, found within the given time.
     typealias AppHealth = @Sendable (Duration) async -> Bool
+    /// What the proxy counted so far, sent with every heartbeat.
+    typealias Traffic = @Sendable () async -> [TrafficTotals]
 
     private struct State {
         /// The open stream's outgoing messages; finishing it ends the stream
@@ -52,11 +55,14 @@ final class ControlPlaneSubscription: Sendable {
 
     /// Subscribes over `client`, and subscribes again after every failure,
     /// until `leave` ended the stream or the task is cancelled.
-    func run(client: GRPCClient<HTTP2ClientTransport.Posix>, apply: @escaping Apply, appHealth: @escaping AppHealth) async {
+    func run(
+        client: GRPCClient<HTTP2ClientTransport.Posix>, apply: @escaping Apply, appHealth: @escaping AppHealth,
+        traffic: @escaping Traffic
+    ) async {
         let discovery = Swiftmesh_V1_SidecarDiscovery.Client(wrapping: client)
         var backoff = ReconnectBackoff()
         while !Task.isCancelled {
-            let receivedAny = await subscribeOnce(discovery, apply: apply, appHealth: appHealth)
+            let receivedAny = await subscribeOnce(discovery, apply: apply, appHealth: appHealth, traffic: traffic)
             if state.withLock({ $0.leaving }) { return }
             if receivedAny { backoff.reset() }
             let wait = backoff.next()
@@ -81,16 +87,33 @@ final class ControlPlaneSubscription: Sendable {
         return await appHealth(min(.seconds(1), interval / 2)) ? .healthy : .unhealthy
     }
 
-    /// Sends a heartbeat with the app's health, checked now.
-    private func beat(_ outbox: AsyncStream<Swiftmesh_V1_SidecarMessage>.Continuation, _ appHealth: AppHealth) async {
+    /// Sends a heartbeat with the app's health, checked now, and the proxy's traffic totals.
+    private func beat(
+        _ outbox: AsyncStream<Swiftmesh_V1_SidecarMessage>.Continuation, _ appHealth: AppHealth, _ traffic: Traffic
+    ) async {
         let health = await checkApp(appHealth)
-        outbox.yield(.with { $0.heartbeat = .with { $0.health = health } })
+        let totals = await traffic().map { total in
+            Swiftmesh_V1_TrafficTotals.with {
+                $0.direction = total.direction.rawValue
+                $0.service = total.service
+                $0.requests = total.requests
+                $0.failures = total.failures
+                $0.bucketBoundsSeconds = total.bucketBoundsSeconds
+                $0.bucketCounts = total.bucketCounts
+            }
+        }
+        outbox.yield(.with {
+            $0.heartbeat = .with {
+                $0.health = health
+                $0.traffic = totals
+            }
+        })
     }
 
     /// One stream, from Hello to its end. Returns whether any snapshot arrived.
     private func subscribeOnce(
         _ discovery: Swiftmesh_V1_SidecarDiscovery.Client<HTTP2ClientTransport.Posix>, apply: @escaping Apply,
-        appHealth: @escaping AppHealth
+        appHealth: @escaping AppHealth, traffic: @escaping Traffic
     ) async -> Bool {
         let (outgoing, outbox) = AsyncStream.makeStream(of: Swiftmesh_V1_SidecarMessage.self)
         let alreadyLeaving = state.withLock { state in
@@ -117,7 +140,7 @@ final class ControlPlaneSubscription: Sendable {
                                 continue
                             }
                             try await Task.sleep(for: interval)
-                            await self.beat(outbox, appHealth)
+                            await self.beat(outbox, appHealth, traffic)
                         }
                     }
                     for await message in outgoing {
@@ -147,7 +170,7 @@ final class ControlPlaneSubscription: Sendable {
                         outbox.yield(.with { $0.ack = .with { $0.version = snapshot.version } })
                         if beatAfterFirstAck {
                             beatAfterFirstAck = false
-                            await self.beat(outbox, appHealth)
+                            await self.beat(outbox, appHealth, traffic)
                         }
                     }
                 }

@@ -209,6 +209,41 @@ public nonisolated struct Swiftmesh_V1_Heartbeat: Sendable {
   /// What the sidecar's latest check of its app found.
   public var health: Swiftmesh_V1_Health = .unspecified
 
+  /// What the sidecar's proxy has counted since it started, one entry per
+  /// direction and service: the control plane turns the differences between
+  /// heartbeats into live rates, success rates and latencies per service and
+  /// per caller-to-callee edge (`swiftmesh top`, the dashboard).
+  public var traffic: [Swiftmesh_V1_TrafficTotals] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Swiftmesh_V1_TrafficTotals: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// "inbound": requests the instance's own service served;
+  /// "outbound": requests the instance sent to `service`.
+  public var direction: String = String()
+
+  public var service: String = String()
+
+  public var requests: UInt64 = 0
+
+  /// Requests that failed: a 5xx response (the proxy's own included) or a
+  /// gRPC status other than OK.
+  public var failures: UInt64 = 0
+
+  /// The upper bounds of the duration histogram, in seconds; the last
+  /// bucket (+Inf) has none.
+  public var bucketBoundsSeconds: [Double] = []
+
+  /// Requests per bucket, not cumulative; one more than the bounds.
+  public var bucketCounts: [UInt64] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -567,7 +602,7 @@ nonisolated extension Swiftmesh_V1_Instance: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Swiftmesh_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Heartbeat"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}health\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}health\0\u{1}traffic\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -576,6 +611,7 @@ nonisolated extension Swiftmesh_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtob
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularEnumField(value: &self.health) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.traffic) }()
       default: break
       }
     }
@@ -585,11 +621,70 @@ nonisolated extension Swiftmesh_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtob
     if self.health != .unspecified {
       try visitor.visitSingularEnumField(value: self.health, fieldNumber: 1)
     }
+    if !self.traffic.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.traffic, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Swiftmesh_V1_Heartbeat, rhs: Swiftmesh_V1_Heartbeat) -> Bool {
     if lhs.health != rhs.health {return false}
+    if lhs.traffic != rhs.traffic {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Swiftmesh_V1_TrafficTotals: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TrafficTotals"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}direction\0\u{1}service\0\u{1}requests\0\u{1}failures\0\u{3}bucket_bounds_seconds\0\u{3}bucket_counts\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.direction) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.service) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.requests) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.failures) }()
+      case 5: try { try decoder.decodeRepeatedDoubleField(value: &self.bucketBoundsSeconds) }()
+      case 6: try { try decoder.decodeRepeatedUInt64Field(value: &self.bucketCounts) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.direction.isEmpty {
+      try visitor.visitSingularStringField(value: self.direction, fieldNumber: 1)
+    }
+    if !self.service.isEmpty {
+      try visitor.visitSingularStringField(value: self.service, fieldNumber: 2)
+    }
+    if self.requests != 0 {
+      try visitor.visitSingularUInt64Field(value: self.requests, fieldNumber: 3)
+    }
+    if self.failures != 0 {
+      try visitor.visitSingularUInt64Field(value: self.failures, fieldNumber: 4)
+    }
+    if !self.bucketBoundsSeconds.isEmpty {
+      try visitor.visitPackedDoubleField(value: self.bucketBoundsSeconds, fieldNumber: 5)
+    }
+    if !self.bucketCounts.isEmpty {
+      try visitor.visitPackedUInt64Field(value: self.bucketCounts, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Swiftmesh_V1_TrafficTotals, rhs: Swiftmesh_V1_TrafficTotals) -> Bool {
+    if lhs.direction != rhs.direction {return false}
+    if lhs.service != rhs.service {return false}
+    if lhs.requests != rhs.requests {return false}
+    if lhs.failures != rhs.failures {return false}
+    if lhs.bucketBoundsSeconds != rhs.bucketBoundsSeconds {return false}
+    if lhs.bucketCounts != rhs.bucketCounts {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,0 +1,174 @@
+import MeshAPI
+
+/// Live traffic per service and per caller-to-callee edge. Sidecars send
+/// their proxies' totals (counted since each started) with every heartbeat;
+/// the monitor keeps each sidecar's samples of the last `window` and turns
+/// the difference between its oldest and newest into rates, success rates
+/// and latency quantiles. Kept in memory only: it is a view of now.
+struct TrafficMonitor {
+    /// How far back rates look.
+    static let windowMillis: Int64 = 10_000
+
+    struct Key: Hashable {
+        /// `inbound` or `outbound`.
+        var direction: String
+        var service: String
+    }
+
+    struct Totals {
+        var requests: UInt64
+        var failures: UInt64
+        var boundsSeconds: [Double]
+        var bucketCounts: [UInt64]
+    }
+
+    private struct Sample {
+        var atMillis: Int64
+        var totals: [Key: Totals]
+    }
+
+    private struct Reporter {
+        /// The service of the sidecar's instance: the caller of its outbound traffic.
+        var service: String
+        var samples: [Sample]
+    }
+
+    private var reporters: [String: Reporter] = [:]
+
+    mutating func record(sidecarID: String, service: String, traffic: [Swiftmesh_V1_TrafficTotals], nowMillis: Int64) {
+        var totals: [Key: Totals] = [:]
+        for entry in traffic where entry.bucketCounts.count == entry.bucketBoundsSeconds.count + 1 {
+            totals[Key(direction: entry.direction, service: entry.service)] = Totals(
+                requests: entry.requests, failures: entry.failures, boundsSeconds: entry.bucketBoundsSeconds,
+                bucketCounts: entry.bucketCounts)
+        }
+        var reporter = reporters[sidecarID] ?? Reporter(service: service, samples: [])
+        reporter.service = service
+        reporter.samples.append(Sample(atMillis: nowMillis, totals: totals))
+        // One sample older than the window stays, as the start of its differences.
+        while reporter.samples.count > 2, reporter.samples[1].atMillis <= nowMillis - Self.windowMillis {
+            reporter.samples.removeFirst()
+        }
+        reporters[sidecarID] = reporter
+    }
+
+    mutating func forget(sidecarID: String) {
+        reporters.removeValue(forKey: sidecarID)
+    }
+
+    /// Traffic over the last window: per service as its instances served it
+    /// (or, for services without sidecars, as their callers saw it), and per edge.
+    func summary(nowMillis: Int64) -> TrafficSummary {
+        var served: [String: TrafficAccumulator] = [:]
+        var edges: [TrafficSummary.Edge: TrafficAccumulator] = [:]
+        for reporter in reporters.values {
+            guard let newest = reporter.samples.last, newest.atMillis > nowMillis - Self.windowMillis,
+                  let oldest = reporter.samples.first, newest.atMillis > oldest.atMillis else { continue }
+            let seconds = Double(newest.atMillis - oldest.atMillis) / 1000
+            for (key, now) in newest.totals {
+                let before = oldest.totals[key]
+                // A total below its earlier value: the proxy restarted; count from zero.
+                let base = before.flatMap { $0.requests <= now.requests ? $0 : nil }
+                let delta = TrafficAccumulator(now, minus: base, seconds: seconds)
+                if key.direction == "inbound" {
+                    served[key.service, default: TrafficAccumulator()].add(delta)
+                } else {
+                    edges[TrafficSummary.Edge(from: reporter.service, to: key.service), default: TrafficAccumulator()].add(delta)
+                }
+            }
+        }
+        // Services no sidecar serves (instances registered through the API) show what their callers saw.
+        var services = served
+        for (edge, traffic) in edges where served[edge.to] == nil {
+            services[edge.to, default: TrafficAccumulator()].add(traffic)
+        }
+        return TrafficSummary(
+            windowSeconds: Double(Self.windowMillis) / 1000,
+            services: services.mapValues(\.stats),
+            edges: edges.mapValues(\.stats))
+    }
+}
+
+/// Differences of totals added up over sidecars: requests/s add, counts and buckets add.
+struct TrafficAccumulator {
+    var requestsPerSecond = 0.0
+    var requests: UInt64 = 0
+    var failures: UInt64 = 0
+    var boundsSeconds: [Double] = []
+    var bucketCounts: [UInt64] = []
+
+    init() {}
+
+    init(_ now: TrafficMonitor.Totals, minus before: TrafficMonitor.Totals?, seconds: Double) {
+        requests = now.requests - (before?.requests ?? 0)
+        failures = now.failures &- (before?.failures ?? 0)
+        requestsPerSecond = seconds > 0 ? Double(requests) / seconds : 0
+        boundsSeconds = now.boundsSeconds
+        bucketCounts = now.bucketCounts
+        if let before, before.bucketCounts.count == bucketCounts.count {
+            for slot in bucketCounts.indices {
+                bucketCounts[slot] &-= before.bucketCounts[slot]
+            }
+        }
+    }
+
+    mutating func add(_ other: TrafficAccumulator) {
+        requestsPerSecond += other.requestsPerSecond
+        requests += other.requests
+        failures += other.failures
+        if bucketCounts.isEmpty {
+            boundsSeconds = other.boundsSeconds
+            bucketCounts = other.bucketCounts
+        } else if other.boundsSeconds == boundsSeconds {
+            for slot in bucketCounts.indices {
+                bucketCounts[slot] += other.bucketCounts[slot]
+            }
+        }
+    }
+
+    var stats: TrafficSummary.Stats {
+        TrafficSummary.Stats(
+            requestsPerSecond: requestsPerSecond,
+            successRate: requests > 0 ? 1 - Double(min(failures, requests)) / Double(requests) : nil,
+            p50Seconds: quantile(0.5), p99Seconds: quantile(0.99))
+    }
+
+    /// As Prometheus's histogram_quantile: linear within the bucket the rank
+    /// falls in; in the last (+Inf) bucket, the highest finite bound.
+    func quantile(_ q: Double) -> Double? {
+        let total = bucketCounts.reduce(0, +)
+        guard total > 0 else { return nil }
+        let rank = q * Double(total)
+        var cumulative = 0.0
+        for (slot, count) in bucketCounts.enumerated() {
+            let previous = cumulative
+            cumulative += Double(count)
+            guard cumulative >= rank, count > 0 else { continue }
+            guard slot < boundsSeconds.count else { return boundsSeconds.last }
+            let lower = slot == 0 ? 0 : boundsSeconds[slot - 1]
+            return lower + (boundsSeconds[slot] - lower) * (rank - previous) / Double(count)
+        }
+        return boundsSeconds.last
+    }
+}
+
+/// What `/api/v1/traffic` answers.
+public struct TrafficSummary: Sendable {
+    public struct Edge: Hashable, Sendable {
+        /// The calling service (its sidecar's outbound traffic).
+        public var from: String
+        public var to: String
+    }
+
+    public struct Stats: Sendable {
+        public var requestsPerSecond: Double
+        /// nil without requests in the window.
+        public var successRate: Double?
+        public var p50Seconds: Double?
+        public var p99Seconds: Double?
+    }
+
+    public var windowSeconds: Double
+    public var services: [String: Stats]
+    public var edges: [Edge: Stats]
+}

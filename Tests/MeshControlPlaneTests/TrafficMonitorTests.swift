@@ -1,0 +1,77 @@
+import MeshAPI
+import Testing
+
+@testable import MeshControlPlane
+
+@Suite("Traffic monitor")
+struct TrafficMonitorTests {
+    private static let bounds = [0.001, 0.01, 0.1]
+
+    private static func totals(
+        _ direction: String, _ service: String, requests: UInt64, failures: UInt64 = 0, buckets: [UInt64]
+    ) -> Swiftmesh_V1_TrafficTotals {
+        .with {
+            $0.direction = direction
+            $0.service = service
+            $0.requests = requests
+            $0.failures = failures
+            $0.bucketBoundsSeconds = bounds
+            $0.bucketCounts = buckets
+        }
+    }
+
+    @Test func ratesAndSuccessComeFromTheDifferenceOverTheWindow() throws {
+        var monitor = TrafficMonitor()
+        monitor.record(sidecarID: "gw", service: "gateway", traffic: [
+            Self.totals("outbound", "user", requests: 100, failures: 10, buckets: [100, 0, 0, 0]),
+        ], nowMillis: 0)
+        monitor.record(sidecarID: "gw", service: "gateway", traffic: [
+            Self.totals("outbound", "user", requests: 300, failures: 30, buckets: [100, 200, 0, 0]),
+        ], nowMillis: 2000)
+        let summary = monitor.summary(nowMillis: 2000)
+        let edge = try #require(summary.edges[.init(from: "gateway", to: "user")])
+        #expect(edge.requestsPerSecond == 100)
+        #expect(edge.successRate == 0.9)
+        // All 200 new requests fell between 1 ms and 10 ms: the median is halfway.
+        #expect(abs((edge.p50Seconds ?? 0) - 0.0055) < 1e-9)
+        // No sidecar serves user: its row is what its callers saw.
+        #expect(summary.services["user"]?.requestsPerSecond == 100)
+    }
+
+    @Test func inboundTrafficIsTheServicesOwnView() throws {
+        var monitor = TrafficMonitor()
+        for (id, extra) in [("user-1", UInt64(10)), ("user-2", UInt64(30))] {
+            monitor.record(sidecarID: id, service: "user", traffic: [
+                Self.totals("inbound", "user", requests: 0, buckets: [0, 0, 0, 0]),
+            ], nowMillis: 0)
+            monitor.record(sidecarID: id, service: "user", traffic: [
+                Self.totals("inbound", "user", requests: extra, buckets: [0, 0, 0, extra]),
+            ], nowMillis: 1000)
+        }
+        let user = try #require(monitor.summary(nowMillis: 1000).services["user"])
+        #expect(user.requestsPerSecond == 40 && user.successRate == 1)
+        // Beyond the last bound: the highest finite bound, as histogram_quantile says.
+        #expect(user.p99Seconds == 0.1)
+    }
+
+    @Test func aRestartedProxyCountsFromZeroAndSilentSidecarsDropOut() {
+        var monitor = TrafficMonitor()
+        monitor.record(sidecarID: "gw", service: "gateway", traffic: [
+            Self.totals("outbound", "user", requests: 500, buckets: [500, 0, 0, 0]),
+        ], nowMillis: 0)
+        monitor.record(sidecarID: "gw", service: "gateway", traffic: [
+            Self.totals("outbound", "user", requests: 20, buckets: [20, 0, 0, 0]),
+        ], nowMillis: 1000)
+        #expect(monitor.summary(nowMillis: 1000).edges[.init(from: "gateway", to: "user")]?.requestsPerSecond == 20)
+        #expect(monitor.summary(nowMillis: 1000 + TrafficMonitor.windowMillis).edges.isEmpty)
+        monitor.forget(sidecarID: "gw")
+        #expect(monitor.summary(nowMillis: 1000).edges.isEmpty)
+    }
+
+    @Test func quietWindowsHaveNoRatesToShow() {
+        var idle = TrafficAccumulator()
+        idle.boundsSeconds = Self.bounds
+        idle.bucketCounts = [0, 0, 0, 0]
+        #expect(idle.stats.successRate == nil && idle.stats.p50Seconds == nil && idle.stats.requestsPerSecond == 0)
+    }
+}
