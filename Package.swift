@@ -72,6 +72,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "X509", package: "swift-certificates"),
+            ],
+            // The dashboard, compiled into the binary so it needs no files beside it.
+            resources: [
+                .embedInCode("Dashboard/Assets/dashboard.html"),
+                .embedInCode("Dashboard/Assets/dashboard.css"),
+                .embedInCode("Dashboard/Assets/dashboard.js"),
             ]
         ),
         // The data plane, laid out along the request path.

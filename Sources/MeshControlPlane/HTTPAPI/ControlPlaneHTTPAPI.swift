@@ -36,6 +36,7 @@ public struct ControlPlaneHTTPAPI: Sendable {
     func router() -> Router<BasicRequestContext> {
         let router = Router()
         router.add(middleware: AdminAuthorization(token: identity.adminToken))
+        DashboardAssets.addRoutes(to: router)
         let api = router.group("api/v1")
         api.get("ca") { _, _ in authority() }
         api.post("tokens") { request, _ in createJoinToken(body: try await body(of: request)) }
