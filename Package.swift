@@ -72,6 +72,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "X509", package: "swift-certificates"),
+                // Asks sidecars' admin listeners for a request's records (`/api/v1/requests/{id}`).
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             // The dashboard, compiled into the binary so it needs no files beside it.
             resources: [

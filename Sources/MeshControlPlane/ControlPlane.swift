@@ -41,6 +41,16 @@ public actor ControlPlane {
         var token: UInt64
         var instance: RegisteredInstance?
         var sink: AsyncStream<Swiftmesh_V1_Snapshot>.Continuation
+        /// The sidecar's admin listener, asked for `/requests/{id}`; nil without one.
+        var adminAddress: HostPort?
+    }
+
+    /// A connected sidecar's admin listener, for finding the proxies that saw a request.
+    public struct SidecarAdmin: Sendable {
+        public var sidecarID: String
+        /// The service of the sidecar's instance, if it registered one.
+        public var service: String?
+        public var address: HostPort
     }
 
     private let settings: Settings
@@ -101,6 +111,13 @@ public actor ControlPlane {
                 throw HelloRefusal("upstreams[\(index)]: \"\(upstream)\" is named twice; name each service once")
             }
         }
+        var adminAddress: HostPort?
+        if !hello.adminAddress.isEmpty {
+            guard let parsed = HostPortSyntax.parse(hello.adminAddress), HostPortSyntax.isIPLiteral(parsed.host) else {
+                throw HelloRefusal("admin_address: \"\(hello.adminAddress)\" is not an IP:port")
+            }
+            adminAddress = parsed
+        }
         var instance: RegisteredInstance?
         if hello.hasInstance {
             let registering = try RegisteredInstance.from(hello.instance).get()
@@ -114,7 +131,7 @@ public actor ControlPlane {
         }
         lastToken += 1
         sessions[hello.sidecarID]?.sink.finish()
-        sessions[hello.sidecarID] = Session(token: lastToken, instance: instance, sink: sink)
+        sessions[hello.sidecarID] = Session(token: lastToken, instance: instance, sink: sink, adminAddress: adminAddress)
         subscriptions.subscribe(sidecarID: hello.sidecarID, upstreams: hello.upstreams, service: instance?.service)
         logger.info("sidecar subscribed", metadata: [
             "sidecar": "\(hello.sidecarID)", "upstreams": "\(hello.upstreams.joined(separator: ","))",
@@ -173,6 +190,13 @@ public actor ControlPlane {
         if deregister {
             instancesChanged(registry.deregister(sidecarID: sidecarID))
         }
+    }
+
+    /// The admin listeners of the sidecars connected now.
+    public var sidecarAdmins: [SidecarAdmin] {
+        sessions.compactMap { id, session in
+            session.adminAddress.map { SidecarAdmin(sidecarID: id, service: session.instance?.service, address: $0) }
+        }.sorted { $0.sidecarID < $1.sidecarID }
     }
 
     /// Traffic per service and per edge over the last `TrafficMonitor.windowMillis`.

@@ -8,7 +8,7 @@ struct SwiftMesh: AsyncParsableCommand {
         subcommands: [
             ProxyCommand.self, SidecarCommand.self, ControlPlaneCommand.self, ValidateCommand.self,
             ApplyCommand.self, GetCommand.self, DeleteCommand.self, RegisterCommand.self, DeregisterCommand.self,
-            TokenCommand.self, TopCommand.self,
+            TokenCommand.self, TopCommand.self, ExplainCommand.self,
         ]
     )
 }

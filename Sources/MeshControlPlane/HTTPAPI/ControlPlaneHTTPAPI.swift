@@ -53,6 +53,7 @@ public struct ControlPlaneHTTPAPI: Sendable {
         api.get("instances") { _, _ in await allInstances() }
         api.get("sidecars") { _, _ in await sidecars() }
         api.get("traffic") { _, _ in await traffic() }
+        api.get("requests/:id") { _, context in await explain(try context.parameters.require("id")) }
         api.get("resources") { _, _ in await resources(of: MeshResource.Kind.allCases) }
         api.get("resources/:kind") { _, context in
             guard let kind = MeshResource.Kind(word: try context.parameters.require("kind")) else {
@@ -146,6 +147,21 @@ public struct ControlPlaneHTTPAPI: Sendable {
             rows += await controlPlane.storedInstances(of: service).map(Self.instanceJSON)
         }
         return JSONResponse.ok(["instances": rows])
+    }
+
+    // MARK: Explain
+
+    /// What every sidecar that saw the request recorded of it; 404 when none did.
+    private func explain(_ requestID: String) async -> Response {
+        let found = await RequestExplainer(controlPlane: controlPlane).explain(requestID)
+        let body: [String: Any] = ["requestId": requestID, "proxies": found.sidecars, "unreachable": found.unreachable]
+        guard !found.sidecars.isEmpty else {
+            var missing = body
+            missing["error"] = "no connected sidecar recorded a request with this id (each keeps its last "
+                + "requests; sidecars without --admin cannot be asked)"
+            return JSONResponse.with(.notFound, missing)
+        }
+        return JSONResponse.ok(body)
     }
 
     // MARK: Traffic

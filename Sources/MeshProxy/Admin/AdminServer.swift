@@ -4,7 +4,8 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
-/// The admin listener: `/ready`, `/metrics`, `/config`, `/clusters`. It runs
+/// The admin listener: `/ready`, `/metrics`, `/config`, `/clusters`,
+/// `/requests/{id}`. It runs
 /// on the control path (answers are computed by the `ProxyServer` actor), so
 /// Foundation's JSON encoder is fine here.
 enum AdminServer {
@@ -44,12 +45,23 @@ enum AdminServer {
         case "/clusters":
             let clusters = await proxy.clusterReports()
             return Response(status: .ok, contentType: "application/json", body: json(["clusters": clusters]))
+        case _ where path.hasPrefix(requestsPrefix) && path.count > requestsPrefix.count:
+            let requestID = String(path.dropFirst(requestsPrefix.count)).removingPercentEncoding ?? ""
+            guard let found = await proxy.explain(requestID: requestID) else {
+                return Response(
+                    status: .notFound, contentType: "text/plain",
+                    body: "no recent request with id \(requestID) on this proxy (it keeps the last \(RecentRequests.defaultCapacity) per event loop)\n")
+            }
+            return Response(status: .ok, contentType: "application/json", body: found)
         default:
             return Response(
                 status: .notFound, contentType: "text/plain",
-                body: "unknown admin path \(path); try /ready, /metrics, /config or /clusters\n")
+                body: "unknown admin path \(path); try /ready, /metrics, /config, /clusters or /requests/{request id}\n")
         }
     }
+
+    /// `/requests/{id}`: what the proxy decided for the recent requests with that `x-request-id`.
+    static let requestsPrefix = "/requests/"
 
     private static func json(_ value: some Encodable) -> String {
         let encoder = JSONEncoder()

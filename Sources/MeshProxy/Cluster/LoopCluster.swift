@@ -25,6 +25,8 @@ final class LoopCluster {
     /// The endpoints the balancer picks from: the usable ones, or all of them
     /// when fewer than `panicThreshold` percent are usable.
     private var balanced: [EndpointState] = []
+    /// How many endpoints the balancer picks from now.
+    var pickableCount: Int { balanced.count }
     private var balancer: LoadBalancer
 
     init(

@@ -25,9 +25,10 @@ enum LocalResponse {
         }
         if isGRPC {
             headers.add(name: "content-type", value: "application/grpc")
-            return (HTTPResponseHead(version: .http1_1, status: .ok, headers: headers), nil, grpcTrailers(for: error))
+            return (HTTPResponseHead(version: .http1_1, status: .ok, headers: headers), nil,
+                    grpcTrailers(for: error, requestID: requestID))
         }
-        let text = error.message + "\n"
+        let text = error.message + explainHint(requestID) + "\n"
         var body = allocator.buffer(capacity: text.utf8.count)
         body.writeString(text)
         headers.add(name: "content-type", value: "text/plain; charset=utf-8")
@@ -37,12 +38,17 @@ enum LocalResponse {
 
     /// The trailers that end a gRPC response whose headers already went out,
     /// so the caller sees a status instead of a broken stream.
-    static func grpcTrailers(for error: ProxyError) -> HTTPHeaders {
+    static func grpcTrailers(for error: ProxyError, requestID: String?) -> HTTPHeaders {
         var trailers = HTTPHeaders()
         trailers.add(name: "grpc-status", value: String(error.grpcStatus.rawValue))
-        trailers.add(name: "grpc-message", value: percentEncodedGRPCMessage(error.message))
+        trailers.add(name: "grpc-message", value: percentEncodedGRPCMessage(error.message + explainHint(requestID)))
         trailers.add(name: proxyErrorHeader, value: error.reason)
         return trailers
+    }
+
+    /// Where the message leads: the command that tells what happened to the request.
+    private static func explainHint(_ requestID: String?) -> String {
+        requestID.map { " (request id \($0): swiftmesh explain \($0))" } ?? ""
     }
 
     /// `grpc-message` is percent-encoded (gRPC over HTTP/2 spec): bytes outside

@@ -90,6 +90,8 @@ final class ProxyExchange {
     private var accessLogDraft: AccessLogDraft?
     /// Set when tracing is configured, sampled or not: the trace context goes on either way.
     private var traced: TracedRequest?
+    /// What `/requests/{id}` will tell of this request.
+    private var decisions = RequestDecisions()
     /// Body bytes received from the client and sent to it, for the metrics and the access log.
     private var bodyBytesReceived = 0
     private var bodyBytesSent = 0
@@ -117,6 +119,8 @@ final class ProxyExchange {
     /// Routes `head` and asks the chosen endpoint's pool for a connection or stream.
     func start(head: HTTPRequestHead, hasBody: Bool, listener: CompiledListener?) {
         requestHasBody = hasBody
+        decisions.method = head.method
+        decisions.target = head.uri
         if let accessLog = worker.accessLog, accessLog.samples(using: &worker.random) {
             accessLogDraft = AccessLogDraft(head: head)
         }
@@ -144,6 +148,7 @@ final class ProxyExchange {
             fail(.noRoute)
             return
         }
+        decisions.routeIndex = route.index
         // A gRPC client's own deadline bounds the request too; the sooner wins.
         let clientTimeout = isGRPC ? head.headers.first(name: GRPCTimeout.header).flatMap(GRPCTimeout.parse) : nil
         let limit: TimeAmount? = switch (route.timeout, clientTimeout) {
@@ -158,6 +163,7 @@ final class ProxyExchange {
             }
         }
         if let delay = route.faultDelay(using: &worker.random) {
+            decisions.faultDelay = delay
             // Held on purpose; body parts that arrive meanwhile wait in `pending`.
             faultDelay = worker.eventLoop.assumeIsolated().scheduleTask(in: delay) { [self] in
                 faultDelay = nil
@@ -177,6 +183,7 @@ final class ProxyExchange {
     ) -> Bool {
         let identity = downstream.connection.authorizedIdentity
         let decision = authorization.decide(identity: identity, method: head.method, path: path)
+        decisions.authorization = decision
         worker.stats.authorizationDecided(
             listener: downstream.connection.listenerLabel, caller: downstream.connection.callerLabel, allowed: decision.allowed)
         if !decision.allowed, let suppressed = worker.denialLogLimit.admit(nowNanoseconds: startTime.uptimeNanoseconds) {
@@ -209,6 +216,7 @@ final class ProxyExchange {
             return
         }
         holdsRequestSlot = true
+        decisions.pickable = (cluster.pickableCount, cluster.endpoints.count)
         guard let endpoint = cluster.pickEndpoint(headers: head.headers, random: &worker.random) else {
             fail(.noEndpoints)
             return
@@ -244,6 +252,7 @@ final class ProxyExchange {
         self.endpoint = endpoint
         endpoint.inFlight += 1
         tries += 1
+        decisions.startTry(on: endpoint.label, at: .now() - startTime)
         if let limit = retryRules?.perTryTimeout {
             let thisTry = tries
             perTryTimeout = worker.eventLoop.assumeIsolated().scheduleTask(in: limit) { [self] in
@@ -304,6 +313,7 @@ final class ProxyExchange {
         }
         upstream = handler
         state = .proxying
+        decisions.attached(at: .now() - startTime)
         handler.write(.head(upstreamHead))
         while let part = pending.popFirst() {
             handler.write(part)
@@ -357,6 +367,7 @@ final class ProxyExchange {
         guard state == .proxying else { return }
         switch part {
         case .head(let head):
+            decisions.answered(at: .now() - startTime)
             if let failure = retryRules?.retriableFailure(response: head, isGRPC: isGRPC), mayRetry(after: failure) {
                 if let failed = failure.failsEndpoint {
                     reportTry(failed: failed)
@@ -537,6 +548,7 @@ final class ProxyExchange {
     /// reach it.
     private func retry(after failure: TryFailure) {
         guard let rules = retryRules, let cluster, let replay else { return }
+        decisions.retried(because: failure.cause)
         endTry()
         backoff?.cancel()
         worker.stats.requestRetried(cluster: cluster.statsLabel, cause: failure.cause)
@@ -646,7 +658,7 @@ final class ProxyExchange {
             responseStatus = downstream.writeLocalResponse(for: error, isGRPC: isGRPC, requestID: requestID)
         } else if isGRPC && downstream.connection.isHTTP2 {
             // Headers are out: trailers still give a gRPC caller a status.
-            downstream.writeEnd(trailers: LocalResponse.grpcTrailers(for: error))
+            downstream.writeEnd(trailers: LocalResponse.grpcTrailers(for: error, requestID: requestID))
         } else {
             downstream.abortResponse()
         }
@@ -701,6 +713,7 @@ final class ProxyExchange {
         if let traced, traced.context.sampled, let tracing = worker.tracing {
             tracing.record(span(traced, elapsed: elapsed, error: error))
         }
+        worker.recentRequests.add(record(elapsed: elapsed, error: error))
         downstream.exchangeFinished(self)
     }
 
@@ -723,6 +736,19 @@ final class ProxyExchange {
             attempts: tries, bytesReceived: bodyBytesReceived, bytesSent: bodyBytesSent,
             caller: connection.authorizedIdentity, traceID: traced?.context.traceID.hex ?? draft.traceID,
             requestID: requestID, proxyError: error?.reason)
+    }
+
+    private func record(elapsed: TimeAmount, error: ProxyError?) -> RequestRecord {
+        let connection = downstream.connection
+        return RequestRecord(
+            requestID: requestID, startNanoseconds: WallClock.nanoseconds() - elapsed.nanoseconds, duration: elapsed,
+            listener: connection.listenerName, direction: connection.direction, method: decisions.method,
+            target: decisions.target, isGRPC: isGRPC, isHTTP2: connection.isHTTP2, caller: connection.authorizedIdentity,
+            authorization: decisions.authorization, routeIndex: decisions.routeIndex, cluster: cluster?.config.name,
+            pickable: decisions.pickable, faultDelay: decisions.faultDelay, firstTry: decisions.firstTry,
+            laterTries: decisions.laterTries, status: responseStatus.map { Int($0.code) },
+            grpcStatus: grpcStatus == FinishedRequest.noGRPCStatus ? nil : Int(grpcStatus), proxyError: error,
+            bytesReceived: bodyBytesReceived, bytesSent: bodyBytesSent)
     }
 
     private func span(_ traced: TracedRequest, elapsed: TimeAmount, error: ProxyError?) -> ProxySpan {

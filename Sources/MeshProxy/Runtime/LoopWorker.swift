@@ -19,6 +19,8 @@ final class LoopWorker: @unchecked Sendable {
     var random = FastRandom()
     /// Access logging on this loop; nil when the config has no `accessLog`.
     private(set) var accessLog: AccessLogRecorder?
+    /// The last requests this loop finished, for `/requests/{id}`.
+    let recentRequests = RecentRequests()
     /// Tracing on this loop; nil when the config has no `tracing`.
     private(set) var tracing: SpanRecorder?
     /// HTTP/2 connections flush once per loop iteration through this.

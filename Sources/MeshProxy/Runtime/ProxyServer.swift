@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import MeshConfig
 import NIOCore
@@ -246,6 +247,23 @@ public actor ProxyServer {
         total.healthCheckers = healthCheckers.mapValues { $0.snapshot() }
         total.spans = tracing?.snapshot
         return total
+    }
+
+    /// Every request with this id that the proxy finished recently, from
+    /// every loop, oldest first, as `/requests/{id}` answers them (JSON); nil when there is none.
+    func explain(requestID: String) async -> String? {
+        var found: [RequestRecord] = []
+        for worker in workers {
+            if let records = try? await worker.eventLoop.submit({ RecordsFound(worker.recentRequests.find(requestID)) }).get() {
+                found += records.records
+            }
+        }
+        guard !found.isEmpty else { return nil }
+        let requests = found.sorted { $0.startNanoseconds < $1.startNanoseconds }.map(\.json)
+        let body = try? JSONSerialization.data(
+            withJSONObject: ["requestId": requestID, "requests": requests],
+            options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        return body.map { String(decoding: $0, as: UTF8.self) + "\n" }
     }
 
     /// What a sidecar reports with its heartbeats: requests, failures and

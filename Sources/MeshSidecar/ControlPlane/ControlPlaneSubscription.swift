@@ -49,6 +49,7 @@ final class ControlPlaneSubscription: Sendable {
                 $0.labels = options.labels
             }
             $0.upstreams = options.upstreams.map(\.service)
+            $0.adminAddress = options.admin?.description ?? ""
         }
         self.logger = logger
     }

@@ -163,6 +163,10 @@ public nonisolated struct Swiftmesh_V1_Hello: Sendable {
   /// What the sidecar's first check of its app found.
   public var health: Swiftmesh_V1_Health = .unspecified
 
+  /// The sidecar's admin listener (IP:port), empty without one: the control
+  /// plane asks it for /requests/{id} when a user explains a request.
+  public var adminAddress: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -498,7 +502,7 @@ nonisolated extension Swiftmesh_V1_Goodbye: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Swiftmesh_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Hello"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}sidecar_id\0\u{1}instance\0\u{1}upstreams\0\u{1}health\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}sidecar_id\0\u{1}instance\0\u{1}upstreams\0\u{1}health\0\u{3}admin_address\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -510,6 +514,7 @@ nonisolated extension Swiftmesh_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._
       case 2: try { try decoder.decodeSingularMessageField(value: &self._instance) }()
       case 3: try { try decoder.decodeRepeatedStringField(value: &self.upstreams) }()
       case 4: try { try decoder.decodeSingularEnumField(value: &self.health) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.adminAddress) }()
       default: break
       }
     }
@@ -532,6 +537,9 @@ nonisolated extension Swiftmesh_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._
     if self.health != .unspecified {
       try visitor.visitSingularEnumField(value: self.health, fieldNumber: 4)
     }
+    if !self.adminAddress.isEmpty {
+      try visitor.visitSingularStringField(value: self.adminAddress, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -540,6 +548,7 @@ nonisolated extension Swiftmesh_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._
     if lhs._instance != rhs._instance {return false}
     if lhs.upstreams != rhs.upstreams {return false}
     if lhs.health != rhs.health {return false}
+    if lhs.adminAddress != rhs.adminAddress {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1,0 +1,44 @@
+import NIOCore
+import NIOHTTP1
+
+/// What an exchange notes while it runs, for its `RequestRecord`: plain
+/// values set at each decision, so that noting costs the data path next to nothing.
+struct RequestDecisions {
+    var method: HTTPMethod = .GET
+    var target = ""
+    var authorization: ListenerAuthorization.Decision?
+    var routeIndex: Int?
+    var pickable: (count: Int, of: Int)?
+    var faultDelay: TimeAmount?
+    var firstTry: RequestRecord.Try?
+    var laterTries: [RequestRecord.Try] = []
+
+    mutating func startTry(on endpoint: String, at time: TimeAmount) {
+        let attempt = RequestRecord.Try(endpoint: endpoint, startedAt: time)
+        if firstTry == nil {
+            firstTry = attempt
+        } else {
+            laterTries.append(attempt)
+        }
+    }
+
+    mutating func attached(at time: TimeAmount) {
+        updateCurrentTry { $0.attachedAt = time }
+    }
+
+    mutating func answered(at time: TimeAmount) {
+        updateCurrentTry { $0.answeredAt = time }
+    }
+
+    mutating func retried(because cause: String) {
+        updateCurrentTry { $0.retriedBecause = cause }
+    }
+
+    private mutating func updateCurrentTry(_ change: (inout RequestRecord.Try) -> Void) {
+        if laterTries.isEmpty {
+            if firstTry != nil { change(&firstTry!) }
+        } else {
+            change(&laterTries[laterTries.count - 1])
+        }
+    }
+}

@@ -1,0 +1,108 @@
+import MeshConfig
+import NIOCore
+import NIOHTTP1
+
+/// What the proxy decided for one request and why, kept in its loop's
+/// `RecentRequests` so that `/requests/{id}` (and `swiftmesh explain`) can
+/// tell a user what happened to a call: the authorization decision, the
+/// route, the endpoints the cluster could pick from, every try with its
+/// endpoint, timings and outcome, and how it ended.
+struct RequestRecord {
+    /// One attempt on one endpoint.
+    struct Try {
+        var endpoint: String
+        /// Since the request started.
+        var startedAt: TimeAmount
+        /// When the endpoint's connection or stream was attached (after any pool wait or connect).
+        var attachedAt: TimeAmount?
+        /// When the endpoint's response head arrived.
+        var answeredAt: TimeAmount?
+        /// Why the try ended when it was retried (a retry cause: `connect_failure`,
+        /// `reset`, `status_503`, …); nil for the try that decided the request.
+        var retriedBecause: String?
+    }
+
+    var requestID: String
+    var startNanoseconds: Int64
+    var duration: TimeAmount
+    var listener: String
+    var direction: TrafficDirection
+    var method: HTTPMethod
+    var target: String
+    var isGRPC: Bool
+    var isHTTP2: Bool
+    var caller: String?
+    /// nil: the listener has no authorization.
+    var authorization: ListenerAuthorization.Decision?
+    var routeIndex: Int?
+    var cluster: String?
+    /// At the first pick: endpoints the balancer could choose from, of all the cluster's.
+    var pickable: (count: Int, of: Int)?
+    var faultDelay: TimeAmount?
+    /// The first try inline, later ones in the array: a request without retries allocates nothing for them.
+    var firstTry: Try?
+    var laterTries: [Try] = []
+    var status: Int?
+    var grpcStatus: Int?
+    var proxyError: ProxyError?
+    var bytesReceived: Int
+    var bytesSent: Int
+
+    var tries: [Try] { (firstTry.map { [$0] } ?? []) + laterTries }
+}
+
+/// A record as the admin API answers it.
+extension RequestRecord {
+    var json: [String: Any] {
+        var object: [String: Any] = [
+            "requestId": requestID,
+            "listener": listener,
+            "direction": direction.rawValue,
+            "startTime": Self.timestamp(startNanoseconds),
+            "durationMs": Self.millis(duration),
+            "method": method.rawValue,
+            "path": target,
+            "protocol": isHTTP2 ? "HTTP/2" : "HTTP/1.1",
+            "grpc": isGRPC,
+            "bytesReceived": bytesReceived,
+            "bytesSent": bytesSent,
+        ]
+        object["caller"] = caller
+        if let authorization {
+            object["authorization"] = [
+                "decision": authorization.allowed ? "allow" : "deny",
+                "rule": authorization.rule.map { "rules[\($0)]" } ?? "default",
+            ]
+        }
+        object["route"] = routeIndex.map { "routes[\($0)]" }
+        object["cluster"] = cluster
+        if let pickable {
+            object["endpoints"] = ["pickable": pickable.count, "total": pickable.of]
+        }
+        object["faultDelayMs"] = faultDelay.map(Self.millis)
+        object["tries"] = tries.map { attempt -> [String: Any] in
+            var entry: [String: Any] = ["endpoint": attempt.endpoint, "startedMs": Self.millis(attempt.startedAt)]
+            entry["attachedMs"] = attempt.attachedAt.map(Self.millis)
+            entry["answeredMs"] = attempt.answeredAt.map(Self.millis)
+            entry["retriedBecause"] = attempt.retriedBecause
+            return entry
+        }
+        object["status"] = status
+        object["grpcStatus"] = grpcStatus
+        if let proxyError {
+            object["proxyError"] = ["reason": proxyError.reason, "message": proxyError.message]
+        }
+        return object
+    }
+
+    private static func millis(_ amount: TimeAmount) -> Double {
+        (Double(amount.nanoseconds) / 1_000).rounded() / 1_000
+    }
+
+    private static func timestamp(_ nanoseconds: Int64) -> String {
+        var buffer = ByteBuffer()
+        var clock = AccessLogClock()
+        clock.writeTimestamp(nanoseconds, into: &buffer)
+        return String(buffer: buffer)
+    }
+}

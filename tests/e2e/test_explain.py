@@ -1,0 +1,78 @@
+"""`swiftmesh explain REQUEST_ID`: each proxy keeps a ring of what it decided
+for its recent requests (authorization, route, endpoints, every try with its
+timings and outcome), served at its admin `/requests/{id}`; the control
+plane asks every connected sidecar; every response the proxy makes itself
+leads to the command."""
+from __future__ import annotations
+
+import json
+
+from support.config import cluster, route, single_listener
+from support.proxy import run_cli
+from support.util import curl, free_port, wait_until
+
+
+def test_a_standalone_proxy_explains_retries_and_its_own_answers(mesh):
+    a = mesh.http_backend("a")
+    p = mesh.proxy(single_listener(
+        [route("c", match={"pathPrefix": "/api"}, retries={"attempts": 2, "on": ["retriable-status-codes"],
+                                                            "retriableStatusCodes": [503],
+                                                            "backoff": {"base": "5ms", "max": "10ms"}})],
+        [cluster("c", [a])]))
+    failed = curl(p.url("/api/err?status=503"), "-H", "x-request-id: explain-retry")
+    assert failed.status == 503
+    host, port = p.admin
+    status, _, body = p.admin_get("/requests/explain-retry")
+    assert status == 200, body
+    [record] = json.loads(body)["requests"]
+    assert record["route"] == "routes[0]" and record["cluster"] == "c" and record["status"] == 503
+    assert record["endpoints"] == {"pickable": 1, "total": 1}
+    assert [t.get("retriedBecause") for t in record["tries"]] == ["status_503", "status_503", None]
+    assert all(t["endpoint"] == a.address and t["answeredMs"] >= t["startedMs"] for t in record["tries"])
+
+    text = run_cli("explain", "explain-retry", "--proxy", f"{host}:{port}")
+    assert text.returncode == 0, text.stderr
+    assert "request explain-retry: seen by 1 proxy" in text.stdout
+    assert "GET /api/err?status=503  HTTP/1.1 -> 503" in text.stdout
+    assert "route: routes[0] -> cluster c, 1 of 1 endpoints pickable" in text.stdout
+    assert text.stdout.count("retried: status_503") == 2 and "try 3:" in text.stdout
+
+    # The proxy's own answer leads to the command, with a generated id.
+    lost = curl(p.url("/elsewhere"))
+    assert lost.status == 404
+    request_id = lost.header("x-request-id")
+    assert f"swiftmesh explain {request_id}" in lost.body.decode()
+    explained = run_cli("explain", request_id, "--proxy", f"{host}:{port}")
+    assert "the proxy answered itself: no_route" in explained.stdout, explained.stdout
+    unknown = run_cli("explain", "never-sent", "--proxy", f"{host}:{port}")
+    assert unknown.returncode == 1 and "no recent request with id never-sent" in unknown.stderr
+
+
+def test_the_control_plane_finds_every_sidecar_that_saw_a_call(mesh):
+    cp = mesh.control_plane(heartbeat="200ms")
+    backend = mesh.http_backend("user-1")
+    user = mesh.sidecar("user-1-sidecar", cp, "user", backend)
+    gw = mesh.sidecar("gateway-sidecar", cp, "gateway", f"127.0.0.1:{free_port()}", upstreams=("user",),
+                      app_protocol="http1")
+    wait_until(lambda: gw.endpoints("user") == [user.inbound], 10, message="the gateway to know user")
+    # The user app answers 503: the gateway's sidecar retries it (its default retry policy), then gives up.
+    r = curl(f"http://127.0.0.1:{gw.upstream_port('user')}/err?status=503", "-H", "x-request-id: mesh-call")
+    assert r.status == 503
+    answer = cp.cli("explain", "mesh-call", "-o", "json", admin=False)
+    assert answer.returncode == 0, answer.stderr
+    found = json.loads(answer.stdout)
+    by_service = {proxy["service"]: proxy for proxy in found["proxies"]}
+    assert set(by_service) == {"gateway", "user"} and found["unreachable"] == []
+    [outbound] = by_service["gateway"]["requests"]
+    assert outbound["direction"] == "outbound" and outbound["cluster"] == "user"
+    assert [t.get("retriedBecause") for t in outbound["tries"]] == ["status_503", "status_503", None]
+    inbound = by_service["user"]["requests"]
+    assert len(inbound) == 3 and all(r["direction"] == "inbound" for r in inbound), "each try reached the user instance"
+    assert all(r.get("caller") == "spiffe://swiftmesh.local/service/gateway" for r in inbound)
+    assert all(r.get("authorization") is None or r["authorization"]["decision"] == "allow" for r in inbound)
+
+    text = cp.cli("explain", "mesh-call", admin=False)
+    assert "request mesh-call: seen by 2 proxies" in text.stdout, text.stdout
+    assert "gateway, sidecar gateway-" in text.stdout and "user, sidecar user-" in text.stdout
+    missing = cp.cli("explain", "no-such-call", admin=False)
+    assert missing.returncode == 1 and "no connected sidecar recorded a request with this id" in missing.stderr
