@@ -113,8 +113,12 @@ public actor ControlPlane {
         }
         var adminAddress: HostPort?
         if !hello.adminAddress.isEmpty {
-            guard let parsed = HostPortSyntax.parse(hello.adminAddress), HostPortSyntax.isIPLiteral(parsed.host) else {
-                throw HelloRefusal("admin_address: \"\(hello.adminAddress)\" is not an IP:port")
+            // The control plane calls this address: an IP and port the sidecar
+            // can be reached at, not an unspecified or link-local one (cloud metadata lives there).
+            guard let parsed = HostPortSyntax.parse(hello.adminAddress), HostPortSyntax.isIPLiteral(parsed.host),
+                  !["0.0.0.0", "::"].contains(parsed.host), !parsed.host.hasPrefix("169.254."),
+                  !parsed.host.lowercased().hasPrefix("fe80:") else {
+                throw HelloRefusal("admin_address: \"\(hello.adminAddress)\" is not an IP:port the control plane can call")
             }
             adminAddress = parsed
         }

@@ -68,6 +68,32 @@ struct TrafficMonitorTests {
         #expect(monitor.summary(nowMillis: 1000).edges.isEmpty)
     }
 
+    @Test func reportsThatCannotBeTrueAreLeftOut() {
+        var monitor = TrafficMonitor()
+        let lies: [Swiftmesh_V1_TrafficTotals] = [
+            Self.totals("outbound", "more-failures", requests: 1, failures: 2, buckets: [1, 0, 0, 0]),
+            Self.totals("outbound", "more-in-buckets", requests: 1, buckets: [.max, 1, 0, 0]),
+            Self.totals("sideways", "user", requests: 1, buckets: [1, 0, 0, 0]),
+            Self.totals("outbound", "short", requests: 1, buckets: [1]),
+        ]
+        for now in [Int64(0), 1000] {
+            monitor.record(sidecarID: "gw", service: "gateway", traffic: lies, nowMillis: now)
+        }
+        #expect(monitor.summary(nowMillis: 1000).edges.isEmpty)
+    }
+
+    @Test func aFailureCountThatFallsIsARestartNotAWrap() {
+        var monitor = TrafficMonitor()
+        monitor.record(sidecarID: "gw", service: "gateway", traffic: [
+            Self.totals("outbound", "user", requests: 10, failures: 5, buckets: [10, 0, 0, 0]),
+        ], nowMillis: 0)
+        monitor.record(sidecarID: "gw", service: "gateway", traffic: [
+            Self.totals("outbound", "user", requests: 20, failures: 1, buckets: [20, 0, 0, 0]),
+        ], nowMillis: 1000)
+        let edge = monitor.summary(nowMillis: 1000).edges[.init(from: "gateway", to: "user")]
+        #expect(edge?.requestsPerSecond == 20 && edge?.successRate == 0.95)
+    }
+
     @Test func quietWindowsHaveNoRatesToShow() {
         var idle = TrafficAccumulator()
         idle.boundsSeconds = Self.bounds

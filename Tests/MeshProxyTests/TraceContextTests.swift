@@ -39,9 +39,9 @@ struct TraceContextTests {
         #expect(debug.sampled == true && debug.traceID == nil)
     }
 
-    @Test func w3cWinsOverB3() {
+    @Test func w3cWinsOverB3AndTheB3FormStillGoesBack() {
         let both = IncomingTraceContext(["b3": "0", "traceparent": "00-\(trace)-\(span)-01"])
-        #expect(both.sampled == true && both.traceID?.hex == trace)
+        #expect(both.sampled == true && both.traceID?.hex == trace && both.b3Form == .single)
     }
 
     @Test func theEndpointGetsTheProxySpanAsParentInTheCallersForms() {

@@ -20,6 +20,12 @@ struct TrafficMonitor {
         var failures: UInt64
         var boundsSeconds: [Double]
         var bucketCounts: [UInt64]
+
+        /// Every counter of `self` at most the same counter of `later`, with the same buckets.
+        func isBelowOrEqual(_ later: Totals) -> Bool {
+            requests <= later.requests && failures <= later.failures && boundsSeconds == later.boundsSeconds
+                && zip(bucketCounts, later.bucketCounts).allSatisfy { $0 <= $1 }
+        }
     }
 
     private struct Sample {
@@ -35,9 +41,12 @@ struct TrafficMonitor {
 
     private var reporters: [String: Reporter] = [:]
 
+    /// At most this many entries per report are kept; a proxy has one per direction and service it saw.
+    static let maxEntriesPerReport = 1024
+
     mutating func record(sidecarID: String, service: String, traffic: [Swiftmesh_V1_TrafficTotals], nowMillis: Int64) {
         var totals: [Key: Totals] = [:]
-        for entry in traffic where entry.bucketCounts.count == entry.bucketBoundsSeconds.count + 1 {
+        for entry in traffic.prefix(Self.maxEntriesPerReport) where Self.isWellFormed(entry) {
             totals[Key(direction: entry.direction, service: entry.service)] = Totals(
                 requests: entry.requests, failures: entry.failures, boundsSeconds: entry.bucketBoundsSeconds,
                 bucketCounts: entry.bucketCounts)
@@ -50,6 +59,26 @@ struct TrafficMonitor {
             reporter.samples.removeFirst()
         }
         reporters[sidecarID] = reporter
+    }
+
+    /// What a proxy sends: finite, rising bounds with one more bucket than
+    /// bounds, failures and bucket counts within the requests. Anything else
+    /// (a bug, a hostile sidecar) is left out rather than trusted in sums.
+    private static func isWellFormed(_ entry: Swiftmesh_V1_TrafficTotals) -> Bool {
+        let bounds = entry.bucketBoundsSeconds
+        guard entry.direction == "inbound" || entry.direction == "outbound", !entry.service.isEmpty,
+              entry.service.utf8.count <= 253, bounds.count <= 64, entry.bucketCounts.count == bounds.count + 1,
+              entry.failures <= entry.requests,
+              bounds.allSatisfy({ $0.isFinite && $0 > 0 }), zip(bounds, bounds.dropFirst()).allSatisfy({ $0 < $1 }) else {
+            return false
+        }
+        var sum: UInt64 = 0
+        for count in entry.bucketCounts {
+            let (added, overflow) = sum.addingReportingOverflow(count)
+            guard !overflow else { return false }
+            sum = added
+        }
+        return sum <= entry.requests
     }
 
     mutating func forget(sidecarID: String) {
@@ -67,8 +96,8 @@ struct TrafficMonitor {
             let seconds = Double(newest.atMillis - oldest.atMillis) / 1000
             for (key, now) in newest.totals {
                 let before = oldest.totals[key]
-                // A total below its earlier value: the proxy restarted; count from zero.
-                let base = before.flatMap { $0.requests <= now.requests ? $0 : nil }
+                // Any total below its earlier value: the proxy restarted; count from zero.
+                let base = before.flatMap { $0.isBelowOrEqual(now) ? $0 : nil }
                 let delta = TrafficAccumulator(now, minus: base, seconds: seconds)
                 if key.direction == "inbound" {
                     served[key.service, default: TrafficAccumulator()].add(delta)
@@ -99,31 +128,38 @@ struct TrafficAccumulator {
 
     init() {}
 
+    /// `before` is nil or, counter by counter, at most `now` (`Totals.isBelowOrEqual`).
     init(_ now: TrafficMonitor.Totals, minus before: TrafficMonitor.Totals?, seconds: Double) {
         requests = now.requests - (before?.requests ?? 0)
-        failures = now.failures &- (before?.failures ?? 0)
+        failures = now.failures - (before?.failures ?? 0)
         requestsPerSecond = seconds > 0 ? Double(requests) / seconds : 0
         boundsSeconds = now.boundsSeconds
         bucketCounts = now.bucketCounts
-        if let before, before.bucketCounts.count == bucketCounts.count {
+        if let before {
             for slot in bucketCounts.indices {
-                bucketCounts[slot] &-= before.bucketCounts[slot]
+                bucketCounts[slot] -= before.bucketCounts[slot]
             }
         }
     }
 
+    /// Saturating: sums of what many sidecars report cannot trap.
     mutating func add(_ other: TrafficAccumulator) {
         requestsPerSecond += other.requestsPerSecond
-        requests += other.requests
-        failures += other.failures
+        requests = Self.sum(requests, other.requests)
+        failures = Self.sum(failures, other.failures)
         if bucketCounts.isEmpty {
             boundsSeconds = other.boundsSeconds
             bucketCounts = other.bucketCounts
         } else if other.boundsSeconds == boundsSeconds {
             for slot in bucketCounts.indices {
-                bucketCounts[slot] += other.bucketCounts[slot]
+                bucketCounts[slot] = Self.sum(bucketCounts[slot], other.bucketCounts[slot])
             }
         }
+    }
+
+    private static func sum(_ a: UInt64, _ b: UInt64) -> UInt64 {
+        let (total, overflow) = a.addingReportingOverflow(b)
+        return overflow ? .max : total
     }
 
     var stats: TrafficSummary.Stats {
@@ -136,9 +172,9 @@ struct TrafficAccumulator {
     /// As Prometheus's histogram_quantile: linear within the bucket the rank
     /// falls in; in the last (+Inf) bucket, the highest finite bound.
     func quantile(_ q: Double) -> Double? {
-        let total = bucketCounts.reduce(0, +)
+        let total = bucketCounts.reduce(0.0) { $0 + Double($1) }
         guard total > 0 else { return nil }
-        let rank = q * Double(total)
+        let rank = q * total
         var cumulative = 0.0
         for (slot, count) in bucketCounts.enumerated() {
             let previous = cumulative

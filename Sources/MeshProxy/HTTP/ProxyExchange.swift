@@ -120,7 +120,7 @@ final class ProxyExchange {
     func start(head: HTTPRequestHead, hasBody: Bool, listener: CompiledListener?) {
         requestHasBody = hasBody
         decisions.method = head.method
-        decisions.target = head.uri
+        decisions.path = RequestDecisions.recordedPath(of: head.uri)
         if let accessLog = worker.accessLog, accessLog.samples(using: &worker.random) {
             accessLogDraft = AccessLogDraft(head: head)
         }
@@ -713,14 +713,17 @@ final class ProxyExchange {
         if let traced, traced.context.sampled, let tracing = worker.tracing {
             tracing.record(span(traced, elapsed: elapsed, error: error))
         }
-        worker.recentRequests.add(record(elapsed: elapsed, error: error))
+        if requestID.utf8.count <= RequestDecisions.maxRecordedIDBytes {
+            worker.recentRequests.add(record(elapsed: elapsed, error: error))
+        }
         downstream.exchangeFinished(self)
     }
 
     /// `grpc-status` from a response's trailers (or a trailers-only head).
     private func noteGRPCStatus(_ fields: HTTPHeaders) {
-        if let value = fields.first(name: "grpc-status"), let code = UInt8(value), code < FinishedRequest.noGRPCStatus {
-            grpcStatus = code
+        if let value = fields.first(name: "grpc-status"), let code = UInt8(value) {
+            // gRPC has 17 codes; clients read any other as UNKNOWN, and so does the `grpc_status` label.
+            grpcStatus = code <= 16 ? code : 2
         }
     }
 
@@ -743,7 +746,7 @@ final class ProxyExchange {
         return RequestRecord(
             requestID: requestID, startNanoseconds: WallClock.nanoseconds() - elapsed.nanoseconds, duration: elapsed,
             listener: connection.listenerName, direction: connection.direction, method: decisions.method,
-            target: decisions.target, isGRPC: isGRPC, isHTTP2: connection.isHTTP2, caller: connection.authorizedIdentity,
+            path: decisions.path, isGRPC: isGRPC, isHTTP2: connection.isHTTP2, caller: connection.authorizedIdentity,
             authorization: decisions.authorization, routeIndex: decisions.routeIndex, cluster: cluster?.config.name,
             pickable: decisions.pickable, faultDelay: decisions.faultDelay, firstTry: decisions.firstTry,
             laterTries: decisions.laterTries, status: responseStatus.map { Int($0.code) },

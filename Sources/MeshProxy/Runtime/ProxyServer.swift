@@ -137,9 +137,10 @@ public actor ProxyServer {
             // Every loop now logs to the new writer; the old one finishes what it was handed.
             oldAccessLog?.close()
         }
-        if oldTracing !== tracing {
-            // Every loop sends to the new exporter; the old one sends what it was handed.
-            await oldTracing?.shutdown()
+        if let oldTracing, oldTracing !== tracing {
+            // Every loop sends to the new exporter; the old one sends what it
+            // was handed, without holding up the reload.
+            Task { await oldTracing.shutdown() }
         }
 
         for (name, bound) in listeners where newConfig.listeners.first(where: { $0.name == name })?.listen != bound.config.listen {

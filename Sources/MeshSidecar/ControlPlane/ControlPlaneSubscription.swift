@@ -49,7 +49,11 @@ final class ControlPlaneSubscription: Sendable {
                 $0.labels = options.labels
             }
             $0.upstreams = options.upstreams.map(\.service)
-            $0.adminAddress = options.admin?.description ?? ""
+            // An admin listener on every interface is called at the instance's address.
+            $0.adminAddress = options.admin.map { admin in
+                ["0.0.0.0", "::"].contains(admin.host)
+                    ? HostPort(host: options.advertise.host, port: admin.port).description : admin.description
+            } ?? ""
         }
         self.logger = logger
     }

@@ -5,13 +5,22 @@ import NIOHTTP1
 /// values set at each decision, so that noting costs the data path next to nothing.
 struct RequestDecisions {
     var method: HTTPMethod = .GET
-    var target = ""
+    var path: Substring = ""
     var authorization: ListenerAuthorization.Decision?
     var routeIndex: Int?
     var pickable: (count: Int, of: Int)?
     var faultDelay: TimeAmount?
     var firstTry: RequestRecord.Try?
     var laterTries: [RequestRecord.Try] = []
+
+    /// Requests with longer ids are not recorded: nobody explains a 60 KiB id, and the ring stays small.
+    static let maxRecordedIDBytes = 256
+    static let maxRecordedPathCharacters = 512
+
+    /// The path without its query (queries carry tokens), cut to `maxRecordedPathCharacters`.
+    static func recordedPath(of target: String) -> Substring {
+        target.prefix { $0 != "?" }.prefix(maxRecordedPathCharacters)
+    }
 
     mutating func startTry(on endpoint: String, at time: TimeAmount) {
         let attempt = RequestRecord.Try(endpoint: endpoint, startedAt: time)

@@ -28,7 +28,8 @@ struct RequestRecord {
     var listener: String
     var direction: TrafficDirection
     var method: HTTPMethod
-    var target: String
+    /// Without the query, which may carry secrets.
+    var path: Substring
     var isGRPC: Bool
     var isHTTP2: Bool
     var caller: String?
@@ -61,7 +62,7 @@ extension RequestRecord {
             "startTime": Self.timestamp(startNanoseconds),
             "durationMs": Self.millis(duration),
             "method": method.rawValue,
-            "path": target,
+            "path": String(path),
             "protocol": isHTTP2 ? "HTTP/2" : "HTTP/1.1",
             "grpc": isGRPC,
             "bytesReceived": bytesReceived,

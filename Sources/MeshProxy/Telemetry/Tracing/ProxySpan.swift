@@ -31,6 +31,10 @@ struct ProxySpan {
     var caller: String?
     var clientIP: String?
 
+    /// Values the client chose (path, authority, request id) are cut to this
+    /// length, so one span cannot swell a batch past receivers' limits.
+    static let maxValueCharacters = 512
+
     /// OTLP `Span.SpanKind`.
     private var kind: UInt64 { direction == .inbound ? 2 : 3 }
 
@@ -55,7 +59,7 @@ struct ProxySpan {
 
     /// gRPC: `package.Service/Method`; HTTP: the method (the proxy knows no route templates).
     var name: Substring {
-        isGRPC ? path.drop { $0 == "/" } : Substring(method)
+        isGRPC ? path.drop { $0 == "/" }.prefix(Self.maxValueCharacters) : Substring(method)
     }
 
     /// Appends the span as a `ScopeSpans.spans` entry (field 2); `scratch`
@@ -96,11 +100,11 @@ struct ProxySpan {
     /// `Span.attributes` (field 9).
     private func writeAttributes(into buffer: inout ByteBuffer, name: Substring, failure: String?) {
         buffer.writeOTLPAttribute(9, key: "http.request.method", value: method)
-        buffer.writeOTLPAttribute(9, key: "url.path", value: path)
+        buffer.writeOTLPAttribute(9, key: "url.path", value: path.prefix(Self.maxValueCharacters))
         buffer.writeOTLPAttribute(9, key: "url.scheme", value: isTLS ? "https" : "http")
         if let authority {
             let (host, port) = Self.split(authority)
-            buffer.writeOTLPAttribute(9, key: "server.address", value: host)
+            buffer.writeOTLPAttribute(9, key: "server.address", value: host.prefix(Self.maxValueCharacters))
             if let port {
                 buffer.writeOTLPAttribute(9, key: "server.port", value: port)
             }
@@ -140,7 +144,7 @@ struct ProxySpan {
             buffer.writeOTLPAttribute(9, key: "swiftmesh.endpoint", value: endpoint)
         }
         buffer.writeOTLPAttribute(9, key: "swiftmesh.attempts", value: attempts)
-        buffer.writeOTLPAttribute(9, key: "swiftmesh.request_id", value: requestID)
+        buffer.writeOTLPAttribute(9, key: "swiftmesh.request_id", value: requestID.prefix(Self.maxValueCharacters))
         if let caller {
             buffer.writeOTLPAttribute(9, key: "swiftmesh.caller", value: caller)
         }

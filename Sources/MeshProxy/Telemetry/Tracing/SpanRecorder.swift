@@ -13,6 +13,8 @@ final class SpanRecorder {
     private var flushTask: Scheduled<Void>?
     /// As the OpenTelemetry SDKs' batch span processor.
     static let maxBatchSpans = 512
+    /// And at most this many bytes, so that an export stays within receivers' body limits.
+    static let maxBatchBytes = 1 << 20
     /// How long a span may wait for its batch.
     static let flushInterval = TimeAmount.milliseconds(500)
 
@@ -29,7 +31,7 @@ final class SpanRecorder {
     func record(_ span: ProxySpan) {
         span.encode(into: &spans, scratch: &scratch)
         count += 1
-        if count >= Self.maxBatchSpans {
+        if count >= Self.maxBatchSpans || spans.readableBytes >= Self.maxBatchBytes {
             flush()
         } else if flushTask == nil {
             flushTask = eventLoop.assumeIsolated().scheduleTask(in: Self.flushInterval) { [self] in

@@ -35,13 +35,12 @@ struct IncomingTraceContext {
             default: break
             }
         }
+        // The caller's B3 form goes back to the endpoint whichever header gave the context.
+        let hasB3Multi = b3TraceID != nil || b3Sampled != nil || b3Debug
+        b3Form = b3 != nil ? .single : hasB3Multi ? .multi : .none
         if let traceparent, readW3C(traceparent) { return }
-        if let b3 {
-            b3Form = .single
-            if readB3Single(b3) { return }
-        }
-        if b3TraceID != nil || b3Sampled != nil || b3Debug {
-            b3Form = .multi
+        if let b3, readB3Single(b3) { return }
+        if hasB3Multi {
             if let b3TraceID, let b3SpanID, let trace = TraceID(hex: Substring(b3TraceID)),
                let span = SpanID.parse(Substring(b3SpanID)) {
                 traceID = trace
