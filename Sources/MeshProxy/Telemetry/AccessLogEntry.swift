@@ -37,29 +37,28 @@ struct AccessLogEntry {
         Self.writeDecimal(Int(micros / 1000), into: &buffer)
         buffer.writeInteger(UInt8(ascii: "."))
         Self.writeDecimal(Int(micros % 1000), minimumDigits: 3, into: &buffer)
-        field("listener", listener, into: &buffer)
-        field("protocol", httpProtocol, into: &buffer)
-        field("method", method, into: &buffer)
-        field("authority", authority, into: &buffer)
-        field("path", path, into: &buffer)
-        field("status", status, into: &buffer)
-        field("grpc_status", grpcStatus, into: &buffer)
-        field("cluster", cluster, into: &buffer)
-        field("endpoint", endpoint, into: &buffer)
-        field("attempts", attempts, into: &buffer)
-        field("bytes_received", bytesReceived, into: &buffer)
-        field("bytes_sent", bytesSent, into: &buffer)
-        field("caller", caller, into: &buffer)
-        field("trace_id", traceID, into: &buffer)
-        field("request_id", requestID, into: &buffer)
-        field("proxy_error", proxyError, into: &buffer)
+        field(",\"listener\":", listener, into: &buffer)
+        field(",\"protocol\":", httpProtocol, into: &buffer)
+        field(",\"method\":", method, into: &buffer)
+        field(",\"authority\":", authority, into: &buffer)
+        field(",\"path\":", path, into: &buffer)
+        field(",\"status\":", status, into: &buffer)
+        field(",\"grpc_status\":", grpcStatus, into: &buffer)
+        field(",\"cluster\":", cluster, into: &buffer)
+        field(",\"endpoint\":", endpoint, into: &buffer)
+        field(",\"attempts\":", attempts, into: &buffer)
+        field(",\"bytes_received\":", bytesReceived, into: &buffer)
+        field(",\"bytes_sent\":", bytesSent, into: &buffer)
+        field(",\"caller\":", caller, into: &buffer)
+        field(",\"trace_id\":", traceID, into: &buffer)
+        field(",\"request_id\":", requestID, into: &buffer)
+        field(",\"proxy_error\":", proxyError, into: &buffer)
         buffer.writeStaticString("}\n")
     }
 
-    private func field(_ name: StaticString, _ value: String?, into buffer: inout ByteBuffer) {
-        buffer.writeStaticString(",\"")
-        buffer.writeStaticString(name)
-        buffer.writeStaticString("\":")
+    /// `key` is the whole `,"name":`, written in one go: a line has sixteen of them.
+    private func field(_ key: StaticString, _ value: String?, into buffer: inout ByteBuffer) {
+        buffer.writeStaticString(key)
         guard let value else {
             buffer.writeStaticString("null")
             return
@@ -67,10 +66,8 @@ struct AccessLogEntry {
         Self.writeJSONString(value, into: &buffer)
     }
 
-    private func field(_ name: StaticString, _ value: Int?, into buffer: inout ByteBuffer) {
-        buffer.writeStaticString(",\"")
-        buffer.writeStaticString(name)
-        buffer.writeStaticString("\":")
+    private func field(_ key: StaticString, _ value: Int?, into buffer: inout ByteBuffer) {
+        buffer.writeStaticString(key)
         if let value {
             Self.writeDecimal(value, into: &buffer)
         } else {

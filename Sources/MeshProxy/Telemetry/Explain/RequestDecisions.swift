@@ -19,7 +19,9 @@ struct RequestDecisions {
 
     /// The path without its query (queries carry tokens), cut to `maxRecordedPathCharacters`.
     static func recordedPath(of target: String) -> Substring {
-        target.prefix { $0 != "?" }.prefix(maxRecordedPathCharacters)
+        // By bytes, not characters: `?` is ASCII, so its index is a character boundary.
+        let path = target[..<(target.utf8.firstIndex(of: UInt8(ascii: "?")) ?? target.endIndex)]
+        return path.utf8.count <= maxRecordedPathCharacters ? path : path.prefix(maxRecordedPathCharacters)
     }
 
     mutating func startTry(on endpoint: String, at time: TimeAmount) {
