@@ -9,7 +9,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from support.util import KeepAliveClient, curl, free_port, wait_until
+from support.mesh import gateway_and_two_users
+from support.util import KeepAliveClient, curl, wait_until
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 
@@ -24,12 +25,7 @@ def chromium(profile: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_the_dashboard_shows_services_and_calls_and_updates_live(mesh, tmp_path):
-    cp = mesh.control_plane(heartbeat="200ms")
-    users = [mesh.sidecar(f"user-{n}-sidecar", cp, "user", mesh.http_backend(f"user-{n}")) for n in (1, 2)]
-    gw = mesh.sidecar("gateway-sidecar", cp, "gateway", f"127.0.0.1:{free_port()}", upstreams=("user",),
-                      app_protocol="http1")
-    wait_until(lambda: sorted(gw.endpoints("user")) == sorted(u.inbound for u in users), 10,
-               message="the gateway to know both user instances")
+    cp, gw = gateway_and_two_users(mesh)
     with KeepAliveClient("127.0.0.1", gw.upstream_port("user")) as client:
         for _ in range(30):
             assert client.get("/ok")[0] == 200

@@ -8,16 +8,12 @@ import selectors
 import subprocess
 
 from support.proxy import binary_path
+from support.mesh import gateway_and_two_users
 from support.util import KeepAliveClient, free_port, wait_until
 
 
 def test_the_control_plane_shows_each_services_traffic_and_who_calls_whom(mesh):
-    cp = mesh.control_plane(heartbeat="200ms")
-    users = [mesh.sidecar(f"user-{n}-sidecar", cp, "user", mesh.http_backend(f"user-{n}")) for n in (1, 2)]
-    gw = mesh.sidecar("gateway-sidecar", cp, "gateway", f"127.0.0.1:{free_port()}", upstreams=("user",),
-                      app_protocol="http1")
-    wait_until(lambda: sorted(gw.endpoints("user")) == sorted(u.inbound for u in users), 10,
-               message="the gateway to know both user instances")
+    cp, gw = gateway_and_two_users(mesh)
     # 40 calls, 10 of which the user app fails with 500 (not retried: the
     # sidecar's default retries take 503 only).
     with KeepAliveClient("127.0.0.1", gw.upstream_port("user")) as client:

@@ -154,3 +154,15 @@ class Sidecar(SwiftmeshProcess):
         clusters: list[dict[str, Any]] = self.admin_json("/clusters")["clusters"]
         found = next((c for c in clusters if c["name"] == cluster), None)
         return sorted(e["address"] for e in found["endpoints"]) if found else []
+
+
+def gateway_and_two_users(mesh: Any) -> tuple[ControlPlane, Sidecar]:
+    """A control plane, two user instances with sidecars, and a gateway
+    sidecar (the test is its app) that knows both: the live-traffic tests' mesh."""
+    cp = mesh.control_plane(heartbeat="200ms")
+    users = [mesh.sidecar(f"user-{n}-sidecar", cp, "user", mesh.http_backend(f"user-{n}")) for n in (1, 2)]
+    gw = mesh.sidecar("gateway-sidecar", cp, "gateway", f"127.0.0.1:{free_port()}", upstreams=("user",),
+                      app_protocol="http1")
+    wait_until(lambda: sorted(gw.endpoints("user")) == sorted(u.inbound for u in users), 10,
+               message="the gateway to know both user instances")
+    return cp, gw
