@@ -114,6 +114,13 @@ struct ExplainCommand: AsyncParsableCommand {
         } else if request["proxyError"] != nil {
             lines.append("  route: none matched, or the request was refused before routing")
         }
+        if let breaker = request["circuitBreaker"] as? [String: Any] {
+            var line = "  circuit breaker: \(breaker["requests"] ?? "?") of \(breaker["maxRequests"] ?? "?") requests in flight"
+            if let pending = breaker["pendingRequests"] {
+                line += "; waited for a connection as \(pending) of \(breaker["maxPendingRequests"] ?? "?") pending"
+            }
+            lines.append(line)
+        }
         if let delay = text("faultDelayMs") {
             lines.append("  fault injection held it \(delay) ms")
         }

@@ -8,20 +8,20 @@ import Testing
         limits: CircuitBreakerConfig(maxConnections: 1, maxPendingRequests: 2, maxRequests: 3, maxRetries: 1))
 
     @Test func requestsPastTheLimitAreRefusedAndCounted() {
-        #expect((0..<3).allSatisfy { _ in breaker.tryStartRequest() })
-        #expect(!breaker.tryStartRequest())
+        #expect((0..<3).map { _ in breaker.tryStartRequest() } == [1, 2, 3], "each answers the requests in flight")
+        #expect(breaker.tryStartRequest() == nil)
         breaker.requestFinished()
-        #expect(breaker.tryStartRequest())
+        #expect(breaker.tryStartRequest() == 3)
         let snapshot = breaker.snapshot()
         #expect(snapshot.requests == 3)
         #expect(snapshot.requestOverflows == 1)
     }
 
     @Test func pendingRequestsHaveTheirOwnLimit() {
-        #expect(breaker.tryAddPending() && breaker.tryAddPending())
-        #expect(!breaker.tryAddPending())
+        #expect(breaker.tryAddPending() == 1 && breaker.tryAddPending() == 2)
+        #expect(breaker.tryAddPending() == nil)
         breaker.pendingEnded()
-        #expect(breaker.tryAddPending())
+        #expect(breaker.tryAddPending() == 2)
         #expect(breaker.snapshot().pendingOverflows == 1)
     }
 

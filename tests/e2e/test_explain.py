@@ -6,6 +6,7 @@ leads to the command."""
 from __future__ import annotations
 
 import json
+import threading
 
 from support.config import cluster, route, single_listener
 from support.proxy import run_cli
@@ -27,6 +28,7 @@ def test_a_standalone_proxy_explains_retries_and_its_own_answers(mesh):
     [record] = json.loads(body)["requests"]
     assert record["route"] == "routes[0]" and record["cluster"] == "c" and record["status"] == 503
     assert record["endpoints"] == {"pickable": 1, "total": 1}
+    assert record["circuitBreaker"]["requests"] == 1 and record["circuitBreaker"]["maxRequests"] == 1024
     assert [t.get("retriedBecause") for t in record["tries"]] == ["status_503", "status_503", None]
     assert all(t["endpoint"] == a.address and t["answeredMs"] >= t["startedMs"] for t in record["tries"])
 
@@ -46,6 +48,43 @@ def test_a_standalone_proxy_explains_retries_and_its_own_answers(mesh):
     assert "the proxy answered itself: no_route" in explained.stdout, explained.stdout
     unknown = run_cli("explain", "never-sent", "--proxy", f"{host}:{port}")
     assert unknown.returncode == 1 and "no recent request with id never-sent" in unknown.stderr
+
+
+def test_the_circuit_breaker_as_each_request_met_it(mesh):
+    """One connection and two requests allowed: a slow request holds the
+    connection, a second waits for it as pending, a third is refused at
+    maxRequests. Each record says how it met the cluster's breaker."""
+    app = mesh.http_backend("app")
+    p = mesh.proxy(single_listener(
+        [route("c")], [cluster("c", [app], circuitBreaker={"maxRequests": 2, "maxConnections": 1})]), threads=1)
+
+    def get(request_id: str, path: str) -> None:
+        curl(p.url(path), "-H", f"x-request-id: {request_id}")
+
+    holder = threading.Thread(target=get, args=("holder", "/slow?sleep=2"))
+    holder.start()
+    wait_until(lambda: app.count == 1, 10, message="the slow request to reach the app")
+    waiter = threading.Thread(target=get, args=("waiter", "/fast"))
+    waiter.start()
+    wait_until(lambda: p.admin_json("/clusters")["clusters"][0]["circuitBreaker"]["pendingRequests"] == 1, 10,
+               message="the second request to wait for the connection")
+    refused = curl(p.url("/third"), "-H", "x-request-id: refused")
+    holder.join(timeout=30)
+    waiter.join(timeout=30)
+    assert refused.status == 503 and refused.header("swiftmesh-proxy-error") == "overflow"
+
+    def breaker(request_id: str) -> dict:
+        [record] = json.loads(p.admin_get(f"/requests/{request_id}")[2])["requests"]
+        return record["circuitBreaker"]
+
+    assert breaker("holder")["requests"] == 1
+    assert breaker("waiter") == {"requests": 2, "maxRequests": 2, "pendingRequests": 1, "maxPendingRequests": 1024}
+    assert breaker("refused") == {"requests": 2, "maxRequests": 2}
+    host, port = p.admin
+    text = run_cli("explain", "waiter", "--proxy", f"{host}:{port}").stdout
+    assert "circuit breaker: 2 of 2 requests in flight; waited for a connection as 1 of 1024 pending" in text, text
+    text = run_cli("explain", "refused", "--proxy", f"{host}:{port}").stdout
+    assert "circuit breaker: 2 of 2 requests in flight" in text and "the proxy answered itself: overflow" in text, text
 
 
 def test_the_control_plane_finds_every_sidecar_that_saw_a_call(mesh):

@@ -36,9 +36,10 @@ final class CircuitBreaker: Sendable {
 
     // MARK: Requests in flight
 
-    /// Counts a request about to go to the cluster; false when the cluster
-    /// is at `maxRequests` (nothing is counted then).
-    func tryStartRequest() -> Bool {
+    /// Counts a request about to go to the cluster and answers the requests
+    /// in flight, this one included; nil when the cluster is at
+    /// `maxRequests` (nothing is counted then).
+    func tryStartRequest() -> Int? {
         tryAcquire(requests, limit: limits.maxRequests, overflows: requestOverflows)
     }
 
@@ -51,7 +52,7 @@ final class CircuitBreaker: Sendable {
     /// Counts a request whose failed try is about to be retried; false when
     /// `maxRetries` requests are already being retried.
     func tryStartRetry() -> Bool {
-        tryAcquire(retries, limit: limits.maxRetries, overflows: retryOverflows)
+        tryAcquire(retries, limit: limits.maxRetries, overflows: retryOverflows) != nil
     }
 
     func retryFinished() {
@@ -60,9 +61,10 @@ final class CircuitBreaker: Sendable {
 
     // MARK: Pending requests
 
-    /// Counts a request that must wait for a connection or a stream; false
-    /// when `maxPendingRequests` are already waiting.
-    func tryAddPending() -> Bool {
+    /// Counts a request that must wait for a connection or a stream and
+    /// answers the requests waiting, this one included; nil when
+    /// `maxPendingRequests` are already waiting.
+    func tryAddPending() -> Int? {
         tryAcquire(pendingRequests, limit: limits.maxPendingRequests, overflows: pendingOverflows)
     }
 
@@ -81,7 +83,7 @@ final class CircuitBreaker: Sendable {
             connections.wrappingIncrement(ordering: .relaxed)
             return true
         }
-        return tryAcquire(connections, limit: limits.maxConnections, overflows: connectionOverflows)
+        return tryAcquire(connections, limit: limits.maxConnections, overflows: connectionOverflows) != nil
     }
 
     func connectionClosed() {
@@ -115,12 +117,14 @@ final class CircuitBreaker: Sendable {
             retryBudgetExhaustions: retryBudget.exhaustionCount)
     }
 
-    private func tryAcquire(_ count: ManagedAtomic<Int>, limit: Int, overflows: ManagedAtomic<Int>) -> Bool {
-        if count.loadThenWrappingIncrement(ordering: .relaxed) < limit {
-            return true
+    /// The count with this use included, or nil when it was at `limit`.
+    private func tryAcquire(_ count: ManagedAtomic<Int>, limit: Int, overflows: ManagedAtomic<Int>) -> Int? {
+        let before = count.loadThenWrappingIncrement(ordering: .relaxed)
+        if before < limit {
+            return before + 1
         }
         count.wrappingDecrement(ordering: .relaxed)
         overflows.wrappingIncrement(ordering: .relaxed)
-        return false
+        return nil
     }
 }

@@ -211,7 +211,9 @@ final class ProxyExchange {
         }
         let cluster = worker.clusters[route.pickCluster(using: &worker.random)]
         self.cluster = cluster
-        guard cluster.breaker.tryStartRequest() else {
+        let inFlight = cluster.breaker.tryStartRequest()
+        decisions.enteredBreaker(inFlight, limits: cluster.breaker.limits)
+        guard inFlight != nil else {
             fail(.overflow(.maxRequests))
             return
         }
@@ -273,7 +275,10 @@ final class ProxyExchange {
     /// ends. False when `maxPendingRequests` are already waiting.
     func enterPending() -> Bool {
         guard !isPending else { return true }
-        guard let breaker = cluster?.breaker, breaker.tryAddPending() else { return false }
+        guard let breaker = cluster?.breaker else { return false }
+        let pending = breaker.tryAddPending()
+        decisions.waitedForConnection(pending)
+        guard pending != nil else { return false }
         isPending = true
         return true
     }
@@ -748,7 +753,7 @@ final class ProxyExchange {
             listener: connection.listenerName, direction: connection.direction, method: decisions.method,
             path: decisions.path, isGRPC: isGRPC, isHTTP2: connection.isHTTP2, caller: connection.authorizedIdentity,
             authorization: decisions.authorization, routeIndex: decisions.routeIndex, cluster: cluster?.config.name,
-            pickable: decisions.pickable, faultDelay: decisions.faultDelay, firstTry: decisions.firstTry,
+            pickable: decisions.pickable, breaker: decisions.breaker, faultDelay: decisions.faultDelay, firstTry: decisions.firstTry,
             laterTries: decisions.laterTries, status: responseStatus.map { Int($0.code) },
             grpcStatus: grpcStatus == FinishedRequest.noGRPCStatus ? nil : Int(grpcStatus), proxyError: error,
             bytesReceived: bodyBytesReceived, bytesSent: bodyBytesSent)

@@ -1,3 +1,4 @@
+import MeshConfig
 import NIOCore
 import NIOHTTP1
 
@@ -9,6 +10,7 @@ struct RequestDecisions {
     var authorization: ListenerAuthorization.Decision?
     var routeIndex: Int?
     var pickable: (count: Int, of: Int)?
+    var breaker: RequestRecord.BreakerUse?
     var faultDelay: TimeAmount?
     var firstTry: RequestRecord.Try?
     var laterTries: [RequestRecord.Try] = []
@@ -22,6 +24,22 @@ struct RequestDecisions {
         // By bytes, not characters: `?` is ASCII, so its index is a character boundary.
         let path = target[..<(target.utf8.firstIndex(of: UInt8(ascii: "?")) ?? target.endIndex)]
         return path.utf8.count <= maxRecordedPathCharacters ? path : path.prefix(maxRecordedPathCharacters)
+    }
+
+    /// The cluster's circuit breaker admitted the request as the `inFlight`th
+    /// of `limits.maxRequests` (nil: refused it, at the limit).
+    mutating func enteredBreaker(_ inFlight: Int?, limits: CircuitBreakerConfig) {
+        breaker = RequestRecord.BreakerUse(
+            requests: inFlight ?? limits.maxRequests, maxRequests: limits.maxRequests,
+            maxPendingRequests: limits.maxPendingRequests)
+    }
+
+    /// The request waited for a connection or stream as the `pending`th of
+    /// `maxPendingRequests` (nil: refused, at the limit).
+    mutating func waitedForConnection(_ pending: Int?) {
+        guard var use = breaker else { return }
+        use.pendingRequests = pending ?? use.maxPendingRequests
+        breaker = use
     }
 
     mutating func startTry(on endpoint: String, at time: TimeAmount) {

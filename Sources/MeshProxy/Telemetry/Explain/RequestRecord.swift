@@ -22,6 +22,17 @@ struct RequestRecord {
         var retriedBecause: String?
     }
 
+    /// The cluster's circuit breaker as the request met it: requests in
+    /// flight to the cluster, this one included, and, when the request had to
+    /// wait for a connection or stream, the requests waiting. A request the
+    /// breaker refused shows its count at the limit.
+    struct BreakerUse {
+        var requests: Int
+        var maxRequests: Int
+        var pendingRequests: Int?
+        var maxPendingRequests: Int
+    }
+
     var requestID: String
     var startNanoseconds: Int64
     var duration: TimeAmount
@@ -39,6 +50,7 @@ struct RequestRecord {
     var cluster: String?
     /// At the first pick: endpoints the balancer could choose from, of all the cluster's.
     var pickable: (count: Int, of: Int)?
+    var breaker: BreakerUse?
     var faultDelay: TimeAmount?
     /// The first try inline, later ones in the array: a request without retries allocates nothing for them.
     var firstTry: Try?
@@ -79,6 +91,14 @@ extension RequestRecord {
         object["cluster"] = cluster
         if let pickable {
             object["endpoints"] = ["pickable": pickable.count, "total": pickable.of]
+        }
+        if let breaker {
+            var use: [String: Any] = ["requests": breaker.requests, "maxRequests": breaker.maxRequests]
+            if let pending = breaker.pendingRequests {
+                use["pendingRequests"] = pending
+                use["maxPendingRequests"] = breaker.maxPendingRequests
+            }
+            object["circuitBreaker"] = use
         }
         object["faultDelayMs"] = faultDelay.map(Self.millis)
         object["tries"] = tries.map { attempt -> [String: Any] in
