@@ -215,20 +215,3 @@ extension Substring {
         return trimmed
     }
 }
-
-extension String {
-    /// ASCII case-insensitive equality with a lowercase name.
-    func equalsIgnoringASCIICase(_ lowercase: StaticString) -> Bool {
-        utf8.equalsIgnoringASCIICase(UnsafeBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount))
-    }
-}
-
-extension Sequence<UInt8> {
-    /// ASCII case-insensitive equality of two byte sequences.
-    func equalsIgnoringASCIICase(_ other: some Sequence<UInt8>) -> Bool {
-        func lowered(_ byte: UInt8) -> UInt8 {
-            byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
-        }
-        return elementsEqual(other) { lowered($0) == lowered($1) }
-    }
-}

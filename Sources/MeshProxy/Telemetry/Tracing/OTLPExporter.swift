@@ -115,23 +115,17 @@ final class OTLPExporter: @unchecked Sendable {
         resource.writeOTLPAttribute(1, key: "service.name", value: config.serviceName)  // Resource.attributes
         var scope = ByteBuffer()
         scope.writeProtobufStringField(1, "swiftmesh")  // InstrumentationScope.name
-        let scopeSpansSize = Self.fieldSize(scope.readableBytes) + spans.readableBytes
-        let resourceSpansSize = Self.fieldSize(resource.readableBytes) + Self.fieldSize(scopeSpansSize)
+        let scopeSpansSize = ByteBuffer.protobufFieldSize(scope.readableBytes) + spans.readableBytes
+        let resourceSpansSize = ByteBuffer.protobufFieldSize(resource.readableBytes)
+            + ByteBuffer.protobufFieldSize(scopeSpansSize)
         var body = ByteBuffer()
-        body.reserveCapacity(Self.fieldSize(resourceSpansSize))
-        body.writeProtobufKey(1, .lengthDelimited)  // ExportTraceServiceRequest.resource_spans
-        body.writeProtobufVarint(UInt64(resourceSpansSize))
+        body.reserveCapacity(ByteBuffer.protobufFieldSize(resourceSpansSize))
+        body.writeProtobufLengthDelimitedHeader(1, length: resourceSpansSize)  // ExportTraceServiceRequest.resource_spans
         body.writeProtobufMessageField(1, resource)  // ResourceSpans.resource
-        body.writeProtobufKey(2, .lengthDelimited)  // ResourceSpans.scope_spans
-        body.writeProtobufVarint(UInt64(scopeSpansSize))
+        body.writeProtobufLengthDelimitedHeader(2, length: scopeSpansSize)  // ResourceSpans.scope_spans
         body.writeProtobufMessageField(1, scope)  // ScopeSpans.scope
         body.writeImmutableBuffer(spans)  // ScopeSpans.spans, each already keyed
         return body
-    }
-
-    /// A length-delimited field of `size` bytes, with its one-byte key and its length.
-    private static func fieldSize(_ size: Int) -> Int {
-        1 + ByteBuffer.protobufVarintSize(UInt64(size)) + size
     }
 
     /// Sends what was handed over (waiting at most `timeout`), then stops the client and its thread.

@@ -12,25 +12,23 @@ extension ByteBuffer {
         value == 0 ? 1 : (64 - value.leadingZeroBitCount + 6) / 7
     }
 
-    /// One write of up to 10 bytes, not one per byte: spans hold dozens of varints.
+    /// One reservation and raw stores, not a ByteBuffer write per byte.
     mutating func writeProtobufVarint(_ value: UInt64) {
-        if value < 0x80 {
-            writeInteger(UInt8(value))
-            return
+        writeWithUnsafeMutableBytes(minimumWritableBytes: 10) { space in
+            var writer = RawProtobufWriter(space: space)
+            writer.varint(value)
+            return writer.index
         }
-        var value = value
-        var bytes: (UInt64, UInt64) = (0, 0)
-        let count = withUnsafeMutableBytes(of: &bytes) { space in
-            var index = 0
-            while value >= 0x80 {
-                space[index] = UInt8(truncatingIfNeeded: value) | 0x80
-                value >>= 7
-                index += 1
-            }
-            space[index] = UInt8(value)
-            return index + 1
+    }
+
+    /// A length-delimited field's key and length in one write: the two
+    /// precede every string, attribute and nested message of a span.
+    mutating func writeProtobufLengthDelimitedHeader(_ field: Int, length: Int) {
+        writeWithUnsafeMutableBytes(minimumWritableBytes: 11) { space in
+            var writer = RawProtobufWriter(space: space)
+            writer.lengthDelimitedHeader(field, length: length)
+            return writer.index
         }
-        withUnsafeBytes(of: &bytes) { writeBytes(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
     }
 
     /// Every OTLP field number used here is below 16: the key is one byte.
@@ -49,44 +47,96 @@ extension ByteBuffer {
         writeInteger(value, endianness: .little)
     }
 
-    mutating func writeProtobufStringField(_ field: Int, _ value: String) {
-        writeProtobufKey(field, .lengthDelimited)
-        writeProtobufVarint(UInt64(value.utf8.count))
-        writeString(value)
+    mutating func writeProtobufStringField(_ field: Int, _ value: some StringProtocol) {
+        writeProtobufLengthDelimitedHeader(field, length: value.utf8.count)
+        writeBytes(value.utf8)
     }
 
     /// A nested message (or bytes) already encoded in `message`.
     mutating func writeProtobufMessageField(_ field: Int, _ message: ByteBuffer) {
-        writeProtobufKey(field, .lengthDelimited)
-        writeProtobufVarint(UInt64(message.readableBytes))
+        writeProtobufLengthDelimitedHeader(field, length: message.readableBytes)
         writeImmutableBuffer(message)
     }
 
     /// An OTLP `KeyValue` (common.proto) with a string value, at `field`.
+    /// Each attribute is one reservation and raw stores: ByteBuffer's
+    /// per-call checks cost more than the bytes when a span has twenty.
     mutating func writeOTLPAttribute(_ field: Int, key: String, value: some StringProtocol) {
         let valueSize = value.utf8.count
-        let anyValueSize = 1 + Self.protobufVarintSize(UInt64(valueSize)) + valueSize
-        writeOTLPKeyValueHeader(field, key: key, anyValueSize: anyValueSize)
-        writeProtobufKey(1, .lengthDelimited)  // AnyValue.string_value
-        writeProtobufVarint(UInt64(valueSize))
-        writeBytes(value.utf8)
+        let anyValueSize = Self.protobufFieldSize(valueSize)  // AnyValue.string_value
+        writeOTLPKeyValue(field, key: key, anyValueSize: anyValueSize) { writer in
+            writer.lengthDelimitedHeader(1, length: valueSize)
+            writer.copy(value.utf8)
+        }
     }
 
     /// An OTLP `KeyValue` with an integer value.
     mutating func writeOTLPAttribute(_ field: Int, key: String, value: Int) {
         let encoded = UInt64(bitPattern: Int64(value))
-        writeOTLPKeyValueHeader(field, key: key, anyValueSize: 1 + Self.protobufVarintSize(encoded))
-        writeProtobufVarintField(3, encoded)  // AnyValue.int_value
+        writeOTLPKeyValue(field, key: key, anyValueSize: 1 + Self.protobufVarintSize(encoded)) { writer in
+            writer.put(UInt8(3 << 3) | WireType.varint.rawValue)  // AnyValue.int_value
+            writer.varint(encoded)
+        }
     }
 
-    private mutating func writeOTLPKeyValueHeader(_ field: Int, key: String, anyValueSize: Int) {
+    /// A length-delimited field of `size` bytes: its one-byte key, its length, the bytes.
+    static func protobufFieldSize(_ size: Int) -> Int {
+        1 + protobufVarintSize(UInt64(size)) + size
+    }
+
+    private mutating func writeOTLPKeyValue(
+        _ field: Int, key: String, anyValueSize: Int, value: (inout RawProtobufWriter) -> Void
+    ) {
         let keySize = key.utf8.count
-        let keyValueSize = 1 + Self.protobufVarintSize(UInt64(keySize)) + keySize
-            + 1 + Self.protobufVarintSize(UInt64(anyValueSize)) + anyValueSize
-        writeProtobufKey(field, .lengthDelimited)
-        writeProtobufVarint(UInt64(keyValueSize))
-        writeProtobufStringField(1, key)  // KeyValue.key
-        writeProtobufKey(2, .lengthDelimited)  // KeyValue.value
-        writeProtobufVarint(UInt64(anyValueSize))
+        let keyValueSize = Self.protobufFieldSize(keySize) + Self.protobufFieldSize(anyValueSize)
+        let total = Self.protobufFieldSize(keyValueSize)
+        writeWithUnsafeMutableBytes(minimumWritableBytes: total) { space in
+            var writer = RawProtobufWriter(space: space)
+            writer.lengthDelimitedHeader(field, length: keyValueSize)
+            writer.lengthDelimitedHeader(1, length: keySize)  // KeyValue.key
+            writer.copy(key.utf8)
+            writer.lengthDelimitedHeader(2, length: anyValueSize)  // KeyValue.value
+            value(&writer)
+            assert(writer.index == total)
+            return writer.index
+        }
+    }
+}
+
+/// Stores into space already reserved for exactly what is written.
+struct RawProtobufWriter {
+    let space: UnsafeMutableRawBufferPointer
+    var index = 0
+
+    mutating func put(_ byte: UInt8) {
+        space[index] = byte
+        index += 1
+    }
+
+    mutating func varint(_ value: UInt64) {
+        var value = value
+        while value >= 0x80 {
+            put(UInt8(truncatingIfNeeded: value) | 0x80)
+            value >>= 7
+        }
+        put(UInt8(value))
+    }
+
+    mutating func lengthDelimitedHeader(_ field: Int, length: Int) {
+        assert(field < 16)
+        put(UInt8(field << 3) | ByteBuffer.WireType.lengthDelimited.rawValue)
+        varint(UInt64(length))
+    }
+
+    mutating func copy<Bytes: Collection<UInt8>>(_ bytes: Bytes) {
+        let copied = bytes.withContiguousStorageIfAvailable { source in
+            UnsafeMutableRawBufferPointer(rebasing: space[index...]).copyMemory(from: UnsafeRawBufferPointer(source))
+            return source.count
+        }
+        if let copied {
+            index += copied
+        } else {
+            for byte in bytes { put(byte) }
+        }
     }
 }

@@ -32,8 +32,8 @@ struct ProxySpan {
     var clientIP: String?
 
     /// Values the client chose (path, authority, request id) are cut to this
-    /// length, so one span cannot swell a batch past receivers' limits.
-    static let maxValueCharacters = 512
+    /// many bytes, so one span cannot swell a batch past receivers' limits.
+    static let maxValueBytes = 512
 
     /// OTLP `Span.SpanKind`.
     private var kind: UInt64 { direction == .inbound ? 2 : 3 }
@@ -55,42 +55,53 @@ struct ProxySpan {
         return nil
     }
 
-    var path: Substring { target.prefix { $0 != "?" } }
+    /// The target without its query. Slicing works on UTF-8 throughout:
+    /// Character-wise walks cost more than the rest of the encoding together.
+    var path: Substring {
+        target[..<(target.utf8.firstIndex(of: UInt8(ascii: "?")) ?? target.endIndex)]
+    }
 
     /// gRPC: `package.Service/Method`; HTTP: the method (the proxy knows no route templates).
     var name: Substring {
-        isGRPC ? path.drop { $0 == "/" }.prefix(Self.maxValueCharacters) : Substring(method)
+        isGRPC ? Self.cut(path.utf8.first == UInt8(ascii: "/") ? path.dropFirst() : path) : Substring(method)
+    }
+
+    /// `value` cut to `maxValueBytes`, before a scalar's first byte so that
+    /// the span stays valid UTF-8.
+    private static func cut(_ value: Substring) -> Substring {
+        let bytes = value.utf8
+        guard bytes.count > maxValueBytes else { return value }
+        var end = bytes.index(bytes.startIndex, offsetBy: maxValueBytes)
+        while end > bytes.startIndex, bytes[end] & 0xC0 == 0x80 {  // a continuation byte
+            end = bytes.index(before: end)
+        }
+        return value[..<end]
     }
 
     /// Appends the span as a `ScopeSpans.spans` entry (field 2); `scratch`
     /// is reused between spans so that encoding allocates nothing once warm.
     func encode(into spans: inout ByteBuffer, scratch: inout ByteBuffer) {
         scratch.clear()
-        scratch.writeProtobufKey(1, .lengthDelimited)  // trace_id
-        scratch.writeProtobufVarint(16)
+        scratch.writeProtobufLengthDelimitedHeader(1, length: 16)  // trace_id
         context.traceID.write(into: &scratch)
-        scratch.writeProtobufKey(2, .lengthDelimited)  // span_id
-        scratch.writeProtobufVarint(8)
+        scratch.writeProtobufLengthDelimitedHeader(2, length: 8)  // span_id
         scratch.writeInteger(context.spanID, endianness: .big)
         if let parent = context.parentSpanID {
-            scratch.writeProtobufKey(4, .lengthDelimited)  // parent_span_id
-            scratch.writeProtobufVarint(8)
+            scratch.writeProtobufLengthDelimitedHeader(4, length: 8)  // parent_span_id
             scratch.writeInteger(parent, endianness: .big)
         }
+        let path = self.path
         let name = self.name
-        scratch.writeProtobufKey(5, .lengthDelimited)
-        scratch.writeProtobufVarint(UInt64(name.utf8.count))
-        scratch.writeBytes(name.utf8)
+        scratch.writeProtobufStringField(5, name)
         scratch.writeProtobufVarintField(6, kind)
         scratch.writeProtobufFixed64Field(7, UInt64(max(0, startNanoseconds)))
         scratch.writeProtobufFixed64Field(8, UInt64(max(0, endNanoseconds)))
         let failure = self.failure
-        writeAttributes(into: &scratch, name: name, failure: failure)
+        writeAttributes(into: &scratch, path: path, name: name, failure: failure)
         if let failure {
             // Status { message = 2, code = 3 (STATUS_CODE_ERROR = 2) }
-            let size = 1 + ByteBuffer.protobufVarintSize(UInt64(failure.utf8.count)) + failure.utf8.count + 2
-            scratch.writeProtobufKey(15, .lengthDelimited)
-            scratch.writeProtobufVarint(UInt64(size))
+            let size = ByteBuffer.protobufFieldSize(failure.utf8.count) + 2
+            scratch.writeProtobufLengthDelimitedHeader(15, length: size)
             scratch.writeProtobufStringField(2, failure)
             scratch.writeProtobufVarintField(3, 2)
         }
@@ -98,13 +109,13 @@ struct ProxySpan {
     }
 
     /// `Span.attributes` (field 9).
-    private func writeAttributes(into buffer: inout ByteBuffer, name: Substring, failure: String?) {
+    private func writeAttributes(into buffer: inout ByteBuffer, path: Substring, name: Substring, failure: String?) {
         buffer.writeOTLPAttribute(9, key: "http.request.method", value: method)
-        buffer.writeOTLPAttribute(9, key: "url.path", value: path.prefix(Self.maxValueCharacters))
+        buffer.writeOTLPAttribute(9, key: "url.path", value: Self.cut(path))
         buffer.writeOTLPAttribute(9, key: "url.scheme", value: isTLS ? "https" : "http")
         if let authority {
             let (host, port) = Self.split(authority)
-            buffer.writeOTLPAttribute(9, key: "server.address", value: host.prefix(Self.maxValueCharacters))
+            buffer.writeOTLPAttribute(9, key: "server.address", value: Self.cut(host))
             if let port {
                 buffer.writeOTLPAttribute(9, key: "server.port", value: port)
             }
@@ -125,9 +136,9 @@ struct ProxySpan {
         }
         if isGRPC {
             buffer.writeOTLPAttribute(9, key: "rpc.system", value: "grpc")
-            if let slash = name.firstIndex(of: "/") {
+            if let slash = name.utf8.firstIndex(of: UInt8(ascii: "/")) {
                 buffer.writeOTLPAttribute(9, key: "rpc.service", value: name[..<slash])
-                buffer.writeOTLPAttribute(9, key: "rpc.method", value: name[name.index(after: slash)...])
+                buffer.writeOTLPAttribute(9, key: "rpc.method", value: name[name.utf8.index(after: slash)...])
             }
             if let grpcStatus {
                 buffer.writeOTLPAttribute(9, key: "rpc.grpc.status_code", value: grpcStatus)
@@ -144,7 +155,7 @@ struct ProxySpan {
             buffer.writeOTLPAttribute(9, key: "swiftmesh.endpoint", value: endpoint)
         }
         buffer.writeOTLPAttribute(9, key: "swiftmesh.attempts", value: attempts)
-        buffer.writeOTLPAttribute(9, key: "swiftmesh.request_id", value: requestID.prefix(Self.maxValueCharacters))
+        buffer.writeOTLPAttribute(9, key: "swiftmesh.request_id", value: Self.cut(Substring(requestID)))
         if let caller {
             buffer.writeOTLPAttribute(9, key: "swiftmesh.caller", value: caller)
         }
@@ -152,12 +163,13 @@ struct ProxySpan {
 
     /// `host:port`, `[v6]:port` or a bare host.
     private static func split(_ authority: String) -> (host: Substring, port: Int?) {
-        guard let colon = authority.lastIndex(of: ":"), !authority.hasSuffix("]"),
-              let port = Int(authority[authority.index(after: colon)...]) else {
+        let bytes = authority.utf8
+        guard let colon = bytes.lastIndex(of: UInt8(ascii: ":")), bytes.last != UInt8(ascii: "]"),
+              let port = Int(authority[bytes.index(after: colon)...]) else {
             return (Substring(authority), nil)
         }
         var host = authority[..<colon]
-        if host.hasPrefix("["), host.hasSuffix("]") {
+        if host.utf8.first == UInt8(ascii: "["), host.utf8.last == UInt8(ascii: "]") {
             host = host.dropFirst().dropLast()
         }
         return (host, port)

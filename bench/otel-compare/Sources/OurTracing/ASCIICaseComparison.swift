@@ -1,0 +1,1 @@
+../../../../Sources/MeshProxy/HTTP/ASCIICaseComparison.swift

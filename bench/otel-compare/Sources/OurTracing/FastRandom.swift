@@ -1,0 +1,1 @@
+../../../../Sources/MeshProxy/Runtime/FastRandom.swift

@@ -1,0 +1,1 @@
+../../../../Sources/MeshProxy/Telemetry/Tracing/TraceContextPropagation.swift
