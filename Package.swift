@@ -131,6 +131,7 @@ let package = Package(
                 "MeshProxy",
                 "MeshControlPlane",
                 "MeshSidecar",
+                "ExampleServices",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -138,6 +139,28 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ]
+        ),
+        // The demo's example services (`swiftmesh example ...`): gRPC code
+        // generated from examples/proto by scripts/generate-api and committed.
+        .target(
+            name: "ExampleAPI",
+            dependencies: [
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            path: "examples/services/ExampleAPI"
+        ),
+        .target(
+            name: "ExampleServices",
+            dependencies: [
+                "ExampleAPI",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "examples/services/ExampleServices"
         ),
         .testTarget(name: "MeshConfigTests", dependencies: ["MeshConfig"]),
         .testTarget(name: "MeshDNSTests", dependencies: ["MeshDNS"]),

@@ -8,7 +8,12 @@ struct SwiftMesh: AsyncParsableCommand {
         subcommands: [
             ProxyCommand.self, SidecarCommand.self, ControlPlaneCommand.self, ValidateCommand.self,
             ApplyCommand.self, GetCommand.self, DeleteCommand.self, RegisterCommand.self, DeregisterCommand.self,
-            TokenCommand.self, TopCommand.self, ExplainCommand.self,
+            TokenCommand.self, TopCommand.self, ExplainCommand.self, DemoCommand.self, ExampleCommand.self,
         ]
     )
+
+    static func main() async {
+        DemoParentWatch.startIfAsked()
+        await main(nil)
+    }
 }

@@ -1,0 +1,34 @@
+import GRPCCore
+import GRPCNIOTransportHTTP2Posix
+import Logging
+
+/// Runs example gRPC services on one address, in HTTP/2 cleartext: the
+/// instance's sidecar, beside it, does TLS for it.
+public enum ExampleServer {
+    /// One instance of `service` with the standard health service beside it
+    /// (answering SERVING for `name`), until cancelled.
+    public static func serveInstance(
+        of service: some RegistrableRPCService, named name: String, host: String, port: Int, logger: Logger
+    ) async throws {
+        try await serve(host: host, port: port, services: [service, HealthService(services: [name])], logger: logger)
+    }
+
+    /// Serves until cancelled.
+    public static func serve(
+        host: String, port: Int, services: [any RegistrableRPCService], logger: Logger
+    ) async throws {
+        let transport = HTTP2ServerTransport.Posix(
+            address: host.contains(":") ? .ipv6(host: host, port: port) : .ipv4(host: host, port: port),
+            transportSecurity: .plaintext)
+        let server = GRPCServer(transport: transport, services: services)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.serve() }
+            let address = try await transport.listeningAddress
+            if let bound = address.ipv4?.port ?? address.ipv6?.port {
+                logger.info("serving gRPC", metadata: ["address": "\(host):\(bound)"])
+            }
+            try await group.next()
+            group.cancelAll()
+        }
+    }
+}
