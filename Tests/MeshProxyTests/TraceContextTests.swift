@@ -74,4 +74,37 @@ struct TraceContextTests {
         buffer.writeProtobufVarint(300)
         #expect(Array(buffer.readableBytesView) == [0xAC, 0x02])
     }
+
+    /// KeyValue { key = "k", value = AnyValue { string_value = "v" } } at field 9, byte for byte.
+    @Test func otlpAttributesOnTheWire() {
+        var buffer = ByteBuffer()
+        buffer.writeOTLPAttribute(9, key: "k", value: "v")
+        #expect(Array(buffer.readableBytesView) == [0x4A, 0x08, 0x0A, 0x01, 0x6B, 0x12, 0x03, 0x0A, 0x01, 0x76])
+        buffer.clear()
+        buffer.writeOTLPAttribute(9, key: "n", value: 300)  // AnyValue { int_value = 300 }
+        #expect(Array(buffer.readableBytesView) == [0x4A, 0x08, 0x0A, 0x01, 0x6E, 0x12, 0x03, 0x18, 0xAC, 0x02])
+        buffer.clear()
+        buffer.writeProtobufLengthDelimitedHeader(2, length: 300)
+        #expect(Array(buffer.readableBytesView) == [0x12, 0xAC, 0x02])
+    }
+
+    /// A client-chosen value is cut to 512 bytes, never inside a character's
+    /// bytes (the span must stay valid UTF-8), and the path leaves out the query.
+    @Test func longValuesAreCutOnAScalarBoundary() {
+        var random = FastRandom(seed: 2)
+        let context = ProxySpanContext(IncomingTraceContext([:]), sampling: FaultShare(percent: 100), random: &random)
+        func span(target: String) -> ProxySpan {
+            ProxySpan(
+                context: context, direction: .outbound, startNanoseconds: 1, endNanoseconds: 2, method: "POST",
+                target: target, authority: nil, isHTTP2: true, isTLS: false, isGRPC: true, status: 200, grpcStatus: 0,
+                listener: "l", cluster: nil, endpoint: nil, attempts: 1, requestID: "r", proxyError: nil, caller: nil,
+                clientIP: nil)
+        }
+        let straddling = span(target: "/" + String(repeating: "a", count: 511) + "é?token=secret")
+        #expect(straddling.path.hasSuffix("é") && !straddling.path.contains("?"))
+        #expect(straddling.name == Substring(String(repeating: "a", count: 511)), "é's two bytes would pass 512")
+        let fitting = span(target: "/" + String(repeating: "a", count: 510) + "é")
+        #expect(fitting.name.utf8.count == 512 && fitting.name.hasSuffix("é"))
+        #expect(span(target: "/pkg.Service/Method").name == "pkg.Service/Method")
+    }
 }
