@@ -5,12 +5,13 @@ errors mapped from gRPC statuses."""
 from __future__ import annotations
 
 import json
+import threading
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from support import examples
-from support.util import curl
+from support.util import curl, wait_until
 
 
 def get_user_request(user_id: int) -> bytes:
@@ -80,3 +81,33 @@ def test_gateway_turns_http_into_grpc_and_statuses_into_http(tmp_path):
     finally:
         for process in (gateway, alive, user):
             process.stop()
+
+
+def test_sigterm_under_load_stops_gracefully(tmp_path):
+    """Calls keep arriving while the instance stops: it refuses new ones
+    (GOAWAY), lets the running ones finish and exits 0. A cancelled gRPC
+    server used to crash here on a stream opened during its teardown."""
+    user = examples.instance(tmp_path, "user", "user-1")
+    stop = threading.Event()
+    answered = []
+
+    def load() -> None:
+        with grpc.insecure_channel(user.address) as channel:
+            get_user = channel.unary_unary("/example.user.v1.UserService/GetUser")
+            while not stop.is_set():
+                try:
+                    answered.append(get_user(get_user_request(7), timeout=2))
+                except grpc.RpcError:
+                    pass
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        wait_until(lambda: len(answered) >= 50, 10, message="calls to be answered")
+        assert user.stop() == 0
+        assert "crashed" not in user.stderr_text()
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(10)

@@ -100,8 +100,8 @@ struct DemoCommand: AsyncParsableCommand {
         if !keep {
             try? FileManager.default.removeItem(at: directory)
         }
-        guard case .success = outcome, report.tally.succeeded + report.tally.failed > 0 || !session.isCancelled else {
-            return  // stopped by a signal before the traffic began
+        guard case .success = outcome else {
+            return  // stopped by a signal during startup: there is nothing to report
         }
         switch output {
         case .table:

@@ -13,7 +13,8 @@ public enum ExampleServer {
         try await serve(host: host, port: port, services: [service, HealthService(services: [name])], logger: logger)
     }
 
-    /// Serves until cancelled.
+    /// Serves until cancelled, then shuts down gracefully: no new calls,
+    /// and the ones running finish.
     public static func serve(
         host: String, port: Int, services: [any RegistrableRPCService], logger: Logger
     ) async throws {
@@ -21,14 +22,20 @@ public enum ExampleServer {
             address: host.contains(":") ? .ipv6(host: host, port: port) : .ipv4(host: host, port: port),
             transportSecurity: .plaintext)
         let server = GRPCServer(transport: transport, services: services)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await server.serve() }
+        // An unstructured task, so that cancelling this function does not
+        // cancel `serve()` itself: a call arriving while a cancelled server
+        // tears down trips a precondition in NIO's stream writer (seen: the
+        // process crashed on SIGTERM under load). A graceful shutdown
+        // refuses new calls first.
+        let serving = Task { try await server.serve() }
+        try await withTaskCancellationHandler {
             let address = try await transport.listeningAddress
             if let bound = address.ipv4?.port ?? address.ipv6?.port {
                 logger.info("serving gRPC", metadata: ["address": "\(host):\(bound)"])
             }
-            try await group.next()
-            group.cancelAll()
+            try await serving.value
+        } onCancel: {
+            server.beginGracefulShutdown()
         }
     }
 }
