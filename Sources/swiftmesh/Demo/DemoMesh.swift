@@ -122,11 +122,8 @@ final class DemoMesh: @unchecked Sendable {
         try await waitFor("control-plane", "its HTTP API to answer") {
             await self.status(of: "\(self.controlPlaneURL)/api/v1/services") == 200
         }
-        let api = ControlPlaneAPIClient(options: try ControlPlaneAPIOptions.parse([
-            "--control-plane", controlPlaneURL,
-            "--admin-token-file", controlPlaneData.appendingPathComponent("admin-token").path,
-        ]))
-        _ = try api.expectSuccess(try await api.send(.POST, "/api/v1/resources", body: Self.authorizationPolicies))
+        try await apply(Self.authorizationPolicies)
+        let api = try controlPlaneAPI()
         var tokens: [String: String] = [:]
         for service in ["user", "alive", "gateway"] {
             let made = try api.expectSuccess(try await api.send(
@@ -222,18 +219,21 @@ final class DemoMesh: @unchecked Sendable {
         throw CLIFailure("\(name): no \(what) within 30 s; see \(processes[name]?.logPath ?? directory.path)")
     }
 
+    /// A GET's status and body, or nil when nothing answered within 2 s.
+    private func get(_ url: String) async -> (status: Int, body: ByteBuffer)? {
+        guard let response = try? await http.execute(HTTPClientRequest(url: url), timeout: .seconds(2)),
+              let body = try? await response.body.collect(upTo: 16 << 20) else { return nil }
+        return (Int(response.status.code), body)
+    }
+
     /// A GET's status, or nil when nothing answered.
     func status(of url: String) async -> Int? {
-        guard let response = try? await http.execute(HTTPClientRequest(url: url), timeout: .seconds(2)) else { return nil }
-        _ = try? await response.body.collect(upTo: 1 << 20)
-        return Int(response.status.code)
+        await get(url)?.status
     }
 
     /// How many endpoints the gateway's sidecar has in each cluster.
     func gatewayEndpoints() async -> [String: Int] {
-        guard let response = try? await http.execute(
-            HTTPClientRequest(url: "http://127.0.0.1:\(gatewayAdminPort)/clusters"), timeout: .seconds(2)),
-            let body = try? await response.body.collect(upTo: 4 << 20),
+        guard let body = await get("http://127.0.0.1:\(gatewayAdminPort)/clusters")?.body,
             let object = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any],
             let clusters = object["clusters"] as? [[String: Any]] else { return [:] }
         var counts: [String: Int] = [:]
@@ -247,9 +247,7 @@ final class DemoMesh: @unchecked Sendable {
 
     /// Retries the gateway's sidecar has sent, from its /metrics.
     func gatewayRetries() async -> Int? {
-        guard let response = try? await http.execute(
-            HTTPClientRequest(url: "http://127.0.0.1:\(gatewayAdminPort)/metrics"), timeout: .seconds(2)),
-            let body = try? await response.body.collect(upTo: 16 << 20) else { return nil }
+        guard let body = await get("http://127.0.0.1:\(gatewayAdminPort)/metrics")?.body else { return nil }
         var total = 0.0
         for line in String(buffer: body).split(separator: "\n") where line.hasPrefix("swiftmesh_cluster_retries_total{") {
             total += line.split(separator: " ").last.flatMap { Double($0) } ?? 0
@@ -259,11 +257,16 @@ final class DemoMesh: @unchecked Sendable {
 
     /// Applies resources through the control plane's API.
     func apply(_ yaml: String) async throws {
-        let api = ControlPlaneAPIClient(options: try ControlPlaneAPIOptions.parse([
+        let api = try controlPlaneAPI()
+        _ = try api.expectSuccess(try await api.send(.POST, "/api/v1/resources", body: yaml))
+    }
+
+    /// The CLI's own client for the control plane's HTTP API, with its admin token.
+    private func controlPlaneAPI() throws -> ControlPlaneAPIClient {
+        ControlPlaneAPIClient(options: try ControlPlaneAPIOptions.parse([
             "--control-plane", controlPlaneURL,
             "--admin-token-file", controlPlaneData.appendingPathComponent("admin-token").path,
         ]))
-        _ = try api.expectSuccess(try await api.send(.POST, "/api/v1/resources", body: yaml))
     }
 
     /// SIGKILLs an instance's app and sidecar, as a crashed host would go.
