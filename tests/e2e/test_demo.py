@@ -99,18 +99,29 @@ def test_canary_sends_a_tenth_to_version_two(tmp_path):
     assert processes_marked(marker) == []
 
 
-def test_sigterm_stops_every_process(tmp_path):
+def start_demo_until_up(tmp_path: Path) -> tuple[subprocess.Popen, str]:
+    """`swiftmesh demo` without a duration, returned once it printed its URLs
+    (everything is up); stdout is a pipe, stderr is read by a thread."""
     marker = f"{uuid.uuid4()}"
     env = {**os.environ, "SWIFTMESH_DEMO_TEST": marker, "TMPDIR": str(tmp_path)}
     demo = subprocess.Popen([str(binary_path()), "demo", "--rate", "20"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
     lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(demo.stderr.readline, "")), daemon=True)
-    reader.start()
+    threading.Thread(target=lambda: lines.extend(iter(demo.stderr.readline, "")), daemon=True).start()
     try:
-        # The URLs are printed once everything is up.
         wait_until(lambda: any(line.startswith("gateway ") for line in lines), 60,
                    message="the demo to print its URLs")
+    except BaseException:
+        demo.kill()
+        demo.wait()
+        kill_marked(marker)
+        raise
+    return demo, marker
+
+
+def test_sigterm_stops_every_process(tmp_path):
+    demo, marker = start_demo_until_up(tmp_path)
+    try:
         assert len(processes_marked(marker)) == 1 + 1 + 2 * 6, "the demo, the control plane, 6 apps, 6 sidecars"
         demo.send_signal(signal.SIGTERM)
         # The final table fits in the pipe's buffer: waiting first cannot block on it.
@@ -129,16 +140,8 @@ def test_sigterm_stops_every_process(tmp_path):
 def test_a_killed_demo_takes_its_processes_along(tmp_path):
     """SIGKILL leaves the demo no chance to stop anything: each process it
     started notices its parent is gone and stops itself."""
-    marker = f"{uuid.uuid4()}"
-    env = {**os.environ, "SWIFTMESH_DEMO_TEST": marker, "TMPDIR": str(tmp_path)}
-    demo = subprocess.Popen([str(binary_path()), "demo", "--rate", "20"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, env=env)
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(demo.stderr.readline, "")), daemon=True)
-    reader.start()
+    demo, marker = start_demo_until_up(tmp_path)
     try:
-        wait_until(lambda: any(line.startswith("gateway ") for line in lines), 60,
-                   message="the demo to print its URLs")
         demo.kill()
         demo.wait(10)
         # Each polls its parent once a second, then drains as on SIGTERM.
