@@ -55,8 +55,20 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),
+        // A client of etcd's v3 API (proto/etcd, generated and committed like
+        // MeshAPI): keys, transactions, leases and watches, over any member.
+        .target(
+            name: "MeshEtcd",
+            dependencies: [
+                "MeshConfig",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
         // The control plane: the registry of services and instances, the
-        // resources applied to it, its store (SQLite), the push of snapshots
+        // resources applied to it, its store (SQLite or etcd), the push of snapshots
         // to sidecars (gRPC), the HTTP JSON API, and the certificate authority
         // with the tokens that guard the API and identities.
         .target(
@@ -64,13 +76,17 @@ let package = Package(
             dependencies: [
                 "MeshAPI",
                 "MeshConfig",
+                "MeshEtcd",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                // The sidecar-injection webhook is HTTPS, as Kubernetes requires.
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "X509", package: "swift-certificates"),
                 // Asks sidecars' admin listeners for a request's records (`/api/v1/requests/{id}`).
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

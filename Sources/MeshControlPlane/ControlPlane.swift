@@ -54,17 +54,24 @@ public actor ControlPlane {
     }
 
     private let settings: Settings
-    private let store: ControlPlaneStore?
+    private let store: (any ControlPlaneStore)?
     private let logger: Logger
     /// Wall-clock milliseconds: registry expiry must mean the same after a restart.
     private let nowMillis: @Sendable () -> Int64
     private var registry: Registry
+    /// What the store holds of each service's instances, as far as this
+    /// control plane knows: the registry's changes are written as the
+    /// difference from it. `registeredHere`: this control plane's sidecar registered it.
+    private var recorded: [String: [RegisteredInstance.Key: (stored: Registry.StoredInstance, registeredHere: Bool)]] = [:]
     /// The resources applied, by kind and by the service each is about: a
     /// service has at most one resource of each kind.
     private var applied: [MeshResource.Kind: [String: MeshResource]] = [:]
     /// Rises with every change of any resource; each slot keeps the value of its last change.
     private var resourceChanges: UInt64 = 0
     private var resourceVersions: [ResourceSlot: UInt64] = [:]
+    /// Whether an apply or delete is writing to the store, and those waiting for it.
+    private var resourceWriteInProgress = false
+    private var resourceWriters: [CheckedContinuation<Void, Never>] = []
     private var subscriptions = Subscriptions()
     private var sessions: [String: Session] = [:]
     /// What sidecars report of their traffic, for `/api/v1/traffic`.
@@ -73,26 +80,30 @@ public actor ControlPlane {
 
     public static let wallClockMillis: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
 
-    /// Starts from what `store` kept (nothing without a store).
+    /// Starts from `state`, what `store` kept (nothing without a store).
     public init(
-        settings: Settings = Settings(), store: ControlPlaneStore?, logger: Logger,
+        settings: Settings = Settings(), store: (any ControlPlaneStore)?, state: StoredState = StoredState(), logger: Logger,
         nowMillis: @escaping @Sendable () -> Int64 = ControlPlane.wallClockMillis
-    ) throws {
+    ) {
         self.settings = settings
         self.store = store
         self.logger = logger
         self.nowMillis = nowMillis
-        let stored = try store?.instances() ?? []
-        let restored = Registry(restoring: stored, graceUntilMillis: nowMillis() + settings.restartGraceMillis)
-        registry = restored
-        let resources = try store?.resources() ?? []
-        for resource in resources {
+        registry = Registry(
+            restoring: state.instances,
+            graceUntilMillis: state.ownedByReplicas ? nil : nowMillis() + settings.restartGraceMillis)
+        for stored in state.instances {
+            recorded[stored.instance.service, default: [:]][stored.instance.key] =
+                (stored, registry.isRegisteredHere(service: stored.instance.service, key: stored.instance.key))
+        }
+        for resource in state.resources {
             applied[resource.kind, default: [:]][resource.service] = resource
         }
-        if !stored.isEmpty || !resources.isEmpty {
+        if !state.instances.isEmpty || !state.resources.isEmpty {
+            let services = Set(state.instances.map(\.instance.service)).count
             logger.info("state restored from the store", metadata: [
-                "instances": "\(stored.count)", "services": "\(restored.services.count)",
-                "resources": "\(resources.count)",
+                "instances": "\(state.instances.count)", "services": "\(services)",
+                "resources": "\(state.resources.count)",
             ])
         }
     }
@@ -141,9 +152,7 @@ public actor ControlPlane {
             "sidecar": "\(hello.sidecarID)", "upstreams": "\(hello.upstreams.joined(separator: ","))",
             "instance": "\(instance.map { "\($0.service)@\($0.key.address):\($0.key.port)" } ?? "none")",
         ])
-        if let instance, registry.register(
-            instance, sidecarID: hello.sidecarID, ttlMillis: settings.ttlMillis, nowMillis: nowMillis(),
-            healthy: hello.health != .unhealthy) {
+        if let instance, register(instance, sidecarID: hello.sidecarID, healthy: hello.health != .unhealthy) {
             instancesChanged([instance.service])
         } else {
             pushDue()
@@ -157,15 +166,25 @@ public actor ControlPlane {
         guard let session = sessions[sidecarID], session.token == token, let instance = session.instance else { return }
         traffic.record(sidecarID: sidecarID, service: instance.service, traffic: totals, nowMillis: nowMillis())
         let before = registry.isHealthy(service: instance.service, key: instance.key)
-        guard registry.register(
-            instance, sidecarID: sidecarID, ttlMillis: settings.ttlMillis, nowMillis: nowMillis(), healthy: healthy) else { return }
+        guard register(instance, sidecarID: sidecarID, healthy: healthy) else { return }
         if before == nil {
             logger.info("instance registered again by a heartbeat after it expired", metadata: ["sidecar": "\(sidecarID)"])
-        } else {
+        } else if before != healthy {
             logger.info(healthy ? "instance healthy again" : "instance unhealthy: its sidecar cannot reach the app; callers stop getting it",
                         metadata: ["sidecar": "\(sidecarID)"])
         }
         instancesChanged([instance.service])
+    }
+
+    /// Registers the instance of a sidecar connected here. Returns whether
+    /// the store must hear of it: the instance set changed, or the instance
+    /// becomes this control plane's (another replica's until now, or
+    /// written by this replica's previous life, on a lease that will run out).
+    private func register(_ instance: RegisteredInstance, sidecarID: String, healthy: Bool) -> Bool {
+        let wasHere = registry.isRegisteredHere(service: instance.service, key: instance.key)
+        let changed = registry.register(
+            instance, sidecarID: sidecarID, ttlMillis: settings.ttlMillis, nowMillis: nowMillis(), healthy: healthy)
+        return changed || !wasHere
     }
 
     func acknowledged(sidecarID: String, token: UInt64, version: UInt64) {
@@ -233,50 +252,170 @@ public actor ControlPlane {
     /// conflicts with what is stored refuses the whole apply, with the path
     /// of the field at fault (`paths` holds each resource's path in the
     /// applied document). Returns what happened to each.
-    public func apply(_ resources: [MeshResource], paths: [String]) throws(ApplyFailure) -> [AppliedResource] {
+    public func apply(_ resources: [MeshResource], paths: [String]) async throws(ApplyFailure) -> [AppliedResource] {
+        // One apply or delete at a time here: the check and the write must
+        // see the same resources, and the write is an await away.
+        await beginResourceWrite()
+        defer { endResourceWrite() }
         var next = applied
         var outcomes: [AppliedResource] = []
         for (resource, path) in zip(resources, paths) {
             let service = resource.service
-            var ofKind = next[resource.kind] ?? [:]
-            if let holder = ofKind[service], holder.name != resource.name {
+            if let holder = next[resource.kind]?[service], holder.name != resource.name {
                 throw .refused(ResourceRefusal(
                     path: path.isEmpty ? "spec.service" : "\(path).spec.service",
                     message: "\(service) already has \(resource.kind.rawValue) \(holder.name); a service has one \(resource.kind.rawValue), so change that one or delete it first"))
             }
-            let previous = ofKind.first { $0.value.name == resource.name }
+            let previous = next[resource.kind]?.values.first { $0.name == resource.name }
             let outcome: AppliedResource.Outcome =
-                previous == nil ? .created : previous?.value == resource ? .unchanged : .configured
-            if let previous, previous.key != service {
-                ofKind.removeValue(forKey: previous.key)
-            }
-            ofKind[service] = resource
-            next[resource.kind] = ofKind
+                previous == nil ? .created : previous == resource ? .unchanged : .configured
+            Self.place(resource, in: &next)
             outcomes.append(AppliedResource(kind: resource.kind, name: resource.name, outcome: outcome))
         }
-        let changed = Set(MeshResource.Kind.allCases.flatMap { kind in
-            Set((next[kind] ?? [:]).keys).union((applied[kind] ?? [:]).keys)
-                .filter { next[kind]?[$0] != applied[kind]?[$0] }
-                .map { ResourceSlot(kind: kind, service: $0) }
-        })
-        guard !changed.isEmpty else { return outcomes }
+        guard !Self.changedSlots(from: applied, to: next).isEmpty else { return outcomes }
         do {
-            try store?.saveResources(resources)
+            try await store?.saveResources(resources)
         } catch {
             throw .storage("the control plane could not store the resources: \(error)")
         }
-        applied = next
-        resourcesChanged(changed)
+        // Placed on what is applied now: other replicas may have changed
+        // resources while the store wrote.
+        var merged = applied
+        for resource in resources {
+            Self.place(resource, in: &merged)
+        }
+        replaceApplied(with: merged)
         return outcomes
     }
 
     /// Deletes a resource; false when there is none of that kind and name.
-    public func delete(kind: MeshResource.Kind, name: String) throws -> Bool {
-        guard let service = applied[kind]?.first(where: { $0.value.name == name })?.key else { return false }
-        try store?.deleteResource(kind: kind, name: name)
+    public func delete(kind: MeshResource.Kind, name: String) async throws -> Bool {
+        await beginResourceWrite()
+        defer { endResourceWrite() }
+        guard applied[kind]?.contains(where: { $0.value.name == name }) == true else { return false }
+        try await store?.deleteResource(kind: kind, name: name)
+        removeApplied(kind: kind, name: name)
+        return true
+    }
+
+    private func beginResourceWrite() async {
+        while resourceWriteInProgress {
+            await withCheckedContinuation { resourceWriters.append($0) }
+        }
+        resourceWriteInProgress = true
+    }
+
+    private func endResourceWrite() {
+        resourceWriteInProgress = false
+        if !resourceWriters.isEmpty { resourceWriters.removeFirst().resume() }
+    }
+
+    /// Puts `resource` in the slot of its service, leaving the one it held
+    /// under the same name if it moved to another service.
+    private static func place(_ resource: MeshResource, in resources: inout [MeshResource.Kind: [String: MeshResource]]) {
+        var ofKind = resources[resource.kind] ?? [:]
+        if let previous = ofKind.first(where: { $0.value.name == resource.name }), previous.key != resource.service {
+            ofKind.removeValue(forKey: previous.key)
+        }
+        ofKind[resource.service] = resource
+        resources[resource.kind] = ofKind
+    }
+
+    private static func changedSlots(
+        from old: [MeshResource.Kind: [String: MeshResource]], to new: [MeshResource.Kind: [String: MeshResource]]
+    ) -> Set<ResourceSlot> {
+        Set(MeshResource.Kind.allCases.flatMap { kind in
+            Set((new[kind] ?? [:]).keys).union((old[kind] ?? [:]).keys)
+                .filter { new[kind]?[$0] != old[kind]?[$0] }
+                .map { ResourceSlot(kind: kind, service: $0) }
+        })
+    }
+
+    private func replaceApplied(with next: [MeshResource.Kind: [String: MeshResource]]) {
+        let changed = Self.changedSlots(from: applied, to: next)
+        applied = next
+        if !changed.isEmpty { resourcesChanged(changed) }
+    }
+
+    private func removeApplied(kind: MeshResource.Kind, name: String) {
+        guard let service = applied[kind]?.first(where: { $0.value.name == name })?.key else { return }
         applied[kind]?.removeValue(forKey: service)
         resourcesChanged([ResourceSlot(kind: kind, service: service)])
-        return true
+    }
+
+    // MARK: Changes made by other replicas
+
+    /// Takes what another control-plane replica changed in the shared store.
+    public func storeChanged(_ events: [StoreEvent]) {
+        var services: Set<String> = []
+        for event in events {
+            switch event {
+            case .instancePut(_, registeredHere: true):
+                // This replica's own write, back through the watch.
+                continue
+            case .instancePut(let stored, registeredHere: false):
+                let service = stored.instance.service
+                recorded[service, default: [:]][stored.instance.key] = (stored, false)
+                if registry.putShared(stored) { services.insert(service) }
+            case .instanceRemoved(let service, let key):
+                recorded[service]?.removeValue(forKey: key)
+                if registry.isRegisteredHere(service: service, key: key) {
+                    // One of this replica's own stays while its sidecar
+                    // beats: it went with a lease that ran out, or through
+                    // another replica's deregister. Not recorded any more,
+                    // it is written again below.
+                    services.insert(service)
+                } else if registry.remove(service: service, key: key) {
+                    services.insert(service)
+                }
+            case .resourcePut(let resource):
+                var next = applied
+                Self.place(resource, in: &next)
+                replaceApplied(with: next)
+            case .resourceDeleted(let kind, let name):
+                removeApplied(kind: kind, name: name)
+            }
+        }
+        if !services.isEmpty { instancesChanged(services) }
+    }
+
+    /// Starts again from everything the shared store holds, after its
+    /// history of changes since the last one seen was lost. This replica's
+    /// own instances stay, and are written again where the store lacks them.
+    public func resync(_ state: StoredState) {
+        var services: Set<String> = []
+        var inStore: [String: Set<RegisteredInstance.Key>] = [:]
+        for stored in state.instances {
+            let service = stored.instance.service
+            inStore[service, default: []].insert(stored.instance.key)
+            guard !registry.isRegisteredHere(service: service, key: stored.instance.key) else { continue }
+            recorded[service, default: [:]][stored.instance.key] = (stored, false)
+            if registry.putShared(stored) { services.insert(service) }
+        }
+        for service in registry.services {
+            for stored in registry.stored(of: service) where inStore[service]?.contains(stored.instance.key) != true {
+                recorded[service]?.removeValue(forKey: stored.instance.key)
+                if registry.isRegisteredHere(service: service, key: stored.instance.key) {
+                    services.insert(service)
+                } else if registry.remove(service: service, key: stored.instance.key) {
+                    services.insert(service)
+                }
+            }
+        }
+        var next: [MeshResource.Kind: [String: MeshResource]] = [:]
+        for resource in state.resources {
+            next[resource.kind, default: [:]][resource.service] = resource
+        }
+        replaceApplied(with: next)
+        if !services.isEmpty { instancesChanged(services) }
+    }
+
+    /// Writes every instance this replica's sidecars registered again: the
+    /// shared store lost them with this replica's lease.
+    func recordOwnedInstancesAgain() {
+        for stored in registry.registeredHere {
+            store?.record(.restore(stored))
+        }
     }
 
     /// The stored resources of `kind`, by name.
@@ -352,14 +491,24 @@ public actor ControlPlane {
 
     // MARK: Internals
 
+    /// Records in the store how the instances of `services` differ from
+    /// what it holds, then pushes.
     private func instancesChanged(_ services: Set<String>) {
         for service in services.sorted() {
-            do {
-                try store?.replaceInstances(of: service, with: registry.stored(of: service))
-            } catch {
-                logger.error("could not store the instances of a service; they live in memory until the next change",
-                             metadata: ["service": "\(service)", "error": "\(error)"])
+            var before = recorded[service] ?? [:]
+            for stored in registry.stored(of: service) {
+                let key = stored.instance.key
+                let registeredHere = registry.isRegisteredHere(service: service, key: key)
+                if let previous = before.removeValue(forKey: key), previous.stored == stored,
+                   previous.registeredHere == registeredHere { continue }
+                recorded[service, default: [:]][key] = (stored, registeredHere)
+                store?.record(.put(stored))
             }
+            for (key, gone) in before {
+                recorded[service]?.removeValue(forKey: key)
+                store?.record(.remove(service: service, key: key, registeredHere: gone.registeredHere))
+            }
+            if recorded[service]?.isEmpty == true { recorded.removeValue(forKey: service) }
         }
         pushDue()
     }

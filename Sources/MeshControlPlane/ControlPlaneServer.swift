@@ -6,19 +6,25 @@ import MeshConfig
 /// The control-plane process: the sidecar API (gRPC over TLS, with a
 /// certificate from the mesh's root, so that sidecars know they talk to this
 /// control plane before they send a join token or take a trust bundle) on `grpcAddress`, the
-/// HTTP JSON API on `httpAddress`, and registry expiry, until `run`'s task
-/// is cancelled.
+/// HTTP JSON API on `httpAddress`, registry expiry, and the changes other
+/// replicas make to a shared store, until `run`'s task is cancelled.
 public struct ControlPlaneServer: Sendable {
     public let controlPlane: ControlPlane
+    public let store: (any ControlPlaneStore)?
     public let identity: MeshIdentity
     public let grpcAddress: HostPort
     public let httpAddress: HostPort
+    /// The sidecar-injection webhook and its HTTPS address; nil: none.
+    public let injection: (webhook: InjectionWebhook, address: HostPort)?
     private let logger: Logger
 
     public init(
-        controlPlane: ControlPlane, identity: MeshIdentity, grpcAddress: HostPort, httpAddress: HostPort, logger: Logger
+        controlPlane: ControlPlane, store: (any ControlPlaneStore)?, identity: MeshIdentity, grpcAddress: HostPort,
+        httpAddress: HostPort, injection: (webhook: InjectionWebhook, address: HostPort)? = nil, logger: Logger
     ) {
+        self.injection = injection
         self.controlPlane = controlPlane
+        self.store = store
         self.identity = identity
         self.grpcAddress = grpcAddress
         self.httpAddress = httpAddress
@@ -51,6 +57,12 @@ public struct ControlPlaneServer: Sendable {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.serve() }
             group.addTask { await controlPlane.runExpiry() }
+            if let store {
+                group.addTask { try await store.follow(controlPlane) }
+            }
+            if let injection {
+                group.addTask { [logger] in try await injection.webhook.run(address: injection.address, logger: logger) }
+            }
             group.addTask { [controlPlane, identity, httpAddress, logger] in
                 try await ControlPlaneHTTPAPI(controlPlane: controlPlane, identity: identity)
                     .run(address: httpAddress, logger: logger)

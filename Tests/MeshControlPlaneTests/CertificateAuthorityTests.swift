@@ -16,7 +16,7 @@ enum TestIdentity {
             authority: try CertificateAuthority.open(
                 directory: directory, trustDomain: "swiftmesh.local", certificateLifetime: .seconds(3600)),
             adminToken: adminToken ? try AdminToken.open(directory: directory) : nil,
-            joinTokens: JoinTokens(store: try ControlPlaneStore(directory: directory)))
+            joinTokens: JoinTokens(store: try SQLiteStore(directory: directory)))
     }
 }
 
@@ -108,11 +108,11 @@ struct CertificateAuthorityTests {
         #expect(!token.matches(token.value + "x"))
     }
 
-    @Test func joinTokensExpire() throws {
-        let tokens = JoinTokens(store: try ControlPlaneStore(directory: TestIdentity.directory()))
+    @Test func joinTokensExpire() async throws {
+        let tokens = JoinTokens(store: try SQLiteStore(directory: TestIdentity.directory()))
         let now = Date()
-        let created = try tokens.create(service: "alive", lifetime: .seconds(60), now: now)
-        #expect(try tokens.service(grantedBy: created.token, now: now) == "alive")
-        #expect(try tokens.service(grantedBy: created.token, now: now + 61) == nil)
+        let created = try await tokens.create(service: "alive", lifetime: .seconds(60), now: now)
+        #expect(try await tokens.service(grantedBy: created.token, now: now) == "alive")
+        #expect(try await tokens.service(grantedBy: created.token, now: now + 61) == nil)
     }
 }

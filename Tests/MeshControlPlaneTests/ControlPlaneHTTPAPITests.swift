@@ -20,7 +20,7 @@ struct ControlPlaneHTTPAPITests {
         _ controlPlane: ControlPlane? = nil, adminToken: Bool = false,
         _ test: @escaping @Sendable (any TestClientProtocol, MeshIdentity) async throws -> Void
     ) async throws {
-        let controlPlane = try controlPlane ?? ControlPlane(store: nil, logger: Logger(label: "test"))
+        let controlPlane = controlPlane ?? ControlPlane(store: nil, logger: Logger(label: "test"))
         let identity = try TestIdentity.make(adminToken: adminToken)
         let app = Application(router: ControlPlaneHTTPAPI(controlPlane: controlPlane, identity: identity).router())
         try await app.test(.router) { client in try await test(client, identity) }
@@ -72,10 +72,10 @@ struct ControlPlaneHTTPAPITests {
                 let answer = try json(response)
                 let token = try #require(answer["token"] as? String)
                 #expect(token.hasPrefix("smj_"))
-                let granted = try identity.joinTokens.service(grantedBy: token)
+                let granted = try await identity.joinTokens.service(grantedBy: token)
                 #expect(granted == "user")
             }
-            let madeUp = try identity.joinTokens.service(grantedBy: "smj_made-up")
+            let madeUp = try await identity.joinTokens.service(grantedBy: "smj_made-up")
             #expect(madeUp == nil)
             try await client.execute(
                 uri: "/api/v1/tokens", method: .post, body: ByteBuffer(string: #"{"service": "User!"}"#)
@@ -95,7 +95,7 @@ struct ControlPlaneHTTPAPITests {
     }
 
     @Test func aSidecarsInstanceCannotBeTakenOverAsExternal() async throws {
-        let controlPlane = try ControlPlane(store: nil, logger: Logger(label: "test"))
+        let controlPlane = ControlPlane(store: nil, logger: Logger(label: "test"))
         let (_, sink) = AsyncStream.makeStream(of: Swiftmesh_V1_Snapshot.self)
         _ = try await controlPlane.open(.with {
             $0.sidecarID = "user-1"

@@ -8,8 +8,8 @@ import Testing
 
 @Suite("ControlPlane resources")
 struct ControlPlaneResourceTests {
-    private func controlPlane(store: ControlPlaneStore? = nil) throws -> ControlPlane {
-        try ControlPlane(store: store, logger: Logger(label: "test"))
+    private func controlPlane(store: SQLiteStore? = nil) throws -> ControlPlane {
+        ControlPlane(store: store, state: try store?.loadNow() ?? StoredState(), logger: Logger(label: "test"))
     }
 
     private func policy(_ name: String, service: String, routesTo other: String? = nil) -> MeshResource {
@@ -53,11 +53,11 @@ struct ControlPlaneResourceTests {
     @Test func resourcesSurviveARestart() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("swiftmesh-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let before = try controlPlane(store: ControlPlaneStore(directory: directory))
+        let before = try controlPlane(store: SQLiteStore(directory: directory))
         _ = try await before.apply([policy("user", service: "user", routesTo: "user-next"), policy("alive", service: "alive")],
                                    paths: ["documents[0]", "documents[1]"])
         _ = try await before.delete(kind: .servicePolicy, name: "alive")
-        let after = try controlPlane(store: ControlPlaneStore(directory: directory))
+        let after = try controlPlane(store: SQLiteStore(directory: directory))
         #expect(await after.resources(of: .servicePolicy) == [policy("user", service: "user", routesTo: "user-next")])
     }
 }

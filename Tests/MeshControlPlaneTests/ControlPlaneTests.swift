@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MeshAPI
+import MeshConfig
 import Synchronization
 import Testing
 
@@ -35,11 +36,11 @@ private struct Subscriber {
 struct ControlPlaneTests {
     private let clock = TestClock()
 
-    private func controlPlane(store: ControlPlaneStore? = nil) throws -> ControlPlane {
+    private func controlPlane(store: SQLiteStore? = nil) throws -> ControlPlane {
         let clock = self.clock
-        return try ControlPlane(
+        return ControlPlane(
             settings: .init(heartbeatIntervalMillis: 1000, restartGraceMillis: 15_000), store: store,
-            logger: Logger(label: "test"), nowMillis: { clock.now })
+            state: try store?.loadNow() ?? StoredState(), logger: Logger(label: "test"), nowMillis: { clock.now })
     }
 
     private func hello(_ id: String, service: String?, address: String = "10.0.0.1", upstreams: [String] = []) -> Swiftmesh_V1_Hello {
@@ -160,11 +161,11 @@ struct ControlPlaneTests {
     @Test func aRestartedControlPlaneStartsFromItsStore() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("swiftmesh-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let before = try controlPlane(store: ControlPlaneStore(directory: directory))
+        let before = try controlPlane(store: SQLiteStore(directory: directory))
         _ = try await open(before, hello("u1", service: "user", address: "10.0.0.1"))
         _ = try await open(before, hello("a1", service: "alive", address: "10.0.0.3"))
 
-        let after = try controlPlane(store: ControlPlaneStore(directory: directory))
+        let after = try controlPlane(store: SQLiteStore(directory: directory))
         #expect(await after.services == ["alive", "user"])
         clock.advance(by: 14_000)
         await after.expireStale()
@@ -172,7 +173,105 @@ struct ControlPlaneTests {
         clock.advance(by: 1_000)
         await after.expireStale()
         #expect(await after.services.isEmpty)
-        let reopened = try ControlPlaneStore(directory: directory)
-        #expect(try reopened.instances().isEmpty, "expiry reached the store too")
+        let reopened = try SQLiteStore(directory: directory)
+        #expect(try reopened.loadNow().instances.isEmpty, "expiry reached the store too")
     }
+
+    // MARK: A store shared by replicas
+
+    private func replica(_ store: RecordingStore, state: StoredState = StoredState(ownedByReplicas: true)) -> ControlPlane {
+        let clock = self.clock
+        return ControlPlane(
+            settings: .init(heartbeatIntervalMillis: 1000, restartGraceMillis: 15_000), store: store, state: state,
+            logger: Logger(label: "test"), nowMillis: { clock.now })
+    }
+
+    private func stored(_ service: String, _ address: String, sidecar: String? = "other") -> Registry.StoredInstance {
+        Registry.StoredInstance(
+            instance: RegisteredInstance(service: service, address: address, port: 15001, protocolName: "http2"), sidecarID: sidecar)
+    }
+
+    @Test func anotherReplicasInstancesReachThisReplicasSidecarsAndAreNotWrittenBack() async throws {
+        let store = RecordingStore()
+        let controlPlane = replica(store)
+        var gateway = try await open(controlPlane, hello("gw", service: nil, upstreams: ["user"]))
+        #expect(await gateway.next()?.1 == ["user": []])
+
+        await controlPlane.storeChanged([.instancePut(stored("user", "10.0.0.7"), registeredHere: false)])
+        #expect(await gateway.next()?.1 == ["user": ["10.0.0.7:15001"]])
+        clock.advance(by: 60_000)
+        await controlPlane.expireStale()
+        #expect(await controlPlane.instances(of: "user").count == 1, "its own replica keeps it alive, not this one")
+        await controlPlane.storeChanged([.instanceRemoved(service: "user", key: .init(address: "10.0.0.7", port: 15001))])
+        #expect(await gateway.next()?.1 == ["user": []])
+        #expect(store.changes.isEmpty)
+    }
+
+    @Test func thisReplicasSidecarsAreWrittenAndTheirEchoIgnored() async throws {
+        let store = RecordingStore()
+        let controlPlane = replica(store)
+        let user = try await open(controlPlane, hello("u1", service: "user", address: "10.0.0.1"))
+        #expect(store.changes == [.put(stored("user", "10.0.0.1", sidecar: "u1"))])
+        await controlPlane.storeChanged([.instancePut(stored("user", "10.0.0.1", sidecar: "u1"), registeredHere: true)])
+        // The lease ran out, or another replica deregistered it: etcd dropped
+        // the key, but the sidecar is still here, so it is written again.
+        await controlPlane.storeChanged([.instanceRemoved(service: "user", key: .init(address: "10.0.0.1", port: 15001))])
+        #expect(await controlPlane.instances(of: "user").count == 1)
+        #expect(store.changes.count == 2 && store.changes.last == .put(stored("user", "10.0.0.1", sidecar: "u1")))
+        await controlPlane.recordOwnedInstancesAgain()
+        #expect(store.changes.count == 3 && store.changes.last == .restore(stored("user", "10.0.0.1", sidecar: "u1")))
+
+        await controlPlane.close(sidecarID: "u1", token: user.token, deregister: true)
+        #expect(store.changes.last == .remove(service: "user", key: .init(address: "10.0.0.1", port: 15001), registeredHere: true))
+    }
+
+    @Test func anInstanceAnotherReplicaTookOverIsNotExpiredHere() async throws {
+        let store = RecordingStore()
+        let controlPlane = replica(store)
+        _ = try await open(controlPlane, hello("u1", service: "user", address: "10.0.0.1"))
+        // The sidecar reconnected to another replica, which wrote it on its lease.
+        await controlPlane.storeChanged([.instancePut(stored("user", "10.0.0.1", sidecar: "u1"), registeredHere: false)])
+        clock.advance(by: 60_000)
+        await controlPlane.expireStale()
+        #expect(await controlPlane.instances(of: "user").count == 1)
+        #expect(store.changes.count == 1, "nothing removed, nothing written again")
+    }
+
+    @Test func aSidecarThatReconnectsHereHasItsInstanceWrittenOnThisReplicasLease() async throws {
+        let store = RecordingStore()
+        let controlPlane = replica(store, state: StoredState(
+            instances: [stored("user", "10.0.0.1", sidecar: "u1")], ownedByReplicas: true))
+        _ = try await open(controlPlane, hello("u1", service: "user", address: "10.0.0.1"))
+        #expect(store.changes == [.put(stored("user", "10.0.0.1", sidecar: "u1"))], "unchanged, but now this replica's")
+    }
+
+    @Test func resourcesAppliedThroughAnotherReplicaAreApplied() async throws {
+        let controlPlane = replica(RecordingStore())
+        let policy = MeshResource(name: "user", spec: .servicePolicy(ServicePolicy(service: "user", loadBalancing: .random, routes: [])))
+        await controlPlane.storeChanged([.resourcePut(policy)])
+        #expect(await controlPlane.resources(of: .servicePolicy) == [policy])
+        await controlPlane.storeChanged([.resourceDeleted(kind: .servicePolicy, name: "user")])
+        #expect(await controlPlane.resources(of: .servicePolicy).isEmpty)
+    }
+
+    @Test func aResyncReplacesWhatOtherReplicasHoldAndKeepsThisOnesOwn() async throws {
+        let controlPlane = replica(RecordingStore(), state: StoredState(instances: [stored("user", "10.0.0.7")], ownedByReplicas: true))
+        _ = try await open(controlPlane, hello("u1", service: "user", address: "10.0.0.1"))
+        await controlPlane.resync(StoredState(instances: [stored("user", "10.0.0.8")], ownedByReplicas: true))
+        #expect(await controlPlane.instances(of: "user").map(\.key.address) == ["10.0.0.1", "10.0.0.8"])
+    }
+}
+
+/// A store that only remembers the instance changes recorded in it.
+private final class RecordingStore: ControlPlaneStore {
+    private let recorded = Mutex<[InstanceChange]>([])
+
+    var changes: [InstanceChange] { recorded.withLock { $0 } }
+
+    func load() async throws -> StoredState { StoredState(ownedByReplicas: true) }
+    func saveResources(_ resources: [MeshResource]) async throws {}
+    func deleteResource(kind: MeshResource.Kind, name: String) async throws {}
+    func record(_ change: InstanceChange) { recorded.withLock { $0.append(change) } }
+    func saveJoinToken(digest: String, service: String, createdAt: Date, expiresAt: Date) async throws {}
+    func joinToken(digest: String) async throws -> (service: String, expiresAt: Date)? { nil }
 }

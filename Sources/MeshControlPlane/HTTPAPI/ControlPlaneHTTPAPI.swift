@@ -39,7 +39,7 @@ public struct ControlPlaneHTTPAPI: Sendable {
         DashboardAssets.addRoutes(to: router)
         let api = router.group("api/v1")
         api.get("ca") { _, _ in authority() }
-        api.post("tokens") { request, _ in createJoinToken(body: try await body(of: request)) }
+        api.post("tokens") { request, _ in await createJoinToken(body: try await body(of: request)) }
         api.get("services") { _, _ in await services() }
         api.get("services/:service/instances") { _, context in
             await instances(of: try context.parameters.require("service"))
@@ -83,7 +83,7 @@ public struct ControlPlaneHTTPAPI: Sendable {
 
     /// `{"service": "user", "ttl": "24h"}`: a join token for one service,
     /// shown this once (the store keeps only its digest).
-    private func createJoinToken(body: ByteBuffer) -> Response {
+    private func createJoinToken(body: ByteBuffer) async -> Response {
         guard let object = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any] else {
             return JSONResponse.error(.badRequest, "expected a JSON object such as {\"service\": \"user\", \"ttl\": \"24h\"}")
         }
@@ -106,7 +106,7 @@ public struct ControlPlaneHTTPAPI: Sendable {
             lifetime = .nanoseconds(parsed.nanoseconds)
         }
         do {
-            let created = try identity.joinTokens.create(service: service, lifetime: lifetime)
+            let created = try await identity.joinTokens.create(service: service, lifetime: lifetime)
             return JSONResponse.with(.created, [
                 "token": created.token,
                 "service": created.service,

@@ -20,9 +20,27 @@ public struct AdminToken: Sendable {
             }
             return AdminToken(value: value)
         }
-        let value = RandomToken.make(prefix: "sma_")
+        let value = makeValue()
         try SecretFile.create(path, content: value + "\n")
         return AdminToken(value: value)
+    }
+
+    /// The token all replicas share (kept in the shared store), written to
+    /// `directory/admin-token` too, so that the CLI on this host finds it as
+    /// it does beside a control plane of its own.
+    public static func shared(_ value: String, directory: String) throws -> AdminToken {
+        let path = (directory as NSString).appendingPathComponent(fileName)
+        if try SecretFile.read(path)?.trimmingCharacters(in: .whitespacesAndNewlines) != value {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            try? FileManager.default.removeItem(atPath: path)
+            try SecretFile.create(path, content: value + "\n")
+        }
+        return AdminToken(value: value)
+    }
+
+    /// A new token: 32 random bytes.
+    public static func makeValue() -> String {
+        RandomToken.make(prefix: "sma_")
     }
 
     /// Compares in time that does not depend on where the first difference

@@ -68,18 +68,35 @@ public final class CertificateAuthority: Sendable {
         } catch let problem as SecretFile.Problem {
             throw SetupError(description: "the CA key: \(problem)")
         }
-        guard let key = try? P256.Signing.PrivateKey(pemRepresentation: keyPEM) else {
-            throw SetupError(description: "the CA key \(keyPath) is not an ECDSA P-256 private key in PEM")
+        guard let certificateData = FileManager.default.contents(atPath: certificatePath) else {
+            throw SetupError(description: "the CA certificate \(certificatePath) cannot be read")
         }
-        guard let certificateData = FileManager.default.contents(atPath: certificatePath),
-              let root = try? Certificate(pemEncoded: String(decoding: certificateData, as: UTF8.self)) else {
-            throw SetupError(description: "the CA certificate \(certificatePath) is not a PEM certificate")
+        return try load(
+            certificatePEM: String(decoding: certificateData, as: UTF8.self), keyPEM: keyPEM,
+            certificateSource: certificatePath, keySource: keyPath,
+            trustDomain: trustDomain, certificateLifetime: certificateLifetime)
+    }
+
+    /// The root in `certificatePEM` with its key in `keyPEM`; the sources
+    /// name where they came from in errors.
+    public static func load(
+        certificatePEM: String, keyPEM: String, certificateSource: String, keySource: String,
+        trustDomain: String, certificateLifetime: Duration
+    ) throws -> CertificateAuthority {
+        if let problem = TrustDomainSyntax.problem(trustDomain) {
+            throw SetupError(description: "--trust-domain: \(problem)")
+        }
+        guard let key = try? P256.Signing.PrivateKey(pemRepresentation: keyPEM) else {
+            throw SetupError(description: "the CA key \(keySource) is not an ECDSA P-256 private key in PEM")
+        }
+        guard let root = try? Certificate(pemEncoded: certificatePEM) else {
+            throw SetupError(description: "the CA certificate \(certificateSource) is not a PEM certificate")
         }
         guard root.publicKey == Certificate.PublicKey(key.publicKey) else {
-            throw SetupError(description: "the CA key \(keyPath) does not belong to the certificate \(certificatePath)")
+            throw SetupError(description: "the CA key \(keySource) does not belong to the certificate \(certificateSource)")
         }
         guard isAuthority(root) else {
-            throw SetupError(description: "the CA certificate \(certificatePath) is not a certificate authority (basicConstraints)")
+            throw SetupError(description: "the CA certificate \(certificateSource) is not a certificate authority (basicConstraints)")
         }
         return CertificateAuthority(
             trustDomain: trustDomain, root: root, rootPEM: try root.serializeAsPEM().pemString,
@@ -102,6 +119,15 @@ public final class CertificateAuthority: Sendable {
     }
 
     private static func createRoot(trustDomain: String, certificatePath: String, keyPath: String) throws {
+        let root = try makeRoot(trustDomain: trustDomain)
+        // The key first: a certificate without its key is useless, a key
+        // without its certificate is made again on the next start.
+        try SecretFile.create(keyPath, content: root.keyPEM)
+        try SecretFile.create(certificatePath, content: root.certificatePEM)
+    }
+
+    /// A new root for `trustDomain`, valid for ten years: its certificate and its key, PEM.
+    public static func makeRoot(trustDomain: String) throws -> (certificatePEM: String, keyPEM: String) {
         let key = P256.Signing.PrivateKey()
         let name = try DistinguishedName {
             OrganizationName(trustDomain)
@@ -118,10 +144,7 @@ public final class CertificateAuthority: Sendable {
                 SubjectAlternativeNames([.uniformResourceIdentifier("spiffe://\(trustDomain)")])
             },
             issuerPrivateKey: .init(key))
-        // The key first: a certificate without its key is useless, a key
-        // without its certificate is made again on the next start.
-        try SecretFile.create(keyPath, content: key.pemRepresentation)
-        try SecretFile.create(certificatePath, content: try root.serializeAsPEM().pemString)
+        return (try root.serializeAsPEM().pemString, key.pemRepresentation)
     }
 
     /// The SPIFFE ID of a service's certificates.
@@ -181,6 +204,19 @@ public final class CertificateAuthority: Sendable {
                 .uniformResourceIdentifier(SPIFFEID.controlPlane(trustDomain: trustDomain)),
             ],
             now: now)
+        return (try certificate.serializeAsPEM().pemString, key.pemRepresentation)
+    }
+
+    /// The certificate of the sidecar-injection webhook's HTTPS listener,
+    /// with its key (PEM), made at each start and kept in memory only: its
+    /// names are `dnsNames`, those the Kubernetes API server calls it by
+    /// (`<service>.<namespace>.svc`), and the API server trusts it through
+    /// the webhook configuration's caBundle, this root.
+    public func webhookCertificate(dnsNames: [String], now: Date = Date()) throws -> (certificatePEM: String, privateKeyPEM: String) {
+        let key = P256.Signing.PrivateKey()
+        let certificate = try signLeaf(
+            publicKey: Certificate.PublicKey(key.publicKey), commonName: "sidecar injection", lifetime: 365 * 24 * 3600,
+            usages: [.serverAuth], names: dnsNames.map { .dnsName($0) }, now: now)
         return (try certificate.serializeAsPEM().pemString, key.pemRepresentation)
     }
 

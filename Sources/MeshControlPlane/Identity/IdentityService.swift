@@ -28,7 +28,7 @@ struct IdentityService: Swiftmesh_V1_Identity.SimpleServiceProtocol {
         } else if !identity.isDevelopment {
             let granted: String?
             do {
-                granted = try identity.joinTokens.service(grantedBy: request.joinToken)
+                granted = try await identity.joinTokens.service(grantedBy: request.joinToken)
             } catch {
                 throw RPCError(code: .unavailable, message: "the join tokens cannot be read: \(error)")
             }

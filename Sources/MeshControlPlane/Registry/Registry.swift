@@ -99,13 +99,36 @@ public struct Registry: Sendable, Equatable {
     }
 
     /// The registry a restarted control plane starts from: what the store
-    /// kept, each sidecar's instance expiring at `graceUntilMillis` unless its
-    /// sidecar reconnects and beats before then.
-    public init(restoring stored: [StoredInstance], graceUntilMillis: Int64) {
+    /// kept. With `graceUntilMillis`, each sidecar's instance is this
+    /// control plane's and expires then unless its sidecar reconnects and
+    /// beats before; without, the instances are shared ones (`putShared`).
+    public init(restoring stored: [StoredInstance], graceUntilMillis: Int64?) {
         for item in stored {
             _ = put(Entry(instance: item.instance, sidecarID: item.sidecarID,
-                          expiresAtMillis: item.sidecarID == nil ? nil : graceUntilMillis))
+                          expiresAtMillis: item.sidecarID == nil ? nil : graceUntilMillis, healthy: item.healthy))
         }
+    }
+
+    /// Whether this control plane keeps the instance alive: its own
+    /// sidecar registered it. Not so for one outside the mesh, nor for one
+    /// another control-plane replica wrote to a shared store.
+    public func isRegisteredHere(service: String, key: RegisteredInstance.Key) -> Bool {
+        guard let entry = entries[service]?[key] else { return false }
+        return entry.sidecarID != nil && entry.expiresAtMillis != nil
+    }
+
+    /// The instances this control plane's sidecars registered.
+    public var registeredHere: [StoredInstance] {
+        entries.values.flatMap(\.values).filter { $0.sidecarID != nil && $0.expiresAtMillis != nil }
+            .map { StoredInstance(instance: $0.instance, sidecarID: $0.sidecarID, healthy: $0.healthy) }
+    }
+
+    /// Takes an instance as a shared store holds it: another replica keeps
+    /// it alive (or it is outside the mesh), so it never expires here; the
+    /// store removes it. Returns whether the service's instance set changed.
+    @discardableResult
+    public mutating func putShared(_ stored: StoredInstance) -> Bool {
+        put(Entry(instance: stored.instance, sidecarID: stored.sidecarID, expiresAtMillis: nil, healthy: stored.healthy))
     }
 
     /// Removes instances whose expiry passed. Returns the services that changed.

@@ -1,154 +1,86 @@
 import Foundation
-import GRDB
 import MeshConfig
 
-/// The control plane's durable state, an SQLite file in the data directory,
-/// so that a restarted control plane starts with the services, instances and
-/// resources it had. Written on every change of a service's instance set
-/// (not on heartbeats) and on every apply, on the control path only.
-public final class ControlPlaneStore: Sendable {
-    /// GRDB's queue serializes every access to the file; it is Sendable.
-    private let database: DatabaseQueue
+/// Where the control plane keeps its state: the instances registered, the
+/// resources applied and the join tokens made. `SQLiteStore` is the embedded
+/// default for one control plane; `EtcdStore` is shared by several replicas,
+/// each of which follows the others' changes (`follow`).
+public protocol ControlPlaneStore: AnyObject, Sendable {
+    /// Everything kept now: what a starting control plane begins with.
+    func load() async throws -> StoredState
 
-    /// Opens (or creates) `state.sqlite` in `directory`, creating the
-    /// directory when missing, and brings its schema up to date.
-    public init(directory: String) throws {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        var configuration = Configuration()
-        configuration.prepareDatabase { db in
-            // WAL with NORMAL sync: a commit costs no fsync, and a crash loses
-            // at most the last changes, which sidecars register again anyway.
-            try db.execute(sql: "PRAGMA journal_mode = WAL")
-            try db.execute(sql: "PRAGMA synchronous = NORMAL")
-        }
-        database = try DatabaseQueue(path: (directory as NSString).appendingPathComponent("state.sqlite"),
-                                     configuration: configuration)
-        try Self.migrator.migrate(database)
-    }
+    /// Stores `resources`, replacing those of the same kind and name, all or none.
+    func saveResources(_ resources: [MeshResource]) async throws
 
-    private static var migrator: DatabaseMigrator {
-        var migrator = DatabaseMigrator()
-        migrator.registerMigration("instances") { db in
-            try db.create(table: "instance") { table in
-                table.column("service", .text).notNull()
-                table.column("address", .text).notNull()
-                table.column("port", .integer).notNull()
-                table.column("protocol", .text).notNull()
-                // A JSON object of label names to values.
-                table.column("labels", .text).notNull()
-                // Null for an external instance.
-                table.column("sidecarID", .text)
-                table.primaryKey(["service", "address", "port"])
-            }
-        }
-        migrator.registerMigration("resources") { db in
-            try db.create(table: "resource") { table in
-                table.column("kind", .text).notNull()
-                table.column("name", .text).notNull()
-                // The spec as canonical JSON (ServicePolicyJSON).
-                table.column("spec", .text).notNull()
-                table.primaryKey(["kind", "name"])
-            }
-        }
-        migrator.registerMigration("joinTokens") { db in
-            try db.create(table: "joinToken") { table in
-                // SHA-256 of the token, hex: the token itself is never stored.
-                table.column("digest", .text).notNull().primaryKey()
-                table.column("service", .text).notNull()
-                table.column("createdAt", .double).notNull()
-                table.column("expiresAt", .double).notNull()
-            }
-        }
-        return migrator
-    }
+    func deleteResource(kind: MeshResource.Kind, name: String) async throws
 
-    // MARK: Join tokens
+    /// One instance registered, changed or removed. Changes are kept in the
+    /// order recorded; a store across the network writes them in the
+    /// background and retries, while the registry in memory is the truth.
+    func record(_ change: InstanceChange)
 
-    public func saveJoinToken(digest: String, service: String, createdAt: Date, expiresAt: Date) throws {
-        try database.write { db in
-            try db.execute(
-                sql: "INSERT INTO joinToken (digest, service, createdAt, expiresAt) VALUES (?, ?, ?, ?)",
-                arguments: [digest, service, createdAt.timeIntervalSince1970, expiresAt.timeIntervalSince1970])
-        }
-    }
+    func saveJoinToken(digest: String, service: String, createdAt: Date, expiresAt: Date) async throws
 
     /// The service and expiry of the token with this digest, nil when there is none.
-    public func joinToken(digest: String) throws -> (service: String, expiresAt: Date)? {
-        try database.read { db in
-            guard let row = try Row.fetchOne(
-                db, sql: "SELECT service, expiresAt FROM joinToken WHERE digest = ?", arguments: [digest]) else { return nil }
-            let expires: Double = row["expiresAt"]
-            return (row["service"], Date(timeIntervalSince1970: expires))
-        }
-    }
+    func joinToken(digest: String) async throws -> (service: String, expiresAt: Date)?
 
-    /// Stores `resources`, replacing those of the same kind and name, in one transaction.
-    public func saveResources(_ resources: [MeshResource]) throws {
-        try database.write { db in
-            for resource in resources {
-                try db.execute(
-                    sql: "INSERT OR REPLACE INTO resource (kind, name, spec) VALUES (?, ?, ?)",
-                    arguments: [resource.kind.rawValue, resource.name, resource.specJSON])
+    /// Tells `controlPlane` of every change other replicas make, until
+    /// cancelled. A store with one writer has nothing to tell, and waits.
+    func follow(_ controlPlane: ControlPlane) async throws
+}
+
+extension ControlPlaneStore {
+    public func follow(_ controlPlane: ControlPlane) async throws {
+        let (never, _) = AsyncStream<Never>.makeStream()
+        for await _ in never {}
+    }
+}
+
+/// What a store holds, as the control plane starts from it.
+public struct StoredState: Sendable {
+    public var instances: [Registry.StoredInstance]
+    public var resources: [MeshResource]
+    /// Whether the sidecars' instances belong to control-plane replicas that
+    /// keep them alive in the store (etcd: a replica's lease), rather than
+    /// to this control plane, which must expire them itself after a grace
+    /// period when their sidecars do not come back.
+    public var ownedByReplicas: Bool
+
+    public init(instances: [Registry.StoredInstance] = [], resources: [MeshResource] = [], ownedByReplicas: Bool = false) {
+        self.instances = instances
+        self.resources = resources
+        self.ownedByReplicas = ownedByReplicas
+    }
+}
+
+/// One change of the registry, as a store records it.
+public enum InstanceChange: Sendable, Equatable {
+    case put(Registry.StoredInstance)
+    /// This control plane's instance, written again after a shared store
+    /// lost it with this replica's lease: unless another replica holds it now.
+    case restore(Registry.StoredInstance)
+    /// `registeredHere`: a sidecar of this control plane registered it, so a
+    /// shared store removes it only if no other replica took it over since.
+    case remove(service: String, key: RegisteredInstance.Key, registeredHere: Bool)
+}
+
+/// How resources are kept: the spec as canonical JSON (ServicePolicyJSON,
+/// AuthorizationPolicyJSON) under its kind and name.
+enum StoredResource {
+    static func decode(kind kindText: String, name: String, specJSON: String) throws -> MeshResource {
+        guard let kind = MeshResource.Kind(rawValue: kindText) else {
+            throw StoredResourceError(kind: kindText, name: name, problem: "unknown kind")
+        }
+        do {
+            switch kind {
+            case .servicePolicy:
+                return MeshResource(name: name, spec: .servicePolicy(try ResourceLoader.decodePolicy(json: specJSON)))
+            case .authorizationPolicy:
+                return MeshResource(
+                    name: name, spec: .authorizationPolicy(try ResourceLoader.decodeAuthorizationPolicy(json: specJSON)))
             }
-        }
-    }
-
-    public func deleteResource(kind: MeshResource.Kind, name: String) throws {
-        try database.write { db in
-            try db.execute(sql: "DELETE FROM resource WHERE kind = ? AND name = ?", arguments: [kind.rawValue, name])
-        }
-    }
-
-    /// Every stored resource. One that no longer decodes (written by a
-    /// version with other rules) is an error naming it, not a silent loss.
-    public func resources() throws -> [MeshResource] {
-        try database.read { db in
-            try Row.fetchAll(db, sql: "SELECT kind, name, spec FROM resource ORDER BY kind, name").map { row in
-                let kindText: String = row["kind"]
-                let name: String = row["name"]
-                guard let kind = MeshResource.Kind(rawValue: kindText) else {
-                    throw StoredResourceError(kind: kindText, name: name, problem: "unknown kind")
-                }
-                do {
-                    switch kind {
-                    case .servicePolicy:
-                        return MeshResource(name: name, spec: .servicePolicy(try ResourceLoader.decodePolicy(json: row["spec"])))
-                    case .authorizationPolicy:
-                        return MeshResource(
-                            name: name, spec: .authorizationPolicy(try ResourceLoader.decodeAuthorizationPolicy(json: row["spec"])))
-                    }
-                } catch {
-                    throw StoredResourceError(kind: kindText, name: name, problem: "\(error)")
-                }
-            }
-        }
-    }
-
-    /// Replaces what is stored of `service` with `instances` (none: the service is gone).
-    public func replaceInstances(of service: String, with instances: [Registry.StoredInstance]) throws {
-        try database.write { db in
-            try db.execute(sql: "DELETE FROM instance WHERE service = ?", arguments: [service])
-            for stored in instances {
-                let labels = String(decoding: try JSONEncoder().encode(stored.instance.labels), as: UTF8.self)
-                try db.execute(
-                    sql: "INSERT INTO instance (service, address, port, protocol, labels, sidecarID) VALUES (?, ?, ?, ?, ?, ?)",
-                    arguments: [service, stored.instance.key.address, stored.instance.key.port,
-                                stored.instance.protocolName, labels, stored.sidecarID])
-            }
-        }
-    }
-
-    /// Every stored instance.
-    public func instances() throws -> [Registry.StoredInstance] {
-        try database.read { db in
-            try Row.fetchAll(db, sql: "SELECT service, address, port, protocol, labels, sidecarID FROM instance").map { row in
-                let labelsText: String = row["labels"]
-                let labels = (try? JSONDecoder().decode([String: String].self, from: Data(labelsText.utf8))) ?? [:]
-                return Registry.StoredInstance(
-                    instance: RegisteredInstance(service: row["service"], address: row["address"], port: row["port"],
-                                                 protocolName: row["protocol"], labels: labels),
-                    sidecarID: row["sidecarID"])
-            }
+        } catch {
+            throw StoredResourceError(kind: kindText, name: name, problem: "\(error)")
         }
     }
 }

@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import Optional
 
-from .util import free_port, wait_until
+from .util import free_port, stop_child, wait_until
 
 QTYPE_A = 1
 
@@ -137,13 +137,7 @@ class Dnsmasq:
     def stop(self) -> None:
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_child(self.proc)
         self.proc = None
 
 

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 from typing import Optional
 
-from .util import free_port, port_open, wait_until
+from .util import free_port, port_open, stop_child, wait_until
 
 _CONF = """
 daemon off;
@@ -81,11 +81,5 @@ class NginxH2C:
     def stop(self) -> None:
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_child(self.proc)
         self.proc = None

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Optional
 
 from .proxy import LIVE
-from .util import free_port, port_open, wait_until
+from .util import free_port, port_open, stop_child, wait_until
 
 _CONFIG = """
 global:
@@ -78,12 +78,6 @@ class Prometheus:
     def stop(self) -> None:
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_child(self.proc, 10)
         LIVE.discard(self.proc)
         self.proc = None

@@ -21,6 +21,31 @@ def free_port(host: str = "127.0.0.1", kind: int = socket.SOCK_STREAM) -> int:
         return s.getsockname()[1]
 
 
+def stop_child(proc: Optional[subprocess.Popen], timeout: float = 5.0) -> None:
+    """SIGTERM, SIGKILL if it has not exited within `timeout`; always reaps."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """`count` different ports: every socket stays bound until all are
+    chosen, so the kernel cannot hand the same port out twice."""
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind((host, 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
 def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.05,
                message: str = "condition") -> Any:
     """Polls `predicate` until it returns a truthy value (returned) or `timeout`
