@@ -15,7 +15,9 @@ WORKDIR /src
 # The whole tree at once: the manifest names target folders (examples/...)
 # that must exist for SwiftPM to resolve the package.
 COPY . .
-RUN scripts/build && install -D .build/release/swiftmesh /out/swiftmesh
+# Debug information out (about 90 MB every pod would pull), function names
+# kept for crash backtraces.
+RUN scripts/build && install -D .build/release/swiftmesh /out/swiftmesh && strip --strip-debug /out/swiftmesh
 
 FROM debian:bookworm-slim
 # What the binary links dynamically (SQLite for the control plane's store,
@@ -23,8 +25,14 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates libsqlite3-0 libstdc++6 zlib1g \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 65532 --home-dir /var/lib/swiftmesh --create-home swiftmesh
+ && groupadd --system --gid 65532 swiftmesh \
+ && useradd --system --uid 65532 --gid 65532 --no-create-home --home-dir /var/lib/swiftmesh swiftmesh \
+ && install -d -o 65532 -g 65532 /var/lib/swiftmesh
 COPY --from=build /out/swiftmesh /usr/local/bin/swiftmesh
+# A crash prints its stack: the statically linked runtime's backtracer
+# comes from the toolchain.
+COPY --from=build /usr/libexec/swift/linux/swift-backtrace-static /usr/local/libexec/swift-backtrace-static
+ENV SWIFT_BACKTRACE=enable=yes,sanitize=yes,threads=all,swift-backtrace=/usr/local/libexec/swift-backtrace-static
 USER 65532:65532
 WORKDIR /var/lib/swiftmesh
 ENTRYPOINT ["/usr/local/bin/swiftmesh"]

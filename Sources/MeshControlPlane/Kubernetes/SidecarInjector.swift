@@ -14,7 +14,7 @@ import MeshConfig
 /// - `swiftmesh.io/app-port`: the app's port (default: the first container's first port);
 /// - `swiftmesh.io/app-protocol`: `auto` (default), `http1` or `http2`;
 /// - `swiftmesh.io/upstreams`: the services the app calls and the local port
-///   it calls each at, `user=7001,alive=7002` (or `NAME=HOST:PORT`);
+///   it calls each at, `user=7001,alive=7002` (or `NAME=IP:PORT`);
 /// - `swiftmesh.io/labels`: more instance labels, `zone=a,tier=web`; the pod
 ///   label `version`, if any, is one without being named.
 public struct SidecarInjector: Sendable {
@@ -181,7 +181,7 @@ public struct SidecarInjector: Sendable {
             "--advertise", "$(POD_IP):\(Self.inboundPort)",
             "--admin", "$(POD_IP):\(Self.adminPort)",
         ]
-        for upstream in try Self.upstreams(annotations["swiftmesh.io/upstreams"]) {
+        for upstream in try Self.upstreams(annotations["swiftmesh.io/upstreams"], appPort: appPort) {
             args += ["--upstream", upstream]
         }
         for label in try Self.instanceLabels(podVersion: labels["version"], annotation: annotations["swiftmesh.io/labels"]) {
@@ -223,13 +223,14 @@ public struct SidecarInjector: Sendable {
     }
 
     /// `user=7001,alive=127.0.0.1:7002` as the sidecar's `--upstream NAME=HOST:PORT` values.
-    static func upstreams(_ annotation: String?) throws(Refusal) -> [String] {
+    static func upstreams(_ annotation: String?, appPort: Int) throws(Refusal) -> [String] {
         guard let annotation, !annotation.trimmingCharacters(in: .whitespaces).isEmpty else { return [] }
         var seen: Set<String> = []
+        var ports: Set<Int> = [appPort, inboundPort, adminPort]
         var upstreams: [String] = []
         for entry in annotation.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
             let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
-            let fix = "write NAME=PORT (or NAME=HOST:PORT), such as user=7001, separated by commas"
+            let fix = "write NAME=PORT (or NAME=IP:PORT), such as user=7001, separated by commas"
             guard parts.count == 2 else {
                 throw Refusal(description: "swiftmesh.io/upstreams: \"\(entry)\" has no =; \(fix)")
             }
@@ -239,16 +240,18 @@ public struct SidecarInjector: Sendable {
             guard seen.insert(parts[0]).inserted else {
                 throw Refusal(description: "swiftmesh.io/upstreams: \(parts[0]) is named twice; name each service once")
             }
-            let address: String
+            let address: HostPort
             if let port = Int(parts[1]), (1...65535).contains(port) {
-                address = "127.0.0.1:\(port)"
-            } else if HostPortSyntax.parse(parts[1]) != nil {
-                address = parts[1]
+                address = HostPort(host: "127.0.0.1", port: port)
+            } else if let parsed = HostPortSyntax.parse(parts[1]), HostPortSyntax.isIPLiteral(parsed.host) {
+                address = parsed
             } else {
-                throw Refusal(description: "swiftmesh.io/upstreams: \"\(entry)\": \"\(parts[1])\" is neither a port nor HOST:PORT; \(fix)")
+                throw Refusal(description: "swiftmesh.io/upstreams: \"\(entry)\": \"\(parts[1])\" is neither a port nor IP:PORT; \(fix)")
             }
-            for reserved in [inboundPort, adminPort] where address.hasSuffix(":\(reserved)") {
-                throw Refusal(description: "swiftmesh.io/upstreams: \"\(entry)\": \(reserved) is the sidecar's own port; choose another")
+            guard ports.insert(address.port).inserted else {
+                let owner = address.port == appPort ? "the app's" : [inboundPort, adminPort].contains(address.port)
+                    ? "the sidecar's own" : "another upstream's"
+                throw Refusal(description: "swiftmesh.io/upstreams: \"\(entry)\": \(address.port) is \(owner) port; choose another")
             }
             upstreams.append("\(parts[0])=\(address)")
         }
@@ -258,13 +261,16 @@ public struct SidecarInjector: Sendable {
     /// The instance's labels: the pod's `version`, then those of the annotation.
     static func instanceLabels(podVersion: String?, annotation: String?) throws(Refusal) -> [String] {
         var labels: [String] = podVersion.map { ["version=\($0)"] } ?? []
+        var keys: Set<Substring> = podVersion == nil ? [] : ["version"]
         for entry in (annotation ?? "").split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !entry.isEmpty {
             let parts = entry.split(separator: "=", maxSplits: 1)
             guard parts.count == 2, !parts[0].isEmpty else {
                 throw Refusal(description: "swiftmesh.io/labels: \"\(entry)\" is not NAME=VALUE, such as zone=a")
             }
-            if parts[0] == "version" && podVersion != nil {
-                throw Refusal(description: "swiftmesh.io/labels: version comes from the pod's version label already; name it once")
+            guard keys.insert(parts[0]).inserted else {
+                throw Refusal(description: parts[0] == "version" && podVersion != nil
+                    ? "swiftmesh.io/labels: version comes from the pod's version label already; name it once"
+                    : "swiftmesh.io/labels: \(parts[0]) is named twice; name each label once")
             }
             labels.append(entry)
         }

@@ -17,7 +17,8 @@ import Synchronization
 ///   another replica, which writes them on its own lease.
 ///   Heartbeats are not written; health changes are.
 /// - `resources/<kind>/<name>`: a resource's spec as canonical JSON.
-/// - `join-tokens/<sha-256>`: a join token's service and expiry.
+/// - `join-tokens/<sha-256>`: a join token's service and expiry, on a lease
+///   of the token's lifetime.
 /// - `identity`: the CA's root and key and the admin token, made by the
 ///   first replica to start and read by the others (`sharedIdentity`).
 public final class EtcdStore: ControlPlaneStore {
@@ -91,7 +92,10 @@ public final class EtcdStore: ControlPlaneStore {
     public func saveJoinToken(digest: String, service: String, createdAt: Date, expiresAt: Date) async throws {
         let token = StoredJoinToken(
             service: service, createdAt: createdAt.timeIntervalSince1970, expiresAt: expiresAt.timeIntervalSince1970)
-        try await client.put(prefix + "join-tokens/" + digest, try JSONEncoder().encode(token))
+        // On a lease of the token's lifetime, so that etcd drops it when it
+        // has expired (the expiry is checked on every use all the same).
+        let lease = try await client.grantLease(ttlSeconds: max(1, Int64(expiresAt.timeIntervalSince(createdAt).rounded(.up))))
+        try await client.put(prefix + "join-tokens/" + digest, try JSONEncoder().encode(token), lease: lease)
     }
 
     public func joinToken(digest: String) async throws -> (service: String, expiresAt: Date)? {
