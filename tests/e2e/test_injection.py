@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 import jsonpatch
+import kubernetes_validate
 import pytest
 import yaml
 
@@ -123,6 +124,7 @@ def test_injection_gives_a_pod_the_sidecar_the_demo_manifests_write_out(webhook,
     assert sidecar == {**expected, "image": "registry.example/swiftmesh:1.0"}
     assert result["spec"]["volumes"] == written["spec"]["volumes"]
     assert result["spec"]["containers"] == written["spec"]["containers"], "the app's containers are untouched"
+    kubernetes_validate.validate(result, "1.29", strict=True)
 
 
 def test_the_sidecar_goes_first_among_existing_init_containers_and_volumes_are_kept(webhook):
@@ -134,6 +136,7 @@ def test_the_sidecar_goes_first_among_existing_init_containers_and_volumes_are_k
                     "containers": [{"name": "web", "image": "web:1"}],
                     "volumes": [{"name": "cache", "emptyDir": {}}]}}
     result = patched(pod, review(webhook, pod))
+    kubernetes_validate.validate(result, "1.29", strict=True)
     assert [c["name"] for c in result["spec"]["initContainers"]] == ["swiftmesh-sidecar", "migrate"]
     assert [v["name"] for v in result["spec"]["volumes"]] == ["cache", "swiftmesh-ca-root"]
     args = result["spec"]["initContainers"][0]["args"]

@@ -5,10 +5,13 @@ pods need from bootstrap.sh is what bootstrap.sh makes."""
 import re
 from pathlib import Path
 
+import kubernetes_validate
 import pytest
 import yaml
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes"
+# Native sidecars (restartPolicy on an init container) need 1.29; the latest is checked too.
+KUBERNETES_VERSIONS = ("1.29", "1.34")
 WORKLOADS = {"Deployment", "StatefulSet"}
 
 
@@ -81,6 +84,16 @@ def test_every_manifest_parses_and_names_its_kind_and_namespace():
         assert document.get("apiVersion") and document.get("kind") and document["metadata"].get("name")
         if document["kind"] not in {"Namespace", "MutatingWebhookConfiguration"}:
             assert document["metadata"].get("namespace") in namespaces, document["metadata"]
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_every_document_is_valid_for_the_kubernetes_api(version):
+    """The API's own OpenAPI schema, strictly: a misspelt or misplaced field fails."""
+    for name, document in DOCUMENTS:
+        try:
+            kubernetes_validate.validate(document, version, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            pytest.fail(f"{name}: {document['kind']}/{document['metadata']['name']}: {error.message} at {list(error.path)}")
 
 
 def test_workload_selectors_match_their_pod_templates():
