@@ -275,6 +275,9 @@ public actor ControlPlane {
         guard !Self.changedSlots(from: applied, to: next).isEmpty else { return outcomes }
         do {
             try await store?.saveResources(resources)
+        } catch let conflict as ResourceConflict {
+            let path = zip(resources, paths).first { $0.0.kind == conflict.kind && $0.0.service == conflict.service }?.1 ?? ""
+            throw .refused(ResourceRefusal(path: path.isEmpty ? "spec.service" : "\(path).spec.service", message: conflict.description))
         } catch {
             throw .storage("the control plane could not store the resources: \(error)")
         }

@@ -107,16 +107,55 @@ public final class EtcdClient: Sendable {
         _ = try await call { try await Etcdserverpb_KV.Client(wrapping: $0).put(request, options: $1) }
     }
 
-    /// Sets every pair at once, or none.
-    public func put(all pairs: [(key: String, value: Data)]) async throws {
+    /// A key as read for a conditional write: its value, and its last
+    /// change's revision (0: it does not exist).
+    public struct Read: Sendable {
+        public var value: Data?
+        public var modRevision: Int64
+    }
+
+    /// Each of `keys`, read at one revision.
+    public func read(_ keys: [String]) async throws -> [String: Read] {
         var request = Etcdserverpb_TxnRequest()
-        request.success = pairs.map { pair in
+        request.success = keys.map { key in
+            var op = Etcdserverpb_RequestOp()
+            op.requestRange.key = Data(key.utf8)
+            return op
+        }
+        let response = try await call { try await Etcdserverpb_KV.Client(wrapping: $0).txn(request, options: $1) }
+        var found: [String: Read] = [:]
+        for (key, answer) in zip(keys, response.responses) {
+            let keyValue = answer.responseRange.kvs.first
+            found[key] = Read(value: keyValue?.value, modRevision: keyValue?.modRevision ?? 0)
+        }
+        return found
+    }
+
+    /// Sets `puts` and deletes `deletes` at once, only if none of `unchanged`
+    /// changed since it was read (`Read.modRevision`); false when one did.
+    public func write(
+        puts: [(key: String, value: Data)], deletes: [String], ifUnchanged unchanged: [String: Read]
+    ) async throws -> Bool {
+        var request = Etcdserverpb_TxnRequest()
+        request.compare = unchanged.map { key, read in
+            var compare = Etcdserverpb_Compare()
+            compare.key = Data(key.utf8)
+            compare.target = .mod
+            compare.result = .equal
+            compare.modRevision = read.modRevision
+            return compare
+        }
+        request.success = puts.map { pair in
             var op = Etcdserverpb_RequestOp()
             op.requestPut.key = Data(pair.key.utf8)
             op.requestPut.value = pair.value
             return op
+        } + deletes.map { key in
+            var op = Etcdserverpb_RequestOp()
+            op.requestDeleteRange.key = Data(key.utf8)
+            return op
         }
-        _ = try await call { try await Etcdserverpb_KV.Client(wrapping: $0).txn(request, options: $1) }
+        return try await call { try await Etcdserverpb_KV.Client(wrapping: $0).txn(request, options: $1) }.succeeded
     }
 
     /// Sets `key` (on `lease` when not 0) unless it exists; returns what it

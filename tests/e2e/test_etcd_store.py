@@ -4,6 +4,7 @@ sidecars and sees the others' changes within a second; with one etcd member
 and one replica killed, nothing is lost and traffic continues. HAProxy in TCP
 mode plays the Kubernetes Service in front of the replicas."""
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -49,14 +50,14 @@ def sidecar(mesh, control_plane, address, root, name, service, app, **kwargs):
                         token=control_plane.join_token(service), **kwargs)
 
 
-def user_policy(load_balancing):
+def policy(load_balancing, name="user", service="user"):
     return f"""
 apiVersion: swiftmesh.dev/v1alpha1
 kind: ServicePolicy
 metadata:
-  name: user
+  name: {name}
 spec:
-  service: user
+  service: {service}
   loadBalancing: {load_balancing}
 """
 
@@ -93,7 +94,7 @@ def test_a_sidecar_on_one_replica_sees_an_instance_registered_through_the_other_
     assert time.monotonic() - registered < 1.0
 
     # Resources applied through B reach A, and A's sidecars, as fast.
-    done = b.cli("apply", "-f", "-", input_text=user_policy("random"))
+    done = b.cli("apply", "-f", "-", input_text=policy("random"))
     assert done.returncode == 0, done.stderr
     applied = time.monotonic()
     wait_until(lambda: a.api("GET", "/api/v1/resources/ServicePolicy")[1]["resources"] != [], 5, interval=0.01,
@@ -104,6 +105,37 @@ def test_a_sidecar_on_one_replica_sees_an_instance_registered_through_the_other_
     user.stop()
     wait_until(lambda: gateway.endpoints("user") == [] and instances(a, "user") == [], 5,
                message="the instance to leave A and its sidecars")
+
+
+def test_two_replicas_applying_two_policies_for_one_service_at_once_store_one(mesh, etcd):
+    a = replica(mesh, etcd, "replica-a")
+    b = replica(mesh, etcd, "replica-b")
+    for round in range(4):
+        service = f"svc{round}"
+        answers = {}
+
+        def apply(control_plane, name):
+            answers[name] = control_plane.cli("apply", "-f", "-", input_text=policy("random", name, service))
+
+        threads = [threading.Thread(target=apply, args=(cp, f"{service}-{cp.name}")) for cp in (a, b)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        applied = [name for name, done in answers.items() if done.returncode == 0]
+        assert len(applied) == 1, {name: done.stderr for name, done in answers.items()}
+        (refused,) = [done for done in answers.values() if done.returncode != 0]
+        assert f"{service} already has ServicePolicy {applied[0]}" in refused.stderr
+        for control_plane in (a, b):
+            wait_until(lambda: [r["metadata"]["name"] for r in control_plane.api("GET", "/api/v1/resources/ServicePolicy")[1]
+                                ["resources"] if r["spec"]["service"] == service] == applied, 5,
+                       message=f"{control_plane.name} to apply {applied[0]} only")
+
+    # A delete through either replica frees the service for another name.
+    wait_until(lambda: b.cli("delete", "policy", "svc0-replica-a").returncode == 0
+               or b.cli("delete", "policy", "svc0-replica-b").returncode == 0, 5, message="svc0's policy deleted through B")
+    done = a.cli("apply", "-f", "-", input_text=policy("random", "svc0-next", "svc0"))
+    assert done.returncode == 0, done.stderr
 
 
 def haproxy_service(tmp_path, backends):
@@ -146,7 +178,7 @@ def test_with_one_etcd_member_and_one_replica_killed_nothing_is_lost_and_traffic
                       upstreams=("user",), app_protocol="http1")
     expected = sorted(u.inbound for u in users)
     wait_until(lambda: sorted(gateway.endpoints("user")) == expected, 10, message="the gateway to know both users")
-    done = a.cli("apply", "-f", "-", input_text=user_policy("round_robin"))
+    done = a.cli("apply", "-f", "-", input_text=policy("round_robin"))
     assert done.returncode == 0, done.stderr
 
     failures = 0

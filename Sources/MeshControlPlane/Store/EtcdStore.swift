@@ -16,7 +16,9 @@ import Synchronization
 ///   instances go one TTL later, unless their sidecars have reconnected to
 ///   another replica, which writes them on its own lease.
 ///   Heartbeats are not written; health changes are.
-/// - `resources/<kind>/<name>`: a resource's spec as canonical JSON.
+/// - `resources/<kind>/<name>`: a resource's spec as canonical JSON, and
+///   `resource-services/<kind>/<service>`: the name of the one resource of
+///   that kind the service has, checked and written with it.
 /// - `join-tokens/<sha-256>`: a join token's service and expiry, on a lease
 ///   of the token's lifetime.
 /// - `identity`: the CA's root and key and the admin token, made by the
@@ -77,12 +79,50 @@ public final class EtcdStore: ControlPlaneStore {
         return state
     }
 
+    /// Writes the resources with, for each, the key that says which
+    /// resource of its kind its service has, in one transaction that holds
+    /// only if none of them changed since read: so two replicas applying two
+    /// resources of one kind for one service cannot both succeed.
     public func saveResources(_ resources: [MeshResource]) async throws {
-        try await client.put(all: resources.map { (resourceKey(kind: $0.kind.rawValue, name: $0.name), Data($0.specJSON.utf8)) })
+        for _ in 0..<5 {
+            let keys = resources.flatMap { [resourceKey(kind: $0.kind.rawValue, name: $0.name), serviceKey(of: $0)] }
+            let reads = try await client.read(keys)
+            var puts: [String: Data] = [:]
+            var deletes: Set<String> = []
+            for resource in resources {
+                let slot = serviceKey(of: resource)
+                if let holder = reads[slot]?.value.map({ String(decoding: $0, as: UTF8.self) }), holder != resource.name {
+                    throw ResourceConflict(kind: resource.kind, service: resource.service, holder: holder)
+                }
+                let key = resourceKey(kind: resource.kind.rawValue, name: resource.name)
+                // One that moves to another service frees its old service's slot.
+                if let old = reads[key]?.value,
+                   let previous = try? StoredResource.decode(
+                    kind: resource.kind.rawValue, name: resource.name, specJSON: String(decoding: old, as: UTF8.self)),
+                   previous.service != resource.service {
+                    deletes.insert(serviceKey(of: previous))
+                }
+                puts[key] = Data(resource.specJSON.utf8)
+                puts[slot] = Data(resource.name.utf8)
+            }
+            let written = try await client.write(
+                puts: puts.map { ($0.key, $0.value) }, deletes: deletes.subtracting(puts.keys).sorted(), ifUnchanged: reads)
+            if written { return }
+        }
+        throw ResourceConflict(kind: resources[0].kind, service: resources[0].service, holder: nil)
     }
 
     public func deleteResource(kind: MeshResource.Kind, name: String) async throws {
-        try await client.delete(resourceKey(kind: kind.rawValue, name: name))
+        let key = resourceKey(kind: kind.rawValue, name: name)
+        for _ in 0..<5 {
+            guard let stored = try await client.read([key])[key]?.value else { return }
+            let resource = try StoredResource.decode(kind: kind.rawValue, name: name, specJSON: String(decoding: stored, as: UTF8.self))
+            let slot = serviceKey(of: resource)
+            let reads = try await client.read([key, slot])
+            let holdsSlot = reads[slot]?.value.map { String(decoding: $0, as: UTF8.self) } == name
+            if try await client.write(puts: [], deletes: holdsSlot ? [key, slot] : [key], ifUnchanged: reads) { return }
+        }
+        throw ResourceConflict(kind: kind, service: nil, holder: nil)
     }
 
     public func record(_ change: InstanceChange) {
@@ -278,6 +318,11 @@ public final class EtcdStore: ControlPlaneStore {
         "\(prefix)resources/\(kind)/\(name)"
     }
 
+    /// Which resource of its kind the resource's service has (its name).
+    private func serviceKey(of resource: MeshResource) -> String {
+        "\(prefix)resource-services/\(resource.kind.rawValue)/\(resource.service)"
+    }
+
     /// What a change of one key means to the control plane; nil for keys it does not follow.
     private func event(_ change: EtcdClient.Event, ownLeases: Set<Int64>) throws -> StoreEvent? {
         let key: String
@@ -303,6 +348,22 @@ public final class EtcdStore: ControlPlaneStore {
         default:
             return nil
         }
+    }
+}
+
+/// Another replica stored a resource of this kind for the service first
+/// (`holder`; nil: the resources kept changing while this write was tried).
+public struct ResourceConflict: Error, CustomStringConvertible {
+    public var kind: MeshResource.Kind
+    public var service: String?
+    public var holder: String?
+
+    public var description: String {
+        guard let holder, let service else {
+            return "the resources kept changing while they were written; apply again"
+        }
+        return "\(service) already has \(kind.rawValue) \(holder) (applied through another control-plane replica); "
+            + "a service has one \(kind.rawValue), so change that one or delete it first"
     }
 }
 
