@@ -23,6 +23,7 @@ from support.http_backend import HTTPBackend
 from support.mesh import ControlPlane, Sidecar
 from support.nginx import NginxH2C
 from support.otlp import OTLPReceiver
+from support.ports import UnusedPort
 from support.prometheus import Prometheus
 from support.proxy import LIVE, Proxy, SwiftmeshProcess, binary_path
 
@@ -67,13 +68,21 @@ class Mesh:
         self.stack.callback(b.stop)
         return b
 
+    def unused_address(self) -> str:
+        """host:port of a port held bound, never listening, until the test
+        ends: connecting is refused, and nothing else can take the port (a
+        dead endpoint, an app nobody calls, an address nobody answers on)."""
+        held = UnusedPort()
+        self.stack.callback(held.close)
+        return held.address
+
     def reset_backend(self, protocol: str = "http1", reply: bytes = b"") -> ResetBackend:
         b = ResetBackend(protocol=protocol, reply=reply).start()
         self.stack.callback(b.stop)
         return b
 
-    def nginx_h2c(self, name: str = "nginx", keepalive_requests: int = 100000) -> NginxH2C:
-        n = NginxH2C(self._dir(name), name, keepalive_requests).start()
+    def nginx_h2c(self, name: str = "nginx", keepalive_requests: int = 100000, locations: str = "") -> NginxH2C:
+        n = NginxH2C(self._dir(name), name, keepalive_requests, locations).start()
         self.stack.callback(n.stop)
         return n
 
@@ -89,8 +98,8 @@ class Mesh:
         self.stack.callback(p.stop)
         return p.start()
 
-    def dnsmasq(self, records: dict[str, list[str]]) -> Dnsmasq:
-        d = Dnsmasq(self._dir("dnsmasq"), records)
+    def dnsmasq(self, records: dict[str, list[str]], local: bool = True) -> Dnsmasq:
+        d = Dnsmasq(self._dir("dnsmasq"), records, local)
         self.stack.callback(d.stop)
         return d.start()
 

@@ -11,7 +11,7 @@ import grpc
 
 from support import grpc_peer as g
 from support.config import cluster, route, single_listener
-from support.util import curl, free_port, wait_until
+from support.util import curl, wait_until
 
 H2 = "--http2-prior-knowledge"
 
@@ -107,7 +107,7 @@ def test_sidecars_log_both_ends_of_a_call_with_the_callers_identity(mesh, tmp_pa
     web_log, client_log = tmp_path / "web.log", tmp_path / "client.log"
     web_sidecar = mesh.sidecar("web-sidecar", control_plane, "web", web, app_protocol="http1",
                                extra_args=("--access-log", str(web_log)))
-    client = mesh.sidecar("client-sidecar", control_plane, "client", f"127.0.0.1:{free_port()}",
+    client = mesh.sidecar("client-sidecar", control_plane, "client", mesh.unused_address(),
                           upstreams=("web",), app_protocol="http1", extra_args=("--access-log", str(client_log)))
     wait_until(lambda: client.endpoints("web") == [web_sidecar.inbound], timeout=10, message="the client to know web")
     r = curl(f"http://127.0.0.1:{client.upstream_port('web')}/hello")

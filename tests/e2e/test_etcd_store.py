@@ -12,7 +12,8 @@ import pytest
 
 from support.etcd import EtcdCluster
 from support.proxy import run_cli
-from support.util import KeepAliveClient, free_port, port_open, wait_until
+from support.ports import free_port
+from support.util import KeepAliveClient, port_open, wait_until
 
 HEARTBEAT = "200ms"
 # How long a dead replica's instances outlive it (default 20s): shorter here,
@@ -82,7 +83,7 @@ def test_a_sidecar_on_one_replica_sees_an_instance_registered_through_the_other_
     a = replica(mesh, etcd, "replica-a")
     b = replica(mesh, etcd, "replica-b")
     root = root_file(a, tmp_path)
-    gateway = sidecar(mesh, a, a.address, root, "gateway-sidecar", "gateway", f"127.0.0.1:{free_port()}",
+    gateway = sidecar(mesh, a, a.address, root, "gateway-sidecar", "gateway", mesh.unused_address(),
                       upstreams=("user",), app_protocol="http1")
     user = sidecar(mesh, a, b.address, root, "user-sidecar", "user", mesh.http_backend("user"), start=False)
     user.launch()
@@ -174,7 +175,7 @@ def test_with_one_etcd_member_and_one_replica_killed_nothing_is_lost_and_traffic
     mesh.stack.callback(lambda: (haproxy.kill(), haproxy.wait(10)))
     users = [sidecar(mesh, a, service, root, f"user-{n}-sidecar", "user", mesh.http_backend(f"user-{n}"))
              for n in (1, 2)]
-    gateway = sidecar(mesh, a, service, root, "gateway-sidecar", "gateway", f"127.0.0.1:{free_port()}",
+    gateway = sidecar(mesh, a, service, root, "gateway-sidecar", "gateway", mesh.unused_address(),
                       upstreams=("user",), app_protocol="http1")
     expected = sorted(u.inbound for u in users)
     wait_until(lambda: sorted(gateway.endpoints("user")) == expected, 10, message="the gateway to know both users")

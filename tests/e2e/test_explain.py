@@ -10,7 +10,7 @@ import threading
 
 from support.config import cluster, route, single_listener
 from support.proxy import run_cli
-from support.util import curl, free_port, wait_until
+from support.util import curl, wait_until
 
 
 def test_a_standalone_proxy_explains_retries_and_its_own_answers(mesh):
@@ -91,7 +91,7 @@ def test_the_control_plane_finds_every_sidecar_that_saw_a_call(mesh):
     cp = mesh.control_plane(heartbeat="200ms")
     backend = mesh.http_backend("user-1")
     user = mesh.sidecar("user-1-sidecar", cp, "user", backend)
-    gw = mesh.sidecar("gateway-sidecar", cp, "gateway", f"127.0.0.1:{free_port()}", upstreams=("user",),
+    gw = mesh.sidecar("gateway-sidecar", cp, "gateway", mesh.unused_address(), upstreams=("user",),
                       app_protocol="http1")
     wait_until(lambda: gw.endpoints("user") == [user.inbound], 10, message="the gateway to know user")
     # The user app answers 503: the gateway's sidecar retries it (its default retry policy), then gives up.

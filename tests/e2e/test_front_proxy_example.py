@@ -14,7 +14,8 @@ from pathlib import Path
 
 from support import examples
 from support.proxy import http_get, run_cli
-from support.util import free_port, port_open, wait_until
+from support.ports import free_port
+from support.util import port_open, wait_until
 
 FRONT_PROXY = Path(__file__).resolve().parents[2] / "examples" / "front-proxy"
 USER_PORTS = ["127.0.0.1:50051", "127.0.0.1:50052", "127.0.0.1:50053"]

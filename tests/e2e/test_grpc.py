@@ -16,7 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from support import grpc_peer as g
 from support.config import cluster, route, single_listener
 from support.proxy import metric_sum
-from support.util import free_port, wait_until
+from support.util import wait_until
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def grpc_proxy(mesh):
     Anything else has no route."""
     g1 = mesh.grpc_backend("g1")
     reset = mesh.reset_backend("http2")
-    dead = f"127.0.0.1:{free_port()}"
+    dead = mesh.unused_address()
     svc = {"grpc": {"service": g.SERVICE}}
 
     def with_header(value):

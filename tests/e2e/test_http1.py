@@ -13,7 +13,7 @@ import pytest
 from support.config import cluster, route, single_listener
 from support.http_backend import pattern
 from support.rawhttp import RawHTTP, one_request, request_bytes
-from support.util import KeepAliveClient, curl, free_port
+from support.util import KeepAliveClient, curl
 
 
 @pytest.fixture
@@ -322,7 +322,7 @@ def assert_proxy_error(r, status: int, reason: str):
 
 def test_proxy_errors(mesh):
     live = mesh.http_backend("live")
-    dead_port = free_port()
+    dead = mesh.unused_address()
     reset = mesh.reset_backend()
     cfg = single_listener(
         [
@@ -331,7 +331,7 @@ def test_proxy_errors(mesh):
             route("reset", match={"pathPrefix": "/reset"}),
             route("live", match={"pathPrefix": "/live"}),
         ],
-        [cluster("live", [live]), cluster("dead", [f"127.0.0.1:{dead_port}"], connectTimeout="1s"),
+        [cluster("live", [live]), cluster("dead", [dead], connectTimeout="1s"),
          cluster("reset", [reset])])
     p = mesh.proxy(cfg)
 

@@ -18,7 +18,8 @@ import yaml
 
 from support.mesh import ControlPlane, _log_level
 from support.proxy import SwiftmeshProcess, binary_path
-from support.util import free_port, wait_until
+from support.ports import free_port
+from support.util import wait_until
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes"
 WEBHOOK_NAME = "swiftmesh-control-plane.swiftmesh-system.svc"

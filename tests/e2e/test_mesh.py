@@ -16,7 +16,7 @@ import pytest
 from support import grpc_peer as g
 from support.callers import assert_no_grpc_call_fails
 from support.proxy import http_get, run_cli
-from support.util import curl, free_port, wait_until
+from support.util import curl, wait_until
 
 # A TTL of three heartbeats: 600 ms.
 HEARTBEAT = "200ms"
@@ -36,7 +36,7 @@ def user_instances(mesh, control_plane, count: int, first: int = 1, processes: b
 def gateway_sidecar(mesh, control_plane, name: str = "gateway-sidecar", **kwargs):
     """The caller's sidecar: the test is its app, so its inbound side has no
     app behind it (nothing calls the gateway here)."""
-    return mesh.sidecar(name, control_plane, "gateway", f"127.0.0.1:{free_port()}", upstreams=("user",), **kwargs)
+    return mesh.sidecar(name, control_plane, "gateway", mesh.unused_address(), upstreams=("user",), **kwargs)
 
 
 def wait_endpoints(sidecar, expected: list[str], timeout: float = 5.0) -> None:
@@ -203,7 +203,7 @@ def test_http1_apps_talk_through_sidecars_over_http2(mesh):
     control_plane = mesh.control_plane(heartbeat=HEARTBEAT)
     web = mesh.http_backend("web-1")
     web_sidecar = mesh.sidecar("web-1-sidecar", control_plane, "web", web)  # found out: http1
-    client = mesh.sidecar("client-sidecar", control_plane, "client", f"127.0.0.1:{free_port()}", upstreams=("web",),
+    client = mesh.sidecar("client-sidecar", control_plane, "client", mesh.unused_address(), upstreams=("web",),
                           app_protocol="http1")
     wait_until(lambda: client.endpoints("web") == [web_sidecar.inbound], timeout=5, message="the client to know web")
     r = curl(f"http://127.0.0.1:{client.upstream_port('web')}/hello", "--http1.1", "-X", "POST", "--data-binary", "ping")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 from support import grpc_peer as g
-from support.util import curl, free_port, wait_until
+from support.util import curl, wait_until
 
 HEARTBEAT = "200ms"
 
@@ -39,7 +39,7 @@ def test_a_90_10_split_sends_about_a_tenth_of_the_calls_to_v2(mesh, tmp_path):
     backends = [mesh.grpc_backend(f"user-{i}") for i in range(3)]
     sidecars = [mesh.sidecar(f"user-{i}-sidecar", control_plane, "user", b, labels={"version": v})
                 for i, (b, v) in enumerate(zip(backends, versions))]
-    gateway = mesh.sidecar("gateway-sidecar", control_plane, "gateway", f"127.0.0.1:{free_port()}", upstreams=("user",))
+    gateway = mesh.sidecar("gateway-sidecar", control_plane, "gateway", mesh.unused_address(), upstreams=("user",))
     wait_until(lambda: len(gateway.endpoints("user")) == 3, timeout=5, message="three user instances")
 
     policy = tmp_path / "user.yaml"
@@ -75,7 +75,7 @@ def test_get_shows_services_instances_sidecars_and_policies(mesh, tmp_path):
     control_plane = mesh.control_plane(heartbeat=HEARTBEAT)
     backend = mesh.grpc_backend("user-1")
     user = mesh.sidecar("user-1-sidecar", control_plane, "user", backend, labels={"version": "v1"})
-    gateway = mesh.sidecar("gateway-sidecar", control_plane, "gateway", f"127.0.0.1:{free_port()}", upstreams=("user",))
+    gateway = mesh.sidecar("gateway-sidecar", control_plane, "gateway", mesh.unused_address(), upstreams=("user",))
     assert control_plane.cli("apply", "-f", "-", input_text=CANARY).returncode == 0
 
     services = control_plane.cli("get", "services")
@@ -137,7 +137,7 @@ def test_an_external_instance_registered_with_the_cli_gets_traffic(mesh):
     web = mesh.http_backend("web-outside")
     result = control_plane.cli("register", "--service", "web", "--address", web.address, "--protocol", "http1")
     assert result.returncode == 0, result.stderr
-    client = mesh.sidecar("client-sidecar", control_plane, "client", f"127.0.0.1:{free_port()}", upstreams=("web",))
+    client = mesh.sidecar("client-sidecar", control_plane, "client", mesh.unused_address(), upstreams=("web",))
     wait_until(lambda: client.endpoints("web") == [web.address], timeout=5, message="the client to know web")
     r = curl(f"http://127.0.0.1:{client.upstream_port('web')}/x", "--http1.1")
     assert r.status == 200 and r.header("x-backend") == "web-outside"
@@ -149,11 +149,11 @@ def test_a_snapshot_a_sidecar_refuses_is_visible_and_the_previous_one_kept(mesh)
     control_plane = mesh.control_plane(heartbeat=HEARTBEAT)
     web = mesh.http_backend("web-1")
     assert control_plane.cli("register", "--service", "web", "--address", web.address, "--protocol", "http1").returncode == 0
-    gateway = mesh.sidecar("gateway-sidecar", control_plane, "gateway", f"127.0.0.1:{free_port()}", upstreams=("web",))
+    gateway = mesh.sidecar("gateway-sidecar", control_plane, "gateway", mesh.unused_address(), upstreams=("web",))
     wait_until(lambda: gateway.endpoints("web") == [web.address], timeout=5, message="the web instance")
     # An HTTP/2 instance beside an HTTP/1.1 one: the gateway's sidecar
     # cannot balance one cluster over both, and says so.
-    outside = f"127.0.0.1:{free_port()}"
+    outside = mesh.unused_address()
     assert control_plane.cli("register", "--service", "web", "--address", outside, "--protocol", "http2").returncode == 0
 
     def refusal():
@@ -173,9 +173,9 @@ def test_a_service_is_in_the_mesh_or_outside_it(mesh):
     control_plane = mesh.control_plane(heartbeat=HEARTBEAT)
     mesh.sidecar("user-1-sidecar", control_plane, "user", mesh.grpc_backend("user-1"))
     status, body = control_plane.api("POST", "/api/v1/services/user/instances",
-                                     json.dumps({"address": f"127.0.0.1:{free_port()}", "protocol": "http2"}))
+                                     json.dumps({"address": mesh.unused_address(), "protocol": "http2"}))
     assert (status, body["path"]) == (409, "service") and "mutual TLS" in body["error"], body
-    assert control_plane.cli("register", "--service", "web", "--address", f"127.0.0.1:{free_port()}").returncode == 0
+    assert control_plane.cli("register", "--service", "web", "--address", mesh.unused_address()).returncode == 0
     web = mesh.sidecar("web-1-sidecar", control_plane, "web", mesh.http_backend("web-1"), wait_ready=False)
     wait_until(lambda: "has instances outside the mesh" in web.stderr_text(), timeout=10,
                message="the web sidecar to be told why it cannot register")

@@ -14,7 +14,7 @@ import subprocess
 from support.certs import Authority
 from support.identity_client import mesh_certificate_files
 from support.proxy import metric_sum
-from support.util import curl, free_port, wait_until
+from support.util import curl, wait_until
 
 HEARTBEAT = "200ms"
 GATEWAY_ID = "spiffe://swiftmesh.local/service/gateway"
@@ -28,7 +28,7 @@ def user_instance(mesh, control_plane, name: str = "user-1", **kwargs):
 
 def gateway(mesh, control_plane, **kwargs):
     """The caller's sidecar; the test is its app."""
-    return mesh.sidecar("gateway-sidecar", control_plane, "gateway", f"127.0.0.1:{free_port()}",
+    return mesh.sidecar("gateway-sidecar", control_plane, "gateway", mesh.unused_address(),
                         upstreams=("user",), app_protocol="http1", **kwargs)
 
 

@@ -5,7 +5,6 @@ openssl s_client and a TLS backend."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import ssl

@@ -10,7 +10,7 @@ import subprocess
 
 from support.proxy import binary_path
 from support.mesh import gateway_and_two_users
-from support.util import KeepAliveClient, free_port, wait_until
+from support.util import KeepAliveClient, wait_until
 
 
 def test_the_control_plane_shows_each_services_traffic_and_who_calls_whom(mesh):
@@ -74,6 +74,6 @@ def test_top_refreshes_until_stopped_and_says_when_the_control_plane_is_away(mes
         ready.close()
         process.terminate()
         process.wait(10)
-    away = subprocess.run([str(binary_path()), "top", "--once", "--control-plane", f"http://127.0.0.1:{free_port()}"],
+    away = subprocess.run([str(binary_path()), "top", "--once", "--control-plane", f"http://{mesh.unused_address()}"],
                           capture_output=True, text=True, timeout=30)
     assert away.returncode == 1 and "cannot reach the control plane" in away.stderr

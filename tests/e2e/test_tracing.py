@@ -10,7 +10,7 @@ from support import grpc_peer as g
 from support.config import cluster, route, single_listener
 from support.otlp import KIND_CLIENT, KIND_SERVER
 from support.proxy import metric_sum
-from support.util import curl, free_port, wait_until
+from support.util import curl, wait_until
 
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"
@@ -100,7 +100,7 @@ def test_b3_multi_and_single_headers_are_continued_in_their_own_form(mesh):
 
 def test_grpc_spans_follow_the_rpc_conventions_and_proxy_errors_mark_the_span(mesh):
     backend = mesh.grpc_backend("g1")
-    dead = f"127.0.0.1:{free_port()}"
+    dead = mesh.unused_address()
     receiver = mesh.otlp_receiver()
     p = mesh.proxy(single_listener(
         [route("dead", match={"grpc": {"service": g.SERVICE, "method": "Echo"}}), route("echo")],
@@ -128,7 +128,7 @@ def test_grpc_spans_follow_the_rpc_conventions_and_proxy_errors_mark_the_span(me
 def test_an_absent_receiver_costs_no_request_and_drops_are_counted(mesh):
     a = mesh.http_backend("a")
     p = mesh.proxy(single_listener([route("c")], [cluster("c", [a])], tracing={
-        "otlpEndpoint": f"http://127.0.0.1:{free_port()}"}))
+        "otlpEndpoint": f"http://{mesh.unused_address()}"}))
     for _ in range(20):
         assert curl(p.url("/x")).status == 200
     wait_until(lambda: metric_sum(p.metrics(), "swiftmesh_tracing_spans_total", result="dropped") == 20, 10,
@@ -142,7 +142,7 @@ def test_a_request_across_two_sidecars_makes_connected_client_and_server_spans(m
     cp = mesh.control_plane(heartbeat="200ms")
     backend = mesh.http_backend("user-1")
     user = mesh.sidecar("user-1-sidecar", cp, "user", backend, extra_args=tracing)
-    gw = mesh.sidecar("gateway-sidecar", cp, "gateway", f"127.0.0.1:{free_port()}", upstreams=("user",),
+    gw = mesh.sidecar("gateway-sidecar", cp, "gateway", mesh.unused_address(), upstreams=("user",),
                       app_protocol="http1", extra_args=tracing)
     wait_until(lambda: gw.endpoints("user") == [user.inbound], timeout=5, message="the gateway to know user")
     r = curl(f"http://127.0.0.1:{gw.upstream_port('user')}/users/7", "-H",

@@ -13,7 +13,8 @@ import threading
 from pathlib import Path
 from typing import Optional
 
-from .util import free_port, stop_child, wait_until
+from .ports import free_port
+from .util import stop_child, wait_until
 
 QTYPE_A = 1
 
@@ -69,9 +70,14 @@ class Dnsmasq:
     """dnsmasq in the foreground on 127.0.0.1:<free UDP port>, answering only
     from a hosts file (`records`: name -> [IPv4]); names under .test that are
     not in the file get NXDOMAIN. Changes: set_records() rewrites the file,
-    sends SIGHUP and waits until dnsmasq answers the new records."""
+    sends SIGHUP and waits until dnsmasq answers the new records.
 
-    def __init__(self, workdir: Path, records: dict[str, list[str]]):
+    With `local=False` dnsmasq is not the authority for .test and has no
+    upstream: what the file does not answer (AAAA of an IPv4-only name, an
+    unknown name) gets REFUSED, as from many resolvers."""
+
+    def __init__(self, workdir: Path, records: dict[str, list[str]], local: bool = True):
+        self.local = local
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.hosts = self.dir / "hosts"
@@ -100,7 +106,7 @@ class Dnsmasq:
                 "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
                 "--no-resolv", "--no-hosts", f"--addn-hosts={self.hosts}",
                 "--listen-address=127.0.0.1", "--bind-interfaces", f"--port={self.port}",
-                "--local=/test/", "--local-ttl=0", "--cache-size=0",
+                *(["--local=/test/"] if self.local else []), "--local-ttl=0", "--cache-size=0",
                 "--user=root", "--group=root", f"--pid-file={self.dir / 'dnsmasq.pid'}",
                 f"--log-facility={self.log}", "--log-queries",
             ]

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Optional
 
 from .proxy import LIVE
-from .util import free_ports, stop_child, wait_until
+from .ports import free_ports
+from .util import stop_child, wait_until
 
 
 class EtcdMember:

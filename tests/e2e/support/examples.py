@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .proxy import SwiftmeshProcess, binary_path
-from .util import free_port, port_open, wait_until
+from .ports import free_port
+from .util import port_open, wait_until
 
 
 class Example(SwiftmeshProcess):

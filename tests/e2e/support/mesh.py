@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .proxy import SwiftmeshProcess, binary_path, run_cli
-from .util import free_port, port_open, wait_until
+from .ports import free_port
+from .util import port_open, wait_until
 
 
 def _log_level() -> list[str]:

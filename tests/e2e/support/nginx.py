@@ -7,7 +7,8 @@ import subprocess
 from pathlib import Path
 from typing import Optional
 
-from .util import free_port, port_open, stop_child, wait_until
+from .ports import free_port
+from .util import port_open, stop_child, wait_until
 
 _CONF = """
 daemon off;
@@ -26,6 +27,7 @@ http {{
   keepalive_requests {keepalive_requests};
   server {{
     listen 127.0.0.1:{port} http2;
+{locations}
     location / {{
       add_header x-backend {name} always;
       add_header x-upstream-proto $server_protocol always;
@@ -44,9 +46,11 @@ http {{
 
 
 class NginxH2C:
-    def __init__(self, workdir: Path, name: str = "nginx", keepalive_requests: int = 100000):
-        """keepalive_requests: nginx sends GOAWAY after this many requests on a connection."""
+    def __init__(self, workdir: Path, name: str = "nginx", keepalive_requests: int = 100000, locations: str = ""):
+        """keepalive_requests: nginx sends GOAWAY after this many requests on
+        a connection; locations: more `location` blocks, before `location /`."""
         self.keepalive_requests = keepalive_requests
+        self.locations = locations
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.name = name
@@ -63,7 +67,7 @@ class NginxH2C:
             self.port = free_port()
             conf = self.dir / "nginx.conf"
             conf.write_text(_CONF.format(dir=self.dir, port=self.port, name=self.name,
-                                         keepalive_requests=self.keepalive_requests))
+                                         keepalive_requests=self.keepalive_requests, locations=self.locations))
             err = open(self.dir / "nginx.stderr", "ab")
             self.proc = subprocess.Popen(
                 ["nginx", "-p", str(self.dir), "-c", str(conf), "-e", str(self.dir / "error.log")],

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Optional
 
 from .proxy import LIVE
-from .util import free_port, port_open, stop_child, wait_until
+from .ports import free_port
+from .util import port_open, stop_child, wait_until
 
 _CONFIG = """
 global:

@@ -12,7 +12,8 @@ import subprocess
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from .util import free_port, port_open, to_yaml, wait_until
+from .ports import free_port
+from .util import port_open, to_yaml, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_BIN = REPO_ROOT / ".build" / "release" / "swiftmesh"

@@ -1,4 +1,4 @@
-"""Ports, bounded waits, a tiny YAML writer, and curl."""
+"""Bounded waits, child processes, a tiny YAML writer, and curl. (Ports: support/ports.py.)"""
 from __future__ import annotations
 
 import json
@@ -11,16 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 
-def free_port(host: str = "127.0.0.1", kind: int = socket.SOCK_STREAM) -> int:
-    """A port the kernel just handed out for `host` (bind to port 0, then release).
-
-    Only for processes that must be told a port up front (the proxy, nginx,
-    dnsmasq); Python peers bind port 0 themselves and report the port."""
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 def stop_child(proc: Optional[subprocess.Popen], timeout: float = 5.0) -> None:
     """SIGTERM, SIGKILL if it has not exited within `timeout`; always reaps."""
     if proc is None or proc.poll() is not None:
@@ -31,19 +21,6 @@ def stop_child(proc: Optional[subprocess.Popen], timeout: float = 5.0) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(5)
-
-
-def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """`count` different ports: every socket stays bound until all are
-    chosen, so the kernel cannot hand the same port out twice."""
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind((host, 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.05,
