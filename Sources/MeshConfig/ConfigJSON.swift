@@ -71,6 +71,7 @@ private struct ListenerJSON: Encodable {
     var tls: ListenerTLSJSON?
     var authorization: ListenerAuthorizationJSON?
     var direction: String
+    var pathNormalization: PathNormalizationJSON
     var routes: [RouteJSON]
 
     init(_ listener: ListenerConfig) {
@@ -84,8 +85,17 @@ private struct ListenerJSON: Encodable {
         tls = listener.tls.map(ListenerTLSJSON.init)
         authorization = listener.authorization.map(ListenerAuthorizationJSON.init)
         direction = listener.direction.rawValue
+        pathNormalization = PathNormalizationJSON(
+            enabled: listener.pathNormalization.enabled, mergeSlashes: listener.pathNormalization.mergeSlashes,
+            escapedSlashes: listener.pathNormalization.escapedSlashes.rawValue)
         routes = listener.routes.map(RouteJSON.init)
     }
+}
+
+private struct PathNormalizationJSON: Encodable {
+    var enabled: Bool
+    var mergeSlashes: Bool
+    var escapedSlashes: String
 }
 
 private struct LimitsJSON: Encodable {
@@ -264,7 +274,8 @@ private struct ClusterJSON: Encodable {
                 name: discovery.name,
                 port: discovery.port,
                 refresh: discovery.refresh.description,
-                resolver: discovery.resolver?.description
+                resolver: discovery.resolver?.description,
+                family: discovery.family.rawValue
             )
         }
     }
@@ -390,4 +401,5 @@ private struct DNSJSON: Encodable {
     var port: Int
     var refresh: String
     var resolver: String?
+    var family: String
 }

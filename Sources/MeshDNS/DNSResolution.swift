@@ -8,14 +8,19 @@ public struct DNSResolution: Sendable, Equatable {
     public var addresses: [String]
     /// The smallest TTL among the answers, in seconds; nil when there are none.
     public var ttl: UInt32?
+    /// Families whose query failed while another answered, with the error:
+    /// their addresses are missing from `addresses`, not known to be gone.
+    public var failedFamilies: [DNSAddressFamily: DNSLookupError]
 
-    public init(addresses: [String], ttl: UInt32?) {
+    public init(addresses: [String], ttl: UInt32?, failedFamilies: [DNSAddressFamily: DNSLookupError] = [:]) {
         self.addresses = addresses
         self.ttl = ttl
+        self.failedFamilies = failedFamilies
     }
 
     /// Merges the answers to the A and AAAA queries for one name.
-    init(merging answers: [DNSAnswer]) {
+    init(merging answers: [DNSAnswer], failedFamilies: [DNSAddressFamily: DNSLookupError] = [:]) {
+        self.failedFamilies = failedFamilies
         let packed = Set(answers.flatMap(\.addresses)).sorted { lhs, rhs in
             // 4-byte addresses first; within a family, bytes in network order sort numerically.
             lhs.count != rhs.count ? lhs.count < rhs.count : lhs.lexicographicallyPrecedes(rhs)

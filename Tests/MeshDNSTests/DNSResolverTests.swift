@@ -35,13 +35,40 @@ struct DNSResolverTests {
         }
     }
 
-    @Test func serverFailureOnEitherQueryFailsTheLookup() async throws {
+    /// Many resolvers refuse or fail AAAA for a name they hold only IPv4
+    /// addresses of: the A answer stands, and the failure is reported.
+    @Test func aFamilyThatFailsIsLeftOutAndNamed() async throws {
         let v4 = self.v4
+        for rcode: UInt16 in [2, 5] {
+            try await ScriptedDNSServer.with({ query, _ in
+                parts(of: query).type == 28 ? [reply(to: query, rcode: rcode)] : [reply(to: query, addresses: [v4])]
+            }) { server in
+                let resolution = try await resolver(server).resolve(name: "svc.test")
+                #expect(resolution.addresses == ["10.1.2.3"])
+                #expect(resolution.failedFamilies == [.v6: .serverFailure(rcode: Int(rcode))])
+            }
+        }
+    }
+
+    @Test func theLookupFailsWhenEveryFamilyFailed() async throws {
         try await ScriptedDNSServer.with({ query, _ in
-            parts(of: query).type == 28 ? [reply(to: query, rcode: 2)] : [reply(to: query, addresses: [v4])]
+            [reply(to: query, rcode: parts(of: query).type == 28 ? 5 : 2)]
         }) { server in
             await #expect(throws: DNSLookupError.serverFailure(rcode: 2)) {
                 try await resolver(server).resolve(name: "svc.test")
+            }
+        }
+    }
+
+    @Test func onlyTheFamiliesAskedForAreAsked() async throws {
+        let v6 = self.v6
+        try await ScriptedDNSServer.with({ query, _ in
+            parts(of: query).type == 28 ? [reply(to: query, addresses: [v6])] : [reply(to: query, rcode: 5)]
+        }) { server in
+            let resolution = try await resolver(server).resolve(name: "svc.test", families: [.v6])
+            #expect(resolution == DNSResolution(addresses: ["fd00::7"], ttl: 60))
+            await #expect(throws: DNSLookupError.serverFailure(rcode: 5)) {
+                try await resolver(server).resolve(name: "svc.test", families: [.v4])
             }
         }
     }

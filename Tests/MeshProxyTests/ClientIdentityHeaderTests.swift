@@ -31,6 +31,6 @@ struct ClientIdentityHeaderTests {
 
     @Test func removedFromTrailersToo() {
         let trailers = HTTPHeaders([("grpc-status", "0"), ("swiftmesh-client-identity", "forged")])
-        #expect(HeaderHygiene.upstreamRequestTrailers(trailers).map(\.name) == ["grpc-status"])
+        #expect(HeaderHygiene.forwardedTrailers(trailers, fromClient: true).map(\.name) == ["grpc-status"])
     }
 }

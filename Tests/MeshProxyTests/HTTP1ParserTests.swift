@@ -165,6 +165,8 @@ private func parseError(_ chunks: [String], kind: HTTP1Parser.Kind = .request, m
         // A bare CR must not end a line: it would reveal a field other parsers do not see.
         "POST / HTTP/1.1\r\nX: y\rZTransfer-Encoding: chunked\r\n\r\n",
         "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5 6\r\nhello\r\n0\r\n\r\n",
+        // Tokens compare as ASCII: a Kelvin sign folds to "k" in Unicode, never here.
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chun\u{212A}ed\r\n\r\n0\r\n\r\n",
     ])
     func malformedRequestsAreRefused(_ request: String) {
         guard case .malformed = parseError([request]) else {

@@ -335,6 +335,161 @@ private final class CodecHarness {
     }
 }
 
+/// RFC 9113 section 5.1's answers for frames on streams that are no
+/// longer open, and the other rules h2spec checks (sections 3.4, 5.1.1, 5.3.1).
+@Suite struct HTTP2ClosedStreamTests {
+    private func codes(_ frames: [WireFrame], _ type: UInt8) -> [UInt32] {
+        frames.filter { $0.type == type }.compactMap { frame in
+            frame.payload.getInteger(at: frame.payload.readerIndex + (type == HTTP2Wire.FrameType.goAway ? 4 : 0), as: UInt32.self)
+        }
+    }
+
+    private func resets(_ frames: [WireFrame]) -> [UInt32] { codes(frames, HTTP2Wire.FrameType.rstStream) }
+    private func goAways(_ frames: [WireFrame]) -> [UInt32] { codes(frames, HTTP2Wire.FrameType.goAway) }
+
+    /// The response ends the stream the client ended: both sides are done.
+    private func respond(_ harness: CodecHarness, _ stream: Int32) {
+        harness.write(HTTP2Frame(
+            streamID: HTTP2StreamID(stream),
+            payload: .headers(.init(headers: HPACKHeaders([(":status", "200")]), endStream: true))))
+        harness.channel.flush()
+    }
+
+    @Test func aWrongPrefaceIsAnsweredWithoutWaitingForItsLength() throws {
+        let harness = try CodecHarness(role: .server)
+        _ = try harness.written()
+        try harness.send(Array("INVALID".utf8))
+        #expect(goAways(try harness.written()) == [1])
+        #expect(!harness.channel.isActive)
+    }
+
+    @Test func dataAfterThePeersResetIsAStreamErrorStreamClosed() throws {
+        let harness = try CodecHarness.server()
+        try harness.send(harness.request(1, endStream: false) + harness.frame(HTTP2Wire.FrameType.rstStream, 0, 1, [0, 0, 0, 8]))
+        try harness.send(harness.frame(HTTP2Wire.FrameType.data, HTTP2Wire.Flag.endStream, 1, [1]))
+        #expect(resets(try harness.written()) == [5])
+        #expect(harness.channel.isActive)
+    }
+
+    @Test func headersAfterThePeersResetIsAStreamErrorStreamClosed() throws {
+        let harness = try CodecHarness.server()
+        try harness.send(harness.request(1, endStream: false) + harness.frame(HTTP2Wire.FrameType.rstStream, 0, 1, [0, 0, 0, 8]))
+        try harness.send(harness.request(1))
+        #expect(resets(try harness.written()) == [5])
+    }
+
+    @Test func framesAfterThePeersEndStreamAreAConnectionErrorStreamClosed() throws {
+        for late in [HTTP2Wire.FrameType.data, HTTP2Wire.FrameType.headers] {
+            let harness = try CodecHarness.server()
+            try harness.send(harness.request(1))
+            respond(harness, 1)
+            _ = try harness.written()
+            let frame = late == HTTP2Wire.FrameType.data
+                ? harness.frame(late, HTTP2Wire.Flag.endStream, 1, [1]) : try harness.request(1)
+            try harness.send(frame)
+            #expect(goAways(try harness.written()) == [5])
+            #expect(!harness.channel.isActive)
+        }
+    }
+
+    /// RFC 9113 section 5.4.2: a peer may send before our RST_STREAM reaches it; that is no error.
+    @Test func framesOnAStreamWeResetAreDropped() throws {
+        let harness = try CodecHarness.server()
+        try harness.send(harness.request(1, endStream: false))
+        harness.write(HTTP2Frame(streamID: 1, payload: .rstStream(.cancel)))
+        harness.channel.flush()
+        #expect(resets(try harness.written()) == [8])
+        try harness.send(harness.frame(HTTP2Wire.FrameType.data, 0, 1, [1, 2]) + harness.request(1))
+        let frames = try harness.written()
+        #expect(resets(frames).isEmpty && goAways(frames).isEmpty)
+        #expect(frames.map(\.type) == [HTTP2Wire.FrameType.windowUpdate])
+    }
+
+    @Test func aStreamLowerThanOneAlreadyOpenedIsAConnectionError() throws {
+        let harness = try CodecHarness.server()
+        try harness.send(harness.request(5))
+        try harness.send(harness.request(3))
+        #expect(goAways(try harness.written()) == [1])
+    }
+
+    @Test func headersThatDependOnTheirOwnStreamAreAStreamError() throws {
+        let harness = try CodecHarness.server()
+        let block = try harness.block([(":method", "GET"), (":scheme", "http"), (":path", "/"), (":authority", "a")])
+        let flags = HTTP2Wire.Flag.endHeaders | HTTP2Wire.Flag.endStream | HTTP2Wire.Flag.priority
+        try harness.send(harness.frame(HTTP2Wire.FrameType.headers, flags, 1, [0, 0, 0, 1, 255] + block))
+        #expect(resets(try harness.written()) == [1])
+        #expect(harness.recorder.frames.allSatisfy { $0.streamID != 1 })
+        // The block was decoded: the next request on the connection still decodes.
+        try harness.send(harness.request(3))
+        #expect(harness.recorder.frames.contains { $0.streamID == 3 })
+    }
+
+    @Test func priorityThatDependsOnItsOwnStreamIsAnError() throws {
+        let idle = try CodecHarness.server()
+        try idle.send(idle.frame(HTTP2Wire.FrameType.priority, 0, 1, [0, 0, 0, 1, 255]))
+        #expect(goAways(try idle.written()) == [1])
+
+        let open = try CodecHarness.server()
+        try open.send(open.request(1, endStream: false))
+        try open.send(open.frame(HTTP2Wire.FrameType.priority, 0, 1, [0, 0, 0, 1, 255]))
+        #expect(resets(try open.written()) == [1])
+        #expect(open.recorder.closed.map(\.streamID) == [1])
+    }
+
+    /// A client that sends malformed requests as fast as it could reset
+    /// streams meets the same limit (the handler resets them PROTOCOL_ERROR).
+    @Test func resetsForMalformedRequestsCountTowardTheLimit() throws {
+        let harness = try CodecHarness.server()
+        var stream: Int32 = 1
+        for _ in 0...HTTP2FloodGuard.maxResets {
+            try harness.send(harness.request(stream, endStream: false))
+            harness.write(HTTP2Frame(streamID: HTTP2StreamID(stream), payload: .rstStream(.protocolError)))
+            stream += 2
+        }
+        harness.channel.flush()
+        #expect(goAways(try harness.written()) == [0xB])
+        #expect(!harness.channel.isActive)
+    }
+
+    /// The proxy's own resets (an endpoint gone) never count against the client.
+    @Test func otherResetsOfTheHandlerDoNotCount() throws {
+        let harness = try CodecHarness.server()
+        var stream: Int32 = 1
+        for _ in 0...HTTP2FloodGuard.maxResets {
+            try harness.send(harness.request(stream, endStream: false))
+            harness.write(HTTP2Frame(streamID: HTTP2StreamID(stream), payload: .rstStream(.internalError)))
+            stream += 2
+        }
+        harness.channel.flush()
+        #expect(goAways(try harness.written()).isEmpty)
+        #expect(harness.channel.isActive)
+    }
+}
+
+@Suite struct HTTP2ClosedStreamsMemoryTests {
+    @Test func remembersHowThePeerClosedAndWhatItSkipped() {
+        var closed = HTTP2ClosedStreams()
+        closed.peerOpened(7, after: .rootStream)
+        #expect(closed.wasSkipped(1) && closed.wasSkipped(5) && !closed.wasSkipped(7) && !closed.wasSkipped(2))
+        closed.peerOpened(9, after: 7)
+        #expect(!closed.wasSkipped(9))
+        closed.peerClosed(7, .endStream)
+        closed.peerClosed(9, .reset)
+        #expect(closed.peerEnding(of: 7) == .endStream && closed.peerEnding(of: 9) == .reset)
+        #expect(closed.peerEnding(of: 11) == nil)
+    }
+
+    /// Bounded: the oldest are forgotten, and a forgotten stream is treated leniently.
+    @Test func forgetsTheOldestBeyondItsCapacity() {
+        var closed = HTTP2ClosedStreams()
+        for index in 0...HTTP2ClosedStreams.peerClosedCapacity {
+            closed.peerClosed(HTTP2StreamID(Int32(2 * index + 1)), .endStream)
+        }
+        #expect(closed.peerEnding(of: 1) == nil)
+        #expect(closed.peerEnding(of: 3) == .endStream)
+    }
+}
+
 @Suite struct HPACKFieldEncoderTests {
     private func roundTrip(_ fields: [(String, String)], neverIndexed: Bool = false) throws -> (HPACKHeaders, Int) {
         var block = HPACKHeaders()

@@ -46,6 +46,31 @@ import Testing
 
     @Test func keepsTrailersTE() {
         #expect(upstream([("te", "trailers")]).fields["te"] == ["trailers"])
+        #expect(upstream([("te", "Trailers;q=1, gzip")]).fields["te"] == ["trailers"])
+        // ASCII only: the dotted capital I lowercases to an i with a dot.
+        #expect(upstream([("te", "tra\u{130}lers")]).fields["te"] == [])
+    }
+
+    @Test func equalContentLengthsGoOnAsOne() {
+        #expect(upstream([("content-length", "5"), ("Content-Length", "5")]).fields["content-length"] == ["5"])
+        let response = HeaderHygiene.downstreamResponseFields(
+            HTTPHeaders([("content-length", "2"), ("content-length", "2")]), requestID: "rid")
+        #expect(response["content-length"] == ["2"])
+    }
+
+    /// RFC 9110 section 6.5.1: framing, routing and connection fields never travel in trailers.
+    @Test func trailersLoseFieldsTheyMayNotCarry() {
+        let trailers = HTTPHeaders([
+            ("grpc-status", "0"), ("Content-Length", "9"), ("host", "evil"), ("transfer-encoding", "chunked"),
+            ("connection", "close"), ("trailer", "x"), ("content-type", "text/plain"), ("x-checksum", "abc"),
+            ("swiftmesh-client-identity", "spiffe://forged"),
+        ])
+        let fromClient = HeaderHygiene.forwardedTrailers(trailers, fromClient: true)
+        #expect(fromClient.map(\.name) == ["grpc-status", "x-checksum"])
+        let fromEndpoint = HeaderHygiene.forwardedTrailers(trailers, fromClient: false)
+        #expect(fromEndpoint.map(\.name) == ["grpc-status", "x-checksum", "swiftmesh-client-identity"])
+        let grpc = HTTPHeaders([("grpc-status", "0"), ("grpc-message", "ok")])
+        #expect(HeaderHygiene.forwardedTrailers(grpc, fromClient: false) == grpc)
     }
 
     @Test func forwardingHeadersAndRequestID() {

@@ -11,8 +11,24 @@ import Testing
         #expect(ProtocolDetector.detect(buffer("GET / HTTP/1.1\r\n")) == .http1)
         #expect(ProtocolDetector.detect(buffer("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")) == .http2)
         #expect(ProtocolDetector.detect(buffer("PRI * HT")) == nil)
-        #expect(ProtocolDetector.detect(buffer("PRX")) == .http1)
+        #expect(ProtocolDetector.detect(buffer("PRX")) == nil)
+        #expect(ProtocolDetector.detect(buffer("PRX / HTTP/1.1\r\n")) == .http1)
         #expect(ProtocolDetector.detect(buffer("")) == nil)
+    }
+
+    /// A first line that is no HTTP/1 request line goes to HTTP/2, whose
+    /// codec answers a broken preface with GOAWAY; HTTP/1 lines, valid or
+    /// not, go to HTTP/1, whose parser answers them.
+    @Test func firstLinesThatAreNeitherGoToHTTP2() {
+        #expect(ProtocolDetector.detect(buffer("INVALID CONNECTION PREFACE\r\n\r\n")) == .http2)
+        #expect(ProtocolDetector.detect(buffer("hello\n")) == .http2)
+        #expect(ProtocolDetector.detect(buffer("GET /\r\n")) == .http2)
+        #expect(ProtocolDetector.detect(buffer("GET / HTTP/2.0\r\n")) == .http1)
+        #expect(ProtocolDetector.detect(buffer("G@RBAGE / HTTP/1.1\r\n")) == .http1)
+        #expect(ProtocolDetector.detect(buffer("GET / HTTP/1.1\n")) == .http1)
+        #expect(ProtocolDetector.detect(buffer("\r\nGET / HTTP/1.1\r\n")) == .http1)
+        #expect(ProtocolDetector.detect(buffer("GET /" + String(repeating: "a", count: 9000))) == .http1)
+        #expect(ProtocolDetector.detect(buffer("GET /" + String(repeating: "a", count: 100))) == nil)
     }
 
     /// Bytes that arrive split across reads are held, then replayed whole to the installed protocol.

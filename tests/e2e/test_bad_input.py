@@ -4,14 +4,16 @@ and `proxy`. After every bad request the proxy still serves a good one."""
 from __future__ import annotations
 
 import subprocess
+import time
 import textwrap
 
 import pytest
 
 from support.config import cluster, route, single_listener
 from support.proxy import binary_path, run_cli
-from support.rawhttp import END_HEADERS, END_STREAM, RawHTTP, h2_frame, h2_frames, hpack_literal_block, one_request, request_bytes
-from support.util import connect_refused, curl, free_port
+from support.rawhttp import END_HEADERS, END_STREAM, H2_PREFACE_AND_SETTINGS, RawHTTP, h2_frame, h2_frames, hpack_literal_block, one_request, request_bytes
+from support.ports import free_port
+from support.util import connect_refused, curl
 
 MAX_HEADER_BYTES = 8192
 MAX_HEADERS = 30
@@ -163,9 +165,6 @@ def test_h2_connection_error_sends_goaway_and_closes(limited):
     still_serves(p)
 
 
-H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(0x4, 0, 0, b"")
-
-
 def stream_one_reset_codes(p, raw: bytes) -> list[int]:
     """Sends `raw` (a client preface and frames) and waits for the proxy to
     reset stream 1; the RST_STREAM error codes it sent for that stream."""
@@ -193,7 +192,7 @@ def test_h2_malformed_header_block_resets_the_stream(limited, name, value):
     p, a = limited
     block = hpack_literal_block([(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/smuggle"),
                                  (b":authority", b"x"), (name, value)])
-    codes = stream_one_reset_codes(p, H2_PREFACE + h2_frame(0x1, END_STREAM | END_HEADERS, 1, block))
+    codes = stream_one_reset_codes(p, H2_PREFACE_AND_SETTINGS + h2_frame(0x1, END_STREAM | END_HEADERS, 1, block))
     assert codes == [0x1], f"RST_STREAM codes {codes}, expected PROTOCOL_ERROR (1)"
     assert a.count == 0 and a.count_path("/smuggle") == 0
     assert curl(p.url("/after"), "--http2-prior-knowledge").status == 200
@@ -209,7 +208,7 @@ def test_h2_request_body_must_match_its_content_length(limited, declared, sent):
     block = hpack_literal_block([(b":method", b"POST"), (b":scheme", b"http"), (b":path", b"/cl"),
                                  (b":authority", b"x"), (b"content-length", str(declared).encode())])
     codes = stream_one_reset_codes(
-        p, H2_PREFACE + h2_frame(0x1, END_HEADERS, 1, block) + h2_frame(0x0, END_STREAM, 1, sent))
+        p, H2_PREFACE_AND_SETTINGS + h2_frame(0x1, END_HEADERS, 1, block) + h2_frame(0x0, END_STREAM, 1, sent))
     assert codes == [0x1], f"RST_STREAM codes {codes}, expected PROTOCOL_ERROR (1)"
     assert curl(p.url("/after"), "--http2-prior-knowledge").status == 200
 
@@ -428,3 +427,37 @@ def test_proxy_refuses_invalid_config(tmp_path):
     assert proc.returncode == 1
     assert_error(proc.stderr, "listeners[0].routes[0].cluster", 'unknown cluster "usr"')
     assert connect_refused("127.0.0.1", port)
+
+
+def test_a_refused_request_still_being_sent_gets_its_answer(limited):
+    """A 200 KB header block is refused (431) before it has all arrived.
+    Closing at once would leave the rest unread, and the kernel answers
+    unread bytes with a reset that discards the 431 before the client reads
+    it. The proxy ends its side after the answer, reads and drops the rest
+    for a bounded time and byte count (a lingering close), then closes."""
+    p, a = limited
+    fill = b"".join(b"X-Fill-%d: %s\r\n" % (i, b"v" * 1000) for i in range(200))
+    with RawHTTP(p.host, p.port, timeout=10) as conn:
+        conn.send(b"GET /big HTTP/1.1\r\nHost: x\r\n" + fill + b"\r\n")
+        resp = conn.read_response()
+        assert resp.status == 431 and resp.header("swiftmesh-proxy-error") == "headers_too_large"
+        assert resp.header("connection") == "close"
+        assert conn.closed_by_peer(5), "the proxy closes once the client is done"
+    assert a.count == 0
+    still_serves(p)
+
+
+def test_a_lingering_close_is_bounded(limited):
+    """A client that keeps sending after its answer does not keep the
+    connection: the proxy closes after at most 2 s or 1 MiB."""
+    p, _ = limited
+    with RawHTTP(p.host, p.port, timeout=10) as conn:
+        conn.send(b"G@RBAGE / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert conn.read_response().status == 400
+        started = time.monotonic()
+        try:
+            while time.monotonic() - started < 8:
+                conn.send(b"x" * 65536)
+        except OSError:
+            pass
+        assert time.monotonic() - started < 5, "the lingering close did not end within its bounds"

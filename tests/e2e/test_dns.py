@@ -130,3 +130,32 @@ def test_name_without_records_has_no_endpoints(mesh):
     assert r.status == 503, (r.status, r.headers, r.body[:200])
     assert r.header("swiftmesh-proxy-error") == "no_endpoints"
     assert r.header("x-request-id")
+
+
+def test_a_resolver_that_refuses_aaaa_still_gives_the_ipv4_endpoints(mesh):
+    """dnsmasq without an upstream answers A from its file and REFUSED for
+    AAAA: `family: auto` uses the family that answered."""
+    backend = mesh.http_backend("v4only", host="127.0.0.2")
+    dns = mesh.dnsmasq({"svc.test": [backend.host]}, local=False)
+    cfg = single_listener([route("svc")], [cluster("svc", dns={
+        "name": "svc.test", "port": backend.port, "refresh": "1s", "resolver": dns.address})])
+    p = mesh.proxy(cfg)
+    wait_until(lambda: curl(p.url("/x"), "--http1.1").status == 200, 5, message="the IPv4 endpoint to get traffic")
+    clusters = {c["name"]: c for c in p.admin_json("/clusters")["clusters"]}
+    assert [e["address"] for e in clusters["svc"]["endpoints"]] == [f"127.0.0.2:{backend.port}"]
+    assert p.admin_json("/config")["clusters"][0]["dns"]["family"] == "auto"
+    assert "dns lookup of one address family failed" in p.stderr_tail()
+
+
+def test_family_v6_asks_only_for_aaaa(mesh):
+    backend = mesh.http_backend("v4only", host="127.0.0.2")
+    dns = mesh.dnsmasq({"svc.test": [backend.host]}, local=False)
+    cfg = single_listener([route("svc")], [cluster("svc", dns={
+        "name": "svc.test", "port": backend.port, "refresh": "1s", "resolver": dns.address, "family": "v6"})])
+    before = len(dns.log.read_text())  # dnsmasq's own start-up check asked for A
+    p = mesh.proxy(cfg, wait="listeners")
+    r = curl(p.url("/x"), "--http1.1")
+    assert r.status == 503 and r.header("swiftmesh-proxy-error") == "no_endpoints"
+    wait_until(lambda: "query[AAAA] svc.test" in dns.log.read_text()[before:], 5,
+               message="dnsmasq to log the AAAA query")
+    assert "query[A] svc.test" not in dns.log.read_text()[before:]

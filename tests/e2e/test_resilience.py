@@ -10,11 +10,8 @@ import pytest
 
 from support import grpc_peer as g
 from support.config import cluster, route, single_listener
-from support.rawhttp import RawHTTP, h2_frames, request_bytes
+from support.rawhttp import H2_PREFACE_AND_SETTINGS, RawHTTP, h2_frames, request_bytes
 from support.util import KeepAliveClient, curl, established_to, wait_until
-
-H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-EMPTY_SETTINGS = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
 
 
 def fault_route(prefix: str, fault: dict, cluster_name: str = "app", **fields) -> dict:
@@ -179,7 +176,7 @@ def test_idle_client_connections_are_closed(mesh):
         assert conn.closed_by_peer(5), "a silent connection stays open"
     # HTTP/2: GOAWAY, then the close.
     with RawHTTP(p.host, p.port, timeout=10) as conn:
-        conn.send(H2_PREFACE + EMPTY_SETTINGS)
+        conn.send(H2_PREFACE_AND_SETTINGS)
         assert conn.closed_by_peer(5), "an idle HTTP/2 connection stays open"
         assert any(ftype == 0x7 for ftype, _, _, _ in h2_frames(conn.buf)), "no GOAWAY before the close"
 

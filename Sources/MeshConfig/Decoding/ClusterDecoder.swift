@@ -109,7 +109,7 @@ extension ProxyConfigDecoder {
     }
 
     private mutating func dnsDiscovery(_ node: ConfigNode) -> DNSDiscovery? {
-        guard let fields = reader.mapping(node, keys: ["name", "port", "refresh", "resolver"]) else { return nil }
+        guard let fields = reader.mapping(node, keys: ["name", "port", "refresh", "resolver", "family"]) else { return nil }
         let name = reader.required("name", in: fields, hint: "add the name to resolve, e.g. \"name: user.default.svc.cluster.local\"")
             .flatMap { dnsName($0) }
         let port = reader.required("port", in: fields, hint: "add the port the endpoints serve on, e.g. \"port: 8080\"")
@@ -122,8 +122,11 @@ extension ProxyConfigDecoder {
                 "the resolver must be an IP address, since finding it by name would itself need DNS"
             }
         }
-        guard let name, let port else { return nil }
-        return DNSDiscovery(name: name, port: port, refresh: refresh ?? DNSDiscovery.defaultRefresh, resolver: resolver)
+        let family = fields["family"].flatMap { reader.choice($0, of: DNSDiscovery.Family.self) }
+        guard let name, let port, !fields.has("family") || family != nil else { return nil }
+        return DNSDiscovery(
+            name: name, port: port, refresh: refresh ?? DNSDiscovery.defaultRefresh, resolver: resolver,
+            family: family ?? .auto)
     }
 
     private mutating func dnsName(_ node: ConfigNode) -> String? {

@@ -1,6 +1,8 @@
 extension ProxyConfigDecoder {
     mutating func listener(_ node: ConfigNode) -> ListenerConfig? {
-        guard let fields = reader.mapping(node, keys: ["name", "listen", "limits", "idleTimeout", "tls", "authorization", "direction", "routes"]) else { return nil }
+        guard let fields = reader.mapping(node, keys: [
+            "name", "listen", "limits", "idleTimeout", "tls", "authorization", "direction", "pathNormalization", "routes",
+        ]) else { return nil }
         let name = reader.required("name", in: fields, hint: "add e.g. \"name: ingress\"")
             .flatMap { definedName($0, recordIn: \.listenerNames) }
         let listen = reader.required("listen", in: fields, hint: "add e.g. \"listen: 127.0.0.1:8080\"")
@@ -10,20 +12,40 @@ extension ProxyConfigDecoder {
         let tls = fields["tls"].flatMap { listenerTLS($0) }
         let authorization = fields["authorization"].flatMap { listenerAuthorization($0) }
         let direction = fields["direction"].flatMap { reader.choice($0, of: TrafficDirection.self) }
+        let pathNormalization = fields["pathNormalization"].flatMap { self.pathNormalization($0) }
         let routes = reader.required("routes", in: fields, hint: "add at least one route")
             .flatMap { reader.list($0, of: "routes", atLeastOne: "route") }
             .map { $0.compactMap { route($0) } }
 
         guard let name, let listen, let routes else { return nil }
         if fields.has("tls") && tls == nil || fields.has("authorization") && authorization == nil
-            || fields.has("direction") && direction == nil {
+            || fields.has("direction") && direction == nil || fields.has("pathNormalization") && pathNormalization == nil {
             return nil
         }
         return ListenerConfig(
             name: name, listen: listen, routes: routes, limits: limits ?? ListenerLimits(),
             idleTimeout: idleTimeout ?? ListenerConfig.defaultIdleTimeout, tls: tls, authorization: authorization,
-            direction: direction ?? .outbound
+            direction: direction ?? .outbound, pathNormalization: pathNormalization ?? PathNormalizationConfig()
         )
+    }
+
+    private mutating func pathNormalization(_ node: ConfigNode) -> PathNormalizationConfig? {
+        guard let fields = reader.mapping(node, keys: ["enabled", "mergeSlashes", "escapedSlashes"]) else {
+            return nil
+        }
+        let enabled = fields["enabled"].flatMap { reader.bool($0) }
+        let mergeSlashes = fields["mergeSlashes"].flatMap { reader.bool($0) }
+        let escapedSlashes = fields["escapedSlashes"].flatMap {
+            reader.choice($0, of: PathNormalizationConfig.EscapedSlashes.self)
+        }
+        if fields.has("enabled") && enabled == nil || fields.has("mergeSlashes") && mergeSlashes == nil
+            || fields.has("escapedSlashes") && escapedSlashes == nil {
+            return nil
+        }
+        let defaults = PathNormalizationConfig()
+        return PathNormalizationConfig(
+            enabled: enabled ?? defaults.enabled, mergeSlashes: mergeSlashes ?? defaults.mergeSlashes,
+            escapedSlashes: escapedSlashes ?? defaults.escapedSlashes)
     }
 
     private mutating func limits(_ node: ConfigNode) -> ListenerLimits? {

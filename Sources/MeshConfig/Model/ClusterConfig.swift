@@ -110,13 +110,28 @@ public struct DNSDiscovery: Sendable, Equatable {
     public var refresh: MeshDuration
     /// The DNS server asked. Nil: the first nameserver of /etc/resolv.conf.
     public var resolver: HostPort?
+    /// Which address records are asked for. Default auto.
+    public var family: Family
+
+    /// `auto`: A and AAAA, using whichever answered (a resolver that refuses
+    /// or fails one family, as many do for AAAA, still yields endpoints);
+    /// `v4`: A only; `v6`: AAAA only.
+    public enum Family: String, Sendable, Equatable, CaseIterable {
+        case auto
+        case v4
+        case v6
+    }
 
     public static let defaultRefresh = MeshDuration.seconds(5)
 
-    public init(name: String, port: Int, refresh: MeshDuration = DNSDiscovery.defaultRefresh, resolver: HostPort? = nil) {
+    public init(
+        name: String, port: Int, refresh: MeshDuration = DNSDiscovery.defaultRefresh, resolver: HostPort? = nil,
+        family: Family = .auto
+    ) {
         self.name = name
         self.port = port
         self.refresh = refresh
         self.resolver = resolver
+        self.family = family
     }
 }

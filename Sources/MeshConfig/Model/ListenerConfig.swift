@@ -18,15 +18,19 @@ public struct ListenerConfig: Sendable, Equatable {
     /// Which way the listener's traffic goes, seen from the service beside
     /// the proxy: the `direction` label of its metrics. Default outbound.
     public var direction: TrafficDirection
+    /// How request paths are read before routing and authorization, and forwarded.
+    public var pathNormalization: PathNormalizationConfig
 
     public static let defaultIdleTimeout = MeshDuration.seconds(3600)
 
     public init(
         name: String, listen: HostPort, routes: [RouteConfig], limits: ListenerLimits = ListenerLimits(),
         idleTimeout: MeshDuration = ListenerConfig.defaultIdleTimeout, tls: ListenerTLSConfig? = nil,
-        authorization: AuthorizationConfig? = nil, direction: TrafficDirection = .outbound
+        authorization: AuthorizationConfig? = nil, direction: TrafficDirection = .outbound,
+        pathNormalization: PathNormalizationConfig = PathNormalizationConfig()
     ) {
         self.authorization = authorization
+        self.pathNormalization = pathNormalization
         self.direction = direction
         self.name = name
         self.listen = listen
@@ -60,5 +64,39 @@ public struct ListenerLimits: Sendable, Equatable {
     ) {
         self.maxRequestHeaderBytes = maxRequestHeaderBytes
         self.maxRequestHeaders = maxRequestHeaders
+    }
+}
+
+/// How a listener reads a request's path before routing and authorization
+/// decide on it, and what it forwards: the same path the app will read, so
+/// that a rule for `/admin/*` cannot be passed by `/%61dmin/x`, `/a/../admin/x`
+/// or `//admin/x`. As Envoy's `normalize_path`, `merge_slashes` and
+/// `path_with_escaped_slashes_action`.
+public struct PathNormalizationConfig: Sendable, Equatable {
+    /// What to do with `%2F` and `%5C` (an encoded slash or backslash),
+    /// which apps disagree about: some decode them into separators.
+    public enum EscapedSlashes: String, Sendable, Equatable, CaseIterable {
+        /// 400: the request is refused.
+        case reject
+        /// Left encoded, part of their segment, for apps that never decode them.
+        case keep
+        /// Decoded into `/` before the path is normalized and forwarded.
+        case unescape
+    }
+
+    /// RFC 3986 section 6 normalization: percent-encoded unreserved
+    /// characters decoded, other escapes upper-cased, `.` and `..` segments
+    /// resolved; off, paths are routed and forwarded as sent (and a listener
+    /// with authorization refuses the ambiguous ones). Default true.
+    public var enabled: Bool
+    /// `//` read as `/`. Default true.
+    public var mergeSlashes: Bool
+    /// Default `reject`.
+    public var escapedSlashes: EscapedSlashes
+
+    public init(enabled: Bool = true, mergeSlashes: Bool = true, escapedSlashes: EscapedSlashes = .reject) {
+        self.enabled = enabled
+        self.mergeSlashes = mergeSlashes
+        self.escapedSlashes = escapedSlashes
     }
 }

@@ -29,11 +29,17 @@ enum HeaderHygiene {
         var hasHost = false
         var expectsContinue = false
 
+        var hasContentLength = false
+
         /// Keeps a field unless it is one the proxy sets itself.
         func take(_ name: String, _ value: String) {
             switch name.utf8.count {
             case 4 where name.equalsIgnoringASCIICase("host"):
                 hasHost = true
+            case 14 where name.equalsIgnoringASCIICase("content-length"):
+                // Repeats were checked equal when parsed: one goes on.
+                guard !hasContentLength else { return }
+                hasContentLength = true
             case 12 where name.equalsIgnoringASCIICase("x-request-id"):
                 return
             case 15 where clientIP != nil && name.equalsIgnoringASCIICase("x-forwarded-for"):
@@ -89,13 +95,31 @@ enum HeaderHygiene {
         return (HTTPHeaders(kept), expectsContinue)
     }
 
-    /// Trailers a client sends on: like the head, they may not carry a
-    /// field only the proxy sets.
-    static func upstreamRequestTrailers(_ trailers: HTTPHeaders) -> HTTPHeaders {
-        guard trailers.contains(name: clientIdentityHeader) else { return trailers }
-        var kept = trailers
-        kept.remove(name: clientIdentityHeader)
-        return kept
+    /// Trailers as they travel on, either way: without the fields a
+    /// trailer section may not carry (RFC 9110 section 6.5.1: framing,
+    /// routing, connection-specific and content-processing fields such as
+    /// `Content-Length`, `Host`, `Transfer-Encoding`, `Connection`), which
+    /// a peer could otherwise take for the head's; a client's also without
+    /// a field only the proxy sets. Trailers with none of them (gRPC's
+    /// always) are returned as they are.
+    static func forwardedTrailers(_ trailers: HTTPHeaders, fromClient: Bool) -> HTTPHeaders {
+        func isRefused(_ name: String) -> Bool {
+            switch name.utf8.count {
+            case 2: name.equalsIgnoringASCIICase("te")
+            case 4: name.equalsIgnoringASCIICase("host")
+            case 7: name.equalsIgnoringASCIICase("upgrade") || name.equalsIgnoringASCIICase("trailer")
+            case 10: name.equalsIgnoringASCIICase("connection") || name.equalsIgnoringASCIICase("keep-alive")
+            case 12: name.equalsIgnoringASCIICase("content-type")
+            case 13: name.equalsIgnoringASCIICase("content-range")
+            case 14: name.equalsIgnoringASCIICase("content-length")
+            case 16: name.equalsIgnoringASCIICase("proxy-connection") || name.equalsIgnoringASCIICase("content-encoding")
+            case 17: name.equalsIgnoringASCIICase("transfer-encoding")
+            case 25: fromClient && name.equalsIgnoringASCIICase("swiftmesh-client-identity")
+            default: false
+            }
+        }
+        guard trailers.contains(where: { isRefused($0.name) }) else { return trailers }
+        return HTTPHeaders(trailers.filter { !isRefused($0.name) }.map { ($0.name, $0.value) })
     }
 
     /// The fields a response carries to the client, in one pass:
@@ -105,11 +129,17 @@ enum HeaderHygiene {
         var kept: [(String, String)] = []
         kept.reserveCapacity(headers.count + 1)
         var hopByHop = HopByHop()
+        var hasContentLength = false
         for (name, value) in headers {
             let value = trimmingPadding(value)
             if hopByHop.isConnectionSpecific(name, value)
                 || (name.utf8.count == 12 && name.equalsIgnoringASCIICase("x-request-id")) {
                 continue
+            }
+            if name.utf8.count == 14 && name.equalsIgnoringASCIICase("content-length") {
+                // Repeats were checked equal when parsed: one goes on.
+                guard !hasContentLength else { continue }
+                hasContentLength = true
             }
             kept.append((name, value))
         }
@@ -135,7 +165,11 @@ enum HeaderHygiene {
             switch name.utf8.count {
             case 2:
                 guard name.equalsIgnoringASCIICase("te") else { return false }
-                keepsTrailers = keepsTrailers || value.lowercased().contains("trailers")
+                keepsTrailers = keepsTrailers || value.split(separator: ",").contains {
+                    // `t-codings`: a coding, maybe with parameters after `;`; ASCII case only.
+                    let coding = $0.prefix { $0 != ";" }.trimmingOptionalWhitespace()
+                    return coding.utf8.equalsIgnoringASCIICase("trailers".utf8)
+                }
             case 7:
                 return name.equalsIgnoringASCIICase("upgrade")
             case 10:

@@ -118,6 +118,7 @@ final class ProxyExchange {
 
     /// Routes `head` and asks the chosen endpoint's pool for a connection or stream.
     func start(head: HTTPRequestHead, hasBody: Bool, listener: CompiledListener?) {
+        var head = head
         requestHasBody = hasBody
         decisions.method = head.method
         decisions.path = RequestDecisions.recordedPath(of: head.uri)
@@ -133,12 +134,28 @@ final class ProxyExchange {
             fail(error)
             return
         }
-        let path = RouteMatcher.path(ofTarget: head.uri)
-        if let listener, let authorization = listener.authorization {
-            if let ambiguity = ListenerAuthorization.ambiguity(in: head.uri, path: path) {
+        if let reason = RequestAuthority.check(&head) {
+            fail(.badRequest(reason))
+            return
+        }
+        let path: Substring
+        switch listener?.pathNormalizer?.normalize(target: head.uri) {
+        case .rejected(let reason):
+            fail(.badRequest(reason))
+            return
+        case .accepted(let normalized, let normalizedPath):
+            if let normalized {
+                head.uri = normalized
+            }
+            path = normalizedPath
+        case nil:
+            path = RouteMatcher.path(ofTarget: head.uri)
+            if listener?.authorization != nil, let ambiguity = ListenerAuthorization.ambiguity(in: head.uri, path: path) {
                 fail(.badRequest("\(ambiguity): the listener's authorization decides on paths as sent, so this one is refused"))
                 return
             }
+        }
+        if let listener, let authorization = listener.authorization {
             guard authorize(head, path: path, listener: listener, by: authorization) else {
                 fail(.forbidden)
                 return
@@ -336,7 +353,7 @@ final class ProxyExchange {
         if case .end(let trailers) = part {
             requestEnded = true
             if let trailers {
-                part = .end(HeaderHygiene.upstreamRequestTrailers(trailers))
+                part = .end(HeaderHygiene.forwardedTrailers(trailers, fromClient: true))
             }
         }
         if replay != nil {
@@ -421,7 +438,7 @@ final class ProxyExchange {
             if isGRPC, let trailers {
                 noteGRPCStatus(trailers)
             }
-            downstream.writeEnd(trailers: trailers)
+            downstream.writeEnd(trailers: trailers.map { HeaderHygiene.forwardedTrailers($0, fromClient: false) })
             finish(error: nil)
         }
     }

@@ -413,14 +413,17 @@ struct HTTP1Parser {
         value.split(separator: ",").map { $0.trimmingOptionalWhitespace() }
     }
 
+    // Codings compare as ASCII only: Unicode case folding would take
+    // "chun\u{212A}ed" (a Kelvin sign) for chunked, a spelling no other
+    // parser on the way reads the same.
     private static func isExactlyChunked(_ values: [String]) -> Bool {
         let all = values.flatMap(codings)
-        return all.count == 1 && all[0].lowercased() == "chunked"
+        return all.count == 1 && all[0].utf8.equalsIgnoringASCIICase("chunked".utf8)
     }
 
     private static func isChunkedLast(_ values: [String]) -> Bool {
         let all = values.flatMap(codings)
-        return all.last?.lowercased() == "chunked"
+        return all.last?.utf8.equalsIgnoringASCIICase("chunked".utf8) ?? false
     }
 
     // MARK: Bytes

@@ -7,11 +7,14 @@ import NIOHTTP2
 extension HTTP2ConnectionCodec {
     func readFrames(from buffer: inout ByteBuffer, _ context: ChannelHandlerContext) throws(HTTP2ConnectionError) {
         if awaitingPreface {
+            // Checked as far as it has arrived: a wrong start is answered at once.
             let length = HTTP2Wire.clientPreface.count
-            guard buffer.readableBytes >= length else { return }
-            guard buffer.readBytes(length: length) == HTTP2Wire.clientPreface else {
+            let arrived = min(buffer.readableBytes, length)
+            guard buffer.readableBytesView.prefix(arrived).elementsEqual(HTTP2Wire.clientPreface.prefix(arrived)) else {
                 throw HTTP2ConnectionError(.protocolError, "the connection did not start with the HTTP/2 preface")
             }
+            guard arrived == length else { return }
+            buffer.moveReaderIndex(forwardBy: length)
             awaitingPreface = false
         }
         while !failed, let length = buffer.peekHTTP2FrameLength() {
@@ -40,11 +43,7 @@ extension HTTP2ConnectionCodec {
         case HTTP2Wire.FrameType.data: try readData(header, &payload, context)
         case HTTP2Wire.FrameType.headers: try readHeaders(header, &payload, context)
         case HTTP2Wire.FrameType.continuation: try readContinuation(header, &payload, context)
-        case HTTP2Wire.FrameType.priority:
-            try requireStream(header)
-            guard header.length == 5 else {
-                throw HTTP2ConnectionError(.frameSizeError, "a PRIORITY frame not 5 bytes long")
-            }
+        case HTTP2Wire.FrameType.priority: try readPriority(header, &payload, context)
         case HTTP2Wire.FrameType.rstStream: try readReset(header, &payload, context)
         case HTTP2Wire.FrameType.settings: try readSettings(header, &payload, context)
         case HTTP2Wire.FrameType.pushPromise:
@@ -78,6 +77,49 @@ extension HTTP2ConnectionCodec {
         }
         payload.moveWriterIndex(to: payload.writerIndex - Int(padding))
         return Int(padding)
+    }
+
+    /// The stream a PRIORITY block (of a HEADERS or PRIORITY frame) makes the stream depend on.
+    private func readDependency(_ payload: inout ByteBuffer) -> HTTP2StreamID? {
+        guard let raw = payload.readInteger(as: UInt32.self), payload.readInteger(as: UInt8.self) != nil else {
+            return nil
+        }
+        return HTTP2StreamID(Int32(bitPattern: raw & 0x7FFF_FFFF))
+    }
+
+    /// Priority signals are ignored (RFC 9113 section 5.3.2), but a stream
+    /// may not depend on itself (section 5.3.1): a stream error when the
+    /// stream was opened; on an idle one, which cannot be reset, the
+    /// connection's (section 5.4.1 allows treating a stream error so).
+    private func readPriority(_ header: HTTP2FrameHeader, _ payload: inout ByteBuffer, _ context: ChannelHandlerContext)
+        throws(HTTP2ConnectionError) {
+        try requireStream(header)
+        guard header.length == 5, let dependency = readDependency(&payload) else {
+            throw HTTP2ConnectionError(.frameSizeError, "a PRIORITY frame not 5 bytes long")
+        }
+        guard dependency == header.streamID else { return }
+        if isIdle(header.streamID) {
+            throw HTTP2ConnectionError(.protocolError, "PRIORITY making stream \(header.streamID) depend on itself")
+        }
+        try streamError(header.streamID, .protocolError, context)
+    }
+
+    /// A frame on a stream that is neither idle nor open (RFC 9113 section
+    /// 5.1, "closed"): the peer's error when it had closed the stream
+    /// itself; dropped (false) when the stream may be one we reset, whose
+    /// peer could not know yet. True when it was answered.
+    private func frameOnClosedStream(_ id: HTTP2StreamID, _ kind: String, _ context: ChannelHandlerContext)
+        throws(HTTP2ConnectionError) -> Bool {
+        switch closedStreams.peerEnding(of: id) {
+        case .endStream:
+            throw HTTP2ConnectionError(.streamClosed, "\(kind) on stream \(id) after its END_STREAM")
+        case .reset:
+            try streamError(id, .streamClosed, context)
+            return true
+        case nil:
+            guard closedStreams.wasSkipped(id) else { return false }
+            throw HTTP2ConnectionError(.protocolError, "\(kind) on stream \(id), lower than a stream already opened")
+        }
     }
 
     /// The peer reset a stream, or we did for a stream error: counted against `HTTP2FloodGuard`.
@@ -117,7 +159,9 @@ extension HTTP2ConnectionCodec {
             // connection's credit comes back once the read completes.
             droppedDataCredit += length
             if streams[header.streamID] != nil {
-                try streamError(header.streamID, .streamClosed, context)
+                try streamError(header.streamID, .streamClosed, context)  // half-closed (remote)
+            } else {
+                _ = try frameOnClosedStream(header.streamID, "DATA", context)
             }
             return
         }
@@ -143,19 +187,23 @@ extension HTTP2ConnectionCodec {
         throws(HTTP2ConnectionError) {
         try requireStream(header)
         _ = try stripPadding(header, &payload)
+        var dependsOnItself = false
         if header.has(HTTP2Wire.Flag.priority) {
-            guard payload.readSlice(length: 5) != nil else {
+            guard let dependency = readDependency(&payload) else {
                 throw HTTP2ConnectionError(.protocolError, "HEADERS too short for its priority")
             }
+            dependsOnItself = dependency == header.streamID
         }
         let endStream = header.has(HTTP2Wire.Flag.endStream)
         if header.has(HTTP2Wire.Flag.endHeaders) {
-            try headerBlockComplete(header.streamID, endStream: endStream, &payload, context)
+            try headerBlockComplete(
+                header.streamID, endStream: endStream, dependsOnItself: dependsOnItself, &payload, context)
         } else {
             var fragments = context.channel.allocator.buffer(capacity: payload.readableBytes * 2)
             fragments.writeBuffer(&payload)
             headerBlock = PartialHeaderBlock(
-                streamID: header.streamID, endStream: endStream, fragments: fragments, frames: 1)
+                streamID: header.streamID, endStream: endStream, dependsOnItself: dependsOnItself,
+                fragments: fragments, frames: 1)
         }
     }
 
@@ -172,14 +220,17 @@ extension HTTP2ConnectionCodec {
         }
         if header.has(HTTP2Wire.Flag.endHeaders) {
             headerBlock = nil
-            try headerBlockComplete(partial.streamID, endStream: partial.endStream, &partial.fragments, context)
+            try headerBlockComplete(
+                partial.streamID, endStream: partial.endStream, dependsOnItself: partial.dependsOnItself,
+                &partial.fragments, context)
         } else {
             headerBlock = partial
         }
     }
 
     private func headerBlockComplete(
-        _ id: HTTP2StreamID, endStream: Bool, _ block: inout ByteBuffer, _ context: ChannelHandlerContext
+        _ id: HTTP2StreamID, endStream: Bool, dependsOnItself: Bool, _ block: inout ByteBuffer,
+        _ context: ChannelHandlerContext
     ) throws(HTTP2ConnectionError) {
         // Every block is decoded, even one for a stream about to be refused:
         // the decoder's table must follow the peer's encoder.
@@ -193,7 +244,11 @@ extension HTTP2ConnectionCodec {
         if let index = streams.index(forKey: id) {
             // Trailers from a client, a response or trailers from an endpoint.
             guard !streams.values[index].remoteEnded else {
-                try streamError(id, .streamClosed, context)
+                try streamError(id, .streamClosed, context)  // half-closed (remote)
+                return
+            }
+            guard !dependsOnItself else {
+                try streamError(id, .protocolError, context)
                 return
             }
             guard endStream || role == .client else {
@@ -207,17 +262,22 @@ extension HTTP2ConnectionCodec {
             }
             return
         }
-        guard role == .server, id.isClientInitiated else {
+        guard role == .server, id.isClientInitiated, id > lastPeerStreamID else {
             if isIdle(id) {
                 throw HTTP2ConnectionError(.protocolError, "HEADERS on stream \(id), which we did not open")
             }
-            return  // a response on a stream we already reset
+            // A closed stream. Unless its peer closed it, the peer may have
+            // sent this before our RST_STREAM reached it (RFC 9113 section
+            // 5.4.2): the block was decoded, the fields go nowhere.
+            _ = try frameOnClosedStream(id, "HEADERS", context)
+            return
         }
-        // At or below the last stream opened: a closed stream. Its peer may
-        // have sent this before our RST_STREAM reached it (RFC 9113 section
-        // 5.4.2); the block was decoded, the fields go nowhere.
-        guard id > lastPeerStreamID else { return }
+        closedStreams.peerOpened(id, after: lastPeerStreamID)
         lastPeerStreamID = id
+        guard !dependsOnItself else {
+            try streamError(id, .protocolError, context)
+            return
+        }
         if let max = local.maxConcurrentStreams, streams.count >= max {
             try streamError(id, .refusedStream, context)
             return
@@ -240,6 +300,7 @@ extension HTTP2ConnectionCodec {
             }
             return
         }
+        closedStreams.peerClosed(header.streamID, .reset)
         try countReset()
         Self.failBlocked(state)
         let frame = HTTP2Frame(streamID: header.streamID, payload: .rstStream(HTTP2ErrorCode(networkCode: Int(code))))

@@ -16,7 +16,7 @@ extension HTTP2ConnectionCodec {
             }
             writeData(frame.streamID, body, endStream: data.endStream, promise: promise, context)
         case .rstStream(let code):
-            writeReset(frame.streamID, code, context)
+            writeResetFromHandler(frame.streamID, code, context)
             promise?.succeed()
         case .windowUpdate(let increment):
             writeWindowUpdate(frame.streamID, increment, context)
@@ -235,8 +235,24 @@ extension HTTP2ConnectionCodec {
         buffer.writeInteger(UInt32(code.networkCode))
         out = buffer
         if let state = streams.removeValue(forKey: id) {
+            if state.remoteEnded {
+                closedStreams.peerClosed(id, .endStream)
+            }
             Self.failBlocked(state)
             context.fireUserInboundEventTriggered(StreamClosedEvent(streamID: id, reason: code))
         }
+    }
+
+    /// A reset the handler sends for a malformed message (PROTOCOL_ERROR)
+    /// is the peer's doing: it counts toward `HTTP2FloodGuard`'s limit
+    /// like the peer's own resets, or a peer could open and break streams
+    /// as fast as it resets them. Other codes (an endpoint gone, a
+    /// deadline) are the proxy's and never count against the client.
+    private func writeResetFromHandler(_ id: HTTP2StreamID, _ code: HTTP2ErrorCode, _ context: ChannelHandlerContext) {
+        if code == .protocolError && !floodGuard.recordReset() {
+            fail(HTTP2ConnectionError(.enhanceYourCalm, "too many malformed streams in a short time"), context)
+            return
+        }
+        writeReset(id, code, context)
     }
 }

@@ -81,6 +81,9 @@ final class HTTP2ConnectionCodec: ChannelDuplexHandler {
     struct PartialHeaderBlock {
         var streamID: HTTP2StreamID
         var endStream: Bool
+        /// The HEADERS frame made the stream depend on itself: once the
+        /// block is decoded, the stream is refused (RFC 9113 section 5.3.1).
+        var dependsOnItself: Bool
         var fragments: ByteBuffer
         var frames: Int
     }
@@ -89,6 +92,8 @@ final class HTTP2ConnectionCodec: ChannelDuplexHandler {
     let local: HTTP2LocalSettings
 
     var streams: [HTTP2StreamID: StreamState] = [:]
+    /// What a frame on a stream no longer open means.
+    var closedStreams = HTTP2ClosedStreams()
     /// Streams with writes waiting for window, in the order they blocked.
     var blockedStreams: [HTTP2StreamID] = []
     /// The highest stream the peer opened (servers) or we opened (clients).
@@ -255,6 +260,7 @@ final class HTTP2ConnectionCodec: ChannelDuplexHandler {
         let state = streams.values[index]
         guard state.localEnded, state.remoteEnded, state.blocked.isEmpty else { return }
         streams.remove(at: index)
+        closedStreams.peerClosed(id, .endStream)
         context.fireUserInboundEventTriggered(StreamClosedEvent(streamID: id, reason: nil))
     }
 

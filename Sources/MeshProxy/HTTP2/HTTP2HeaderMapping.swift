@@ -23,7 +23,9 @@ enum HTTP2HeaderMapping {
         var fields: [(String, String)] = []
         fields.reserveCapacity(block.count + 1)
         var contentLength: Int?
-        var hasHost = false
+        var host: String?
+        /// Where the first `cookie` field is, and the others' values joined to it.
+        var cookie: (index: Int, value: String)?
         for (name, value, _) in block {
             guard isValidValue(value) else { return nil }
             if name.utf8.first == UInt8(ascii: ":") {
@@ -43,11 +45,29 @@ enum HTTP2HeaderMapping {
                 guard let length = declaredLength(value, previous: contentLength) else { return nil }
                 contentLength = length
             }
-            hasHost = hasHost || name == "host"
+            if name == "host" {
+                // One Host, and the same as :authority (RFC 9113 section 8.3.1).
+                guard host == nil, authority.map({ $0.utf8.equalsIgnoringASCIICase(value.utf8) }) ?? true else {
+                    return nil
+                }
+                host = value
+            }
+            if name == "cookie" {
+                // RFC 9113 section 8.2.3: a client may split cookies into
+                // fields; they travel on as one, which HTTP/1.1 needs.
+                if let first = cookie {
+                    cookie = (first.index, first.value + "; " + value)
+                    continue
+                }
+                cookie = (fields.count, value)
+            }
             fields.append((name, value))
         }
         guard let method, isValidMethod(method), scheme != nil, let path, isValidPath(path) else { return nil }
-        if let authority, !hasHost {
+        if let cookie {
+            fields[cookie.index].1 = cookie.value
+        }
+        if let authority, host == nil {
             fields.append(("host", authority))
         }
         let head = HTTPRequestHead(

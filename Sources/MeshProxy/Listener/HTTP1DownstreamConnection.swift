@@ -17,6 +17,11 @@ final class HTTP1DownstreamConnection: ChannelDuplexHandler, ExchangeDownstream,
 
     /// Unparsed bytes a connection may hold while a response is in progress.
     static let maxBufferedRequestBytes = 64 * 1024
+    /// After an answer to a request the proxy refused (400, 413, 431), how
+    /// long and how many more bytes the connection reads and drops before
+    /// it closes (see `closeAfterWriting`).
+    static let lingerTime = TimeAmount.seconds(2)
+    static let maxLingerBytes = 1 << 20
 
     let connection: DownstreamConnectionInfo
     private let worker: LoopWorker
@@ -40,6 +45,11 @@ final class HTTP1DownstreamConnection: ChannelDuplexHandler, ExchangeDownstream,
     /// body: a head followed by its end needs neither chunks nor a close.
     private var pendingHead: (status: HTTPResponseStatus, headers: HTTPHeaders)?
     private let idleTimer: IdleTimer
+    /// The answer refused the request while the client may still be sending
+    /// it: the close lingers.
+    private var lingersOnClose = false
+    /// Bytes the lingering close may still drop; nil while not lingering.
+    private var lingerBytesLeft: Int?
 
     init(connection: DownstreamConnectionInfo, worker: LoopWorker) {
         self.connection = connection
@@ -73,6 +83,14 @@ final class HTTP1DownstreamConnection: ChannelDuplexHandler, ExchangeDownstream,
     // MARK: Requests in
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if let left = lingerBytesLeft {
+            let dropped = unwrapInboundIn(data).readableBytes
+            lingerBytesLeft = left - dropped
+            if left <= dropped {
+                context.close(promise: nil)
+            }
+            return
+        }
         // A closing connection parses no more requests: what the client sends
         // now is dropped, not kept until the close.
         guard !isDone else { return }
@@ -130,6 +148,7 @@ final class HTTP1DownstreamConnection: ChannelDuplexHandler, ExchangeDownstream,
         case .malformed(let reason): proxyError = .badRequest(reason)
         }
         closeAfterResponse = true
+        lingersOnClose = true
         let inProgress = requestInProgress
         requestInProgress = false
         if let exchange {
@@ -153,6 +172,10 @@ final class HTTP1DownstreamConnection: ChannelDuplexHandler, ExchangeDownstream,
     }
 
     func read(context: ChannelHandlerContext) {
+        if lingerBytesLeft != nil {
+            context.read()
+            return
+        }
         let waitingRequestsFull = exchange != nil && !requestInProgress
             && parser.bufferedBytes >= Self.maxBufferedRequestBytes
         if isDone || waitingRequestsFull || (exchange?.shouldPauseDownstreamReads ?? false) {
@@ -246,14 +269,43 @@ final class HTTP1DownstreamConnection: ChannelDuplexHandler, ExchangeDownstream,
         }
         outbound.writeEnd(trailers: trailers)
         if closeAfterResponse {
-            let promise = context.eventLoop.makePromise(of: Void.self)
-            outbound.flush(context, promise: promise)
-            promise.futureResult.assumeIsolated().whenComplete { _ in
-                context.close(promise: nil)
-            }
+            closeAfterWriting(context)
         } else {
             flush()
         }
+    }
+
+    /// Writes what is pending, then closes. After a refused request the
+    /// close lingers, as nginx's does: a client still sending (a 200 KB
+    /// header block answered with 431) would otherwise find its unread
+    /// bytes turned into a reset by the kernel, which discards the answer
+    /// before the client reads it. So the proxy ends its side (FIN after the
+    /// answer), reads and drops what comes for up to `lingerTime` and
+    /// `maxLingerBytes`, and closes when the client does or a bound is reached.
+    private func closeAfterWriting(_ context: ChannelHandlerContext) {
+        let written = context.eventLoop.makePromise(of: Void.self)
+        outbound.flush(context, promise: written)
+        guard lingersOnClose else {
+            written.futureResult.assumeIsolated().whenComplete { _ in
+                context.close(promise: nil)
+            }
+            return
+        }
+        lingersOnClose = false
+        lingerBytesLeft = Self.maxLingerBytes
+        let halfClosed = context.eventLoop.makePromise(of: Void.self)
+        written.futureResult.assumeIsolated().whenComplete { _ in
+            context.close(mode: .output, promise: halfClosed)
+        }
+        // A transport that cannot end one side (or a write that failed): close at once.
+        halfClosed.futureResult.assumeIsolated().whenFailure { _ in
+            context.close(promise: nil)
+        }
+        let timer = context.eventLoop.assumeIsolated().scheduleTask(in: Self.lingerTime) {
+            context.close(promise: nil)
+        }
+        context.channel.closeFuture.assumeIsolated().whenComplete { _ in timer.cancel() }
+        context.read()
     }
 
     /// Writes the status line and fields, choosing how the body is delimited:
@@ -293,6 +345,7 @@ final class HTTP1DownstreamConnection: ChannelDuplexHandler, ExchangeDownstream,
     func writeLocalResponse(for error: ProxyError, isGRPC: Bool, requestID: String) -> HTTPResponseStatus {
         if error.closesConnection {
             closeAfterResponse = true
+            lingersOnClose = true
         }
         return writeLocalAnswer(
             for: error, isGRPC: isGRPC, requestID: requestID,

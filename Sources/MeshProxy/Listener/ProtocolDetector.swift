@@ -2,8 +2,14 @@ import NIOCore
 
 /// The first handler of every client connection: it reads until the bytes
 /// either are the HTTP/2 connection preface (h2c with prior knowledge) or
-/// cannot be, then installs the matching pipeline, replays what it read and
-/// leaves. One listener port serves both protocols this way.
+/// an HTTP/1 request line, then installs the matching pipeline, replays
+/// what it read and leaves. One listener port serves both protocols this way.
+///
+/// Bytes that are neither (a first line without an `HTTP/` version, as an
+/// HTTP/2 client with a broken preface sends) go to HTTP/2, whose codec
+/// answers an invalid preface as RFC 9113 section 3.4 asks: GOAWAY
+/// PROTOCOL_ERROR, then close. An HTTP/1 answer would be bytes such a
+/// client cannot even parse.
 final class ProtocolDetector: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -40,13 +46,43 @@ final class ProtocolDetector: ChannelInboundHandler, RemovableChannelHandler {
         silenceTimeout = nil
     }
 
-    /// Decides from the bytes seen so far; nil while they are a strict prefix of the preface.
+    /// A first line longer than this is left to the HTTP/1 parser (which
+    /// bounds it), rather than held here until its end arrives.
+    static let maxDetectedLineBytes = 8192
+
+    /// Decides from the bytes seen so far; nil while they are a strict
+    /// prefix of the preface or an unfinished first line.
     static func detect(_ bytes: ByteBuffer) -> Detected? {
         let seen = bytes.readableBytesView
+        var matchesPreface = true
         for (offset, byte) in zip(http2Preface.indices, seen) where byte != http2Preface[offset] {
-            return .http1
+            matchesPreface = false
+            break
         }
-        return seen.count >= http2Preface.count ? .http2 : nil
+        if matchesPreface {
+            return seen.count >= http2Preface.count ? .http2 : nil
+        }
+        guard let lineEnd = seen.firstIndex(of: UInt8(ascii: "\n")) else {
+            return seen.count > maxDetectedLineBytes ? .http1 : nil
+        }
+        return endsWithHTTPVersion(seen[seen.startIndex..<lineEnd]) ? .http1 : .http2
+    }
+
+    /// Whether the line (maybe with its CR, after any empty lines RFC 9112
+    /// section 2.2 lets a client send first) ends with a word starting
+    /// `HTTP/`: an HTTP/1 request line, valid or not, which the HTTP/1
+    /// parser answers.
+    private static func endsWithHTTPVersion(_ line: ByteBufferView.SubSequence) -> Bool {
+        var end = line.endIndex
+        if end > line.startIndex, line[line.index(before: end)] == UInt8(ascii: "\r") {
+            end = line.index(before: end)
+        }
+        if end == line.startIndex {
+            return true  // an empty line before the request line
+        }
+        let words = line[line.startIndex..<end]
+        let lastWord = words.lastIndex(of: UInt8(ascii: " ")).map { words[words.index(after: $0)...] } ?? words
+        return lastWord.starts(with: "HTTP/".utf8)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

@@ -40,10 +40,13 @@ struct CompiledListener: Sendable {
     let authorization: ListenerAuthorization?
     /// The `direction` label of the listener's metrics.
     let direction: TrafficDirection
+    /// Reads paths before routing and authorization; nil: paths are taken as sent.
+    let pathNormalizer: PathNormalizer?
 
     init(_ config: ListenerConfig, clusterIndex: [String: Int], tls: ListenerTLS? = nil) {
         name = config.name
         direction = config.direction
+        pathNormalizer = config.pathNormalization.enabled ? PathNormalizer(config: config.pathNormalization) : nil
         self.tls = tls
         authorization = config.authorization.map(ListenerAuthorization.init)
         limits = config.limits

@@ -16,6 +16,8 @@ class RawResponse:
     headers: list[tuple[str, str]]
     body: bytes
     interim: list[int] = field(default_factory=list)
+    # The trailer section of a chunked body, names lowercased.
+    trailers: list[tuple[str, str]] = field(default_factory=list)
 
     def header(self, name: str) -> Optional[str]:
         name = name.lower()
@@ -112,27 +114,31 @@ class RawHTTP:
                 continue
             break
         lookup = {k: v for k, v in headers}
+        trailers: list[tuple[str, str]] = []
         if method == "HEAD" or status in (204, 304):
             body = b""
         elif "chunked" in lookup.get("transfer-encoding", "").lower():
-            body = self._read_chunked()
+            body, trailers = self._read_chunked()
         elif "content-length" in lookup:
             body = self._read_exact(int(lookup["content-length"]))
         else:
             body = self._read_to_close()
-        return RawResponse(status, reason, headers, body, interim)
+        return RawResponse(status, reason, headers, body, interim, trailers)
 
-    def _read_chunked(self) -> bytes:
+    def _read_chunked(self) -> tuple[bytes, list[tuple[str, str]]]:
         out = b""
         while True:
             size_line = self._read_until(b"\r\n")
             size = int(size_line.split(b";")[0].strip(), 16)
             if size == 0:
                 # trailers until the empty line
+                trailers: list[tuple[str, str]] = []
                 while True:
                     line = self._read_until(b"\r\n")
                     if not line:
-                        return out
+                        return out, trailers
+                    name, _, value = line.decode("latin-1").partition(":")
+                    trailers.append((name.strip().lower(), value.strip()))
             out += self._read_exact(size)
             self._read_exact(2)
 
@@ -192,6 +198,10 @@ END_STREAM, END_HEADERS = 0x1, 0x4
 
 def h2_frame(ftype: int, flags: int, stream: int, payload: bytes) -> bytes:
     return len(payload).to_bytes(3, "big") + bytes([ftype, flags]) + stream.to_bytes(4, "big") + payload
+
+
+# A client's connection preface followed by an empty SETTINGS frame.
+H2_PREFACE_AND_SETTINGS = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(0x4, 0, 0, b"")
 
 
 def hpack_literal_block(fields: list[tuple[bytes, bytes]]) -> bytes:

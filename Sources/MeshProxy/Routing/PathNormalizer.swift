@@ -1,0 +1,247 @@
+import MeshConfig
+
+/// Reads a request's path the way the app behind will, before routes and
+/// authorization decide on it, and gives the path to forward, so that the
+/// proxy and the app agree on what was asked (RFC 3986 section 6, as
+/// Envoy's `normalize_path`):
+/// - percent-encoded unreserved characters are decoded (`%61` is `a`),
+///   other escapes upper-cased (`%3a` is `%3A`), a broken escape refused;
+/// - `.` and `..` segments are resolved, never above the root;
+/// - `//` is read as `/` when `mergeSlashes`;
+/// - `%2F` and `%5C` are refused, kept or decoded into `/` (`escapedSlashes`).
+///
+/// Refused outright, as no reading of them is safe: a backslash (some apps
+/// read it as `/`), a fragment (`#`, never part of a request target), a
+/// dot segment that was percent-encoded (`%2E%2E`), and a dot segment with
+/// parameters (`..;x`, which servlet containers resolve as `..`).
+///
+/// Path parameters (`;` in a segment, `/admin;x=1/y`) are forwarded, but
+/// routes and authorization decide on the path without them (`/admin/y`),
+/// as servlet containers read it: a rule for `/admin/*` holds either way.
+///
+/// The query is left as it is. A path with none of `%`, `\`, `;`, a
+/// `.` segment or (when merging) `//` (nearly every path) is scanned once
+/// and not copied.
+struct PathNormalizer: Sendable {
+    enum Outcome: Equatable {
+        /// `target` is the request target to forward (nil: the one sent,
+        /// unchanged); `path` is what routes and authorization decide on.
+        case accepted(target: String?, path: Substring)
+        /// Why the request is refused (a 400).
+        case rejected(String)
+    }
+
+    let config: PathNormalizationConfig
+
+    /// The origin-form target (`/path?query`) normalized; `*` and anything
+    /// not starting with `/` pass as they are.
+    func normalize(target: String) -> Outcome {
+        let bytes = target.utf8
+        guard bytes.first == UInt8(ascii: "/") else {
+            return .accepted(target: nil, path: RouteMatcher.path(ofTarget: target))
+        }
+        if bytes.contains(UInt8(ascii: "#")) {
+            return .rejected("a fragment (#) in the request target")
+        }
+        let pathEnd = bytes.firstIndex(of: UInt8(ascii: "?")) ?? bytes.endIndex
+        let path = bytes[bytes.startIndex..<pathEnd]
+        guard needsWork(path) else {
+            return .accepted(target: nil, path: target[target.startIndex..<pathEnd])
+        }
+        let result: Result<(forwarded: [UInt8], matched: [UInt8]?), Rejection>
+        result = Self.rewrite(Array(path), config)
+        switch result {
+        case .failure(let rejection):
+            return .rejected(rejection.reason)
+        case .success(let (forwarded, matched)):
+            var newTarget = String(decoding: forwarded, as: UTF8.self)
+            let matchPath = matched.map { Substring(String(decoding: $0, as: UTF8.self)) }
+                ?? Substring(newTarget)
+            newTarget += target[pathEnd...]
+            return .accepted(target: newTarget, path: matchPath)
+        }
+    }
+
+    /// Whether the path holds anything normalization could change or refuse.
+    private func needsWork(_ path: Substring.UTF8View) -> Bool {
+        var previous: UInt8 = 0
+        var index = path.startIndex
+        while index < path.endIndex {
+            let byte = path[index]
+            switch byte {
+            case UInt8(ascii: "%"), UInt8(ascii: "\\"), UInt8(ascii: ";"):
+                return true
+            case UInt8(ascii: "/") where previous == UInt8(ascii: "/") && config.mergeSlashes:
+                return true
+            case UInt8(ascii: ".") where previous == UInt8(ascii: "/"):
+                // `/.` starts a dot segment unless more than dots follow.
+                var end = path.index(after: index)
+                var dots = 1
+                while end < path.endIndex, path[end] == UInt8(ascii: "."), dots < 3 {
+                    dots += 1
+                    end = path.index(after: end)
+                }
+                if dots <= 2 && (end == path.endIndex || path[end] == UInt8(ascii: "/")) {
+                    return true
+                }
+            default:
+                break
+            }
+            previous = byte
+            index = path.index(after: index)
+        }
+        return false
+    }
+
+    struct Rejection: Error {
+        var reason: String
+    }
+
+    /// One segment of the path as read: its bytes as forwarded and, when it
+    /// has parameters, its name without them.
+    private struct Segment {
+        var bytes: [UInt8]
+        /// Length of the name before `;`; nil: no parameters.
+        var nameLength: Int?
+        var name: ArraySlice<UInt8> { bytes[..<(nameLength ?? bytes.count)] }
+    }
+
+    /// The normalized path, and the path without segment parameters when it differs.
+    private static func rewrite(_ path: [UInt8], _ config: PathNormalizationConfig)
+        -> Result<(forwarded: [UInt8], matched: [UInt8]?), Rejection> {
+        let path = config.escapedSlashes == .unescape ? unescapingSlashes(path) : path
+        var output: [Segment] = []
+        // Whether the path ends in a directory (`/`, or a dot segment resolved at the end).
+        var endsWithSlash = false
+        var hasParameters = false
+        var start = 1  // after the leading `/`
+        while start <= path.count {
+            let end = path[start...].firstIndex(of: UInt8(ascii: "/")) ?? path.count
+            let raw = path[start..<end]
+            start = end + 1
+            var decoded: [UInt8] = []
+            decoded.reserveCapacity(raw.count)
+            var wasEncoded = false
+            var nameLength: Int?
+            var index = raw.startIndex
+            while index < raw.endIndex {
+                let byte = raw[index]
+                if byte == UInt8(ascii: "\\") {
+                    return .failure(Rejection(reason: "a backslash in the path"))
+                }
+                if byte == UInt8(ascii: ";") && nameLength == nil {
+                    nameLength = decoded.count
+                }
+                guard byte == UInt8(ascii: "%") else {
+                    decoded.append(byte)
+                    index += 1
+                    continue
+                }
+                guard index + 2 < raw.endIndex, let high = hexValue(raw[index + 1]), let low = hexValue(raw[index + 2])
+                else {
+                    return .failure(Rejection(reason: "a broken percent-encoding in the path"))
+                }
+                let value = UInt8(high << 4 | low)
+                index += 3
+                if value == UInt8(ascii: "/") || value == UInt8(ascii: "\\") {
+                    // Still encoded: `unescapingSlashes` decoded them already otherwise.
+                    guard config.escapedSlashes == .keep else {
+                        return .failure(Rejection(reason: "a percent-encoded slash or backslash in the path"))
+                    }
+                } else if isUnreserved(value) {
+                    wasEncoded = true
+                    decoded.append(value)
+                    continue
+                }
+                decoded.append(contentsOf: [UInt8(ascii: "%"), hexDigit(value >> 4), hexDigit(value & 0xF)])
+            }
+            hasParameters = hasParameters || nameLength != nil
+            let segment = Segment(bytes: decoded, nameLength: nameLength)
+            let isDot = segment.name.elementsEqual([UInt8(ascii: ".")])
+            let isDotDot = segment.name.elementsEqual([UInt8(ascii: "."), UInt8(ascii: ".")])
+            if isDot || isDotDot {
+                if nameLength != nil {
+                    return .failure(Rejection(reason: "a dot segment with parameters (..;) in the path"))
+                }
+                if wasEncoded {
+                    return .failure(Rejection(reason: "a percent-encoded dot segment in the path"))
+                }
+                if isDotDot, !output.isEmpty {
+                    output.removeLast()
+                }
+                endsWithSlash = true
+            } else if decoded.isEmpty {
+                // The empty segment after a trailing `/`, or one of `//`.
+                if end == path.count {
+                    endsWithSlash = true
+                } else if !config.mergeSlashes {
+                    output.append(segment)
+                }
+            } else {
+                endsWithSlash = false
+                output.append(segment)
+            }
+        }
+        return .success(join(output, endsWithSlash: endsWithSlash, hasParameters: hasParameters))
+    }
+
+    /// `%2F` and `%5C` (either case) decoded into `/`.
+    private static func unescapingSlashes(_ path: [UInt8]) -> [UInt8] {
+        var result: [UInt8] = []
+        result.reserveCapacity(path.count)
+        var index = 0
+        while index < path.count {
+            if path[index] == UInt8(ascii: "%"), index + 2 < path.count,
+               (path[index + 1] == UInt8(ascii: "2") && path[index + 2] | 0x20 == UInt8(ascii: "f"))
+                || (path[index + 1] == UInt8(ascii: "5") && path[index + 2] | 0x20 == UInt8(ascii: "c")) {
+                result.append(UInt8(ascii: "/"))
+                index += 3
+            } else {
+                result.append(path[index])
+                index += 1
+            }
+        }
+        return result
+    }
+
+    private static func join(_ segments: [Segment], endsWithSlash: Bool, hasParameters: Bool)
+        -> (forwarded: [UInt8], matched: [UInt8]?) {
+        func build(_ part: (Segment) -> ArraySlice<UInt8>) -> [UInt8] {
+            var bytes: [UInt8] = []
+            for segment in segments {
+                bytes.append(UInt8(ascii: "/"))
+                bytes.append(contentsOf: part(segment))
+            }
+            if bytes.isEmpty || endsWithSlash {
+                bytes.append(UInt8(ascii: "/"))
+            }
+            return bytes
+        }
+        return (build { $0.bytes[...] }, hasParameters ? build { $0.name } : nil)
+    }
+
+    /// RFC 3986 section 2.3: ALPHA, DIGIT, `-`, `.`, `_`, `~`.
+    private static func isUnreserved(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+             UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
+             UInt8(ascii: "~"):
+            true
+        default:
+            false
+        }
+    }
+
+    private static func hexValue(_ byte: UInt8) -> Int? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): Int(byte - UInt8(ascii: "0"))
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): Int(byte - UInt8(ascii: "a") + 10)
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): Int(byte - UInt8(ascii: "A") + 10)
+        default: nil
+        }
+    }
+
+    private static func hexDigit(_ value: UInt8) -> UInt8 {
+        value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "A") + value - 10
+    }
+}
