@@ -233,6 +233,7 @@ if fuzzing {
                             .product(name: "NIOEmbedded", package: "swift-nio"),
                             .product(name: "NIOHPACK", package: "swift-nio-http2"),
                             .product(name: "NIOHTTP2", package: "swift-nio-http2")]),
+        ("FuzzPathNormalizer", ["MeshProxy", "MeshConfig"]),
         ("FuzzDNSMessage", ["MeshDNS"]),
         ("FuzzConfig", ["MeshConfig"]),
         ("FuzzResources", ["MeshConfig"]),

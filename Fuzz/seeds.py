@@ -88,6 +88,15 @@ def http2() -> list[bytes]:
         + [bytes([2, 4, 1, 7, 20, 3]) + server[1][len(settings):], bytes([3, 0]) + client[0][9:]]
 
 
+# ---------------------------------------------------------------- paths
+# Layout: flags (bit 0: slashes kept, then the escaped-slash action), the target after its first `/`.
+
+def paths() -> list[bytes]:
+    targets = [b"users/7", b"%61dmin/x?q=/../%61", b"a/./b/../c//d/", b"admin;x=1/y", b"a%2Fb%5c", b"a%3ab%7E",
+               b".well-known/x", b"a/.../b", b"public/..;/admin", b"x/%2e%2E/y", b"a\\b#c"]
+    return [bytes([flags]) + target for target in targets for flags in (0, 2, 4, 1)]
+
+
 # ---------------------------------------------------------------- DNS
 # Layout: a response datagram.
 
@@ -144,6 +153,7 @@ def resources() -> list[bytes]:
 if __name__ == "__main__":
     write("FuzzHTTP1Parser", http1())
     write("FuzzHTTP2Codec", http2())
+    write("FuzzPathNormalizer", paths())
     write("FuzzDNSMessage", dns())
     write("FuzzConfig", config())
     write("FuzzResources", resources())

@@ -3,10 +3,18 @@ import Testing
 
 @Suite("Path normalization and DNS address families")
 struct PathNormalizationConfigTests {
+    /// On by default; encoded slashes are refused where authorization decides, kept elsewhere.
     @Test func pathNormalizationIsOnByDefault() throws {
         let config = try ConfigLoader.decode(yaml: Fixture.document())
         #expect(config.listeners[0].pathNormalization == PathNormalizationConfig(
-            enabled: true, mergeSlashes: true, escapedSlashes: .reject))
+            enabled: true, mergeSlashes: true, escapedSlashes: .keep))
+        let authorized = try ConfigLoader.decode(yaml: Fixture.document(listeners: [Fixture.listener(
+            extra: ", authorization: { default: allow }")]))
+        #expect(authorized.listeners[0].pathNormalization.escapedSlashes == .reject)
+        let partly = try ConfigLoader.decode(yaml: Fixture.document(listeners: [Fixture.listener(
+            extra: ", authorization: { default: allow }, pathNormalization: { mergeSlashes: false }")]))
+        #expect(partly.listeners[0].pathNormalization == PathNormalizationConfig(
+            enabled: true, mergeSlashes: false, escapedSlashes: .reject))
     }
 
     @Test func everyKeyIsRead() throws {

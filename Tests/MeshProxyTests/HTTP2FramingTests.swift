@@ -68,17 +68,6 @@ import Testing
         #expect(HTTP2HeaderMapping.requestHead(HPACKHeaders(base + [("host", "a.example"), ("host", "a.example")])) == nil)
     }
 
-    /// RFC 9113 section 8.2.3: cookies split across fields travel on as one.
-    @Test func splitCookiesAreJoined() throws {
-        let block = HPACKHeaders([
-            (":method", "GET"), (":scheme", "http"), (":path", "/"), ("cookie", "a=1"), ("x", "y"),
-            ("cookie", "b=2"), ("cookie", "c=3"),
-        ])
-        let head = try #require(HTTP2HeaderMapping.requestHead(block)).head
-        #expect(head.headers["cookie"] == ["a=1; b=2; c=3"])
-        #expect(head.headers.map(\.name) == ["cookie", "x"])
-    }
-
     @Test func requestWithoutPathIsRejected() {
         #expect(HTTP2HeaderMapping.requestHead(HPACKHeaders([(":method", "GET")])) == nil)
     }

@@ -51,6 +51,13 @@ import Testing
         #expect(upstream([("te", "tra\u{130}lers")]).fields["te"] == [])
     }
 
+    /// RFC 9113 section 8.2.3: cookies an HTTP/2 client split travel on as one.
+    @Test func splitCookiesAreJoined() {
+        let (fields, _) = upstream([("cookie", "a=1"), ("x", "y"), ("Cookie", "b=2"), ("cookie", "c=3")])
+        #expect(fields["cookie"] == ["a=1; b=2; c=3"])
+        #expect(fields.map(\.name).prefix(2) == ["cookie", "x"])
+    }
+
     @Test func equalContentLengthsGoOnAsOne() {
         #expect(upstream([("content-length", "5"), ("Content-Length", "5")]).fields["content-length"] == ["5"])
         let response = HeaderHygiene.downstreamResponseFields(

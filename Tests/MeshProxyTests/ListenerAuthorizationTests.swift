@@ -62,25 +62,6 @@ struct ListenerAuthorizationTests {
     }
 }
 
-@Suite("Paths authorization refuses")
-struct AuthorizationPathTests {
-    @Test(arguments: [
-        "/public/../admin", "/public/./x", "/public/..", "/a//b", "//admin", "/public#/../admin", "/a\\b",
-        "/public/%2e%2e/admin", "/public%2Fadmin", "/x/%5C", "/x?y#z",
-    ])
-    func ambiguousPaths(target: String) {
-        #expect(ListenerAuthorization.ambiguity(in: target, path: RouteMatcher.path(ofTarget: target)) != nil)
-    }
-
-    @Test(arguments: [
-        "/", "/users/7", "/users/7/", "/user.UserService/GetUser", "/a.b/c..d/.e", "/search?q=../x", "/x%20y",
-        "http://example.com/users", "*",
-    ])
-    func plainPaths(target: String) {
-        #expect(ListenerAuthorization.ambiguity(in: target, path: RouteMatcher.path(ofTarget: target)) == nil)
-    }
-}
-
 @Suite("LogRateLimit")
 struct LogRateLimitTests {
     @Test func aFewLinesASecondAndTheRestCounted() {

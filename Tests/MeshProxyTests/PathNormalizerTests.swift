@@ -104,6 +104,28 @@ import Testing
         #expect(read("/a;p/../admin;q?z") ?? ("", "") == ("/admin;q?z", "/admin"))
     }
 
+    @Test func aSegmentOfParametersOnlyIsRefused() {
+        #expect(forwarded("/;x/admin/x") == nil)
+        #expect(forwarded("/public/;/admin") == nil)
+    }
+
+    /// With normalization off, authorization refuses what normalizing would change.
+    @Test(arguments: [
+        "/public/../admin", "/public/./x", "/public/..", "/a//b", "//admin", "/public#/../admin", "/a\\b",
+        "/public/%2e%2e/admin", "/public%2Fadmin", "/x/%5C", "/x?y#z", "/%61dmin/x", "/admin;x=1/x", "/a%3ab",
+    ])
+    func pathsReadOtherwiseAreNotAsSent(target: String) {
+        #expect(!PathNormalizer.strict.readsAsSent(target))
+    }
+
+    @Test(arguments: [
+        "/", "/users/7", "/users/7/", "/user.UserService/GetUser", "/a.b/c..d/.e", "/search?q=../x", "/x%20y",
+        "/x%3Ay", "*",
+    ])
+    func plainPathsReadAsSent(target: String) {
+        #expect(PathNormalizer.strict.readsAsSent(target))
+    }
+
     /// Nearly every path is taken as it is, without a copy.
     @Test func cleanPathsPassUnchanged() {
         for target in ["/", "/users/7", "/example.user.v1.UserService/Get", "/a/.well-known/x", "/a...b", "*"] {
@@ -141,6 +163,16 @@ import Testing
         #expect(RequestAuthority.check(&userinfo) != nil)
         var other = head("ftp://a.example/", [])
         #expect(RequestAuthority.check(&other) != nil)
+    }
+
+    @Test(arguments: ["a.example", "a.example:8080", "10.0.0.1", "[::1]:443", "[fd00::1]", "user-1_x.svc"])
+    func validHosts(host: String) {
+        #expect(RequestAuthority.isValidHost(host.utf8))
+    }
+
+    @Test(arguments: ["", "a.example, b.example", "a b", "a/b", "user@a", "a:80x", "a:123456", "[::1", "[]", "a;b", ":80"])
+    func invalidHosts(host: String) {
+        #expect(!RequestAuthority.isValidHost(host.utf8))
     }
 
     @Test func http11NeedsHostAndHTTP10DoesNot() {

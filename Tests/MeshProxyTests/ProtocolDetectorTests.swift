@@ -13,6 +13,8 @@ import Testing
         #expect(ProtocolDetector.detect(buffer("PRI * HT")) == nil)
         #expect(ProtocolDetector.detect(buffer("PRX")) == nil)
         #expect(ProtocolDetector.detect(buffer("PRX / HTTP/1.1\r\n")) == .http1)
+        #expect(ProtocolDetector.detect(buffer("GET / HTTP/1.1")) == nil)
+        #expect(ProtocolDetector.detect(buffer("GET /a b HTTP/1.1\r\n")) == .http1)
         #expect(ProtocolDetector.detect(buffer("")) == nil)
     }
 
@@ -29,6 +31,12 @@ import Testing
         #expect(ProtocolDetector.detect(buffer("\r\nGET / HTTP/1.1\r\n")) == .http1)
         #expect(ProtocolDetector.detect(buffer("GET /" + String(repeating: "a", count: 9000))) == .http1)
         #expect(ProtocolDetector.detect(buffer("GET /" + String(repeating: "a", count: 100))) == nil)
+        // Binary bytes are told at once, without waiting for a line end.
+        #expect(ProtocolDetector.detect(ByteBuffer(bytes: [0x16, 0x03, 0x01, 0x02, 0x00])) == .http2)
+        #expect(ProtocolDetector.detect(buffer("GET /a\u{01}")) == .http2)
+        #expect(ProtocolDetector.detect(buffer("GET / XTTP\r\n")) == .http2)
+        // Past the preface's first line, a broken rest is still an HTTP/2 client's.
+        #expect(ProtocolDetector.detect(buffer("PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n")) == .http2)
     }
 
     /// Bytes that arrive split across reads are held, then replayed whole to the installed protocol.

@@ -45,6 +45,8 @@ ADMIN_SPELLINGS = [
     "/admin/./x",
     "/public\\..\\admin/x",
     "/public/..%5Cadmin/x",
+    "/;x/admin/x",
+    "/public/;/../admin/x",
 ]
 
 
@@ -99,7 +101,28 @@ def test_normalization_can_be_turned_off(mesh):
     resp = one_request(p.host, p.port, request_bytes("GET", "/public/../x"))
     assert resp.status == 200 and resp.header("x-seen-uri") == "/public/../x", "forwarded as sent"
     assert p.admin_json("/config")["listeners"][0]["pathNormalization"] == {
-        "enabled": False, "mergeSlashes": True, "escapedSlashes": "reject"}
+        "enabled": False, "mergeSlashes": True, "escapedSlashes": "keep"}
+
+
+def test_with_normalization_off_authorization_refuses_what_an_app_could_read_otherwise(mesh):
+    app = mesh.nginx_h2c("app", locations=APP_LOCATIONS)
+    cfg = single_listener([route("app")], [cluster("app", [app], protocol="http2")])
+    cfg["listeners"][0]["pathNormalization"] = {"enabled": False}
+    cfg["listeners"][0]["authorization"] = {"default": "allow", "rules": [{"action": "deny", "paths": ["/admin/*"]}]}
+    p = mesh.proxy(cfg)
+    for path in ADMIN_SPELLINGS:
+        resp = one_request(p.host, p.port, request_bytes("GET", path))
+        assert resp.status in (400, 403) and ADMIN_AREA not in resp.body, (path, resp.status)
+    resp = one_request(p.host, p.port, request_bytes("GET", "/public/x%20y"))
+    assert resp.status == 200 and resp.header("x-seen-uri") == "/public/x%20y"
+
+
+def test_escaped_slashes_are_kept_without_authorization(mesh):
+    app = mesh.nginx_h2c("app", locations=APP_LOCATIONS)
+    p = mesh.proxy(single_listener([route("app")], [cluster("app", [app], protocol="http2")]))
+    resp = one_request(p.host, p.port, request_bytes("GET", "/objects/a%2fb"))
+    assert resp.status == 200 and resp.header("x-seen-uri") == "/objects/a%2Fb"
+    assert p.admin_json("/config")["listeners"][0]["pathNormalization"]["escapedSlashes"] == "keep"
 
 
 def test_escaped_slashes_can_be_decoded_instead_of_refused(mesh):
@@ -128,6 +151,7 @@ def seen_headers(resp) -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize("raw,reason", [
     (b"GET / HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n", b"more than one Host field"),
+    (b"GET / HTTP/1.1\r\nHost: a.example, b.example\r\n\r\n", b"an invalid Host"),
     (b"GET http://a.example/ HTTP/1.1\r\nHost: b.example\r\n\r\n", b"differs from Host"),
     (b"GET / HTTP/1.1\r\nUser-Agent: x\r\n\r\n", b"without Host"),
 ])

@@ -12,7 +12,9 @@ extension ProxyConfigDecoder {
         let tls = fields["tls"].flatMap { listenerTLS($0) }
         let authorization = fields["authorization"].flatMap { listenerAuthorization($0) }
         let direction = fields["direction"].flatMap { reader.choice($0, of: TrafficDirection.self) }
-        let pathNormalization = fields["pathNormalization"].flatMap { self.pathNormalization($0) }
+        let pathNormalization = fields["pathNormalization"].flatMap {
+            self.pathNormalization($0, defaults: PathNormalizationConfig(authorized: fields.has("authorization")))
+        }
         let routes = reader.required("routes", in: fields, hint: "add at least one route")
             .flatMap { reader.list($0, of: "routes", atLeastOne: "route") }
             .map { $0.compactMap { route($0) } }
@@ -25,11 +27,13 @@ extension ProxyConfigDecoder {
         return ListenerConfig(
             name: name, listen: listen, routes: routes, limits: limits ?? ListenerLimits(),
             idleTimeout: idleTimeout ?? ListenerConfig.defaultIdleTimeout, tls: tls, authorization: authorization,
-            direction: direction ?? .outbound, pathNormalization: pathNormalization ?? PathNormalizationConfig()
+            direction: direction ?? .outbound, pathNormalization: pathNormalization
         )
     }
 
-    private mutating func pathNormalization(_ node: ConfigNode) -> PathNormalizationConfig? {
+    private mutating func pathNormalization(
+        _ node: ConfigNode, defaults: PathNormalizationConfig
+    ) -> PathNormalizationConfig? {
         guard let fields = reader.mapping(node, keys: ["enabled", "mergeSlashes", "escapedSlashes"]) else {
             return nil
         }
@@ -42,7 +46,6 @@ extension ProxyConfigDecoder {
             || fields.has("escapedSlashes") && escapedSlashes == nil {
             return nil
         }
-        let defaults = PathNormalizationConfig()
         return PathNormalizationConfig(
             enabled: enabled ?? defaults.enabled, mergeSlashes: mergeSlashes ?? defaults.mergeSlashes,
             escapedSlashes: escapedSlashes ?? defaults.escapedSlashes)

@@ -27,10 +27,10 @@ public struct ListenerConfig: Sendable, Equatable {
         name: String, listen: HostPort, routes: [RouteConfig], limits: ListenerLimits = ListenerLimits(),
         idleTimeout: MeshDuration = ListenerConfig.defaultIdleTimeout, tls: ListenerTLSConfig? = nil,
         authorization: AuthorizationConfig? = nil, direction: TrafficDirection = .outbound,
-        pathNormalization: PathNormalizationConfig = PathNormalizationConfig()
+        pathNormalization: PathNormalizationConfig? = nil
     ) {
         self.authorization = authorization
-        self.pathNormalization = pathNormalization
+        self.pathNormalization = pathNormalization ?? PathNormalizationConfig(authorized: authorization != nil)
         self.direction = direction
         self.name = name
         self.listen = listen
@@ -87,16 +87,23 @@ public struct PathNormalizationConfig: Sendable, Equatable {
     /// RFC 3986 section 6 normalization: percent-encoded unreserved
     /// characters decoded, other escapes upper-cased, `.` and `..` segments
     /// resolved; off, paths are routed and forwarded as sent (and a listener
-    /// with authorization refuses the ambiguous ones). Default true.
+    /// with authorization refuses those normalization would change). Default true.
     public var enabled: Bool
     /// `//` read as `/`. Default true.
     public var mergeSlashes: Bool
-    /// Default `reject`.
+    /// Default `reject` on a listener with authorization, where a rule must
+    /// not meet a path an app reads otherwise; `keep` elsewhere, where
+    /// paths with encoded slashes (object keys, project ids) keep working.
     public var escapedSlashes: EscapedSlashes
 
     public init(enabled: Bool = true, mergeSlashes: Bool = true, escapedSlashes: EscapedSlashes = .reject) {
         self.enabled = enabled
         self.mergeSlashes = mergeSlashes
         self.escapedSlashes = escapedSlashes
+    }
+
+    /// The defaults for a listener with or without authorization.
+    public init(authorized: Bool) {
+        self.init(escapedSlashes: authorized ? .reject : .keep)
     }
 }

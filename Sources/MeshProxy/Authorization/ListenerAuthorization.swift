@@ -59,36 +59,6 @@ struct ListenerAuthorization: Sendable {
         }
     }
 
-    /// Why a request target cannot be authorized as sent, or nil. Rules
-    /// compare paths as sent, while the app behind may resolve dot segments,
-    /// merge slashes or decode percent-encoded characters, so a target whose
-    /// path the app could read as another is refused rather than guessed:
-    /// `#`, `//`, `.` and `..` segments, a backslash, and `%2E`, `%2F`, `%5C`.
-    /// `path` is the target's (`RouteMatcher.path(ofTarget:)`), computed once per request.
-    static func ambiguity(in target: String, path: Substring) -> String? {
-        if target.utf8.contains(UInt8(ascii: "#")) { return "a fragment (#) in the request target" }
-        let path = path.utf8
-        if path.contains(UInt8(ascii: "\\")) { return "a backslash in the path" }
-        let segments = path.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
-        for (index, segment) in segments.enumerated().dropFirst() {
-            // A trailing slash leaves one empty segment at the end; any other is `//`.
-            if segment.isEmpty && index < segments.count - 1 { return "an empty segment (//) in the path" }
-            if segment.elementsEqual(".".utf8) || segment.elementsEqual("..".utf8) {
-                return "a dot segment (. or ..) in the path"
-            }
-        }
-        var bytes = path.makeIterator()
-        while let byte = bytes.next() {
-            guard byte == UInt8(ascii: "%") else { continue }
-            let high = bytes.next(), low = bytes.next().map { $0 | 0x20 }  // lower-case a letter
-            if (high == UInt8(ascii: "2") && (low == UInt8(ascii: "e") || low == UInt8(ascii: "f")))
-                || (high == UInt8(ascii: "5") && low == UInt8(ascii: "c")) {
-                return "a percent-encoded dot, slash or backslash in the path"
-            }
-        }
-        return nil
-    }
-
     /// The first rule that matches decides; none: the default. `identity` is
     /// the caller's verified identity (nil: plaintext, or no certificate).
     func decide(identity: String?, method: HTTPMethod, path: Substring) -> Decision {

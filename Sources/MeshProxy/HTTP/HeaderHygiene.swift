@@ -16,8 +16,10 @@ enum HeaderHygiene {
     /// TLS client connection), `swiftmesh-client-identity` set to the client
     /// certificate's identity (a client's own is always removed), and a
     /// `Host` added when the client sent none (HTTP/2 endpoints need an
-    /// `:authority`). `Expect: 100-continue` is taken out when the proxy
-    /// answers it itself (`answersExpect`), which the result reports.
+    /// `:authority`), and `cookie` fields an HTTP/2 client split joined
+    /// into one (RFC 9113 section 8.2.3: an HTTP/1.1 endpoint needs one).
+    /// `Expect: 100-continue` is taken out when the proxy answers it itself
+    /// (`answersExpect`), which the result reports.
     static func upstreamRequestFields(
         _ headers: HTTPHeaders, route: CompiledRoute, requestID: String, clientIP: String?,
         isTLS: Bool = false, clientIdentity: String? = nil, defaultHost: String, answersExpect: Bool
@@ -30,12 +32,21 @@ enum HeaderHygiene {
         var expectsContinue = false
 
         var hasContentLength = false
+        /// Where the first `cookie` field went; the others are appended to it in place.
+        var cookieIndex: Int?
 
         /// Keeps a field unless it is one the proxy sets itself.
         func take(_ name: String, _ value: String) {
             switch name.utf8.count {
             case 4 where name.equalsIgnoringASCIICase("host"):
                 hasHost = true
+            case 6 where name.equalsIgnoringASCIICase("cookie"):
+                if let index = cookieIndex {
+                    kept[index].1.append("; ")
+                    kept[index].1.append(value)
+                    return
+                }
+                cookieIndex = kept.count
             case 14 where name.equalsIgnoringASCIICase("content-length"):
                 // Repeats were checked equal when parsed: one goes on.
                 guard !hasContentLength else { return }
@@ -165,11 +176,7 @@ enum HeaderHygiene {
             switch name.utf8.count {
             case 2:
                 guard name.equalsIgnoringASCIICase("te") else { return false }
-                keepsTrailers = keepsTrailers || value.split(separator: ",").contains {
-                    // `t-codings`: a coding, maybe with parameters after `;`; ASCII case only.
-                    let coding = $0.prefix { $0 != ";" }.trimmingOptionalWhitespace()
-                    return coding.utf8.equalsIgnoringASCIICase("trailers".utf8)
-                }
+                keepsTrailers = keepsTrailers || Self.namesTrailers(value)
             case 7:
                 return name.equalsIgnoringASCIICase("upgrade")
             case 10:
@@ -191,6 +198,29 @@ enum HeaderHygiene {
                 return false
             }
             return true
+        }
+
+        /// Whether a `TE` value lists `trailers`: its `t-codings`, each maybe
+        /// with parameters after `;`, compared as ASCII. A byte scan: nearly
+        /// every gRPC request carries the field.
+        static func namesTrailers(_ value: String) -> Bool {
+            var start = value.utf8.startIndex
+            let end = value.utf8.endIndex
+            while start < end {
+                let next = value.utf8[start...].firstIndex(of: UInt8(ascii: ",")) ?? end
+                var coding = value.utf8[start..<next]
+                if let parameters = coding.firstIndex(of: UInt8(ascii: ";")) {
+                    coding = coding[coding.startIndex..<parameters]
+                }
+                let isSpace = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+                while let first = coding.first, isSpace(first) { coding = coding.dropFirst() }
+                while let last = coding.last, isSpace(last) { coding = coding.dropLast() }
+                if coding.equalsIgnoringASCIICase("trailers".utf8) {
+                    return true
+                }
+                start = next == end ? end : value.utf8.index(after: next)
+            }
+            return false
         }
 
         /// `Connection` options that name no other field, or one dropped anyway.

@@ -150,8 +150,9 @@ final class ProxyExchange {
             path = normalizedPath
         case nil:
             path = RouteMatcher.path(ofTarget: head.uri)
-            if listener?.authorization != nil, let ambiguity = ListenerAuthorization.ambiguity(in: head.uri, path: path) {
-                fail(.badRequest("\(ambiguity): the listener's authorization decides on paths as sent, so this one is refused"))
+            if listener?.authorization != nil, !PathNormalizer.strict.readsAsSent(head.uri) {
+                fail(.badRequest(
+                    "a path an app could read as another: with pathNormalization off, the listener's authorization decides on paths as sent, so this one is refused"))
                 return
             }
         }

@@ -3,7 +3,7 @@ import NIOHTTP1
 /// An HTTP/1 request's authority, checked before the request is routed,
 /// so that the proxy and the app cannot disagree on which host was asked
 /// (RFC 9112 sections 3.2 and 3.2.2, as HAProxy checks it):
-/// - two `Host` fields: refused;
+/// - two `Host` fields, or one that is no `host[:port]` (`a, b`): refused;
 /// - an HTTP/1.1 request without `Host`: refused;
 /// - an absolute-form target (`GET http://a.example/x`): its authority must
 ///   be `Host`'s when both are sent; the request goes on in origin form
@@ -24,9 +24,13 @@ enum RequestAuthority {
         if hostFields > 1 {
             return "more than one Host field"
         }
+        // Empty is allowed: a target without an authority is sent so (RFC 9112 section 3.2).
+        if let host, !host.isEmpty, !isValidHost(host.utf8) {
+            return "an invalid Host (\(host.prefix(64)))"
+        }
         let target = head.uri.utf8
         if let first = target.first, first != UInt8(ascii: "/"), head.uri != "*", head.method != .CONNECT {
-            guard let (authority, originForm) = absoluteForm(head.uri) else {
+            guard let (authority, originForm) = absoluteForm(head.uri), isValidHost(authority.utf8) else {
                 return "a request target that is neither a path nor an http(s) URI"
             }
             if let host, !host.utf8.equalsIgnoringASCIICase(authority.utf8) {
@@ -60,5 +64,45 @@ enum RequestAuthority {
         let rest = target[authorityEnd...]
         let originForm = rest.utf8.first == UInt8(ascii: "/") ? String(rest) : "/" + rest
         return (authority, originForm)
+    }
+
+    /// `uri-host [ ":" port ]` (RFC 9110 section 7.2): an IP literal in
+    /// brackets, or a name of unreserved characters, escapes and the
+    /// sub-delimiters other than `,` and `;` (which would make a list of
+    /// hosts of one field), with at most five digits of port.
+    static func isValidHost(_ value: some Collection<UInt8>) -> Bool {
+        var bytes = value[...]
+        if bytes.first == UInt8(ascii: "[") {
+            guard let close = bytes.firstIndex(of: UInt8(ascii: "]")) else { return false }
+            let literal = bytes[bytes.index(after: bytes.startIndex)..<close]
+            guard !literal.isEmpty, literal.allSatisfy({ isHexDigit($0) || $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: ".") })
+            else { return false }
+            bytes = bytes[bytes.index(after: close)...]
+        } else {
+            let nameEnd = bytes.firstIndex(of: UInt8(ascii: ":")) ?? bytes.endIndex
+            let name = bytes[bytes.startIndex..<nameEnd]
+            guard !name.isEmpty, name.allSatisfy(isNameByte) else { return false }
+            bytes = bytes[nameEnd...]
+        }
+        guard let colon = bytes.first else { return true }
+        let port = bytes.dropFirst()
+        return colon == UInt8(ascii: ":") && port.count <= 5 && port.allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
+    }
+
+    private static func isHexDigit(_ byte: UInt8) -> Bool {
+        (byte >= 0x30 && byte <= 0x39) || (byte | 0x20 >= UInt8(ascii: "a") && byte | 0x20 <= UInt8(ascii: "f"))
+    }
+
+    private static func isNameByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+             UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
+             UInt8(ascii: "~"), UInt8(ascii: "%"), UInt8(ascii: "!"), UInt8(ascii: "$"), UInt8(ascii: "&"),
+             UInt8(ascii: "'"), UInt8(ascii: "("), UInt8(ascii: ")"), UInt8(ascii: "*"), UInt8(ascii: "+"),
+             UInt8(ascii: "="):
+            true
+        default:
+            false
+        }
     }
 }

@@ -16,8 +16,11 @@ extension HTTP2ConnectionCodec {
             }
             writeData(frame.streamID, body, endStream: data.endStream, promise: promise, context)
         case .rstStream(let code):
-            writeResetFromHandler(frame.streamID, code, context)
-            promise?.succeed()
+            if writeResetFromHandler(frame.streamID, code, context) {
+                promise?.succeed()
+            } else {
+                promise?.fail(ChannelError.ioOnClosedChannel)
+            }
         case .windowUpdate(let increment):
             writeWindowUpdate(frame.streamID, increment, context)
             promise?.succeed()
@@ -243,16 +246,22 @@ extension HTTP2ConnectionCodec {
         }
     }
 
-    /// A reset the handler sends for a malformed message (PROTOCOL_ERROR)
-    /// is the peer's doing: it counts toward `HTTP2FloodGuard`'s limit
-    /// like the peer's own resets, or a peer could open and break streams
-    /// as fast as it resets them. Other codes (an endpoint gone, a
-    /// deadline) are the proxy's and never count against the client.
-    private func writeResetFromHandler(_ id: HTTP2StreamID, _ code: HTTP2ErrorCode, _ context: ChannelHandlerContext) {
-        if code == .protocolError && !floodGuard.recordReset() {
+    /// A reset a server's handler sends for a malformed request
+    /// (PROTOCOL_ERROR) is the client's doing: it counts toward
+    /// `HTTP2FloodGuard`'s limit like the client's own resets, or a client
+    /// could open and break streams as fast as it resets them. Other codes
+    /// (an endpoint gone, a deadline) are the proxy's and never count; nor
+    /// do a client connection's resets of an endpoint's malformed
+    /// responses, which would end every other request on the connection.
+    /// False when the connection failed instead.
+    private func writeResetFromHandler(
+        _ id: HTTP2StreamID, _ code: HTTP2ErrorCode, _ context: ChannelHandlerContext
+    ) -> Bool {
+        if role == .server && code == .protocolError && !floodGuard.recordReset() {
             fail(HTTP2ConnectionError(.enhanceYourCalm, "too many malformed streams in a short time"), context)
-            return
+            return false
         }
         writeReset(id, code, context)
+        return true
     }
 }

@@ -24,8 +24,6 @@ enum HTTP2HeaderMapping {
         fields.reserveCapacity(block.count + 1)
         var contentLength: Int?
         var host: String?
-        /// Where the first `cookie` field is, and the others' values joined to it.
-        var cookie: (index: Int, value: String)?
         for (name, value, _) in block {
             guard isValidValue(value) else { return nil }
             if name.utf8.first == UInt8(ascii: ":") {
@@ -34,7 +32,7 @@ enum HTTP2HeaderMapping {
                 case ":method" where method == nil: method = value
                 case ":scheme" where scheme == nil: scheme = value
                 case ":path" where path == nil: path = value
-                case ":authority" where authority == nil: authority = value
+                case ":authority" where authority == nil && RequestAuthority.isValidHost(value.utf8): authority = value
                 default: return nil  // unknown or repeated
                 }
                 continue
@@ -47,26 +45,15 @@ enum HTTP2HeaderMapping {
             }
             if name == "host" {
                 // One Host, and the same as :authority (RFC 9113 section 8.3.1).
-                guard host == nil, authority.map({ $0.utf8.equalsIgnoringASCIICase(value.utf8) }) ?? true else {
+                guard host == nil, RequestAuthority.isValidHost(value.utf8),
+                      authority.map({ $0.utf8.equalsIgnoringASCIICase(value.utf8) }) ?? true else {
                     return nil
                 }
                 host = value
             }
-            if name == "cookie" {
-                // RFC 9113 section 8.2.3: a client may split cookies into
-                // fields; they travel on as one, which HTTP/1.1 needs.
-                if let first = cookie {
-                    cookie = (first.index, first.value + "; " + value)
-                    continue
-                }
-                cookie = (fields.count, value)
-            }
             fields.append((name, value))
         }
         guard let method, isValidMethod(method), scheme != nil, let path, isValidPath(path) else { return nil }
-        if let cookie {
-            fields[cookie.index].1 = cookie.value
-        }
         if let authority, host == nil {
             fields.append(("host", authority))
         }

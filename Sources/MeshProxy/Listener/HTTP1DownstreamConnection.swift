@@ -17,7 +17,7 @@ final class HTTP1DownstreamConnection: ChannelDuplexHandler, ExchangeDownstream,
 
     /// Unparsed bytes a connection may hold while a response is in progress.
     static let maxBufferedRequestBytes = 64 * 1024
-    /// After an answer to a request the proxy refused (400, 413, 431), how
+    /// After an answer to a request the proxy refused (400, 431), how
     /// long and how many more bytes the connection reads and drops before
     /// it closes (see `closeAfterWriting`).
     static let lingerTime = TimeAmount.seconds(2)

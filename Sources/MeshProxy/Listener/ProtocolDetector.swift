@@ -5,11 +5,12 @@ import NIOCore
 /// an HTTP/1 request line, then installs the matching pipeline, replays
 /// what it read and leaves. One listener port serves both protocols this way.
 ///
-/// Bytes that are neither (a first line without an `HTTP/` version, as an
-/// HTTP/2 client with a broken preface sends) go to HTTP/2, whose codec
-/// answers an invalid preface as RFC 9113 section 3.4 asks: GOAWAY
+/// Bytes that can be neither (an HTTP/2 client's broken preface, a TLS
+/// handshake sent to a plaintext port, anything binary) go to HTTP/2, whose
+/// codec answers an invalid preface as RFC 9113 section 3.4 asks: GOAWAY
 /// PROTOCOL_ERROR, then close. An HTTP/1 answer would be bytes such a
-/// client cannot even parse.
+/// client cannot even parse. Binary bytes are told at the first one, so a
+/// TLS handshake does not wait for a line end that never comes.
 final class ProtocolDetector: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -49,40 +50,76 @@ final class ProtocolDetector: ChannelInboundHandler, RemovableChannelHandler {
     /// A first line longer than this is left to the HTTP/1 parser (which
     /// bounds it), rather than held here until its end arrives.
     static let maxDetectedLineBytes = 8192
+    /// "PRI * HTTP/2.0\r\n": bytes that agree with the preface this far are
+    /// an HTTP/2 client's, whatever follows.
+    static let prefaceFirstLineLength = 16
 
-    /// Decides from the bytes seen so far; nil while they are a strict
-    /// prefix of the preface or an unfinished first line.
+    /// Decides from the bytes seen so far; nil while they could still be
+    /// either. HTTP/2 once they are the preface, or start like it past its
+    /// first line, or can be no request line: a method that is not visible
+    /// ASCII (a TLS ClientHello's first byte is 0x16), a control character
+    /// in the rest of the line, or a line whose last word does not start
+    /// `HTTP/` (`INVALID CONNECTION PREFACE`, HTTP/0.9's `GET /`). HTTP/1
+    /// once a line ending in an `HTTP/` word arrived (valid or not: the
+    /// HTTP/1 parser answers it), or the line is over `maxDetectedLineBytes`.
     static func detect(_ bytes: ByteBuffer) -> Detected? {
         let seen = bytes.readableBytesView
-        var matchesPreface = true
-        for (offset, byte) in zip(http2Preface.indices, seen) where byte != http2Preface[offset] {
-            matchesPreface = false
-            break
+        var agreeing = 0
+        for (offset, byte) in zip(http2Preface.indices, seen) {
+            guard byte == http2Preface[offset] else { break }
+            agreeing += 1
         }
-        if matchesPreface {
-            return seen.count >= http2Preface.count ? .http2 : nil
+        if agreeing == http2Preface.count || agreeing == seen.count {
+            return agreeing == http2Preface.count ? .http2 : nil
         }
-        guard let lineEnd = seen.firstIndex(of: UInt8(ascii: "\n")) else {
-            return seen.count > maxDetectedLineBytes ? .http1 : nil
+        if agreeing >= prefaceFirstLineLength {
+            return .http2
         }
-        return endsWithHTTPVersion(seen[seen.startIndex..<lineEnd]) ? .http1 : .http2
+        return requestLine(seen)
     }
 
-    /// Whether the line (maybe with its CR, after any empty lines RFC 9112
-    /// section 2.2 lets a client send first) ends with a word starting
-    /// `HTTP/`: an HTTP/1 request line, valid or not, which the HTTP/1
-    /// parser answers.
-    private static func endsWithHTTPVersion(_ line: ByteBufferView.SubSequence) -> Bool {
-        var end = line.endIndex
-        if end > line.startIndex, line[line.index(before: end)] == UInt8(ascii: "\r") {
-            end = line.index(before: end)
+    /// Walks a request line as far as it arrived: `.http2` at a byte no
+    /// request line has there, the verdict at its end, nil to wait.
+    private static func requestLine(_ seen: ByteBufferView) -> Detected? {
+        var inMethod = true
+        var lineStart: ByteBufferView.Index?
+        var index = seen.startIndex
+        while index < seen.endIndex {
+            let byte = seen[index]
+            if index - seen.startIndex >= maxDetectedLineBytes {
+                return .http1
+            }
+            if lineStart == nil {
+                // RFC 9112 section 2.2: empty lines may come before a request line.
+                if byte != UInt8(ascii: "\r") && byte != UInt8(ascii: "\n") {
+                    guard isVisibleASCII(byte) else { return .http2 }
+                    lineStart = index
+                }
+            } else if inMethod {
+                // Visible ASCII, not only token bytes: a method like `G@T` is
+                // an HTTP/1 client's mistake, which the parser answers with 400.
+                if byte == UInt8(ascii: " ") {
+                    inMethod = false
+                } else if !isVisibleASCII(byte) {
+                    return .http2
+                }
+            } else if byte == UInt8(ascii: "\n") {
+                var line = seen[lineStart!..<index]
+                if line.last == UInt8(ascii: "\r") {
+                    line = line.dropLast()
+                }
+                let lastWord = line.lastIndex(of: UInt8(ascii: " ")).map { line[line.index(after: $0)...] } ?? line
+                return lastWord.starts(with: "HTTP/".utf8) ? .http1 : .http2
+            } else if (byte < 0x20 && byte != UInt8(ascii: "\r") && byte != UInt8(ascii: "\t")) || byte == 0x7F {
+                return .http2
+            }
+            index = seen.index(after: index)
         }
-        if end == line.startIndex {
-            return true  // an empty line before the request line
-        }
-        let words = line[line.startIndex..<end]
-        let lastWord = words.lastIndex(of: UInt8(ascii: " ")).map { words[words.index(after: $0)...] } ?? words
-        return lastWord.starts(with: "HTTP/".utf8)
+        return nil
+    }
+
+    private static func isVisibleASCII(_ byte: UInt8) -> Bool {
+        byte > 0x20 && byte < 0x7F
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

@@ -12,8 +12,9 @@ import MeshConfig
 ///
 /// Refused outright, as no reading of them is safe: a backslash (some apps
 /// read it as `/`), a fragment (`#`, never part of a request target), a
-/// dot segment that was percent-encoded (`%2E%2E`), and a dot segment with
-/// parameters (`..;x`, which servlet containers resolve as `..`).
+/// dot segment that was percent-encoded (`%2E%2E`), a dot segment with
+/// parameters (`..;x`, which servlet containers resolve as `..`), and a
+/// segment of parameters only (`/;x/admin`, which they read as `//admin`).
 ///
 /// Path parameters (`;` in a segment, `/admin;x=1/y`) are forwarded, but
 /// routes and authorization decide on the path without them (`/admin/y`),
@@ -32,6 +33,17 @@ struct PathNormalizer: Sendable {
     }
 
     let config: PathNormalizationConfig
+
+    /// With normalization off, a listener with authorization decides on
+    /// paths as sent; it refuses those this normalizer would read otherwise
+    /// or refuse, since the app behind may read them so.
+    static let strict = PathNormalizer(config: PathNormalizationConfig(escapedSlashes: .reject))
+
+    /// Whether the target reads the same normalized as sent.
+    func readsAsSent(_ target: String) -> Bool {
+        guard case .accepted(nil, _) = normalize(target: target) else { return false }
+        return true
+    }
 
     /// The origin-form target (`/path?query`) normalized; `*` and anything
     /// not starting with `/` pass as they are.
@@ -54,6 +66,9 @@ struct PathNormalizer: Sendable {
         case .failure(let rejection):
             return .rejected(rejection.reason)
         case .success(let (forwarded, matched)):
+            if matched == nil && forwarded.elementsEqual(path) {
+                return .accepted(target: nil, path: target[target.startIndex..<pathEnd])  // `%20` and the like: as sent
+            }
             var newTarget = String(decoding: forwarded, as: UTF8.self)
             let matchPath = matched.map { Substring(String(decoding: $0, as: UTF8.self)) }
                 ?? Substring(newTarget)
@@ -153,9 +168,16 @@ struct PathNormalizer: Sendable {
                     decoded.append(value)
                     continue
                 }
-                decoded.append(contentsOf: [UInt8(ascii: "%"), hexDigit(value >> 4), hexDigit(value & 0xF)])
+                decoded.append(UInt8(ascii: "%"))
+                decoded.append(hexDigit(value >> 4))
+                decoded.append(hexDigit(value & 0xF))
             }
             hasParameters = hasParameters || nameLength != nil
+            if nameLength == 0 {
+                // `/;x/admin`: servlet containers drop the segment, and what
+                // is left (`//admin`) is not the path a rule would see.
+                return .failure(Rejection(reason: "a path segment that is only parameters (/;x) in the path"))
+            }
             let segment = Segment(bytes: decoded, nameLength: nameLength)
             let isDot = segment.name.elementsEqual([UInt8(ascii: ".")])
             let isDotDot = segment.name.elementsEqual([UInt8(ascii: "."), UInt8(ascii: ".")])

@@ -8,7 +8,8 @@ dead, then meets someone else's socket. So:
 
 - `free_port()` hands out ports from a window *outside* the kernel's
   ephemeral range (which bind(0) and outgoing connections draw from), each
-  port once per test session, checked bindable when handed out. Nothing
+  port once per test session (from a random start, so that two sessions on
+  one machine do not walk it in step), checked bindable when handed out. Nothing
   else on the machine is given these ports by the kernel, and no two callers
   get the same one.
 - `UnusedPort` holds a port bound but never listening for as long as it is
@@ -21,6 +22,7 @@ With pytest-xdist, each worker takes its own slice of the window.
 from __future__ import annotations
 
 import os
+import random
 import socket
 import threading
 from typing import Optional
@@ -75,7 +77,10 @@ class _Allocator:
         self._lock = threading.Lock()
         window = _reserved_window()
         self._slice = None if window is None else _worker_slice(window)
-        self._next = 0 if self._slice is None else self._slice.start
+        # A random start, so that two sessions on one machine (two
+        # checkouts testing at once) do not walk the window in step.
+        self._next = 0 if self._slice is None else random.randrange(self._slice.start, self._slice.stop)
+        self._taken = 0
 
     def take(self, host: str, kind: int) -> int:
         with self._lock:
@@ -85,9 +90,10 @@ class _Allocator:
                 with socket.socket(socket.AF_INET, kind) as s:
                     s.bind((host, 0))
                     return s.getsockname()[1]
-            while self._next < self._slice.stop:
+            while self._taken < len(self._slice):
                 port = self._next
-                self._next += 1
+                self._taken += 1
+                self._next = self._next + 1 if self._next + 1 < self._slice.stop else self._slice.start
                 if _bindable(port, host, kind):
                     return port
             raise RuntimeError(f"the test session used every port of {self._slice.start}-{self._slice.stop - 1}")
