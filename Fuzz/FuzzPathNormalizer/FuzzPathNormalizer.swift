@@ -37,8 +37,9 @@ func checkDecidedPath(_ path: String, merging: Bool) {
     let bytes = Array(path.utf8)
     require(bytes.first == UInt8(ascii: "/"), "\(path) does not start with /")
     require(!bytes.contains(UInt8(ascii: ";")) && !bytes.contains(UInt8(ascii: "\\")), "\(path) has ; or \\")
-    let segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
-    require(!segments.contains { $0 == "." || $0 == ".." }, "\(path) has a dot segment")
+    // Split as bytes: a combining mark after `/` makes one character of them.
+    let segments = bytes.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).dropFirst()
+    require(!segments.contains { $0.elementsEqual([46]) || $0.elementsEqual([46, 46]) }, "\(path) has a dot segment")
     if merging {
         require(!segments.dropLast().contains { $0.isEmpty }, "\(path) has an empty segment")
     }
@@ -52,10 +53,10 @@ func checkDecidedPath(_ path: String, merging: Bool) {
 }
 
 /// The path of a forwarded target without each segment's `;` parameters.
-func withoutParameters(_ path: Substring) -> String {
-    path.split(separator: "/", omittingEmptySubsequences: false)
-        .map { $0.prefix { $0 != ";" } }
-        .joined(separator: "/")
+func withoutParameters(_ path: Substring) -> [UInt8] {
+    Array(path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
+        .map { $0.prefix { $0 != UInt8(ascii: ";") } }
+        .joined(separator: [UInt8(ascii: "/")]))
 }
 
 @_cdecl("FuzzPathNormalizer_main")
@@ -74,16 +75,17 @@ func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CC
         let normalizer = PathNormalizer(config: config)
         guard case .accepted(let rewritten, let path) = normalizer.normalize(target: target) else { return }
         let forwarded = rewritten ?? target
-        let queryStart = { (text: String) in text.firstIndex(of: "?") ?? text.endIndex }
-        require(forwarded[queryStart(forwarded)...] == target[queryStart(target)...], "the query changed: \(forwarded)")
+        let queryStart = { (text: String) in text.utf8.firstIndex(of: UInt8(ascii: "?")) ?? text.endIndex }
+        require(forwarded[queryStart(forwarded)...].utf8.elementsEqual(target[queryStart(target)...].utf8),
+                "the query changed: \(forwarded)")
         checkDecidedPath(String(path), merging: config.mergeSlashes)
         let forwardedPath = forwarded[forwarded.startIndex..<queryStart(forwarded)]
-        require(withoutParameters(forwardedPath) == path, "\(path) is not \(forwardedPath) without parameters")
+        require(withoutParameters(forwardedPath).elementsEqual(path.utf8), "\(path) is not \(forwardedPath) without parameters")
         guard case .accepted(let again, let againPath) = normalizer.normalize(target: forwarded) else {
             require(false, "\(target) forwarded as \(forwarded), which is refused")
             return
         }
         require(again == nil, "\(forwarded) normalizes again to \(again ?? "")")
-        require(againPath == path, "\(forwarded) decides on \(againPath), not \(path)")
+        require(againPath.utf8.elementsEqual(path.utf8), "\(forwarded) decides on \(againPath), not \(path)")
     }
 }

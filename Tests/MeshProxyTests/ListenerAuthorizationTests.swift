@@ -39,6 +39,11 @@ struct ListenerAuthorizationTests {
         #expect(policy.decide(identity: nil, method: .POST, path: "/public").allowed)
     }
 
+    @Test func pathRulesCompareBytes() {
+        let pattern = ListenerAuthorization.PathPattern.prefix("/admin/")
+        #expect(pattern.matches("/admin/\u{0337}x"))
+    }
+
     @Test func aRuleWithoutFromTakesCallersWithoutIdentity() {
         let policy = ListenerAuthorization(AuthorizationConfig(defaultAction: .deny, rules: [AuthorizationRule(paths: ["/healthz"])]))
         #expect(policy.decide(identity: nil, method: .GET, path: "/healthz").allowed)

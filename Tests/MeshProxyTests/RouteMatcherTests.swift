@@ -24,6 +24,15 @@ import Testing
         #expect(!exact.matches(method: .GET, path: "/healthz/x", headers: headers()))
     }
 
+    /// Bytes, not characters: `/` and a combining mark after it are one Swift
+    /// character, which would hide the prefix from a character comparison.
+    @Test func pathsCompareAsBytes() {
+        let prefix = RouteMatcher(RouteMatch(pathPrefix: "/admin/"))
+        #expect(prefix.matches(method: .GET, path: "/admin/\u{0337}x", headers: headers()))
+        let exact = RouteMatcher(RouteMatch(path: "/caf\u{E9}"))
+        #expect(!exact.matches(method: .GET, path: "/cafe\u{301}", headers: headers()), "canonically equal, other bytes")
+    }
+
     @Test func grpcSugar() {
         let service = RouteMatcher(RouteMatch(grpc: GRPCMatch(service: "user.UserService")))
         #expect(service.matches(method: .POST, path: "/user.UserService/GetUser", headers: headers()))

@@ -80,6 +80,19 @@ def test_no_spelling_of_a_denied_path_reaches_the_app_over_http2(guarded, path):
     assert ADMIN_AREA not in body
 
 
+def test_a_combining_mark_after_a_slash_does_not_hide_a_path(guarded):
+    """`/` and U+0337 are one Swift character; rules compare bytes, as the app does."""
+    p, _ = guarded
+    resp = one_request(p.host, p.port, request_bytes("GET", "/admin/\xcc\xb7x"))  # sent as the bytes CC B7
+    assert resp.status == 403 and ADMIN_AREA not in resp.body
+    client = H2Client(p.host, p.port)
+    try:
+        headers, body = client.get("/admin/\u0337x")
+    finally:
+        client.close()
+    assert headers.get(":status") == "403" and ADMIN_AREA not in body
+
+
 def test_the_app_gets_the_path_the_proxy_decided_on(guarded):
     p, _ = guarded
     resp = one_request(p.host, p.port, request_bytes("GET", "/public/./a/../%7Euser//x?q=/../%61"))

@@ -20,10 +20,13 @@ struct ListenerAuthorization: Sendable {
         case exact(String)
         case prefix(String)
 
+        /// Byte for byte: Swift's `==` and `hasPrefix` compare characters,
+        /// and a combining mark after a `/` would make `/admin/` no prefix
+        /// of a path an app reads as under `/admin/`.
         func matches(_ path: Substring) -> Bool {
             switch self {
-            case .exact(let expected): path == expected
-            case .prefix(let prefix): path.hasPrefix(prefix)
+            case .exact(let expected): path.utf8.elementsEqual(expected.utf8)
+            case .prefix(let prefix): path.utf8.starts(with: prefix.utf8)
             }
         }
     }

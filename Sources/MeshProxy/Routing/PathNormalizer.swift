@@ -26,7 +26,8 @@ import MeshConfig
 struct PathNormalizer: Sendable {
     enum Outcome: Equatable {
         /// `target` is the request target to forward (nil: the one sent,
-        /// unchanged); `path` is what routes and authorization decide on.
+        /// unchanged); `path` is what routes and authorization decide on
+        /// (the target's path without `;` parameters).
         case accepted(target: String?, path: Substring)
         /// Why the request is refused (a 400).
         case rejected(String)
@@ -39,10 +40,10 @@ struct PathNormalizer: Sendable {
     /// or refuse, since the app behind may read them so.
     static let strict = PathNormalizer(config: PathNormalizationConfig(escapedSlashes: .reject))
 
-    /// Whether the target reads the same normalized as sent.
+    /// Whether the target reads the same normalized as sent, parameters included.
     func readsAsSent(_ target: String) -> Bool {
-        guard case .accepted(nil, _) = normalize(target: target) else { return false }
-        return true
+        guard case .accepted(nil, let path) = normalize(target: target) else { return false }
+        return path.utf8.elementsEqual(RouteMatcher.path(ofTarget: target).utf8)
     }
 
     /// The origin-form target (`/path?query`) normalized; `*` and anything
@@ -66,14 +67,15 @@ struct PathNormalizer: Sendable {
         case .failure(let rejection):
             return .rejected(rejection.reason)
         case .success(let (forwarded, matched)):
-            if matched == nil && forwarded.elementsEqual(path) {
-                return .accepted(target: nil, path: target[target.startIndex..<pathEnd])  // `%20` and the like: as sent
+            let matchPath = matched.map { Substring(String(decoding: $0, as: UTF8.self)) }
+            if forwarded.elementsEqual(path) {
+                // Normalized already (`%20`, `/a;p`): forwarded as sent.
+                return .accepted(target: nil, path: matchPath ?? target[target.startIndex..<pathEnd])
             }
             var newTarget = String(decoding: forwarded, as: UTF8.self)
-            let matchPath = matched.map { Substring(String(decoding: $0, as: UTF8.self)) }
-                ?? Substring(newTarget)
+            let newPath = matchPath ?? Substring(newTarget)
             newTarget += target[pathEnd...]
-            return .accepted(target: newTarget, path: matchPath)
+            return .accepted(target: newTarget, path: newPath)
         }
     }
 

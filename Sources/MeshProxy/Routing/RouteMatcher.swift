@@ -2,7 +2,10 @@ import MeshConfig
 import NIOHTTP1
 
 /// A route's match conditions, precompiled from `RouteMatch` so that matching
-/// a request compares bytes and allocates nothing.
+/// a request compares bytes and allocates nothing. Bytes, not characters:
+/// Swift's `==` and `hasPrefix` compare by Unicode canonical equivalence, so
+/// `/admin/` would not be a prefix of `/admin/\u{0337}x` (the slash and the
+/// combining mark are one character), while an app matching bytes serves it.
 struct RouteMatcher: Sendable {
     enum PathCondition: Sendable {
         case any
@@ -39,9 +42,9 @@ struct RouteMatcher: Sendable {
         case .any:
             break
         case .exact(let expected):
-            guard requestPath == expected else { return false }
+            guard requestPath.utf8.elementsEqual(expected.utf8) else { return false }
         case .prefix(let prefix):
-            guard requestPath.hasPrefix(prefix) else { return false }
+            guard requestPath.utf8.starts(with: prefix.utf8) else { return false }
         }
         if let methods, !methods.contains(method.rawValue) {
             return false
@@ -57,9 +60,9 @@ struct RouteMatcher: Sendable {
         case .present(let expected):
             return headers.contains(name: match.name) == expected
         case .exact(let value):
-            return headers[match.name].contains(value)
+            return headers[match.name].contains { $0.utf8.elementsEqual(value.utf8) }
         case .prefix(let prefix):
-            return headers[match.name].contains { $0.hasPrefix(prefix) }
+            return headers[match.name].contains { $0.utf8.starts(with: prefix.utf8) }
         }
     }
 
