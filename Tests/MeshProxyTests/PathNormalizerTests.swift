@@ -165,7 +165,7 @@ import Testing
         #expect(RequestAuthority.check(&other) != nil)
     }
 
-    @Test(arguments: ["a.example", "a.example:8080", "10.0.0.1", "[::1]:443", "[fd00::1]", "user-1_x.svc"])
+    @Test(arguments: ["a.example", "a.example:8080", "10.0.0.1", "[::1]:443", "[fd00::1]", "user-1_x.svc", "[fe80::1%25eth0]:80"])
     func validHosts(host: String) {
         #expect(RequestAuthority.isValidHost(host.utf8))
     }

@@ -13,6 +13,7 @@ import pytest
 
 from support.config import cluster, route, single_listener
 from support.h2client import H2Client
+from support.proxy import metric_sum
 from support.raw_backend import RawReplyBackend
 from support.rawhttp import END_HEADERS, END_STREAM, H2_PREFACE_AND_SETTINGS, RawHTTP, h2_frame, h2_frames, \
     hpack_literal_block, one_request, request_bytes
@@ -262,3 +263,6 @@ def test_malformed_http2_requests_count_toward_the_rapid_reset_limit(echo):
     assert goaways == [0xB], f"GOAWAY codes {goaways}, expected ENHANCE_YOUR_CALM (11)"
     assert closed
     assert a.count == 0
+    samples = p.metrics()
+    assert metric_sum(samples, "swiftmesh_http2_peer_errors_total", code="PROTOCOL_ERROR", scope="stream") == 200
+    assert metric_sum(samples, "swiftmesh_http2_peer_errors_total", code="ENHANCE_YOUR_CALM", scope="connection") == 1

@@ -75,8 +75,10 @@ enum RequestAuthority {
         if bytes.first == UInt8(ascii: "[") {
             guard let close = bytes.firstIndex(of: UInt8(ascii: "]")) else { return false }
             let literal = bytes[bytes.index(after: bytes.startIndex)..<close]
-            guard !literal.isEmpty, literal.allSatisfy({ isHexDigit($0) || $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: ".") })
-            else { return false }
+            // Hex digits, colons and dots, and a zone (`%25eth0`, RFC 6874).
+            guard !literal.isEmpty, literal.allSatisfy({ isNameByte($0) || $0 == UInt8(ascii: ":") }) else {
+                return false
+            }
             bytes = bytes[bytes.index(after: close)...]
         } else {
             let nameEnd = bytes.firstIndex(of: UInt8(ascii: ":")) ?? bytes.endIndex
@@ -87,10 +89,6 @@ enum RequestAuthority {
         guard let colon = bytes.first else { return true }
         let port = bytes.dropFirst()
         return colon == UInt8(ascii: ":") && port.count <= 5 && port.allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
-    }
-
-    private static func isHexDigit(_ byte: UInt8) -> Bool {
-        (byte >= 0x30 && byte <= 0x39) || (byte | 0x20 >= UInt8(ascii: "a") && byte | 0x20 <= UInt8(ascii: "f"))
     }
 
     private static func isNameByte(_ byte: UInt8) -> Bool {

@@ -134,6 +134,7 @@ extension HTTP2ConnectionCodec {
         throws(HTTP2ConnectionError) {
         try countReset()
         try countControlFrame(context)
+        onPeerError?(code, false)
         writeReset(id, code, context)
         answeredWhileReading = true
     }

@@ -257,9 +257,12 @@ extension HTTP2ConnectionCodec {
     private func writeResetFromHandler(
         _ id: HTTP2StreamID, _ code: HTTP2ErrorCode, _ context: ChannelHandlerContext
     ) -> Bool {
-        if role == .server && code == .protocolError && !floodGuard.recordReset() {
-            fail(HTTP2ConnectionError(.enhanceYourCalm, "too many malformed streams in a short time"), context)
-            return false
+        if role == .server && code == .protocolError {
+            guard floodGuard.recordReset() else {
+                fail(HTTP2ConnectionError(.enhanceYourCalm, "too many malformed streams in a short time"), context)
+                return false
+            }
+            onPeerError?(code, false)
         }
         writeReset(id, code, context)
         return true

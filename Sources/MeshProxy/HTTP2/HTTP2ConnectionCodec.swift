@@ -108,6 +108,10 @@ final class HTTP2ConnectionCodec: ChannelDuplexHandler {
     var decoder: HPACKDecoder
     var encoder = HPACKFieldEncoder()
     var floodGuard = HTTP2FloodGuard()
+    /// Hears of every error of the peer's the codec answers: the code, and
+    /// whether it ended the connection (GOAWAY) or one stream (RST_STREAM),
+    /// for the listener's metrics.
+    var onPeerError: ((HTTP2ErrorCode, _ endedConnection: Bool) -> Void)?
 
     /// The start of a frame that has not fully arrived, in a buffer of its own.
     var unread: ByteBuffer?
@@ -315,6 +319,7 @@ final class HTTP2ConnectionCodec: ChannelDuplexHandler {
     func fail(_ error: HTTP2ConnectionError, _ context: ChannelHandlerContext) {
         guard !failed else { return }
         failed = true
+        onPeerError?(error.code, true)
         // The reason goes out as the GOAWAY's debug data, for the peer's logs.
         let reason = Array(error.reason.utf8.prefix(256))
         var buffer = outBuffer(context)

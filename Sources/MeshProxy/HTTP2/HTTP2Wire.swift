@@ -37,6 +37,27 @@ enum HTTP2Wire {
         static let priority: UInt8 = 0x20
     }
 
+    /// RFC 9113 section 7's name of an error code, for metrics and logs.
+    static func errorName(_ code: HTTP2ErrorCode) -> String {
+        switch code.networkCode {
+        case 0x0: "NO_ERROR"
+        case 0x1: "PROTOCOL_ERROR"
+        case 0x2: "INTERNAL_ERROR"
+        case 0x3: "FLOW_CONTROL_ERROR"
+        case 0x4: "SETTINGS_TIMEOUT"
+        case 0x5: "STREAM_CLOSED"
+        case 0x6: "FRAME_SIZE_ERROR"
+        case 0x7: "REFUSED_STREAM"
+        case 0x8: "CANCEL"
+        case 0x9: "COMPRESSION_ERROR"
+        case 0xA: "CONNECT_ERROR"
+        case 0xB: "ENHANCE_YOUR_CALM"
+        case 0xC: "INADEQUATE_SECURITY"
+        case 0xD: "HTTP_1_1_REQUIRED"
+        default: "UNKNOWN"
+        }
+    }
+
     enum Setting {
         static let enablePush: UInt16 = 0x2
         static let maxConcurrentStreams: UInt16 = 0x3

@@ -29,9 +29,15 @@ enum DownstreamPipeline {
         let settings = HTTP2LocalSettings(
             maxConcurrentStreams: maxConcurrentStreams, initialWindowSize: streamWindow,
             maxHeaderListSize: maxHeaderListSize * 2 + 4096)
+        let codec = HTTP2ConnectionCodec(role: .server, settings: settings)
+        let stats = worker.stats
+        let listener = connection.listenerLabel
+        codec.onPeerError = { code, endedConnection in
+            stats.http2PeerError(listener: listener, code: code, endedConnection: endedConnection)
+        }
         try detector.pipeline.syncOperations.addHandlers(
             [
-                HTTP2ConnectionCodec(role: .server, settings: settings),
+                codec,
                 HTTP2DownstreamConnection(info: connection, worker: worker, streamWindowSize: streamWindow),
             ],
             position: .after(detector.handler)

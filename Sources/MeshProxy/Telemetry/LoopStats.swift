@@ -1,4 +1,5 @@
 import MeshConfig
+import NIOHTTP2
 
 /// The counters of one event loop. Only that loop touches them, so the data
 /// path increments plain integers; the admin server reads a copy from each
@@ -74,6 +75,15 @@ final class LoopStats {
 
     private(set) var authorizations: [AuthorizationKey: UInt64] = [:]
 
+    /// A client's HTTP/2 error the codec answered, by its RFC 9113 code.
+    struct HTTP2ErrorKey: Hashable {
+        var listener: Int
+        var code: UInt32
+        var endedConnection: Bool
+    }
+
+    private(set) var http2PeerErrors: [HTTP2ErrorKey: UInt64] = [:]
+
     /// A TLS handshake on a listener's connection (downstream) or a cluster's (upstream).
     struct HandshakeKey: Hashable {
         /// The listener's or the cluster's label.
@@ -127,6 +137,11 @@ final class LoopStats {
         authorizations[AuthorizationKey(listener: listener, caller: caller, allowed: allowed), default: 0] += 1
     }
 
+    func http2PeerError(listener: Int, code: HTTP2ErrorCode, endedConnection: Bool) {
+        let key = HTTP2ErrorKey(listener: listener, code: UInt32(code.networkCode), endedConnection: endedConnection)
+        http2PeerErrors[key, default: 0] += 1
+    }
+
     func requestRetried(cluster: Int, cause: String) {
         retries[RetryKey(cluster: cluster, cause: cause), default: 0] += 1
     }
@@ -171,6 +186,12 @@ final class LoopStats {
         for (key, count) in authorizations {
             snapshot.authorizations[.init(
                 listener: labels[key.listener], caller: labels[key.caller], decision: key.allowed ? "allow" : "deny"
+            ), default: 0] += count
+        }
+        for (key, count) in http2PeerErrors {
+            snapshot.http2PeerErrors[.init(
+                listener: labels[key.listener], code: HTTP2Wire.errorName(HTTP2ErrorCode(networkCode: Int(key.code))),
+                scope: key.endedConnection ? "connection" : "stream"
             ), default: 0] += count
         }
         for (source, target) in [

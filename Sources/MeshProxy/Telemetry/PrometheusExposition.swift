@@ -46,6 +46,12 @@ enum PrometheusExposition {
                stats.authorizations.map { key, value in
                    (labels(["listener": key.listener, "caller": key.caller, "decision": key.decision]), "\(value)")
                })
+        family(&out, "swiftmesh_http2_peer_errors_total", "counter",
+               "HTTP/2 errors of clients the proxy answered itself (a malformed request, a frame on a closed stream, "
+                   + "a flood), by listener, code (RFC 9113) and scope (stream: RST_STREAM, connection: GOAWAY).",
+               stats.http2PeerErrors.map { key, value in
+                   (labels(["listener": key.listener, "code": key.code, "scope": key.scope]), "\(value)")
+               })
         family(&out, "swiftmesh_downstream_tls_handshakes_total", "counter",
                "TLS handshakes on client connections, by listener and result (success, failure).",
                outcomes(stats.downstreamHandshakes, owner: "listener"))

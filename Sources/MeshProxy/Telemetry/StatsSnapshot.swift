@@ -38,6 +38,14 @@ struct StatsSnapshot: Sendable {
         var decision: String
     }
 
+    struct HTTP2ErrorLabels: Hashable, Sendable {
+        var listener: String
+        /// RFC 9113's name, e.g. PROTOCOL_ERROR.
+        var code: String
+        /// `stream` (RST_STREAM) or `connection` (GOAWAY).
+        var scope: String
+    }
+
     /// A listener's or a cluster's connections, by outcome.
     struct OutcomeLabels: Hashable, Sendable {
         var owner: String
@@ -47,6 +55,7 @@ struct StatsSnapshot: Sendable {
     var requests: [RequestLabels: UInt64] = [:]
     var routes: [RouteLabels: LoopStats.RouteTally] = [:]
     var authorizations: [AuthorizationLabels: UInt64] = [:]
+    var http2PeerErrors: [HTTP2ErrorLabels: UInt64] = [:]
     var proxyErrors: [ErrorLabels: UInt64] = [:]
     var retries: [RetryLabels: UInt64] = [:]
     var timeouts: [TimeoutLabels: UInt64] = [:]
@@ -73,6 +82,7 @@ struct StatsSnapshot: Sendable {
         retries.merge(other.retries, uniquingKeysWith: +)
         timeouts.merge(other.timeouts, uniquingKeysWith: +)
         authorizations.merge(other.authorizations, uniquingKeysWith: +)
+        http2PeerErrors.merge(other.http2PeerErrors, uniquingKeysWith: +)
         downstreamHandshakes.merge(other.downstreamHandshakes, uniquingKeysWith: +)
         upstreamHandshakes.merge(other.upstreamHandshakes, uniquingKeysWith: +)
         upstreamConnects.merge(other.upstreamConnects, uniquingKeysWith: +)
