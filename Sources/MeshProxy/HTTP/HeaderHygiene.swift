@@ -140,17 +140,11 @@ enum HeaderHygiene {
         var kept: [(String, String)] = []
         kept.reserveCapacity(headers.count + 1)
         var hopByHop = HopByHop()
-        var hasContentLength = false
         for (name, value) in headers {
             let value = trimmingPadding(value)
             if hopByHop.isConnectionSpecific(name, value)
                 || (name.utf8.count == 12 && name.equalsIgnoringASCIICase("x-request-id")) {
                 continue
-            }
-            if name.utf8.count == 14 && name.equalsIgnoringASCIICase("content-length") {
-                // Repeats were checked equal when parsed: one goes on.
-                guard !hasContentLength else { continue }
-                hasContentLength = true
             }
             kept.append((name, value))
         }

@@ -139,7 +139,8 @@ final class ProxyExchange {
             return
         }
         let path: Substring
-        switch listener?.pathNormalizer?.normalize(target: head.uri) {
+        let normalizer = listener?.pathNormalizer
+        switch normalizer?.normalize(target: head.uri) {
         case .rejected(let reason):
             fail(.badRequest(reason))
             return

@@ -25,12 +25,12 @@ enum RequestAuthority {
             return "more than one Host field"
         }
         // Empty is allowed: a target without an authority is sent so (RFC 9112 section 3.2).
-        if let host, !host.isEmpty, !isValidHost(host.utf8) {
+        if let host, !host.isEmpty, !isValidHost(host) {
             return "an invalid Host (\(host.prefix(64)))"
         }
         let target = head.uri.utf8
         if let first = target.first, first != UInt8(ascii: "/"), head.uri != "*", head.method != .CONNECT {
-            guard let (authority, originForm) = absoluteForm(head.uri), isValidHost(authority.utf8) else {
+            guard let (authority, originForm) = absoluteForm(head.uri), isValidHost(authority) else {
                 return "a request target that is neither a path nor an http(s) URI"
             }
             if let host, !host.utf8.equalsIgnoringASCIICase(authority.utf8) {
@@ -70,7 +70,15 @@ enum RequestAuthority {
     /// brackets, or a name of unreserved characters, escapes and the
     /// sub-delimiters other than `,` and `;` (which would make a list of
     /// hosts of one field), with at most five digits of port.
-    static func isValidHost(_ value: some Collection<UInt8>) -> Bool {
+    static func isValidHost(_ value: String) -> Bool {
+        value.utf8.withContiguousStorageIfAvailable { isValidHost(bytes: $0) } ?? isValidHost(bytes: Array(value.utf8))
+    }
+
+    static func isValidHost(_ value: Substring) -> Bool {
+        value.utf8.withContiguousStorageIfAvailable { isValidHost(bytes: $0) } ?? isValidHost(bytes: Array(value.utf8))
+    }
+
+    private static func isValidHost(bytes value: some Collection<UInt8>) -> Bool {
         var bytes = value[...]
         if bytes.first == UInt8(ascii: "[") {
             guard let close = bytes.firstIndex(of: UInt8(ascii: "]")) else { return false }

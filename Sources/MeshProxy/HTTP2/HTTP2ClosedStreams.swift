@@ -28,15 +28,22 @@ struct HTTP2ClosedStreams {
     /// Runs of identifiers the peer skipped, most recent last.
     static let skippedCapacity = 8
 
-    private var peerClosed = CircularBuffer<(id: HTTP2StreamID, ending: PeerEnding)>(initialCapacity: 4)
+    /// A ring of the streams the peer closed: the identifier, negated when
+    /// the peer reset the stream. Plain integers: noting a close is a store
+    /// on every stream of every connection.
+    private var peerClosed: [Int32] = []
+    private var nextSlot = 0
     private var skipped = CircularBuffer<ClosedRange<Int32>>(initialCapacity: 0)
 
     /// The peer closed `id` (by END_STREAM seen before the stream closed, or by RST_STREAM).
     mutating func peerClosed(_ id: HTTP2StreamID, _ ending: PeerEnding) {
-        if peerClosed.count == Self.peerClosedCapacity {
-            peerClosed.removeFirst()
+        let entry = ending == .reset ? -Int32(id) : Int32(id)
+        if peerClosed.count < Self.peerClosedCapacity {
+            peerClosed.append(entry)
+        } else {
+            peerClosed[nextSlot] = entry
         }
-        peerClosed.append((id, ending))
+        nextSlot = (nextSlot + 1) % Self.peerClosedCapacity
     }
 
     /// The peer opened `id` while `previous` was the highest it had opened:
@@ -53,7 +60,9 @@ struct HTTP2ClosedStreams {
 
     /// How the peer closed `id`, if it did and that is still remembered.
     func peerEnding(of id: HTTP2StreamID) -> PeerEnding? {
-        peerClosed.last { $0.id == id }?.ending
+        let raw = Int32(id)
+        guard let entry = peerClosed.first(where: { $0 == raw || $0 == -raw }) else { return nil }
+        return entry < 0 ? .reset : .endStream
     }
 
     /// True when the peer skipped `id` (and that is still remembered).

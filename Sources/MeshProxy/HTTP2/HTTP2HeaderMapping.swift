@@ -32,7 +32,7 @@ enum HTTP2HeaderMapping {
                 case ":method" where method == nil: method = value
                 case ":scheme" where scheme == nil: scheme = value
                 case ":path" where path == nil: path = value
-                case ":authority" where authority == nil && RequestAuthority.isValidHost(value.utf8): authority = value
+                case ":authority" where authority == nil && RequestAuthority.isValidHost(value): authority = value
                 default: return nil  // unknown or repeated
                 }
                 continue
@@ -45,7 +45,7 @@ enum HTTP2HeaderMapping {
             }
             if name == "host" {
                 // One Host, and the same as :authority (RFC 9113 section 8.3.1).
-                guard host == nil, RequestAuthority.isValidHost(value.utf8),
+                guard host == nil, RequestAuthority.isValidHost(value),
                       authority.map({ $0.utf8.equalsIgnoringASCIICase(value.utf8) }) ?? true else {
                     return nil
                 }

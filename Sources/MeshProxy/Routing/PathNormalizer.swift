@@ -49,18 +49,22 @@ struct PathNormalizer: Sendable {
     /// The origin-form target (`/path?query`) normalized; `*` and anything
     /// not starting with `/` pass as they are.
     func normalize(target: String) -> Outcome {
-        let bytes = target.utf8
-        guard bytes.first == UInt8(ascii: "/") else {
+        let utf8 = target.utf8
+        guard utf8.first == UInt8(ascii: "/") else {
             return .accepted(target: nil, path: RouteMatcher.path(ofTarget: target))
         }
-        if bytes.contains(UInt8(ascii: "#")) {
+        // One pass over the target's contiguous bytes (a native string's
+        // always are) finds the query, a fragment and what needs work.
+        let found = utf8.withContiguousStorageIfAvailable { scan($0) } ?? scan(Array(utf8))
+        if found.hasFragment {
             return .rejected("a fragment (#) in the request target")
         }
-        let pathEnd = bytes.firstIndex(of: UInt8(ascii: "?")) ?? bytes.endIndex
-        let path = bytes[bytes.startIndex..<pathEnd]
-        guard needsWork(path) else {
+        let pathEnd = found.pathLength == utf8.count
+            ? utf8.endIndex : utf8.index(utf8.startIndex, offsetBy: found.pathLength)
+        guard found.needsWork else {
             return .accepted(target: nil, path: target[target.startIndex..<pathEnd])
         }
+        let path = utf8[utf8.startIndex..<pathEnd]
         let result: Result<(forwarded: [UInt8], matched: [UInt8]?), Rejection>
         result = Self.rewrite(Array(path), config)
         switch result {
@@ -79,35 +83,55 @@ struct PathNormalizer: Sendable {
         }
     }
 
-    /// Whether the path holds anything normalization could change or refuse.
-    private func needsWork(_ path: Substring.UTF8View) -> Bool {
+    private struct Scan {
+        /// Bytes before the query (`?`), or all of them.
+        var pathLength: Int
+        var hasFragment = false
+        /// The path holds anything normalization could change or refuse.
+        var needsWork = false
+    }
+
+    private func scan(_ bytes: some RandomAccessCollection<UInt8>) -> Scan {
+        var result = Scan(pathLength: bytes.count)
+        var inPath = true
         var previous: UInt8 = 0
-        var index = path.startIndex
-        while index < path.endIndex {
-            let byte = path[index]
-            switch byte {
-            case UInt8(ascii: "%"), UInt8(ascii: "\\"), UInt8(ascii: ";"):
-                return true
-            case UInt8(ascii: "/") where previous == UInt8(ascii: "/") && config.mergeSlashes:
-                return true
-            case UInt8(ascii: ".") where previous == UInt8(ascii: "/"):
-                // `/.` starts a dot segment unless more than dots follow.
-                var end = path.index(after: index)
-                var dots = 1
-                while end < path.endIndex, path[end] == UInt8(ascii: "."), dots < 3 {
-                    dots += 1
-                    end = path.index(after: end)
+        var offset = 0
+        var index = bytes.startIndex
+        while index != bytes.endIndex {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "#") {
+                result.hasFragment = true
+                return result
+            }
+            if inPath {
+                switch byte {
+                case UInt8(ascii: "?"):
+                    inPath = false
+                    result.pathLength = offset
+                case UInt8(ascii: "%"), UInt8(ascii: "\\"), UInt8(ascii: ";"):
+                    result.needsWork = true
+                case UInt8(ascii: "/") where previous == UInt8(ascii: "/") && config.mergeSlashes:
+                    result.needsWork = true
+                case UInt8(ascii: ".") where previous == UInt8(ascii: "/"):
+                    // `/.` starts a dot segment unless more than dots follow.
+                    var end = bytes.index(after: index)
+                    var dots = 1
+                    while end != bytes.endIndex, bytes[end] == UInt8(ascii: "."), dots < 3 {
+                        dots += 1
+                        end = bytes.index(after: end)
+                    }
+                    if dots <= 2 && (end == bytes.endIndex || bytes[end] == UInt8(ascii: "/") || bytes[end] == UInt8(ascii: "?")) {
+                        result.needsWork = true
+                    }
+                default:
+                    break
                 }
-                if dots <= 2 && (end == path.endIndex || path[end] == UInt8(ascii: "/")) {
-                    return true
-                }
-            default:
-                break
             }
             previous = byte
-            index = path.index(after: index)
+            offset += 1
+            index = bytes.index(after: index)
         }
-        return false
+        return result
     }
 
     struct Rejection: Error {

@@ -27,7 +27,10 @@ struct RoutingTable: Sendable {
     }
 }
 
-struct CompiledListener: Sendable {
+/// A class, immutable: every request reads its listener's, and handing a
+/// reference around costs one retain where a struct of this size costs a
+/// copy and a retain per field.
+final class CompiledListener: Sendable {
     let name: String
     let limits: ListenerLimits
     let idleTimeout: TimeAmount
