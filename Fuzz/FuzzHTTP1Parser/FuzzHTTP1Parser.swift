@@ -115,11 +115,14 @@ func serialize(_ parts: [Part], from start: Int) -> (bytes: [UInt8], next: Int)?
     return nil  // the message did not end
 }
 
-/// Whether the last transfer coding the fields name is chunked.
+/// Whether the last transfer coding the fields name is chunked (empty list
+/// elements, such as a second, empty Transfer-Encoding field, name none).
 func endsChunked(_ fields: [String]) -> Bool {
-    let codings = fields.filter { $0.utf8.count > 18 && $0.prefix(18).utf8.equalsIgnoringASCIICase("transfer-encoding:".utf8) }
+    let codings = fields.filter { $0.utf8.count >= 18 && $0.prefix(18).utf8.equalsIgnoringASCIICase("transfer-encoding:".utf8) }
         .flatMap { $0.dropFirst(18).split(separator: ",") }
-    return codings.last.map { $0.trimmingOptionalWhitespace().utf8.equalsIgnoringASCIICase("chunked".utf8) } ?? false
+        .map { $0.trimmingOptionalWhitespace() }
+        .filter { !$0.isEmpty }
+    return codings.last?.utf8.equalsIgnoringASCIICase("chunked".utf8) ?? false
 }
 
 /// Parts compared as a round trip: a response's keep-alive may change, as

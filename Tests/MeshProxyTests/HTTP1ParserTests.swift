@@ -112,6 +112,25 @@ private func parseError(_ chunks: [String], kind: HTTP1Parser.Kind = .request, m
         #expect(parts.dropFirst() == [.body("0123456789"), .end(trailers: nil)])
     }
 
+    // Found by FuzzHTTP1Parser: a second, empty Transfer-Encoding field
+    // reads as chunked (the fuzz target's own reading of the codings was
+    // wrong), while a blank element, `chunked, , `, was refused as a coding
+    // of its own. Empty list elements name no coding wherever they are
+    // (RFC 9110 section 5.6.1.2).
+    @Test(arguments: [
+        "Transfer-Encoding: chunked\r\nTransfer-Encoding:\r\n",
+        "Transfer-Encoding: chunked\r\nTransfer-Encoding: \r\n",
+        "Transfer-Encoding: chunked, \r\n",
+        "Transfer-Encoding: chunked, , \r\n",
+        "Transfer-Encoding: , chunked, ,\r\n",
+    ])
+    func emptyTransferCodingsAreSkipped(_ fields: String) throws {
+        let parts = try parse(["POST /c HTTP/1.1\r\n" + fields + "\r\n2\r\nok\r\n0\r\n\r\n"])
+        #expect(parts.dropFirst() == [.body("ok"), .end(trailers: nil)])
+        let response = try parse(["HTTP/1.1 200 OK\r\n" + fields + "\r\n2\r\nok\r\n0\r\n\r\n"], kind: .response)
+        #expect(response == [.response(status: 200, keepAlive: true, hasBody: true), .body("ok"), .end(trailers: nil)])
+    }
+
     @Test func pipelinedRequestsComeOutInOrder() throws {
         let parts = try parse(["GET /1 HTTP/1.1\r\n\r\nPOST /2 HTTP/1.1\r\nContent-Length: 2\r\n\r\nokGET /3 HTTP/1.1\r\n\r\n"])
         let uris = parts.compactMap { part -> String? in
@@ -159,6 +178,7 @@ private func parseError(_ chunks: [String], kind: HTTP1Parser.Kind = .request, m
         "POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
         "POST / HTTP/1.1\r\nContent-Length: -3\r\n\r\n",
         "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: , ,\r\n\r\n",
         "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
         "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n",
         "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",

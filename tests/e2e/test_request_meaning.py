@@ -213,6 +213,27 @@ def test_a_kelvin_sign_does_not_spell_chunked(echo):
     assert a.count == 0
 
 
+@pytest.mark.parametrize("fields", [
+    b"Transfer-Encoding: chunked\r\nTransfer-Encoding:\r\n",
+    b"Transfer-Encoding: chunked, , \r\n",
+])
+def test_empty_transfer_codings_name_none(echo, fields):
+    # A second, empty Transfer-Encoding field (found by FuzzHTTP1Parser) and
+    # blank list elements (once refused as codings of their own) name no
+    # coding (RFC 9110 section 5.6.1.2): the body is chunked, reaches the app
+    # once under the proxy's own framing, and the request after it is its own.
+    p, a = echo
+    with RawHTTP(p.host, p.port) as conn:
+        conn.send(b"POST /first HTTP/1.1\r\nHost: x\r\n" + fields + b"\r\n5\r\nhello\r\n0\r\n\r\n"
+                  b"GET /second HTTP/1.1\r\nHost: x\r\n\r\n")
+        first, second = conn.read_response(), conn.read_response()
+    assert first.status == 200 and second.status == 200
+    assert first.json()["bodyLength"] == 5
+    assert [v for k, v in seen_headers(first) if k == "transfer-encoding"] == ["chunked"]
+    assert second.json()["path"] == "/second"
+    assert a.count == 2
+
+
 def test_equal_content_lengths_go_upstream_as_one(echo):
     p, _ = echo
     resp = one_request(p.host, p.port, request_bytes("POST", "/cl", [("Content-Length", "5"), ("Content-Length", "5")],

@@ -409,8 +409,11 @@ struct HTTP1Parser {
 
     // MARK: Transfer-Encoding
 
+    /// The codings a field value lists. Empty elements are skipped, as RFC
+    /// 9110 section 5.6.1.2 asks of a recipient, wherever they are: in
+    /// `chunked, ` as in a second, empty Transfer-Encoding field.
     private static func codings(_ value: String) -> [Substring] {
-        value.split(separator: ",").map { $0.trimmingOptionalWhitespace() }
+        value.split(separator: ",").map { $0.trimmingOptionalWhitespace() }.filter { !$0.isEmpty }
     }
 
     // Codings compare as ASCII only: Unicode case folding would take
