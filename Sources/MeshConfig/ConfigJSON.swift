@@ -132,8 +132,8 @@ private struct RouteJSON: Encodable {
 }
 
 enum HeaderEditsJSON {
-    /// Names are unique after decoding, so the map loses nothing but the
-    /// file order, which does not change what is sent. Nil when empty.
+    /// Names are unique and in name order after decoding, so the map, whose
+    /// keys are written sorted, loses nothing. Nil when empty.
     static func added(_ headers: [HeaderValue]) -> [String: String]? {
         headers.isEmpty ? nil : Dictionary(headers.map { ($0.name, $0.value) }) { _, last in last }
     }

@@ -164,17 +164,26 @@ struct ExampleConfigTests {
         #expect(routes[2].match == RouteMatch(grpc: GRPCMatch(service: "user.UserService")))
     }
 
-    @Test func headerEditsKeepFileOrderAndLowerCaseNames() throws {
+    @Test func headersToAddAreInNameOrderWithLowerCaseNames() throws {
         let config = try ConfigLoader.decode(yaml: Fixture.route(
             "cluster: user, requestHeadersToAdd: { X-Zeta: z, x-alpha: 1, x-empty: '' }, requestHeadersToRemove: [X-Debug, x-trace]"
         ))
         let route = try #require(config.listeners.first?.routes.first)
         #expect(route.requestHeadersToAdd == [
-            HeaderValue(name: "x-zeta", value: "z"),
             HeaderValue(name: "x-alpha", value: "1"),
             HeaderValue(name: "x-empty", value: ""),
+            HeaderValue(name: "x-zeta", value: "z"),
         ])
         #expect(route.requestHeadersToRemove == ["x-debug", "x-trace"])
+    }
+
+    // Found by FuzzConfig: headers added out of name order read back from
+    // the admin's /config (keys sorted) as another route.
+    @Test func headersToAddOutOfNameOrderSurviveTheRenderedConfig() throws {
+        let config = try ConfigLoader.decode(yaml: Fixture.route(
+            "cluster: user, requestHeadersToAdd: { x-served-by: swiftmesh, weight: 10 }"
+        ))
+        #expect(try ConfigLoader.decode(yaml: ConfigJSON.render(config)) == config)
     }
 
     @Test func ipv6AddressesDecode() throws {

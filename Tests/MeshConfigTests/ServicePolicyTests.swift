@@ -47,6 +47,23 @@ struct ServicePolicyTests {
         #expect(!json.contains("\n"), "compact: one line")
     }
 
+    // Found by FuzzResources' sibling FuzzConfig: headers added out of name
+    // order were stored (JSON, keys sorted) as another policy, so a replica
+    // that read the store called the same apply `configured`.
+    @Test func headersToAddOutOfNameOrderReadBackTheSame() throws {
+        let yaml = """
+            apiVersion: swiftmesh.dev/v1alpha1
+            kind: ServicePolicy
+            metadata: { name: user-headers }
+            spec: { service: user, routes: [ { requestHeadersToAdd: { x-served-by: swiftmesh, weight: "10" } } ] }
+            """
+        guard case .servicePolicy(let policy) = try ResourceLoader.decode(yaml: yaml)[0].spec else {
+            Issue.record("not a ServicePolicy")
+            return
+        }
+        #expect(try ResourceLoader.decodePolicy(json: ServicePolicyJSON.render(policy)) == policy)
+    }
+
     @Test func aSplitWithoutServiceMeansThePolicysService() throws {
         let yaml = """
             apiVersion: swiftmesh.dev/v1alpha1

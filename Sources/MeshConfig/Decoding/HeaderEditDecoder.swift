@@ -1,5 +1,10 @@
 extension ProxyConfigDecoder {
-    /// `requestHeadersToAdd`: header name -> value, kept in file order.
+    /// `requestHeadersToAdd`: header name -> value, in name order. A YAML
+    /// mapping has no order, and with unique names none changes what is
+    /// sent; one order makes every form of a route the same value: the file,
+    /// the admin's `/config` and the control plane's store (JSON objects
+    /// with sorted keys), so that re-applying an unchanged policy is
+    /// `unchanged` on every replica.
     mutating func headersToAdd(_ node: ConfigNode) -> [HeaderValue]? {
         guard let entries = reader.entries(node, expected: "a mapping of header name to value, e.g. { x-env: prod }") else {
             return nil
@@ -21,7 +26,7 @@ extension ProxyConfigDecoder {
             }
             firstPathByName[name] = entry.value.path
             return HeaderValue(name: name, value: value)
-        }
+        }.sorted { $0.name < $1.name }
     }
 
     /// `requestHeadersToRemove`: a list of header names.
