@@ -76,6 +76,8 @@ public actor ControlPlane {
     private var sessions: [String: Session] = [:]
     /// What sidecars report of their traffic, for `/api/v1/traffic`.
     private var traffic = TrafficMonitor()
+    /// What sidecars report of the requests each route matched, for `get policies`.
+    private var routeMatches = RouteMatchMonitor()
     private var lastToken: UInt64 = 0
 
     public static let wallClockMillis: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
@@ -162,9 +164,15 @@ public actor ControlPlane {
 
     /// A heartbeat: the session's instance stays registered (or comes back,
     /// had it expired during a stall), with the health its sidecar found.
-    func heartbeat(sidecarID: String, token: UInt64, healthy: Bool, traffic totals: [Swiftmesh_V1_TrafficTotals] = []) {
+    func heartbeat(
+        sidecarID: String, token: UInt64, healthy: Bool, traffic totals: [Swiftmesh_V1_TrafficTotals] = [],
+        routes: [Swiftmesh_V1_RouteTotals] = []
+    ) {
         guard let session = sessions[sidecarID], session.token == token, let instance = session.instance else { return }
         traffic.record(sidecarID: sidecarID, service: instance.service, traffic: totals, nowMillis: nowMillis())
+        routeMatches.record(
+            sidecarID: sidecarID, services: subscriptions.subscribers[sidecarID]?.upstreams ?? [], routes: routes,
+            nowMillis: nowMillis())
         let before = registry.isHealthy(service: instance.service, key: instance.key)
         guard register(instance, sidecarID: sidecarID, healthy: healthy) else { return }
         if before == nil {
@@ -209,6 +217,7 @@ public actor ControlPlane {
         sessions.removeValue(forKey: sidecarID)
         subscriptions.unsubscribe(sidecarID: sidecarID)
         traffic.forget(sidecarID: sidecarID)
+        routeMatches.forget(sidecarID: sidecarID)
         logger.info(deregister ? "sidecar deregistered" : "sidecar stream lost", metadata: ["sidecar": "\(sidecarID)"])
         if deregister {
             instancesChanged(registry.deregister(sidecarID: sidecarID))
@@ -225,6 +234,24 @@ public actor ControlPlane {
     /// Traffic per service and per edge over the last `TrafficMonitor.windowMillis`.
     public func trafficSummary() -> TrafficSummary {
         traffic.summary(nowMillis: nowMillis())
+    }
+
+    /// The requests each route of every ServicePolicy matched over the last
+    /// `RouteMatchMonitor.windowMillis`, as its callers' sidecars counted
+    /// them: per policy, one count per route then one for the catch-all
+    /// route; nil counts when no sidecar calling the service reported long enough.
+    public func policyRouteMatches() -> [PolicyRouteMatches] {
+        let (counts, reported) = routeMatches.matched(nowMillis: nowMillis())
+        return resources(of: .servicePolicy).compactMap { resource in
+            guard case .servicePolicy(let policy) = resource.spec else { return nil }
+            let known = reported.contains(policy.service)
+            let matched = (0...policy.routes.count).map { route in
+                known ? counts[.init(service: policy.service, route: route)] ?? 0 : nil
+            }
+            return PolicyRouteMatches(
+                policy: resource.name, service: policy.service, routes: Array(matched.dropLast()),
+                catchAll: matched.last ?? nil)
+        }
     }
 
     // MARK: Expiry
@@ -449,6 +476,22 @@ public actor ControlPlane {
     /// A service's instances with who registered them (nil: an external instance).
     public func storedInstances(of service: String) -> [Registry.StoredInstance] {
         registry.stored(of: service)
+    }
+
+    /// The subset of `service`'s instances the sidecars' cluster `cluster`
+    /// holds: empty for the cluster of every instance, the labels a policy's
+    /// split names for a subset's cluster, nil when no policy names it.
+    public func subset(ofCluster cluster: String, service: String) -> [String: String]? {
+        if cluster == service { return [:] }
+        for resource in resources(of: .servicePolicy) {
+            guard case .servicePolicy(let policy) = resource.spec else { continue }
+            for destination in policy.routes.flatMap({ $0.split ?? [] }) where destination.service == service {
+                if PolicyDestination.clusterName(service: service, subset: destination.subset) == cluster {
+                    return destination.subset
+                }
+            }
+        }
+        return nil
     }
 
     /// Why an instance outside the mesh cannot be registered, or nil.

@@ -68,7 +68,7 @@ public struct ControlPlaneServer: Sendable {
                     .run(address: httpAddress, logger: logger)
             }
             let bound = try await transport.listeningAddress
-            logger.info("sidecar API listening", metadata: ["address": "\(bound)"])
+            logger.info("sidecar API listening", metadata: ["address": "\(ListeningAddress.text(bound))"])
             try await group.next()
             group.cancelAll()
         }

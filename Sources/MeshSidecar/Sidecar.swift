@@ -67,7 +67,8 @@ public actor Sidecar {
             config: SidecarConfig.build(
                 options, upstreams: [:], appProtocol: options.appProtocol ?? Self.assumedAppProtocol, certificate: nil),
             threads: threads, logger: logger,
-            readinessHold: "waiting for the service's certificate from the control plane at \(options.controlPlane)")
+            readinessHold: "waiting for the service's certificate from the control plane at \(options.controlPlane)",
+            explainedByControlPlane: true)
     }
 
     /// Binds the outbound listeners and the admin listener, then gets the
@@ -126,7 +127,7 @@ public actor Sidecar {
             } appHealth: { timeout in
                 await self.checkApp(timeout: timeout)
             } traffic: { [server] in
-                await server.trafficTotals()
+                await server.trafficReport()
             }
         }
         await renewal.keepRenewed(first) { renewed in

@@ -31,11 +31,6 @@ public enum SidecarConfig {
         "outbound_\(service)"
     }
 
-    /// The cluster of a service's instances whose labels include `subset` (all of them when empty).
-    public static func clusterName(service: String, subset: [String: String]) -> String {
-        guard !subset.isEmpty else { return service }
-        return "\(service)[\(subset.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","))]"
-    }
 
     /// One service as a snapshot gives it.
     public struct Upstream: Sendable, Equatable {
@@ -93,7 +88,7 @@ public enum SidecarConfig {
             discovery: .staticEndpoints([StaticEndpoint(address: options.app)]))
         var clusters: [String: ClusterConfig] = [:]
         func addCluster(service: String, subset: [String: String]) -> String {
-            let name = clusterName(service: service, subset: subset)
+            let name = PolicyDestination.clusterName(service: service, subset: subset)
             if clusters[name] == nil {
                 clusters[name] = cluster(
                     named: name, service: service, subset: subset, upstream: upstreams[service], certificate: certificate)

@@ -57,7 +57,12 @@ struct ControlPlaneAPIClient {
         var text: String
     }
 
-    func send(_ method: HTTPMethod, _ path: String, body: String? = nil) async throws -> Answer {
+    /// What the failure says to do when the control plane cannot be reached.
+    static let unreachableAdvice = "Start it (swiftmesh control-plane), or give its --http address with --control-plane URL."
+
+    func send(
+        _ method: HTTPMethod, _ path: String, body: String? = nil, unreachableAdvice: String = Self.unreachableAdvice
+    ) async throws -> Answer {
         let base = options.controlPlane.hasSuffix("/") ? String(options.controlPlane.dropLast()) : options.controlPlane
         var request = HTTPClientRequest(url: base + path)
         request.method = method
@@ -77,7 +82,9 @@ struct ControlPlaneAPIClient {
             return Answer(status: Int(response.status.code), json: json, text: String(buffer: bytes))
         } catch {
             try? await client.shutdown()
-            throw CLIFailure("cannot reach the control plane at \(options.controlPlane): \(error)")
+            throw CLIFailure(
+                "cannot reach the control plane at \(options.controlPlane): \(ConnectionFailure.describe(error)). "
+                    + unreachableAdvice)
         }
     }
 

@@ -20,7 +20,8 @@ struct ExampleCommand: AsyncParsableCommand {
             alive: the Alive service over gRPC (Check), likewise. Both serve grpc.health.v1 too. \
             gateway: HTTP/JSON (GET /users/{id}, /users?limit=N, /alive), each request one gRPC call to \
             --user or --alive: its sidecar's local address for that service, or several instances' \
-            addresses, comma-separated, which the gateway then balances itself (client-side, round robin).
+            addresses, comma-separated, which the gateway then balances itself (client-side, round robin). \
+            Without --alive, GET /alive answers 404 (a mesh without the Alive service).
             """)
 
     enum Service: String, ExpressibleByArgument, CaseIterable {
@@ -51,8 +52,7 @@ struct ExampleCommand: AsyncParsableCommand {
             guard instance != nil else { throw ValidationError("\(service) needs --instance NAME, such as \(service)-1") }
             guard user == nil, alive == nil else { throw ValidationError("--user and --alive are for the gateway") }
         case .gateway:
-            _ = try addresses(user, option: "--user")
-            _ = try addresses(alive, option: "--alive")
+            _ = try gatewayAddresses()
             guard instance == nil else { throw ValidationError("--instance is for user and alive") }
         }
     }
@@ -83,14 +83,19 @@ struct ExampleCommand: AsyncParsableCommand {
                 of: AliveService(instance: instance ?? ""), named: AliveService.name,
                 host: listen.host, port: listen.port, logger: logger)
         case .gateway:
-            try await Gateway(user: try addresses(user, option: "--user"), alive: try addresses(alive, option: "--alive"))
-                .run(host: listen.host, port: listen.port, logger: logger)
+            let (user, alive) = try gatewayAddresses()
+            try await Gateway(user: user, alive: alive).run(host: listen.host, port: listen.port, logger: logger)
         }
     }
 
+    /// The gateway's `--user` (required) and `--alive` (optional: a mesh without the Alive service).
+    private func gatewayAddresses() throws -> (user: [Gateway.Address], alive: [Gateway.Address]?) {
+        guard let user else { throw ValidationError("gateway needs --user host:port") }
+        return (try addresses(user, option: "--user"), try alive.map { try addresses($0, option: "--alive") })
+    }
+
     /// `host:port[,host:port...]`, IPv4 literals (what the gateway's gRPC client dials without DNS).
-    private func addresses(_ text: String?, option: String) throws -> [Gateway.Address] {
-        guard let text else { throw ValidationError("gateway needs \(option) host:port") }
+    private func addresses(_ text: String, option: String) throws -> [Gateway.Address] {
         return try text.split(separator: ",").map { part in
             guard let address = HostPortSyntax.parse(String(part)), HostPortSyntax.isIPLiteral(address.host),
                   !address.host.contains(":") else {

@@ -22,7 +22,8 @@ struct ExplainCommand: AsyncParsableCommand {
 
     @OptionGroup var api: ControlPlaneAPIOptions
 
-    @Option(name: .long, help: ArgumentHelp("Ask this proxy's admin listener (host:port) instead of the control plane.", valueName: "admin"))
+    @Option(name: .long, help: ArgumentHelp(
+        "Ask this proxy's admin listener instead of the control plane: host:port or http://host:port.", valueName: "admin"))
     var proxy: String?
 
     @Option(name: .shortAndLong, help: "text or json.")
@@ -30,6 +31,20 @@ struct ExplainCommand: AsyncParsableCommand {
 
     enum Format: String, ExpressibleByArgument {
         case text, json
+    }
+
+    func validate() throws {
+        if let proxy, Self.adminBase(proxy) == nil {
+            throw ValidationError("--proxy: \"\(proxy)\" is not an admin listener's host:port or http://host:port, such as 127.0.0.1:9901")
+        }
+    }
+
+    /// `http://host:port` for `host:port`, `http://host:port` or `http://host:port/`.
+    static func adminBase(_ text: String) -> String? {
+        let url = text.contains("://") ? text : "http://\(text)"
+        guard let parsed = URL(string: url), parsed.scheme == "http", parsed.host != nil, parsed.port != nil,
+              parsed.path.isEmpty || parsed.path == "/", parsed.query == nil else { return nil }
+        return url.hasSuffix("/") ? String(url.dropLast()) : url
     }
 
     func run() async throws {
@@ -47,7 +62,10 @@ struct ExplainCommand: AsyncParsableCommand {
     private func askControlPlane() async throws -> ([(String, [[String: Any]])], String) {
         let client = ControlPlaneAPIClient(options: api)
         let escaped = requestID.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/"])) ?? requestID
-        let answer = try await client.send(.GET, "/api/v1/requests/\(escaped)")
+        let answer = try await client.send(
+            .GET, "/api/v1/requests/\(escaped)",
+            unreachableAdvice: ControlPlaneAPIClient.unreachableAdvice
+                + " A standalone proxy is asked at its admin listener: swiftmesh explain \(requestID) --proxy HOST:PORT.")
         let object = try client.expectSuccess(answer)
         let seen = (object["proxies"] as? [[String: Any]] ?? []).map { proxy -> (String, [[String: Any]]) in
             let who = [proxy["service"] as? String, (proxy["sidecar"] as? String).map { "sidecar \($0)" }]
@@ -59,21 +77,43 @@ struct ExplainCommand: AsyncParsableCommand {
 
     private func askProxy(_ admin: String) async throws -> ([(String, [[String: Any]])], String) {
         let escaped = requestID.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/"])) ?? requestID
+        let base = Self.adminBase(admin) ?? "http://\(admin)"
         let client = HTTPClient(eventLoopGroupProvider: .singleton)
         defer { _ = client.shutdown() }
         let response: HTTPClientResponse
         let body: ByteBuffer
         do {
-            response = try await client.execute(HTTPClientRequest(url: "http://\(admin)/requests/\(escaped)"), timeout: .seconds(10))
+            response = try await client.execute(HTTPClientRequest(url: "\(base)/requests/\(escaped)"), timeout: .seconds(10))
             body = try await response.body.collect(upTo: 16 << 20)
         } catch {
-            throw CLIFailure("cannot reach the proxy's admin listener at \(admin): \(error)")
+            throw CLIFailure(
+                "cannot reach the proxy's admin listener at \(base): \(ConnectionFailure.describe(error)). "
+                    + "Give the address of the proxy's admin.listen (a sidecar's --admin) with --proxy.")
         }
         guard response.status.code == 200,
               let object = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any] else {
             throw CLIFailure(String(buffer: body).trimmingCharacters(in: .whitespacesAndNewlines))
         }
         return ([("proxy \(admin)", object["requests"] as? [[String: Any]] ?? [])], String(buffer: body))
+    }
+
+    /// Why a sidecar had no endpoint: the service's registered instances, as the control plane knows them.
+    private static func describeRegistered(_ registered: [String: Any]) -> [String] {
+        let service = registered["service"] as? String ?? "?"
+        let instances = registered["instances"] as? [[String: Any]] ?? []
+        var head = "  instances of \(service) registered: \(instances.count)"
+        if let subset = registered["subset"] as? [String: String] {
+            head += "; the cluster takes those labelled " + subset.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+                .joined(separator: ",")
+        }
+        if instances.isEmpty {
+            head += " (start one, or check its sidecar's --service)"
+        }
+        return [head] + instances.map { instance in
+            let reason = instance["leftOut"] as? String
+                ?? "healthy and in the cluster (the sidecar may not have received it yet, or left it out above)"
+            return "    \(instance["address"] ?? "?"): \(reason)"
+        }
     }
 
     static func render(requestID: String, seen: [(String, [[String: Any]])]) -> String {
@@ -113,6 +153,12 @@ struct ExplainCommand: AsyncParsableCommand {
             lines.append(routing)
         } else if request["proxyError"] != nil {
             lines.append("  route: none matched, or the request was refused before routing")
+        }
+        for leftOut in (request["endpoints"] as? [String: Any])?["leftOut"] as? [[String: Any]] ?? [] {
+            lines.append("  left out: \(leftOut["endpoint"] ?? "?"), \(leftOut["reason"] ?? "?")")
+        }
+        if let registered = request["registered"] as? [String: Any] {
+            lines += describeRegistered(registered)
         }
         if let breaker = request["circuitBreaker"] as? [String: Any] {
             var line = "  circuit breaker: \(breaker["requests"] ?? "?") of \(breaker["maxRequests"] ?? "?") requests in flight"

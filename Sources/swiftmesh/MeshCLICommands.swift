@@ -115,20 +115,71 @@ struct GetCommand: AsyncParsableCommand {
             let documents = try resources.map { try YAMLOutput.render(json: JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys])) }
             print(documents.joined(separator: "---\n"), terminator: "")
         case .table:
+            // What each policy route matched lately, from the live traffic view.
+            let matches = kind == .servicePolicy ? try await policyRouteMatches(client: client) : [:]
+            var warnings: [String] = []
             let rows = resources.map { resource -> [String: Any] in
                 let spec = resource["spec"] as? [String: Any] ?? [:]
-                return [
-                    "name": (resource["metadata"] as? [String: Any])?["name"] ?? "", "service": spec["service"] ?? "",
+                let name = (resource["metadata"] as? [String: Any])?["name"] as? String ?? ""
+                var row: [String: Any] = [
+                    "name": name, "service": spec["service"] ?? "",
                     "routes": (spec["routes"] as? [Any])?.count ?? 0, "default": spec["default"] ?? "",
                     "rules": (spec["rules"] as? [Any])?.count ?? 0,
                 ]
+                if let matched = matches[name] {
+                    row["matched"] = matched.cell
+                    warnings += matched.warnings(policy: name)
+                }
+                return row
             }
             let columns = switch kind {
-            case .servicePolicy: [("NAME", "name"), ("SERVICE", "service"), ("ROUTES", "routes")]
+            case .servicePolicy: [("NAME", "name"), ("SERVICE", "service"), ("ROUTES", "routes"), ("MATCHED (LAST 1 MIN)", "matched")]
             case .authorizationPolicy: [("NAME", "name"), ("SERVICE", "service"), ("DEFAULT", "default"), ("RULES", "rules")]
             }
             print(Table.render(rows: rows, columns: columns))
+            for warning in warnings {
+                print("warning: \(warning)")
+            }
         }
+    }
+
+    /// The requests each route of a policy matched over the last minute, as its callers' sidecars counted them.
+    private struct RouteMatches {
+        var service: String
+        /// Per route; nil: no sidecar calling the service reported yet.
+        var routes: [UInt64?]
+        var catchAll: UInt64?
+
+        /// `routes[0]=12 routes[1]=0 other=80`, or `-` before any sidecar reported.
+        var cell: String {
+            guard routes.allSatisfy({ $0 != nil }), let catchAll else { return "-" }
+            return (routes.enumerated().map { "routes[\($0)]=\($1 ?? 0)" } + ["other=\(catchAll)"])
+                .joined(separator: " ")
+        }
+
+        /// A route that matched nothing while its service had other calls: most likely its match is wrong.
+        func warnings(policy: String) -> [String] {
+            let total = routes.reduce(catchAll ?? 0) { $0 + ($1 ?? 0) }
+            guard total > 0 else { return [] }
+            return routes.enumerated().compactMap { index, matched in
+                matched == 0
+                    ? "servicepolicy/\(policy) routes[\(index)] matched none of the \(total) calls to \(service) in the last minute; check its match (a gRPC service is named in full, e.g. package.Service)"
+                    : nil
+            }
+        }
+    }
+
+    private func policyRouteMatches(client: ControlPlaneAPIClient) async throws -> [String: RouteMatches] {
+        let traffic = try client.expectSuccess(try await client.send(.GET, "/api/v1/traffic"))
+        var matches: [String: RouteMatches] = [:]
+        for entry in traffic["policyRoutes"] as? [[String: Any]] ?? [] {
+            guard let policy = entry["policy"] as? String else { continue }
+            matches[policy] = RouteMatches(
+                service: entry["service"] as? String ?? "",
+                routes: (entry["routes"] as? [Any] ?? []).map { ($0 as? NSNumber)?.uint64Value },
+                catchAll: (entry["catchAll"] as? NSNumber)?.uint64Value)
+        }
+        return matches
     }
 
     private func show(_ answer: ControlPlaneAPIClient.Answer, rows: [[String: Any]], columns: [(String, String)]) throws {

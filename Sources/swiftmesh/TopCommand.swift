@@ -51,6 +51,7 @@ struct TopCommand: AsyncParsableCommand {
             var cells = statCells(row)
             cells["name"] = row["name"]
             cells["instances"] = "\(row["healthyInstances"] ?? 0)/\(row["instances"] ?? 0)"
+            cells["measured"] = row["source"] as? String
             return cells
         }
         let edges = (traffic["edges"] as? [[String: Any]] ?? []).map { row -> [String: Any] in
@@ -63,7 +64,15 @@ struct TopCommand: AsyncParsableCommand {
             ("RPS", "rps"), ("SUCCESS", "success"), ("P50", "p50"), ("P99", "p99"),
         ]
         var text = "swiftmesh top — \(controlPlane), last \(window) s\n\n"
-        text += Table.render(rows: services, columns: [("SERVICE", "name"), ("INSTANCES", "instances")] + stats)
+        text += Table.render(
+            rows: services, columns: [("SERVICE", "name"), ("INSTANCES", "instances")] + stats + [("MEASURED", "measured")])
+        let sources = Set(services.compactMap { $0["measured"] as? String })
+        if sources.contains("callers") {
+            text += "\ncallers: a service outside the mesh, as its callers' sidecars saw it"
+        }
+        if sources.contains("outbound") {
+            text += "\noutbound: an entry service (its clients call its app directly), by its own calls to other services"
+        }
         text += "\n\n"
         text += edges.isEmpty
             ? "no calls between services in the last \(window) s"

@@ -8,11 +8,13 @@ struct TrafficMonitorTests {
     private static let bounds = [0.001, 0.01, 0.1]
 
     private static func totals(
-        _ direction: String, _ service: String, requests: UInt64, failures: UInt64 = 0, buckets: [UInt64]
+        _ direction: String, _ service: String, answeredByProxy: Bool = false, requests: UInt64, failures: UInt64 = 0,
+        buckets: [UInt64]
     ) -> Swiftmesh_V1_TrafficTotals {
         .with {
             $0.direction = direction
             $0.service = service
+            $0.answeredByProxy = answeredByProxy
             $0.requests = requests
             $0.failures = failures
             $0.bucketBoundsSeconds = bounds
@@ -35,7 +37,11 @@ struct TrafficMonitorTests {
         // All 200 new requests fell between 1 ms and 10 ms: the median is halfway.
         #expect(abs((edge.p50Seconds ?? 0) - 0.0055) < 1e-9)
         // No sidecar serves user: its row is what its callers saw.
-        #expect(summary.services["user"]?.requestsPerSecond == 100)
+        #expect(summary.services["user"]?.stats.requestsPerSecond == 100)
+        #expect(summary.services["user"]?.source == .callers)
+        // Nobody calls the gateway through the mesh: its row is its own calls.
+        #expect(summary.services["gateway"]?.stats.successRate == 0.9)
+        #expect(summary.services["gateway"]?.source == .outbound)
     }
 
     @Test func inboundTrafficIsTheServicesOwnView() throws {
@@ -49,9 +55,52 @@ struct TrafficMonitorTests {
             ], nowMillis: 1000)
         }
         let user = try #require(monitor.summary(nowMillis: 1000).services["user"])
-        #expect(user.requestsPerSecond == 40 && user.successRate == 1)
+        #expect(user.source == .inbound)
+        #expect(user.stats.requestsPerSecond == 40 && user.stats.successRate == 1)
         // Beyond the last bound: the highest finite bound, as histogram_quantile says.
-        #expect(user.p99Seconds == 0.1)
+        #expect(user.stats.p99Seconds == 0.1)
+    }
+
+    /// A caller's sidecar answered some calls itself (a fault abort): the
+    /// instances never saw them, yet they are the service's failures.
+    @Test func callsTheCallersSidecarAnsweredCountForTheService() throws {
+        var monitor = TrafficMonitor()
+        for (now, served, aborted) in [(Int64(0), UInt64(0), UInt64(0)), (1000, 90, 10)] {
+            monitor.record(sidecarID: "user-1", service: "user", traffic: [
+                Self.totals("inbound", "user", requests: served, buckets: [served, 0, 0, 0]),
+            ], nowMillis: now)
+            monitor.record(sidecarID: "gw", service: "gateway", traffic: [
+                Self.totals("outbound", "user", requests: served + aborted, failures: aborted,
+                            buckets: [served + aborted, 0, 0, 0]),
+                Self.totals("outbound", "user", answeredByProxy: true, requests: aborted, failures: aborted,
+                            buckets: [aborted, 0, 0, 0]),
+            ], nowMillis: now)
+        }
+        let summary = monitor.summary(nowMillis: 1000)
+        let user = try #require(summary.services["user"])
+        #expect(user.source == .inbound)
+        #expect(user.stats.requestsPerSecond == 100 && user.stats.successRate == 0.9)
+        // The edge counts each call once, whoever answered it.
+        let edge = try #require(summary.edges[.init(from: "gateway", to: "user")])
+        #expect(edge.requestsPerSecond == 100 && edge.successRate == 0.9)
+    }
+
+    /// Every instance down: the callers' sidecars answer every call, and the
+    /// service fails rather than looking idle.
+    @Test func aServiceWhoseCallsAllFailBeforeAnInstanceIsFailingNotIdle() throws {
+        var monitor = TrafficMonitor()
+        for (now, calls) in [(Int64(0), UInt64(0)), (1000, 20)] {
+            monitor.record(sidecarID: "user-1", service: "user", traffic: [
+                Self.totals("inbound", "user", requests: 5, buckets: [5, 0, 0, 0]),
+            ], nowMillis: now)
+            monitor.record(sidecarID: "gw", service: "gateway", traffic: [
+                Self.totals("outbound", "user", requests: calls, failures: calls, buckets: [calls, 0, 0, 0]),
+                Self.totals("outbound", "user", answeredByProxy: true, requests: calls, failures: calls,
+                            buckets: [calls, 0, 0, 0]),
+            ], nowMillis: now)
+        }
+        let user = try #require(monitor.summary(nowMillis: 1000).services["user"])
+        #expect(user.source == .inbound && user.stats.requestsPerSecond == 20 && user.stats.successRate == 0)
     }
 
     @Test func aRestartedProxyCountsFromZeroAndSilentSidecarsDropOut() {

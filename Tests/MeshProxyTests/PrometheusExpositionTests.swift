@@ -7,12 +7,12 @@ import Testing
     private static func finished(
         _ stats: LoopStats, listener: Int, direction: TrafficDirection = .outbound, cluster: Int, service: Int,
         endpoint: Int, status: Int, grpcStatus: UInt8 = FinishedRequest.noGRPCStatus, nanoseconds: Int64,
-        bytes: (Int, Int) = (0, 0), error: ProxyError? = nil
+        bytes: (Int, Int) = (0, 0), error: ProxyError? = nil, reachedEndpoint: Bool = true
     ) {
         stats.requestStarted(listener: listener)
         stats.requestFinished(FinishedRequest(
             route: .init(listener: listener, direction: direction, cluster: cluster, service: service),
-            endpoint: endpoint, status: StatusClass(code: status), grpcStatus: grpcStatus,
+            reachedEndpoint: reachedEndpoint, endpoint: endpoint, status: StatusClass(code: status), grpcStatus: grpcStatus,
             durationNanoseconds: nanoseconds, bytesReceived: bytes.0, bytesSent: bytes.1, error: error))
     }
 
@@ -52,6 +52,42 @@ import Testing
         let text = PrometheusExposition.render(stats.snapshot())
         #expect(text.contains(
             #"swiftmesh_requests_total{cluster="user-v2",destination_service="user",direction="inbound",endpoint="",grpc_status="14",listener="inbound",status_class="2xx"} 1"#))
+    }
+
+    /// What a sidecar reports to the control plane: per direction and
+    /// service, then apart the outbound calls no endpoint took, which no
+    /// instance will report.
+    @Test func trafficTotalsReportCallsTheProxyAnsweredApart() throws {
+        let stats = LoopStats()
+        let listener = stats.label("outbound_user")
+        let cluster = stats.label("user")
+        let service = stats.label("user")
+        Self.finished(stats, listener: listener, cluster: cluster, service: service, endpoint: 0, status: 200,
+                      grpcStatus: 0, nanoseconds: 1000)
+        // A fault abort: gRPC INTERNAL in a 200, before any endpoint.
+        Self.finished(stats, listener: listener, cluster: cluster, service: service, endpoint: 0, status: 200,
+                      grpcStatus: 13, nanoseconds: 1000, error: .faultAbort(.grpcStatus(13)), reachedEndpoint: false)
+        // The client went away before an endpoint took it: not a failure, still a call.
+        Self.finished(stats, listener: listener, cluster: cluster, service: service, endpoint: 0, status: 0,
+                      nanoseconds: 1000, reachedEndpoint: false)
+        let totals = stats.snapshot().trafficTotals
+        #expect(totals.count == 2)
+        let all = try #require(totals.first { !$0.answeredByProxy })
+        #expect(all.service == "user" && all.direction == .outbound && all.requests == 3 && all.failures == 1)
+        let unsent = try #require(totals.first { $0.answeredByProxy })
+        #expect(unsent.service == "user" && unsent.requests == 2 && unsent.failures == 1)
+        #expect(unsent.bucketCounts.reduce(0, +) == 2)
+    }
+
+    /// Inbound requests are the instance's own: none is reported apart.
+    @Test func inboundRequestsAreNeverReportedApart() {
+        let stats = LoopStats()
+        let listener = stats.label("inbound")
+        let service = stats.label("user")
+        Self.finished(stats, listener: listener, direction: .inbound, cluster: 0, service: service, endpoint: 0,
+                      status: 403, nanoseconds: 1000, error: .forbidden, reachedEndpoint: false)
+        let totals = stats.snapshot().trafficTotals
+        #expect(totals.count == 1 && totals[0].direction == .inbound && totals[0].requests == 1)
     }
 
     @Test func countsHandshakesConnectsAndTimeouts() {

@@ -74,5 +74,26 @@ import Testing
         var random = FastRandom(seed: 9)
         let toTwo = (0..<10000).filter { _ in split.pickCluster(using: &random) == 1 }.count
         #expect(abs(toTwo - 1000) < 150)
+        // Its routes lead to two services: a request answered before a cluster is picked counts for none.
+        #expect(listener.destinationService == nil)
+    }
+
+    /// A sidecar's listener leads to one service, whatever subsets its
+    /// routes split over: a denied or unrouted request counts for it.
+    @Test func aListenerWhoseRoutesLeadToOneServiceNamesIt() throws {
+        let config = try ConfigLoader.decode(yaml: """
+            listeners:
+              - name: outbound_user
+                listen: 127.0.0.1:1
+                routes:
+                  - { match: { pathPrefix: /a }, split: [ { cluster: user-v1, weight: 90 }, { cluster: user-v2, weight: 10 } ] }
+                  - { match: { pathPrefix: / }, cluster: user }
+            clusters:
+              - { name: user, endpoints: [127.0.0.1:2] }
+              - { name: user-v1, service: user, endpoints: [127.0.0.1:3] }
+              - { name: user-v2, service: user, endpoints: [127.0.0.1:4] }
+            """)
+        let table = RoutingTable(config: config, generation: 1)
+        #expect(table.listeners["outbound_user"]?.destinationService == "user")
     }
 }

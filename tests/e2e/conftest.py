@@ -16,6 +16,7 @@ import pytest
 # grpc-core logs every GOAWAY and reset at INFO; the tests provoke many.
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
+from support import examples
 from support.backend_process import BackendProcess
 from support.dns import Dnsmasq, MiniDNS
 from support.grpc_peer import GrpcBackend, ResetBackend
@@ -118,6 +119,20 @@ class Mesh:
         if start:
             p.start(wait=wait, timeout=timeout)
         return p
+
+    def example(self, service: str, name: str) -> examples.Example:
+        """A started example user or alive instance (`swiftmesh example`)."""
+        e = examples.instance(self._dir(name), service, name)
+        self.processes.append(e)
+        self.stack.callback(e.stop)
+        return e
+
+    def example_gateway(self, user: str, alive: Optional[str] = None) -> examples.Example:
+        """A started example gateway calling `user` (and `alive`, if given)."""
+        e = examples.gateway(self._dir("gateway"), user, alive)
+        self.processes.append(e)
+        self.stack.callback(e.stop)
+        return e
 
     def control_plane(self, name: str = "control-plane", start: bool = True, **kwargs: Any) -> ControlPlane:
         c = ControlPlane(self._dir(name), name=name, **kwargs)

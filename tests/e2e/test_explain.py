@@ -9,6 +9,7 @@ import json
 import threading
 
 from support.config import cluster, route, single_listener
+from support.mesh import service_policy
 from support.proxy import run_cli
 from support.util import curl, wait_until
 
@@ -43,8 +44,9 @@ def test_a_standalone_proxy_explains_retries_and_its_own_answers(mesh):
     lost = curl(p.url("/elsewhere"))
     assert lost.status == 404
     request_id = lost.header("x-request-id")
-    assert f"swiftmesh explain {request_id}" in lost.body.decode()
-    explained = run_cli("explain", request_id, "--proxy", f"{host}:{port}")
+    # A standalone proxy's answer names the command that works for it: its admin listener.
+    assert f"(request id {request_id}: swiftmesh explain {request_id} --proxy {host}:{port})" in lost.body.decode()
+    explained = run_cli("explain", request_id, "--proxy", f"http://{host}:{port}/")
     assert "the proxy answered itself: no_route" in explained.stdout, explained.stdout
     unknown = run_cli("explain", "never-sent", "--proxy", f"{host}:{port}")
     assert unknown.returncode == 1 and "no recent request with id never-sent" in unknown.stderr
@@ -116,3 +118,58 @@ def test_the_control_plane_finds_every_sidecar_that_saw_a_call(mesh):
     assert "gateway, sidecar gateway-" in text.stdout and "user, sidecar user-" in text.stdout
     missing = cp.cli("explain", "no-such-call")
     assert missing.returncode == 1 and "no connected sidecar recorded a request with this id" in missing.stderr
+
+
+def test_connection_failures_read_as_one_sentence_with_what_to_do(mesh):
+    nowhere = mesh.unused_address()
+    away = run_cli("explain", "some-id", "--control-plane", f"http://{nowhere}")
+    assert away.returncode == 1
+    message = away.stderr.strip()
+    assert message == (f"cannot reach the control plane at http://{nowhere}: connection refused: nothing listens "
+                       "there. Start it (swiftmesh control-plane), or give its --http address with --control-plane "
+                       "URL. A standalone proxy is asked at its admin listener: swiftmesh explain some-id --proxy "
+                       "HOST:PORT."), message
+    no_proxy = run_cli("explain", "some-id", "--proxy", nowhere)
+    assert no_proxy.returncode == 1 and no_proxy.stderr.strip() == (
+        f"cannot reach the proxy's admin listener at http://{nowhere}: connection refused: nothing listens there. "
+        "Give the address of the proxy's admin.listen (a sidecar's --admin) with --proxy."), no_proxy.stderr
+    not_an_address = run_cli("explain", "some-id", "--proxy", "ftp://x")
+    assert not_an_address.returncode != 0 and "--proxy" in not_an_address.stderr
+    for args in (("get", "services"), ("top", "--once"), ("get", "sidecars")):
+        failed = run_cli(*args, "--control-plane", f"http://{nowhere}")
+        assert failed.returncode == 1, (args, failed.stderr)
+        assert "connection refused: nothing listens there" in failed.stderr and "errno" not in failed.stderr, failed.stderr
+
+
+def test_no_endpoints_says_why_each_registered_instance_was_left_out(mesh):
+    """A canary split to version=v2: the only v2 instance's app is down, so
+    the control plane leaves it out of the snapshot, and the v1 instance is
+    outside the subset. The gateway's sidecar has no endpoint; explain says why."""
+    cp = mesh.control_plane(heartbeat="200ms")
+    v1 = mesh.sidecar("user-1-sidecar", cp, "user", mesh.http_backend("user-1"), labels={"version": "v1"})
+    v2 = mesh.sidecar("user-2-sidecar", cp, "user", mesh.unused_address(), app_protocol="http1",
+                      labels={"version": "v2"})
+    gw = mesh.sidecar("gateway-sidecar", cp, "gateway", mesh.unused_address(), upstreams=("user",),
+                      app_protocol="http1")
+
+    def health() -> dict:
+        return {i["address"]: i["health"] for i in cp.api("GET", "/api/v1/services/user/instances")[1]["instances"]}
+
+    wait_until(lambda: health() == {v1.inbound: "healthy", v2.inbound: "unhealthy"}, 15,
+               message="the v2 instance to be unhealthy: its app is down")
+    applied = cp.cli("apply", "-f", "-", input_text=service_policy(
+        "user", [{"match": {"pathPrefix": "/v2"}, "split": [{"subset": {"version": "v2"}, "weight": 1}]}]))
+    assert applied.returncode == 0, applied.stderr
+    wait_until(lambda: curl(f"http://127.0.0.1:{gw.upstream_port('user')}/v2/x").header("swiftmesh-proxy-error")
+               == "no_endpoints", 10, message="the gateway's sidecar to apply the split")
+    failed = curl(f"http://127.0.0.1:{gw.upstream_port('user')}/v2/x", "-H", "x-request-id: canary-call")
+    assert failed.status == 503 and "swiftmesh explain canary-call)" in failed.body.decode()
+
+    text = cp.cli("explain", "canary-call")
+    assert text.returncode == 0, text.stderr
+    out = text.stdout
+    assert "the proxy answered itself: no_endpoints" in out, out
+    assert "route: routes[0] -> cluster user[version=v2], 0 of 0 endpoints pickable" in out, out
+    assert "instances of user registered: 2; the cluster takes those labelled version=v2" in out, out
+    assert f"    {v1.inbound}: outside the subset version=v2" in out, out
+    assert f"    {v2.inbound}: unhealthy: its sidecar cannot reach its app" in out, out

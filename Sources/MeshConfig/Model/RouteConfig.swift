@@ -99,6 +99,14 @@ public enum RouteAction: Sendable, Equatable {
     case cluster(String)
     /// Each request to one of several clusters, chosen by weight (canary releases).
     case split([WeightedCluster])
+
+    /// The clusters a request may go to.
+    public var clusterNames: [String] {
+        switch self {
+        case .cluster(let name): [name]
+        case .split(let entries): entries.map(\.cluster)
+        }
+    }
 }
 
 public struct WeightedCluster: Sendable, Equatable {

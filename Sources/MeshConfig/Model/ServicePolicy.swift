@@ -83,4 +83,12 @@ public struct PolicyDestination: Sendable, Equatable {
         self.subset = subset
         self.weight = weight
     }
+
+    /// The name of the sidecars' cluster of `service`'s instances whose
+    /// labels include `subset` (all of them when empty): `user`,
+    /// `user[version=v2]`. `[` cannot be in a service name, so names never clash.
+    public static func clusterName(service: String, subset: [String: String]) -> String {
+        guard !subset.isEmpty else { return service }
+        return "\(service)[\(subset.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","))]"
+    }
 }

@@ -27,10 +27,10 @@ public struct ControlPlaneHTTPAPI: Sendable {
             router: router(),
             configuration: .init(address: .hostname(address.host, port: address.port), serverName: "swiftmesh"),
             onServerRunning: { channel in
-                logger.info("HTTP API listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+                logger.info("HTTP API listening", metadata: ["address": "\(ListeningAddress.text(channel.localAddress))"])
             },
             logger: logger)
-        try await app.run()
+        try await app.runUntilCancelled(logger: logger)
     }
 
     func router() -> Router<BasicRequestContext> {
@@ -180,7 +180,9 @@ public struct ControlPlaneHTTPAPI: Sendable {
             var row: [String: Any] = [
                 "name": name, "instances": instances.count, "healthyInstances": instances.filter(\.healthy).count,
             ]
-            row.merge(Self.statsJSON(summary.services[name])) { $1 }
+            let traffic = summary.services[name]
+            row.merge(Self.statsJSON(traffic?.stats)) { $1 }
+            row["source"] = traffic?.source.rawValue ?? NSNull()
             services.append(row)
         }
         let edges = summary.edges.keys.sorted { ($0.from, $0.to) < ($1.from, $1.to) }.map { edge -> [String: Any] in
@@ -188,7 +190,17 @@ public struct ControlPlaneHTTPAPI: Sendable {
             row.merge(Self.statsJSON(summary.edges[edge])) { $1 }
             return row
         }
-        return JSONResponse.ok(["windowSeconds": summary.windowSeconds, "services": services, "edges": edges])
+        let policyRoutes = await controlPlane.policyRouteMatches().map { matches -> [String: Any] in
+            [
+                "policy": matches.policy, "service": matches.service,
+                "routes": matches.routes.map { $0.map { $0 as Any } ?? NSNull() },
+                "catchAll": matches.catchAll.map { $0 as Any } ?? NSNull(),
+            ]
+        }
+        return JSONResponse.ok([
+            "windowSeconds": summary.windowSeconds, "services": services, "edges": edges,
+            "routeWindowSeconds": Double(RouteMatchMonitor.windowMillis) / 1000, "policyRoutes": policyRoutes,
+        ])
     }
 
     /// Rates and latencies, with JSON null where the window had no requests.

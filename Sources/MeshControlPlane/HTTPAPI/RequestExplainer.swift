@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import MeshConfig
 import NIOCore
 
 /// Finds the proxies that saw a request: asks the admin listener of every
@@ -37,12 +38,41 @@ struct RequestExplainer {
                 continue
             }
             guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-                  let requests = object["requests"] as? [Any], !requests.isEmpty else { continue }
+                  var requests = object["requests"] as? [[String: Any]], !requests.isEmpty else { continue }
+            for index in requests.indices {
+                await explainMissingEndpoints(&requests[index])
+            }
             var entry: [String: Any] = ["sidecar": admin.sidecarID, "admin": admin.address.description, "requests": requests]
             entry["service"] = admin.service
             found.sidecars.append(entry)
         }
         return found
+    }
+
+    /// A sidecar that had no endpoint for a request only knew the instances
+    /// the control plane sent it: adds to its record the service's registered
+    /// instances and why each was not among them (unhealthy, outside the subset).
+    private func explainMissingEndpoints(_ record: inout [String: Any]) async {
+        guard (record["proxyError"] as? [String: Any])?["reason"] as? String == "no_endpoints",
+              let cluster = record["cluster"] as? String, let service = record["service"] as? String else { return }
+        let subset = await controlPlane.subset(ofCluster: cluster, service: service)
+        let instances = await controlPlane.storedInstances(of: service).map { stored -> [String: Any] in
+            let address = HostPort(host: stored.instance.key.address, port: stored.instance.key.port).description
+            var entry: [String: Any] = ["address": address, "labels": stored.instance.labels]
+            if !stored.healthy {
+                entry["leftOut"] = "unhealthy: its sidecar cannot reach its app"
+            } else if let subset, !subset.allSatisfy({ stored.instance.labels[$0.key] == $0.value }) {
+                entry["leftOut"] = "outside the subset \(Self.labelsText(subset))"
+            }
+            return entry
+        }
+        var registered: [String: Any] = ["service": service, "instances": instances]
+        registered["subset"] = subset.map { $0.isEmpty ? NSNull() : $0 as Any }
+        record["registered"] = registered
+    }
+
+    static func labelsText(_ labels: [String: String]) -> String {
+        labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
     }
 
     /// The body of a 200, an empty object for a 404 (the sidecar did not see

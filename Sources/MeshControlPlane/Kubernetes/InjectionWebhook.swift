@@ -32,11 +32,11 @@ public struct InjectionWebhook: Sendable {
             configuration: .init(address: .hostname(address.host, port: address.port), serverName: "swiftmesh"),
             onServerRunning: { channel in
                 logger.info("sidecar injection webhook listening", metadata: [
-                    "address": "\(channel.localAddress.map { "\($0)" } ?? "?")",
+                    "address": "\(ListeningAddress.text(channel.localAddress))",
                 ])
             },
             logger: logger)
-        try await app.run()
+        try await app.runUntilCancelled(logger: logger)
     }
 
     func router(logger: Logger) -> Router<BasicRequestContext> {

@@ -73,7 +73,7 @@ struct SidecarDiscoveryService: Swiftmesh_V1_SidecarDiscovery.SimpleServiceProto
         case .heartbeat(let heartbeat):
             await controlPlane.heartbeat(
                 sidecarID: session.sidecarID, token: session.token, healthy: heartbeat.health != .unhealthy,
-                traffic: heartbeat.traffic)
+                traffic: heartbeat.traffic, routes: heartbeat.routes)
         case .ack(let ack):
             await controlPlane.acknowledged(sidecarID: session.sidecarID, token: session.token, version: ack.version)
         case .nack(let nack):

@@ -13,6 +13,8 @@ struct TrafficMonitor {
         /// `inbound` or `outbound`.
         var direction: String
         var service: String
+        /// Outbound requests the sidecar answered itself, no instance having taken them.
+        var answeredByProxy = false
     }
 
     struct Totals {
@@ -47,7 +49,10 @@ struct TrafficMonitor {
     mutating func record(sidecarID: String, service: String, traffic: [Swiftmesh_V1_TrafficTotals], nowMillis: Int64) {
         var totals: [Key: Totals] = [:]
         for entry in traffic.prefix(Self.maxEntriesPerReport) where Self.isWellFormed(entry) {
-            totals[Key(direction: entry.direction, service: entry.service)] = Totals(
+            let key = Key(
+                direction: entry.direction, service: entry.service,
+                answeredByProxy: entry.direction == "outbound" && entry.answeredByProxy)
+            totals[key] = Totals(
                 requests: entry.requests, failures: entry.failures, boundsSeconds: entry.bucketBoundsSeconds,
                 bucketCounts: entry.bucketCounts)
         }
@@ -85,10 +90,14 @@ struct TrafficMonitor {
         reporters.removeValue(forKey: sidecarID)
     }
 
-    /// Traffic over the last window: per service as its instances served it
-    /// (or, for services without sidecars, as their callers saw it), and per edge.
+    /// Traffic over the last window, per edge and per service: as its
+    /// instances served it, with the calls its callers' sidecars answered
+    /// without reaching an instance; for a service without sidecars, as its
+    /// callers saw it; for an entry service nobody calls through the mesh,
+    /// its own calls (`TrafficSummary.Source`).
     func summary(nowMillis: Int64) -> TrafficSummary {
         var served: [String: TrafficAccumulator] = [:]
+        var unsent: [String: TrafficAccumulator] = [:]
         var edges: [TrafficSummary.Edge: TrafficAccumulator] = [:]
         for reporter in reporters.values {
             guard let newest = reporter.samples.last, newest.atMillis > nowMillis - Self.windowMillis,
@@ -101,20 +110,42 @@ struct TrafficMonitor {
                 let delta = TrafficAccumulator(now, minus: base, seconds: seconds)
                 if key.direction == "inbound" {
                     served[key.service, default: TrafficAccumulator()].add(delta)
+                } else if key.answeredByProxy {
+                    unsent[key.service, default: TrafficAccumulator()].add(delta)
                 } else {
                     edges[TrafficSummary.Edge(from: reporter.service, to: key.service), default: TrafficAccumulator()].add(delta)
                 }
             }
         }
-        // Services no sidecar serves (instances registered through the API) show what their callers saw.
-        var services = served
-        for (edge, traffic) in edges where served[edge.to] == nil {
-            services[edge.to, default: TrafficAccumulator()].add(traffic)
+        var called: [String: TrafficAccumulator] = [:]
+        var calling: [String: TrafficAccumulator] = [:]
+        for (edge, traffic) in edges {
+            called[edge.to, default: TrafficAccumulator()].add(traffic)
+            calling[edge.from, default: TrafficAccumulator()].add(traffic)
+        }
+        var services: [String: TrafficSummary.ServiceTraffic] = [:]
+        for name in Set(served.keys).union(unsent.keys).union(called.keys).union(calling.keys) {
+            // A request an instance took is in its inbound figures; one the
+            // caller's sidecar answered itself (a fault abort, no endpoints)
+            // is in no instance's, so it is added here.
+            var ownFigures = served[name] ?? TrafficAccumulator()
+            if let unsent = unsent[name] {
+                ownFigures.add(unsent)
+            }
+            if ownFigures.requests > 0 || called[name] == nil && calling[name] == nil {
+                services[name] = .init(stats: ownFigures.stats, source: .inbound)
+            } else if let called = called[name], called.requests > 0 || served[name] == nil {
+                // No instance reported serving it: instances registered through the API, outside the mesh.
+                services[name] = .init(stats: called.stats, source: .callers)
+            } else if let calling = calling[name], calling.requests > 0 {
+                // Nobody calls it through the mesh: an entry service, whose clients call its app directly.
+                services[name] = .init(stats: calling.stats, source: .outbound)
+            } else {
+                services[name] = .init(stats: ownFigures.stats, source: .inbound)
+            }
         }
         return TrafficSummary(
-            windowSeconds: Double(Self.windowMillis) / 1000,
-            services: services.mapValues(\.stats),
-            edges: edges.mapValues(\.stats))
+            windowSeconds: Double(Self.windowMillis) / 1000, services: services, edges: edges.mapValues(\.stats))
     }
 }
 
@@ -204,7 +235,24 @@ public struct TrafficSummary: Sendable {
         public var p99Seconds: Double?
     }
 
+    /// Where a service's figures come from.
+    public enum Source: String, Sendable {
+        /// Its instances' inbound listeners, with the calls to it that its
+        /// callers' sidecars answered without reaching an instance.
+        case inbound
+        /// Its callers' sidecars: nothing reports serving it (instances registered through the API).
+        case callers
+        /// Its own sidecars' calls to other services: an entry service,
+        /// whose clients call its app directly, so no inbound figures exist.
+        case outbound
+    }
+
+    public struct ServiceTraffic: Sendable {
+        public var stats: Stats
+        public var source: Source
+    }
+
     public var windowSeconds: Double
-    public var services: [String: Stats]
+    public var services: [String: ServiceTraffic]
     public var edges: [Edge: Stats]
 }

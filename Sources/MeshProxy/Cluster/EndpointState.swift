@@ -35,6 +35,12 @@ final class EndpointState {
     /// Whether balancing may pick it: healthy and not ejected.
     var isUsable: Bool { health?.isUsable ?? true }
 
+    /// Why balancing may not pick it, for `explain`; nil when it may.
+    var unusableReason: String? {
+        guard let health, !health.isUsable else { return nil }
+        return health.isEjected ? "ejected by outlier detection" : "failing its active health checks"
+    }
+
     func remove() {
         isRemoved = true
         pool.drain()

@@ -110,6 +110,13 @@ final class LoopCluster {
     }
 
     /// The endpoint for one request, nil when the cluster has none.
+    /// The endpoints balancing leaves out and why, for `explain`.
+    var leftOutEndpoints: [RequestRecord.LeftOutEndpoint] {
+        endpoints.compactMap { endpoint in
+            endpoint.unusableReason.map { RequestRecord.LeftOutEndpoint(endpoint: endpoint.label, reason: $0) }
+        }
+    }
+
     func pickEndpoint(headers: HTTPHeaders, random: inout FastRandom) -> EndpointState? {
         var hash: UInt64?
         if let header = config.hashHeader, let value = headers.first(name: header) {

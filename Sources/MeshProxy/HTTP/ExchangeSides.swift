@@ -20,7 +20,9 @@ protocol ExchangeDownstream: AnyObject {
     /// Ends the response (with trailers, if any) and flushes.
     func writeEnd(trailers: HTTPHeaders?)
     /// Writes the proxy's own answer for `error`; returns the status sent.
-    func writeLocalResponse(for error: ProxyError, isGRPC: Bool, requestID: String) -> HTTPResponseStatus
+    func writeLocalResponse(
+        for error: ProxyError, isGRPC: Bool, requestID: String, explainer: RequestExplainer?
+    ) -> HTTPResponseStatus
     /// The response cannot be completed: HTTP/1.1 closes the connection, HTTP/2 resets the stream.
     func abortResponse()
     func exchangeFinished(_ finished: ProxyExchange)
@@ -30,9 +32,10 @@ extension ExchangeDownstream {
     /// Writes `LocalResponse`'s answer for `error` through this side's own
     /// head, body and end (each side adds its framing, e.g. `connection: close`).
     func writeLocalAnswer(
-        for error: ProxyError, isGRPC: Bool, requestID: String, allocator: ByteBufferAllocator
+        for error: ProxyError, isGRPC: Bool, requestID: String, explainer: RequestExplainer?, allocator: ByteBufferAllocator
     ) -> HTTPResponseStatus {
-        let response = LocalResponse.parts(for: error, isGRPC: isGRPC, requestID: requestID, allocator: allocator)
+        let response = LocalResponse.parts(
+            for: error, isGRPC: isGRPC, requestID: requestID, explainer: explainer, allocator: allocator)
         writeResponseHead(status: response.head.status, headers: response.head.headers)
         if let body = response.body {
             writeBody(body)

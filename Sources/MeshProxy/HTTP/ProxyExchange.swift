@@ -36,6 +36,13 @@ final class ProxyExchange {
     /// paused. Pausing costs two epoll_ctl calls, so bodiless requests never pause.
     static let maxPendingBodyBytes = 64 * 1024
     private var cluster: LoopCluster?
+    /// The service the listener's routes lead to: what a request answered
+    /// before a cluster was picked (denied, no route) is counted for.
+    private var listenerService: String?
+    /// An endpoint's connection or stream took the request: the instance
+    /// counts it too, so an outbound request that never got this far is one
+    /// only this proxy saw (`FinishedRequest.reachedEndpoint`).
+    private var reachedEndpoint = false
     /// The endpoint of the try in progress; nil between tries.
     private var endpoint: EndpointState?
     /// The cluster's circuit breaker counts this request in flight.
@@ -120,6 +127,7 @@ final class ProxyExchange {
     func start(head: HTTPRequestHead, hasBody: Bool, listener: CompiledListener?) {
         var head = head
         requestHasBody = hasBody
+        listenerService = listener?.destinationService
         decisions.method = head.method
         decisions.path = RequestDecisions.recordedPath(of: head.uri)
         if let accessLog = worker.accessLog, accessLog.samples(using: &worker.random) {
@@ -159,6 +167,10 @@ final class ProxyExchange {
         }
         if let listener, let authorization = listener.authorization {
             guard authorize(head, path: path, listener: listener, by: authorization) else {
+                // Counted for the cluster the request would have gone to, as a proxied one is.
+                if let route = listener.route(method: head.method, path: path, headers: head.headers) {
+                    cluster = worker.clusters[route.pickCluster(using: &worker.random)]
+                }
                 fail(.forbidden)
                 return
             }
@@ -168,6 +180,11 @@ final class ProxyExchange {
             return
         }
         decisions.routeIndex = route.index
+        if let listener {
+            worker.stats.routeMatched(listener: downstream.connection.listenerLabel, of: listener, route: route.index)
+        }
+        // Picked now, so that a fault the route injects counts for the cluster it would have gone to.
+        cluster = worker.clusters[route.pickCluster(using: &worker.random)]
         // A gRPC client's own deadline bounds the request too; the sooner wins.
         let clientTimeout = isGRPC ? head.headers.first(name: GRPCTimeout.header).flatMap(GRPCTimeout.parse) : nil
         let limit: TimeAmount? = switch (route.timeout, clientTimeout) {
@@ -221,15 +238,14 @@ final class ProxyExchange {
         return decision.allowed
     }
 
-    /// Picks a cluster and an endpoint for the routed request and asks the
+    /// Picks an endpoint of the routed request's cluster and asks the
     /// endpoint's pool for a connection or stream (unless a fault aborts it).
     private func sendUpstream(_ head: HTTPRequestHead, route: CompiledRoute) {
         if let answer = route.faultAbort(using: &worker.random) {
             fail(.faultAbort(answer))
             return
         }
-        let cluster = worker.clusters[route.pickCluster(using: &worker.random)]
-        self.cluster = cluster
+        guard let cluster else { return }  // picked with the route
         let inFlight = cluster.breaker.tryStartRequest()
         decisions.enteredBreaker(inFlight, limits: cluster.breaker.limits)
         guard inFlight != nil else {
@@ -239,6 +255,7 @@ final class ProxyExchange {
         holdsRequestSlot = true
         decisions.pickable = (cluster.pickableCount, cluster.endpoints.count)
         guard let endpoint = cluster.pickEndpoint(headers: head.headers, random: &worker.random) else {
+            decisions.leftOut = cluster.leftOutEndpoints
             fail(.noEndpoints)
             return
         }
@@ -337,6 +354,7 @@ final class ProxyExchange {
         }
         upstream = handler
         state = .proxying
+        reachedEndpoint = true
         decisions.attached(at: .now() - startTime)
         handler.write(.head(upstreamHead))
         while let part = pending.popFirst() {
@@ -679,10 +697,12 @@ final class ProxyExchange {
         guard isActive else { return }
         state = .finishing
         if responseStatus == nil {
-            responseStatus = downstream.writeLocalResponse(for: error, isGRPC: isGRPC, requestID: requestID)
+            responseStatus = downstream.writeLocalResponse(
+                for: error, isGRPC: isGRPC, requestID: requestID, explainer: worker.explainer)
         } else if isGRPC && downstream.connection.isHTTP2 {
             // Headers are out: trailers still give a gRPC caller a status.
-            downstream.writeEnd(trailers: LocalResponse.grpcTrailers(for: error, requestID: requestID))
+            downstream.writeEnd(
+                trailers: LocalResponse.grpcTrailers(for: error, requestID: requestID, explainer: worker.explainer))
         } else {
             downstream.abortResponse()
         }
@@ -719,10 +739,12 @@ final class ProxyExchange {
             grpcStatus = UInt8(error.grpcStatus.rawValue)
         }
         let connection = downstream.connection
+        let serviceLabel = cluster?.serviceLabel ?? listenerService.map(worker.stats.label) ?? 0
         worker.stats.requestFinished(FinishedRequest(
             route: LoopStats.RouteKey(
                 listener: connection.listenerLabel, direction: connection.direction,
-                cluster: cluster?.statsLabel ?? 0, service: cluster?.serviceLabel ?? 0),
+                cluster: cluster?.statsLabel ?? 0, service: serviceLabel),
+            reachedEndpoint: reachedEndpoint,
             // Between tries, the endpoint that failed last.
             endpoint: (endpoint ?? failedEndpoints.last)?.statsLabel ?? 0,
             status: responseStatus.map { StatusClass(code: Int($0.code)) } ?? .none,
@@ -772,7 +794,8 @@ final class ProxyExchange {
             listener: connection.listenerName, direction: connection.direction, method: decisions.method,
             path: decisions.path, isGRPC: isGRPC, isHTTP2: connection.isHTTP2, caller: connection.authorizedIdentity,
             authorization: decisions.authorization, routeIndex: decisions.routeIndex, cluster: cluster?.config.name,
-            pickable: decisions.pickable, breaker: decisions.breaker, faultDelay: decisions.faultDelay, firstTry: decisions.firstTry,
+            service: cluster?.config.destinationService,
+            pickable: decisions.pickable, leftOut: decisions.leftOut, breaker: decisions.breaker, faultDelay: decisions.faultDelay, firstTry: decisions.firstTry,
             laterTries: decisions.laterTries, status: responseStatus.map { Int($0.code) },
             grpcStatus: grpcStatus == FinishedRequest.noGRPCStatus ? nil : Int(grpcStatus), proxyError: error,
             bytesReceived: bodyBytesReceived, bytesSent: bodyBytesSent)

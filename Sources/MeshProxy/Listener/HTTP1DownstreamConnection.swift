@@ -342,13 +342,15 @@ final class HTTP1DownstreamConnection: ChannelDuplexHandler, ExchangeDownstream,
     }
 
     /// Writes the proxy's own answer for `error`; returns the status sent.
-    func writeLocalResponse(for error: ProxyError, isGRPC: Bool, requestID: String) -> HTTPResponseStatus {
+    func writeLocalResponse(
+        for error: ProxyError, isGRPC: Bool, requestID: String, explainer: RequestExplainer?
+    ) -> HTTPResponseStatus {
         if error.closesConnection {
             closeAfterResponse = true
             lingersOnClose = true
         }
         return writeLocalAnswer(
-            for: error, isGRPC: isGRPC, requestID: requestID,
+            for: error, isGRPC: isGRPC, requestID: requestID, explainer: explainer,
             allocator: context?.channel.allocator ?? ByteBufferAllocator())
     }
 

@@ -128,8 +128,10 @@ final class HTTP2DownstreamStream: HTTP2Stream, ExchangeDownstream {
         flush()
     }
 
-    func writeLocalResponse(for error: ProxyError, isGRPC: Bool, requestID: String) -> HTTPResponseStatus {
-        writeLocalAnswer(for: error, isGRPC: isGRPC, requestID: requestID, allocator: outbox.allocator)
+    func writeLocalResponse(
+        for error: ProxyError, isGRPC: Bool, requestID: String, explainer: RequestExplainer?
+    ) -> HTTPResponseStatus {
+        writeLocalAnswer(for: error, isGRPC: isGRPC, requestID: requestID, explainer: explainer, allocator: outbox.allocator)
     }
 
     func abortResponse() {

@@ -12,16 +12,24 @@ struct RoutingTable: Sendable {
     /// Cluster names by index; routes refer to clusters by these indices.
     let clusterNames: [String]
 
-    init(config: ProxyConfig, generation: Int, tls: TLSContexts = TLSContexts()) {
+    /// `previous`: the table this one replaces, whose listeners' `routesVersion` carry over where their routes stay.
+    init(config: ProxyConfig, generation: Int, tls: TLSContexts = TLSContexts(), previous: RoutingTable? = nil) {
         self.generation = generation
         clusterNames = config.clusters.map(\.name)
         var indexByName: [String: Int] = [:]
         for (index, name) in clusterNames.enumerated() {
             indexByName[name] = index
         }
+        var serviceByCluster: [String: String] = [:]
+        for cluster in config.clusters {
+            serviceByCluster[cluster.name] = cluster.destinationService
+        }
         var listeners: [String: CompiledListener] = [:]
         for listener in config.listeners {
-            listeners[listener.name] = CompiledListener(listener, clusterIndex: indexByName, tls: tls.listeners[listener.name])
+            let before = previous?.listeners[listener.name]
+            listeners[listener.name] = CompiledListener(
+                listener, clusterIndex: indexByName, serviceByCluster: serviceByCluster, tls: tls.listeners[listener.name],
+                routesVersion: before.flatMap { $0.routeConfigs == listener.routes ? $0.routesVersion : nil } ?? generation)
         }
         self.listeners = listeners
     }
@@ -45,9 +53,24 @@ final class CompiledListener: Sendable {
     let direction: TrafficDirection
     /// Reads paths before routing and authorization; nil: paths are taken as sent.
     let pathNormalizer: PathNormalizer?
+    /// The one service every route of the listener leads to (a sidecar's
+    /// listeners each have one), or nil. A request the proxy answers before
+    /// it picks a cluster (denied, no route) is counted for this service.
+    let destinationService: String?
+    /// The routes as configured, to tell whether a new config changed them.
+    let routeConfigs: [RouteConfig]
+    /// Changes whenever the listener's routes change (the table generation
+    /// that changed them), so that what a route index matched is never
+    /// counted for the route that later takes its place.
+    let routesVersion: Int
 
-    init(_ config: ListenerConfig, clusterIndex: [String: Int], tls: ListenerTLS? = nil) {
+    init(
+        _ config: ListenerConfig, clusterIndex: [String: Int], serviceByCluster: [String: String] = [:],
+        tls: ListenerTLS? = nil, routesVersion: Int = 0
+    ) {
         name = config.name
+        routeConfigs = config.routes
+        self.routesVersion = routesVersion
         direction = config.direction
         pathNormalizer = config.pathNormalization.enabled ? PathNormalizer(config: config.pathNormalization) : nil
         self.tls = tls
@@ -55,6 +78,8 @@ final class CompiledListener: Sendable {
         limits = config.limits
         idleTimeout = .nanoseconds(config.idleTimeout.nanoseconds)
         routes = config.routes.enumerated().map { CompiledRoute($1, index: $0, clusterIndex: clusterIndex) }
+        let services = Set(config.routes.flatMap(\.action.clusterNames).map { serviceByCluster[$0] ?? $0 })
+        destinationService = services.count == 1 ? services.first : nil
     }
 
     /// The first route whose conditions hold; `path` is the request

@@ -49,6 +49,9 @@ final class LoopWorker: @unchecked Sendable {
         tracing = exporter.map { SpanRecorder(exporter: $0, eventLoop: eventLoop) }
     }
 
+    /// What the proxy's own answers name to explain a request; nil: nothing can (no admin listener).
+    var explainer: RequestExplainer?
+
     init(eventLoop: EventLoop, logger: Logger) {
         self.eventLoop = eventLoop
         self.logger = logger
@@ -86,6 +89,7 @@ final class LoopWorker: @unchecked Sendable {
             old.retire(random: &random)
         }
         self.routing = routing
+        stats.routesPublished(routing)
         clusters = next
         clustersByName = Dictionary(uniqueKeysWithValues: next.map { ($0.config.name, $0) })
     }

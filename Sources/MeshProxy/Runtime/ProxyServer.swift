@@ -14,6 +14,9 @@ public actor ProxyServer {
     private let logger: Logger
     private(set) var config: ProxyConfig
     private var generation = 0
+    /// The table `publish` last installed on every loop.
+    private var publishedRouting: RoutingTable?
+    private let explainedByControlPlane: Bool
     /// The latest endpoints of every cluster, from static config or discovery.
     private var endpoints: [String: [DiscoveredEndpoint]] = [:]
     /// Clusters that finished their first discovery.
@@ -54,10 +57,16 @@ public actor ProxyServer {
     /// One event loop per core.
     public static let defaultThreadCount = System.coreCount
 
-    public init(config: ProxyConfig, threads: Int, logger: Logger, readinessHold: String? = nil) {
+    /// `explainedByControlPlane`: a sidecar's proxy, whose requests `swiftmesh explain ID`
+    /// finds through the control plane; otherwise its answers name its admin listener.
+    public init(
+        config: ProxyConfig, threads: Int, logger: Logger, readinessHold: String? = nil,
+        explainedByControlPlane: Bool = false
+    ) {
         self.config = config
         self.logger = logger
         self.readinessHold = readinessHold
+        self.explainedByControlPlane = explainedByControlPlane
         group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
         workers = group.makeIterator().map { LoopWorker(eventLoop: $0, logger: logger) }
     }
@@ -268,9 +277,10 @@ public actor ProxyServer {
     }
 
     /// What a sidecar reports with its heartbeats: requests, failures and
-    /// latencies per direction and service since the proxy started.
-    public func trafficTotals() async -> [TrafficTotals] {
-        await statsSnapshot().trafficTotals
+    /// latencies per direction and service, and the requests each route
+    /// matched, since the proxy started.
+    public func trafficReport() async -> TrafficReport {
+        await statsSnapshot().trafficReport
     }
 
     func clusterReports() async -> [ClusterReport] {
@@ -296,12 +306,17 @@ public actor ProxyServer {
     /// Installs the current config and endpoints on every loop and waits until all have it.
     private func publish() async {
         generation += 1
-        let routing = RoutingTable(config: config, generation: generation, tls: tls)
+        let routing = RoutingTable(config: config, generation: generation, tls: tls, previous: publishedRouting)
+        publishedRouting = routing
         let clusters = config.clusters
         let endpoints = self.endpoints
         let shared = sharedStates(for: clusters)
         let accessLog = self.accessLog
         let tracing = self.tracing
+        // A request's record is asked for at an admin listener: without one, nothing can explain it.
+        let explainer: RequestExplainer? = config.admin.map { admin in
+            explainedByControlPlane ? .controlPlane : .adminListener(admin.listen)
+        }
         // Queued on every loop before the first wait: discovery news that
         // arrives while this actor waits is queued behind it on each loop,
         // so no loop applies this older endpoint list after newer ones.
@@ -310,6 +325,7 @@ public actor ProxyServer {
                 worker.apply(routing: routing, clusters: clusters, shared: shared, endpoints: endpoints)
                 worker.logAccess(to: accessLog)
                 worker.trace(to: tracing)
+                worker.explainer = explainer
             }
         }
         for done in applied {

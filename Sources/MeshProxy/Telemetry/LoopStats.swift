@@ -41,6 +41,25 @@ final class LoopStats {
 
     private(set) var requests: [RequestKey: UInt64] = [:]
     private(set) var routes: [RouteKey: RouteTally] = [:]
+
+    /// Outbound requests this proxy answered itself without any endpoint
+    /// taking them (a fault abort, no endpoints, an overflow, a failed
+    /// connect): no instance counts them, so the control plane adds them to
+    /// the called service's own figures.
+    struct UnsentTally: Sendable {
+        var requests: UInt64 = 0
+        var failures: UInt64 = 0
+        var durations = DurationHistogram()
+
+        mutating func merge(_ other: UnsentTally) {
+            requests &+= other.requests
+            failures &+= other.failures
+            durations.merge(other.durations)
+        }
+    }
+
+    /// By the called service's label.
+    private(set) var unsentOutbound: [Int: UnsentTally] = [:]
     private(set) var proxyErrors: [ErrorKey: UInt64] = [:]
     /// By listener label.
     private(set) var activeConnections: [Int: Int] = [:]
@@ -74,6 +93,17 @@ final class LoopStats {
     }
 
     private(set) var authorizations: [AuthorizationKey: UInt64] = [:]
+
+    /// What one listener's routes matched since they last changed.
+    struct ListenerRouteMatches {
+        /// `CompiledListener.routesVersion`.
+        var routesVersion: Int
+        /// By the route's place in the listener's routes.
+        var counts: [UInt64]
+    }
+
+    /// Requests each route matched, by listener label: a route that matches nothing shows as such.
+    private(set) var routeMatches: [Int: ListenerRouteMatches] = [:]
 
     /// A client's HTTP/2 error the codec answered, by its RFC 9113 code.
     struct HTTP2ErrorKey: Hashable {
@@ -128,9 +158,42 @@ final class LoopStats {
             route: request.route, endpoint: request.endpoint, statusClass: request.status, grpcStatus: request.grpcStatus)
         requests[key, default: 0] += 1
         routes[request.route, default: RouteTally()].record(request)
+        if request.route.direction == .outbound, !request.reachedEndpoint, request.route.service != 0 {
+            unsentOutbound[request.route.service, default: UnsentTally()].record(request)
+        }
         if let error = request.error {
             proxyErrors[ErrorKey(listener: request.route.listener, reason: error.reason), default: 0] += 1
         }
+    }
+
+    /// `compiled`: the listener the request was routed by. A request routed
+    /// by a table a reload replaced is not counted once the new routes are.
+    func routeMatched(listener: Int, of compiled: CompiledListener, route: Int) {
+        switch routeMatches[listener]?.routesVersion {
+        case let counted? where counted > compiled.routesVersion:
+            return
+        case let counted? where counted == compiled.routesVersion:
+            break
+        default:
+            startCountingRoutes(of: compiled, label: listener)
+        }
+        routeMatches[listener]?.counts[route] += 1
+    }
+
+    /// A new routing table is in use: a listener whose routes changed counts
+    /// from zero at once (what its old routes matched is of other routes),
+    /// and a removed listener's counts go.
+    func routesPublished(_ table: RoutingTable) {
+        let listening = Set(table.listeners.keys.map(label))
+        routeMatches = routeMatches.filter { listening.contains($0.key) }
+        for (name, compiled) in table.listeners where routeMatches[label(name)]?.routesVersion != compiled.routesVersion {
+            startCountingRoutes(of: compiled, label: label(name))
+        }
+    }
+
+    private func startCountingRoutes(of compiled: CompiledListener, label listener: Int) {
+        routeMatches[listener] = ListenerRouteMatches(
+            routesVersion: compiled.routesVersion, counts: Array(repeating: 0, count: compiled.routes.count))
     }
 
     func authorizationDecided(listener: Int, caller: Int, allowed: Bool) {
@@ -174,6 +237,9 @@ final class LoopStats {
         for (key, tally) in routes {
             snapshot.routes[routeLabels(key), default: RouteTally()].merge(tally)
         }
+        for (service, tally) in unsentOutbound {
+            snapshot.unsentOutbound[labels[service], default: UnsentTally()].merge(tally)
+        }
         for (key, count) in proxyErrors {
             snapshot.proxyErrors[.init(listener: labels[key.listener], reason: key.reason), default: 0] += count
         }
@@ -182,6 +248,13 @@ final class LoopStats {
         }
         for (key, count) in timeouts {
             snapshot.timeouts[.init(cluster: labels[key.cluster], kind: key.kind), default: 0] += count
+        }
+        for (listener, matches) in routeMatches {
+            for (route, count) in matches.counts.enumerated() {
+                let key = StatsSnapshot.RouteMatchLabels(
+                    listener: labels[listener], route: route, routesVersion: matches.routesVersion)
+                snapshot.routeMatches[key, default: 0] += count
+            }
         }
         for (key, count) in authorizations {
             snapshot.authorizations[.init(
@@ -227,6 +300,8 @@ struct FinishedRequest {
     static let noGRPCStatus = UInt8.max
 
     var route: LoopStats.RouteKey
+    /// An endpoint's connection or stream took the request (on some try).
+    var reachedEndpoint: Bool
     var endpoint: Int
     var status: StatusClass
     var grpcStatus: UInt8
@@ -234,6 +309,12 @@ struct FinishedRequest {
     var bytesReceived: Int
     var bytesSent: Int
     var error: ProxyError?
+
+    /// What the live traffic views count as failed: a 5xx response (the
+    /// proxy's own included) or a gRPC status other than OK.
+    var isFailure: Bool {
+        status == .serverError || grpcStatus != Self.noGRPCStatus && grpcStatus != 0
+    }
 }
 
 extension LoopStats.RouteTally {
@@ -241,6 +322,16 @@ extension LoopStats.RouteTally {
         durations.observe(nanoseconds: request.durationNanoseconds)
         bytesReceived &+= UInt64(request.bytesReceived)
         bytesSent &+= UInt64(request.bytesSent)
+    }
+}
+
+extension LoopStats.UnsentTally {
+    fileprivate mutating func record(_ request: FinishedRequest) {
+        requests &+= 1
+        if request.isFailure {
+            failures &+= 1
+        }
+        durations.observe(nanoseconds: request.durationNanoseconds)
     }
 }
 

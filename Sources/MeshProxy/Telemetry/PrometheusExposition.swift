@@ -3,6 +3,16 @@
 enum PrometheusExposition {
     static let contentType = "text/plain; version=0.0.4; charset=utf-8"
 
+    /// Each route's count of its listener's newest routes: a counter that
+    /// starts again from 0 when the routes change, as after a restart.
+    private static func currentRouteMatches(_ stats: StatsSnapshot) -> [StatsSnapshot.RouteMatchLabels: UInt64] {
+        var newest: [String: Int] = [:]
+        for key in stats.routeMatches.keys {
+            newest[key.listener] = max(newest[key.listener] ?? key.routesVersion, key.routesVersion)
+        }
+        return stats.routeMatches.filter { newest[$0.key.listener] == $0.key.routesVersion }
+    }
+
     static func render(_ stats: StatsSnapshot) -> String {
         var out = ""
         family(&out, "swiftmesh_requests_total", "counter",
@@ -40,6 +50,11 @@ enum PrometheusExposition {
         family(&out, "swiftmesh_proxy_errors_total", "counter",
                "Responses the proxy made itself, by listener and reason (the swiftmesh-proxy-error value).",
                stats.proxyErrors.map { key, value in (labels(["listener": key.listener, "reason": key.reason]), "\(value)") })
+        family(&out, "swiftmesh_route_matches_total", "counter",
+               "Requests each route matched, by listener and route (its place in the listener's routes, from 0).",
+               currentRouteMatches(stats).map { key, value in
+                   (labels(["listener": key.listener, "route": String(key.route)]), "\(value)")
+               })
         family(&out, "swiftmesh_authorization_decisions_total", "counter",
                "Requests a listener's authorization decided, by listener, caller (the service of its mesh identity, "
                    + "none without a certificate, other for any other name) and decision (allow, deny).",

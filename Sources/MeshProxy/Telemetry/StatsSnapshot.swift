@@ -32,6 +32,14 @@ struct StatsSnapshot: Sendable {
         var kind: String
     }
 
+    struct RouteMatchLabels: Hashable, Sendable {
+        var listener: String
+        /// The route's place in its listener's routes, from 0.
+        var route: Int
+        /// `CompiledListener.routesVersion`: loops may briefly count two.
+        var routesVersion: Int
+    }
+
     struct AuthorizationLabels: Hashable, Sendable {
         var listener: String
         var caller: String
@@ -54,6 +62,9 @@ struct StatsSnapshot: Sendable {
 
     var requests: [RequestLabels: UInt64] = [:]
     var routes: [RouteLabels: LoopStats.RouteTally] = [:]
+    /// By the called service.
+    var unsentOutbound: [String: LoopStats.UnsentTally] = [:]
+    var routeMatches: [RouteMatchLabels: UInt64] = [:]
     var authorizations: [AuthorizationLabels: UInt64] = [:]
     var http2PeerErrors: [HTTP2ErrorLabels: UInt64] = [:]
     var proxyErrors: [ErrorLabels: UInt64] = [:]
@@ -78,9 +89,13 @@ struct StatsSnapshot: Sendable {
         for (key, tally) in other.routes {
             routes[key, default: LoopStats.RouteTally()].merge(tally)
         }
+        for (service, tally) in other.unsentOutbound {
+            unsentOutbound[service, default: LoopStats.UnsentTally()].merge(tally)
+        }
         proxyErrors.merge(other.proxyErrors, uniquingKeysWith: +)
         retries.merge(other.retries, uniquingKeysWith: +)
         timeouts.merge(other.timeouts, uniquingKeysWith: +)
+        routeMatches.merge(other.routeMatches, uniquingKeysWith: +)
         authorizations.merge(other.authorizations, uniquingKeysWith: +)
         http2PeerErrors.merge(other.http2PeerErrors, uniquingKeysWith: +)
         downstreamHandshakes.merge(other.downstreamHandshakes, uniquingKeysWith: +)

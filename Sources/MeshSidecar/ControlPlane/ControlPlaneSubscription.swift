@@ -17,7 +17,7 @@ final class ControlPlaneSubscription: Sendable {
     /// Whether the app is healthy, found within the given time.
     typealias AppHealth = @Sendable (Duration) async -> Bool
     /// What the proxy counted so far, sent with every heartbeat.
-    typealias Traffic = @Sendable () async -> [TrafficTotals]
+    typealias Traffic = @Sendable () async -> TrafficReport
 
     private struct State {
         /// The open stream's outgoing messages; finishing it ends the stream
@@ -34,6 +34,8 @@ final class ControlPlaneSubscription: Sendable {
     static let maxSnapshotBytes = 64 << 20
 
     private let hello: Swiftmesh_V1_Hello
+    /// The called service of each outbound listener, by the listener's name.
+    private let outboundServices: [String: String]
     private let logger: Logger
     private let state = Mutex(State())
 
@@ -55,6 +57,8 @@ final class ControlPlaneSubscription: Sendable {
                     ? HostPort(host: options.advertise.host, port: admin.port).description : admin.description
             } ?? ""
         }
+        outboundServices = Dictionary(
+            options.upstreams.map { (SidecarConfig.outboundListener($0.service), $0.service) }, uniquingKeysWith: { $1 })
         self.logger = logger
     }
 
@@ -97,20 +101,32 @@ final class ControlPlaneSubscription: Sendable {
         _ outbox: AsyncStream<Swiftmesh_V1_SidecarMessage>.Continuation, _ appHealth: AppHealth, _ traffic: Traffic
     ) async {
         let health = await checkApp(appHealth)
-        let totals = await traffic().map { total in
+        let report = await traffic()
+        let totals = report.totals.map { total in
             Swiftmesh_V1_TrafficTotals.with {
                 $0.direction = total.direction.rawValue
                 $0.service = total.service
+                $0.answeredByProxy = total.answeredByProxy
                 $0.requests = total.requests
                 $0.failures = total.failures
                 $0.bucketBoundsSeconds = total.bucketBoundsSeconds
                 $0.bucketCounts = total.bucketCounts
             }
         }
+        let routes = report.routeMatches.compactMap { match -> Swiftmesh_V1_RouteTotals? in
+            guard let service = outboundServices[match.listener] else { return nil }
+            return .with {
+                $0.service = service
+                $0.route = UInt32(clamping: match.route)
+                $0.routesVersion = UInt64(clamping: match.routesVersion)
+                $0.requests = match.requests
+            }
+        }
         outbox.yield(.with {
             $0.heartbeat = .with {
                 $0.health = health
                 $0.traffic = totals
+                $0.routes = routes
             }
         })
     }

@@ -25,11 +25,12 @@ public struct Gateway: Sendable {
     /// Given several instances' addresses instead, the gateway balances
     /// itself (client-side, round robin), as every app must without a mesh.
     let user: [Address]
-    let alive: [Address]
+    /// Nil: a mesh without the Alive service; `GET /alive` answers 404.
+    let alive: [Address]?
     /// How long a call may take, retries by the sidecar included.
     static let callTimeout = Duration.seconds(5)
 
-    public init(user: [Address], alive: [Address]) {
+    public init(user: [Address], alive: [Address]?) {
         self.user = user
         self.alive = alive
     }
@@ -37,10 +38,10 @@ public struct Gateway: Sendable {
     /// Serves HTTP on `host:port` until cancelled.
     public func run(host: String, port: Int, logger: Logger) async throws {
         let userClient = try Self.client(user)
-        let aliveClient = try Self.client(alive)
+        let aliveClient = try alive.map(Self.client)
         let router = Router()
         let users = Example_User_V1_UserService.Client(wrapping: userClient)
-        let checks = Example_Alive_V1_AliveService.Client(wrapping: aliveClient)
+        let checks = aliveClient.map(Example_Alive_V1_AliveService.Client.init(wrapping:))
         router.get("users/:id") { _, context in
             guard let id = Int64(try context.parameters.require("id")) else {
                 return try GatewayReply.error(.badRequest, "the user id must be a number")
@@ -58,7 +59,10 @@ public struct Gateway: Sendable {
             } reply: { GatewayReply.UserList(users: $0.map(GatewayReply.UserJSON.init)) }
         }
         router.get("alive") { _, _ in
-            try await GatewayReply.calling {
+            guard let checks else {
+                return try GatewayReply.error(.notFound, "this gateway was started without --alive")
+            }
+            return try await GatewayReply.calling {
                 try await checks.check(Example_Alive_V1_CheckRequest(), options: Self.options)
             } reply: { GatewayReply.AliveJSON($0) }
         }
@@ -71,7 +75,9 @@ public struct Gateway: Sendable {
             logger: logger)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await userClient.runConnections() }
-            group.addTask { try await aliveClient.runConnections() }
+            if let aliveClient {
+                group.addTask { try await aliveClient.runConnections() }
+            }
             group.addTask { try await app.run() }
             try await group.next()
             group.cancelAll()

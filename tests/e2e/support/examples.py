@@ -3,6 +3,7 @@ child processes on ports the kernel handed out."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 from .proxy import SwiftmeshProcess, binary_path
 from .ports import free_port
@@ -34,6 +35,8 @@ def instance(workdir: Path, service: str, name: str) -> Example:
     return Example(workdir, name, service, "--instance", name).start()
 
 
-def gateway(workdir: Path, user: str, alive: str) -> Example:
-    """A started gateway calling `user` and `alive` (host:port, or several comma-separated)."""
-    return Example(workdir, "gateway", "gateway", "--user", user, "--alive", alive).start()
+def gateway(workdir: Path, user: str, alive: Optional[str] = None) -> Example:
+    """A started gateway calling `user` and `alive` (host:port, or several
+    comma-separated); without `alive`, its /alive answers 404."""
+    args = ("--user", user) + (("--alive", alive) if alive else ())
+    return Example(workdir, "gateway", "gateway", *args).start()

@@ -167,3 +167,9 @@ def gateway_and_two_users(mesh: Any) -> tuple[ControlPlane, Sidecar]:
     wait_until(lambda: sorted(gw.endpoints("user")) == sorted(u.inbound for u in users), 10,
                message="the gateway to know both user instances")
     return cp, gw
+
+
+def service_policy(service: str, routes: list[dict], name: Optional[str] = None) -> str:
+    """A ServicePolicy for `swiftmesh apply -f -`, as JSON (which YAML reads as is)."""
+    return json.dumps({"apiVersion": "swiftmesh.dev/v1alpha1", "kind": "ServicePolicy",
+                       "metadata": {"name": name or service}, "spec": {"service": service, "routes": routes}})

@@ -46,7 +46,10 @@ function renderServices(services) {
       cell(service.name, tone(service.successRate)),
       cell(`${service.healthyInstances}/${service.instances}`, health),
       cell(rate(service.requestsPerSecond)), cell(percent(service.successRate)),
-      cell(millis(service.latencyP50Ms)), cell(millis(service.latencyP99Ms)));
+      cell(millis(service.latencyP50Ms)), cell(millis(service.latencyP99Ms)),
+      cell(service.source || "–"));
+    row.dataset.source = service.source || "";
+    row.dataset.tone = tone(service.successRate);
     return row;
   }));
 }

@@ -10,6 +10,8 @@ struct RequestDecisions {
     var authorization: ListenerAuthorization.Decision?
     var routeIndex: Int?
     var pickable: (count: Int, of: Int)?
+    /// With no endpoint to pick: each of the cluster's endpoints and why balancing left it out.
+    var leftOut: [RequestRecord.LeftOutEndpoint] = []
     var breaker: RequestRecord.BreakerUse?
     var faultDelay: TimeAmount?
     var firstTry: RequestRecord.Try?

@@ -33,6 +33,12 @@ struct RequestRecord {
         var maxPendingRequests: Int
     }
 
+    /// An endpoint balancing could not pick, and why.
+    struct LeftOutEndpoint {
+        var endpoint: String
+        var reason: String
+    }
+
     var requestID: String
     var startNanoseconds: Int64
     var duration: TimeAmount
@@ -48,8 +54,12 @@ struct RequestRecord {
     var authorization: ListenerAuthorization.Decision?
     var routeIndex: Int?
     var cluster: String?
+    /// The cluster's service (`destinationService`).
+    var service: String?
     /// At the first pick: endpoints the balancer could choose from, of all the cluster's.
     var pickable: (count: Int, of: Int)?
+    /// Filled when no endpoint was pickable.
+    var leftOut: [LeftOutEndpoint] = []
     var breaker: BreakerUse?
     var faultDelay: TimeAmount?
     /// The first try inline, later ones in the array: a request without retries allocates nothing for them.
@@ -89,8 +99,13 @@ extension RequestRecord {
         }
         object["route"] = routeIndex.map { "routes[\($0)]" }
         object["cluster"] = cluster
+        object["service"] = service
         if let pickable {
-            object["endpoints"] = ["pickable": pickable.count, "total": pickable.of]
+            var endpoints: [String: Any] = ["pickable": pickable.count, "total": pickable.of]
+            if !leftOut.isEmpty {
+                endpoints["leftOut"] = leftOut.map { ["endpoint": $0.endpoint, "reason": $0.reason] }
+            }
+            object["endpoints"] = endpoints
         }
         if let breaker {
             var use: [String: Any] = ["requests": breaker.requests, "maxRequests": breaker.maxRequests]

@@ -219,6 +219,34 @@ public nonisolated struct Swiftmesh_V1_Heartbeat: Sendable {
   /// per caller-to-callee edge (`swiftmesh top`, the dashboard).
   public var traffic: [Swiftmesh_V1_TrafficTotals] = []
 
+  /// What each route of the sidecar's outbound listeners matched since its
+  /// proxy started: the control plane shows per ServicePolicy route how many
+  /// requests it matched in the last minute (`swiftmesh get policies`).
+  public var routes: [Swiftmesh_V1_RouteTotals] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Swiftmesh_V1_RouteTotals: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The called service, whose outbound listener the route is on.
+  public var service: String = String()
+
+  /// The route's place in that listener: the service's ServicePolicy routes
+  /// in order, then the catch-all route to every instance.
+  public var route: UInt32 = 0
+
+  public var requests: UInt64 = 0
+
+  /// Changes whenever the listener's routes change: a count of another
+  /// version is of the route that had this place before.
+  public var routesVersion: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -247,6 +275,13 @@ public nonisolated struct Swiftmesh_V1_TrafficTotals: Sendable {
 
   /// Requests per bucket, not cumulative; one more than the bounds.
   public var bucketCounts: [UInt64] = []
+
+  /// Outbound only: these totals are the requests to `service` that the
+  /// sidecar answered itself, no instance having taken them (a fault abort,
+  /// no endpoints, an overflow, failed connects). A subset of the service's
+  /// outbound entry, sent apart because no instance counts them: the control
+  /// plane adds them to the service's own figures.
+  public var answeredByProxy: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -611,7 +646,7 @@ nonisolated extension Swiftmesh_V1_Instance: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Swiftmesh_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Heartbeat"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}health\0\u{1}traffic\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}health\0\u{1}traffic\0\u{1}routes\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -621,6 +656,7 @@ nonisolated extension Swiftmesh_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtob
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularEnumField(value: &self.health) }()
       case 2: try { try decoder.decodeRepeatedMessageField(value: &self.traffic) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.routes) }()
       default: break
       }
     }
@@ -633,12 +669,61 @@ nonisolated extension Swiftmesh_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtob
     if !self.traffic.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.traffic, fieldNumber: 2)
     }
+    if !self.routes.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.routes, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Swiftmesh_V1_Heartbeat, rhs: Swiftmesh_V1_Heartbeat) -> Bool {
     if lhs.health != rhs.health {return false}
     if lhs.traffic != rhs.traffic {return false}
+    if lhs.routes != rhs.routes {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Swiftmesh_V1_RouteTotals: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RouteTotals"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}service\0\u{1}route\0\u{1}requests\0\u{3}routes_version\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.service) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.route) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.requests) }()
+      case 4: try { try decoder.decodeSingularUInt64Field(value: &self.routesVersion) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.service.isEmpty {
+      try visitor.visitSingularStringField(value: self.service, fieldNumber: 1)
+    }
+    if self.route != 0 {
+      try visitor.visitSingularUInt32Field(value: self.route, fieldNumber: 2)
+    }
+    if self.requests != 0 {
+      try visitor.visitSingularUInt64Field(value: self.requests, fieldNumber: 3)
+    }
+    if self.routesVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.routesVersion, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Swiftmesh_V1_RouteTotals, rhs: Swiftmesh_V1_RouteTotals) -> Bool {
+    if lhs.service != rhs.service {return false}
+    if lhs.route != rhs.route {return false}
+    if lhs.requests != rhs.requests {return false}
+    if lhs.routesVersion != rhs.routesVersion {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -646,7 +731,7 @@ nonisolated extension Swiftmesh_V1_Heartbeat: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Swiftmesh_V1_TrafficTotals: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TrafficTotals"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}direction\0\u{1}service\0\u{1}requests\0\u{1}failures\0\u{3}bucket_bounds_seconds\0\u{3}bucket_counts\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}direction\0\u{1}service\0\u{1}requests\0\u{1}failures\0\u{3}bucket_bounds_seconds\0\u{3}bucket_counts\0\u{3}answered_by_proxy\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -660,6 +745,7 @@ nonisolated extension Swiftmesh_V1_TrafficTotals: SwiftProtobuf.Message, SwiftPr
       case 4: try { try decoder.decodeSingularUInt64Field(value: &self.failures) }()
       case 5: try { try decoder.decodeRepeatedDoubleField(value: &self.bucketBoundsSeconds) }()
       case 6: try { try decoder.decodeRepeatedUInt64Field(value: &self.bucketCounts) }()
+      case 7: try { try decoder.decodeSingularBoolField(value: &self.answeredByProxy) }()
       default: break
       }
     }
@@ -684,6 +770,9 @@ nonisolated extension Swiftmesh_V1_TrafficTotals: SwiftProtobuf.Message, SwiftPr
     if !self.bucketCounts.isEmpty {
       try visitor.visitPackedUInt64Field(value: self.bucketCounts, fieldNumber: 6)
     }
+    if self.answeredByProxy != false {
+      try visitor.visitSingularBoolField(value: self.answeredByProxy, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -694,6 +783,7 @@ nonisolated extension Swiftmesh_V1_TrafficTotals: SwiftProtobuf.Message, SwiftPr
     if lhs.failures != rhs.failures {return false}
     if lhs.bucketBoundsSeconds != rhs.bucketBoundsSeconds {return false}
     if lhs.bucketCounts != rhs.bucketCounts {return false}
+    if lhs.answeredByProxy != rhs.answeredByProxy {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
