@@ -173,3 +173,18 @@ def test_no_endpoints_says_why_each_registered_instance_was_left_out(mesh):
     assert "instances of user registered: 2; the cluster takes those labelled version=v2" in out, out
     assert f"    {v1.inbound}: outside the subset version=v2" in out, out
     assert f"    {v2.inbound}: unhealthy: its sidecar cannot reach its app" in out, out
+
+
+def test_no_endpoints_names_each_endpoint_balancing_left_out(mesh):
+    """The only endpoint answers 503 and is ejected; with no panic mode
+    (panicThreshold 0) the next request finds nothing to pick."""
+    sick = mesh.http_backend("sick")
+    sick.fail_status = 503
+    p = mesh.proxy(single_listener([route("c")], [cluster("c", [sick], panicThreshold=0, outlierDetection={
+        "consecutiveErrors": 1, "interval": "10s", "baseEjectionTime": "30s", "maxEjectionPercent": 100})]))
+    wait_until(lambda: curl(p.url("/x"), "-H", "x-request-id: after-ejection").header("swiftmesh-proxy-error")
+               == "no_endpoints", 10, message="the endpoint to be ejected")
+    host, port = p.admin
+    text = run_cli("explain", "after-ejection", "--proxy", f"{host}:{port}").stdout
+    assert "route: routes[0] -> cluster c, 0 of 1 endpoints pickable" in text, text
+    assert f"left out: {sick.address}, ejected by outlier detection" in text, text
