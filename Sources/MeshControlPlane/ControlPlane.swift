@@ -233,13 +233,22 @@ public actor ControlPlane {
 
     /// Traffic per service and per edge over the last `TrafficMonitor.windowMillis`.
     public func trafficSummary() -> TrafficSummary {
-        traffic.summary(nowMillis: nowMillis())
+        let subscribers = subscriptions.subscribers.values
+        let calledThroughTheMesh = Set(subscribers.flatMap(\.upstreams))
+        let callers = Set(subscribers.filter { !$0.upstreams.isEmpty }.compactMap(\.service))
+        let topology = TrafficMonitor.Topology(
+            meshServices: Set(sessions.values.compactMap { $0.instance?.service }),
+            entryServices: callers.subtracting(calledThroughTheMesh))
+        return traffic.summary(nowMillis: nowMillis(), topology: topology)
     }
 
     /// The requests each route of every ServicePolicy matched over the last
     /// `RouteMatchMonitor.windowMillis`, as its callers' sidecars counted
     /// them: per policy, one count per route then one for the catch-all
     /// route; nil counts when no sidecar calling the service reported long enough.
+    /// Counts are by a route's place in the sidecars' listener: for a
+    /// heartbeat after a policy changes, until its sidecars apply it, they
+    /// may still be of the routes before.
     public func policyRouteMatches() -> [PolicyRouteMatches] {
         let (counts, reported) = routeMatches.matched(nowMillis: nowMillis())
         return resources(of: .servicePolicy).compactMap { resource in

@@ -31,7 +31,6 @@ public enum SidecarConfig {
         "outbound_\(service)"
     }
 
-
     /// One service as a snapshot gives it.
     public struct Upstream: Sendable, Equatable {
         public struct Instance: Sendable, Equatable {

@@ -159,7 +159,11 @@ struct GetCommand: AsyncParsableCommand {
 
         /// A route that matched nothing while its service had other calls: most likely its match is wrong.
         func warnings(policy: String) -> [String] {
-            let total = routes.reduce(catchAll ?? 0) { $0 + ($1 ?? 0) }
+            // Saturating: the control plane's sums saturate too.
+            let total = routes.reduce(catchAll ?? 0) { sum, matched in
+                let (added, overflow) = sum.addingReportingOverflow(matched ?? 0)
+                return overflow ? .max : added
+            }
             guard total > 0 else { return [] }
             return routes.enumerated().compactMap { index, matched in
                 matched == 0

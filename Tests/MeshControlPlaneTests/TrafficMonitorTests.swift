@@ -103,6 +103,45 @@ struct TrafficMonitorTests {
         #expect(user.source == .inbound && user.stats.requestsPerSecond == 20 && user.stats.successRate == 0)
     }
 
+    /// A service outside the mesh: its callers' figures hold every call,
+    /// the ones their sidecars answered themselves among them.
+    @Test func aServiceOutsideTheMeshShowsEveryCallAsItsCallersSawIt() throws {
+        var monitor = TrafficMonitor()
+        for (now, calls, failed) in [(Int64(0), UInt64(0), UInt64(0)), (1000, 100, 1)] {
+            monitor.record(sidecarID: "gw", service: "gateway", traffic: [
+                Self.totals("outbound", "legacy", requests: calls, failures: failed, buckets: [calls, 0, 0, 0]),
+                Self.totals("outbound", "legacy", answeredByProxy: true, requests: failed, failures: failed,
+                            buckets: [failed, 0, 0, 0]),
+            ], nowMillis: now)
+        }
+        let legacy = try #require(monitor.summary(nowMillis: 1000).services["legacy"])
+        #expect(legacy.source == .callers && legacy.stats.requestsPerSecond == 100 && legacy.stats.successRate == 0.99)
+    }
+
+    /// Every instance of a service with sidecars is down: none ever served a
+    /// call, yet the calls to it fail, and its row says so.
+    @Test func aMeshServiceThatNeverServedShowsTheCallsItsCallersAnswered() throws {
+        var monitor = TrafficMonitor()
+        for (now, calls) in [(Int64(0), UInt64(0)), (1000, 10)] {
+            monitor.record(sidecarID: "gw", service: "gateway", traffic: [
+                Self.totals("outbound", "user", requests: calls, failures: calls, buckets: [calls, 0, 0, 0]),
+                Self.totals("outbound", "user", answeredByProxy: true, requests: calls, failures: calls,
+                            buckets: [calls, 0, 0, 0]),
+            ], nowMillis: now)
+        }
+        let topology = TrafficMonitor.Topology(meshServices: ["user", "gateway"], entryServices: ["gateway"])
+        let user = try #require(monitor.summary(nowMillis: 1000, topology: topology).services["user"])
+        #expect(user.source == .inbound && user.stats.requestsPerSecond == 10 && user.stats.successRate == 0)
+    }
+
+    /// An entry service (nobody calls it through the mesh) shows its own
+    /// calls, and says so even when it made none in the window.
+    @Test func anEntryServiceIsMarkedSoEvenWhenIdle() throws {
+        let topology = TrafficMonitor.Topology(meshServices: ["gateway"], entryServices: ["gateway"])
+        let gateway = try #require(TrafficMonitor().summary(nowMillis: 1000, topology: topology).services["gateway"])
+        #expect(gateway.source == .outbound && gateway.stats.successRate == nil && gateway.stats.requestsPerSecond == 0)
+    }
+
     @Test func aRestartedProxyCountsFromZeroAndSilentSidecarsDropOut() {
         var monitor = TrafficMonitor()
         monitor.record(sidecarID: "gw", service: "gateway", traffic: [

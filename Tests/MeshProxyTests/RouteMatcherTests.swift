@@ -96,4 +96,43 @@ import Testing
         let table = RoutingTable(config: config, generation: 1)
         #expect(table.listeners["outbound_user"]?.destinationService == "user")
     }
+
+    /// What a route index matched must never be counted for the route that
+    /// later takes its place: a listener's routes keep their version while
+    /// they stay, and take the new table's generation when they change.
+    @Test func routesKeepTheirVersionUntilTheyChange() throws {
+        func config(_ prefix: String) throws -> ProxyConfig {
+            try ConfigLoader.decode(yaml: """
+                listeners:
+                  - { name: a, listen: 127.0.0.1:1, routes: [ { match: { pathPrefix: \(prefix) }, cluster: c } ] }
+                  - { name: b, listen: 127.0.0.1:2, routes: [ { cluster: c } ] }
+                clusters: [ { name: c, endpoints: [127.0.0.1:3] } ]
+                """)
+        }
+        let first = RoutingTable(config: try config("/x"), generation: 1)
+        let same = RoutingTable(config: try config("/x"), generation: 2, previous: first)
+        let changed = RoutingTable(config: try config("/y"), generation: 3, previous: same)
+        #expect(first.listeners["a"]?.routesVersion == 1 && same.listeners["a"]?.routesVersion == 1)
+        #expect(changed.listeners["a"]?.routesVersion == 3 && changed.listeners["b"]?.routesVersion == 1)
+
+        let stats = LoopStats()
+        let a = stats.label("a")
+        stats.routesPublished(same)
+        stats.routeMatched(listener: a, routesVersion: 1, route: 0)
+        stats.routeMatched(listener: a, routesVersion: 1, route: 0)
+        #expect(stats.routeMatches[a]?.counts == [2])
+        // The routes changed: their count starts again, and a stray count of the old version is dropped.
+        stats.routesPublished(changed)
+        stats.routeMatched(listener: a, routesVersion: 1, route: 0)
+        #expect(stats.routeMatches[a]?.counts == [0] && stats.routeMatches[a]?.routesVersion == 3)
+        stats.routeMatched(listener: a, routesVersion: 3, route: 0)
+        stats.routeMatched(listener: a, routesVersion: 3, route: 7)
+        #expect(stats.routeMatches[a]?.counts == [1])
+        // A listener the config dropped takes its counts with it.
+        stats.routesPublished(RoutingTable(config: try ConfigLoader.decode(yaml: """
+            listeners: [ { name: b, listen: 127.0.0.1:2, routes: [ { cluster: c } ] } ]
+            clusters: [ { name: c, endpoints: [127.0.0.1:3] } ]
+            """), generation: 4, previous: changed))
+        #expect(stats.routeMatches[a] == nil)
+    }
 }

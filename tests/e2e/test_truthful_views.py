@@ -7,12 +7,14 @@ its own calls instead of an idle row. The mesh is the example services:
 a gateway app calling two user instances, each app with its sidecar."""
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import threading
 
 from support.browser import dashboard_dom
-from support.mesh import service_policy
-from support.util import curl, wait_until
+from support.mesh import gateway_and_two_users, service_policy
+from support.util import KeepAliveClient, curl, wait_until
 
 FAULT_POLICY = service_policy("user", [{"match": {"grpc": {"service": "example.user.v1.UserService"}},
                                          "fault": {"abort": {"grpcStatus": 13, "percent": 50}}}])
@@ -50,6 +52,27 @@ def call_users(gateway, count: int) -> dict[int, int]:
         status = curl(f"http://{gateway.address}/users/{n % 1000 + 1}").status
         statuses[status] = statuses.get(status, 0) + 1
     return statuses
+
+
+@contextlib.contextmanager
+def calls_continue(address: str, path: str):
+    """Keeps calling `address` while the views are read, so that their
+    10-second window never runs empty however slow the machine."""
+    stop = threading.Event()
+
+    def call() -> None:
+        host, port = address.rsplit(":", 1)
+        with KeepAliveClient(host, int(port)) as client:
+            while not stop.wait(0.05):
+                client.get(path)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        caller.join(10)
 
 
 def traffic(cp) -> tuple[dict, dict]:
@@ -92,6 +115,19 @@ def test_fault_aborts_count_for_the_called_service_in_every_view(mesh, tmp_path)
     # The route matched every call.
     assert prometheus.value('sum(swiftmesh_route_matches_total{listener="outbound_user",route="0"})') >= 100
 
+    with calls_continue(gateway.address, "/users/5"):
+        assert_views_show_the_aborts(cp, tmp_path)
+
+    # What the policy's route matched, from the sidecars' reports.
+    def matched():
+        policies = cp.cli("get", "policies", admin=False)
+        return policies.stdout if "routes[0]=" in policies.stdout and "routes[0]=0 " not in policies.stdout else None
+
+    table = wait_until(matched, 15, message="get policies to show what routes[0] matched")
+    assert "warning" not in table, table
+
+
+def assert_views_show_the_aborts(cp, tmp_path) -> None:
     # The live view: the edge and the user service both fail about as often.
     def failing():
         services, edges = traffic(cp)
@@ -116,14 +152,6 @@ def test_fault_aborts_count_for_the_called_service_in_every_view(mesh, tmp_path)
     assert dashboard_row(html, "gateway") == {"source": "outbound", "tone": "bad"}
     assert re.search(r'<g class="edge bad" data-from="gateway" data-to="user">', html), html[:3000]
 
-    # What the policy's route matched, from the sidecars' reports.
-    def matched():
-        policies = cp.cli("get", "policies", admin=False)
-        return policies.stdout if "routes[0]=" in policies.stdout and "routes[0]=0 " not in policies.stdout else None
-
-    table = wait_until(matched, 15, message="get policies to show what routes[0] matched")
-    assert "warning" not in table, table
-
 
 def test_a_service_whose_calls_are_all_denied_shows_as_failing(mesh, tmp_path):
     cp, gateway, gateway_sidecar, users = example_mesh(mesh)
@@ -144,6 +172,22 @@ def test_a_service_whose_calls_are_all_denied_shows_as_failing(mesh, tmp_path):
     assert prometheus.value('sum(swiftmesh_authorization_decisions_total{listener="inbound",caller="gateway",'
                             'decision="deny"})') >= 40
 
+    with calls_continue(gateway.address, "/users/5"):
+        assert_views_show_user_failing(cp, tmp_path)
+
+    # The record of a denied call names the service it was for; the
+    # gateway's error carries the grpc-message with the request id.
+    denied_call = curl(f"http://{gateway.address}/users/3")
+    assert denied_call.status == 403
+    request_id = re.search(r"request id ([^:]+): swiftmesh explain", json.loads(denied_call.body)["error"]).group(1)
+    explained = cp.cli("explain", request_id, "-o", "json")
+    assert explained.returncode == 0, explained.stderr
+    inbound = [r for p in json.loads(explained.stdout)["proxies"] for r in p["requests"]
+               if r["direction"] == "inbound"]
+    assert inbound and all(r["service"] == "user" and r["proxyError"]["reason"] == "forbidden" for r in inbound)
+
+
+def assert_views_show_user_failing(cp, tmp_path) -> None:
     def denied():
         services, edges = traffic(cp)
         user, edge = services.get("user"), edges.get(("gateway", "user"))
@@ -157,13 +201,20 @@ def test_a_service_whose_calls_are_all_denied_shows_as_failing(mesh, tmp_path):
     assert re.search(r'<g class="node bad" data-service="user">', html), html[:3000]
     assert re.search(r'<g class="edge bad" data-from="gateway" data-to="user">', html), html[:3000]
 
-    # The record of a denied call names the service it was for; the
-    # gateway's error carries the grpc-message with the request id.
-    denied_call = curl(f"http://{gateway.address}/users/3")
-    assert denied_call.status == 403
-    request_id = re.search(r"request id ([^:]+): swiftmesh explain", json.loads(denied_call.body)["error"]).group(1)
-    explained = cp.cli("explain", request_id, "-o", "json")
-    assert explained.returncode == 0, explained.stderr
-    inbound = [r for p in json.loads(explained.stdout)["proxies"] for r in p["requests"]
-               if r["direction"] == "inbound"]
-    assert inbound and all(r["service"] == "user" and r["proxyError"]["reason"] == "forbidden" for r in inbound)
+
+def test_plain_http_calls_a_policy_denies_count_as_failures(mesh):
+    """An HTTP caller gets 403, not a 5xx nor a gRPC status: the denial
+    still fails the call in the live view."""
+    cp, gateway_sidecar = gateway_and_two_users(mesh)
+    applied = cp.cli("apply", "-f", "-", input_text=DENY_ALL)
+    assert applied.returncode == 0, applied.stderr
+    address = f"127.0.0.1:{gateway_sidecar.upstream_port('user')}"
+    wait_until(lambda: curl(f"http://{address}/ok").status == 403, 10, message="the user sidecars to deny the gateway")
+    with calls_continue(address, "/ok"):
+        def denied():
+            services, edges = traffic(cp)
+            user, edge = services.get("user"), edges.get(("gateway", "user"))
+            return user if user and edge and user["successRate"] == 0 and edge["successRate"] == 0 else None
+
+        user = wait_until(denied, 15, message=f"the live view to show user failing: {traffic(cp)}")
+        assert user["requestsPerSecond"] > 0 and user["source"] == "inbound"

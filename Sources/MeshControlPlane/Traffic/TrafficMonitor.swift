@@ -90,12 +90,20 @@ struct TrafficMonitor {
         reporters.removeValue(forKey: sidecarID)
     }
 
+    /// What the control plane knows of the mesh's shape, beyond traffic.
+    struct Topology {
+        /// Services with sidecars: their rows are what their instances served.
+        var meshServices: Set<String> = []
+        /// Services with sidecars that call others and that no sidecar calls:
+        /// their clients call their apps directly, so they have no inbound figures.
+        var entryServices: Set<String> = []
+    }
+
     /// Traffic over the last window, per edge and per service: as its
     /// instances served it, with the calls its callers' sidecars answered
     /// without reaching an instance; for a service without sidecars, as its
-    /// callers saw it; for an entry service nobody calls through the mesh,
-    /// its own calls (`TrafficSummary.Source`).
-    func summary(nowMillis: Int64) -> TrafficSummary {
+    /// callers saw it; for an entry service, its own calls (`TrafficSummary.Source`).
+    func summary(nowMillis: Int64, topology: Topology = Topology()) -> TrafficSummary {
         var served: [String: TrafficAccumulator] = [:]
         var unsent: [String: TrafficAccumulator] = [:]
         var edges: [TrafficSummary.Edge: TrafficAccumulator] = [:]
@@ -124,24 +132,26 @@ struct TrafficMonitor {
             calling[edge.from, default: TrafficAccumulator()].add(traffic)
         }
         var services: [String: TrafficSummary.ServiceTraffic] = [:]
-        for name in Set(served.keys).union(unsent.keys).union(called.keys).union(calling.keys) {
-            // A request an instance took is in its inbound figures; one the
-            // caller's sidecar answered itself (a fault abort, no endpoints)
-            // is in no instance's, so it is added here.
-            var ownFigures = served[name] ?? TrafficAccumulator()
-            if let unsent = unsent[name] {
-                ownFigures.add(unsent)
-            }
-            if ownFigures.requests > 0 || called[name] == nil && calling[name] == nil {
-                services[name] = .init(stats: ownFigures.stats, source: .inbound)
-            } else if let called = called[name], called.requests > 0 || served[name] == nil {
-                // No instance reported serving it: instances registered through the API, outside the mesh.
+        let names = Set(served.keys).union(called.keys).union(calling.keys).union(topology.entryServices)
+        for name in names {
+            if topology.entryServices.contains(name) {
+                services[name] = .init(stats: (calling[name] ?? TrafficAccumulator()).stats, source: .outbound)
+            } else if served[name] != nil || topology.meshServices.contains(name) {
+                // A request an instance took is in its inbound figures; one the
+                // caller's sidecar answered itself (a fault abort, no endpoints)
+                // is in no instance's, so it is added here.
+                var own = served[name] ?? TrafficAccumulator()
+                if let unsent = unsent[name] {
+                    own.add(unsent)
+                }
+                services[name] = .init(stats: own.stats, source: .inbound)
+            } else if let called = called[name] {
+                // No sidecar serves it: instances registered through the API,
+                // outside the mesh. Its callers' figures hold every call, answered or not.
                 services[name] = .init(stats: called.stats, source: .callers)
-            } else if let calling = calling[name], calling.requests > 0 {
-                // Nobody calls it through the mesh: an entry service, whose clients call its app directly.
+            } else if let calling = calling[name] {
+                // A caller nobody calls that the control plane does not know (yet) as an entry service.
                 services[name] = .init(stats: calling.stats, source: .outbound)
-            } else {
-                services[name] = .init(stats: ownFigures.stats, source: .inbound)
             }
         }
         return TrafficSummary(

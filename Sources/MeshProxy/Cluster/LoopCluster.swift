@@ -109,7 +109,6 @@ final class LoopCluster {
         balancer = LoadBalancer(policy: config.loadBalancing, keys: [], weights: [], random: &random)
     }
 
-    /// The endpoint for one request, nil when the cluster has none.
     /// The endpoints balancing leaves out and why, for `explain`.
     var leftOutEndpoints: [RequestRecord.LeftOutEndpoint] {
         endpoints.compactMap { endpoint in
@@ -117,6 +116,7 @@ final class LoopCluster {
         }
     }
 
+    /// The endpoint for one request, nil when the cluster has none.
     func pickEndpoint(headers: HTTPHeaders, random: inout FastRandom) -> EndpointState? {
         var hash: UInt64?
         if let header = config.hashHeader, let value = headers.first(name: header) {

@@ -21,7 +21,7 @@ protocol ExchangeDownstream: AnyObject {
     func writeEnd(trailers: HTTPHeaders?)
     /// Writes the proxy's own answer for `error`; returns the status sent.
     func writeLocalResponse(
-        for error: ProxyError, isGRPC: Bool, requestID: String, explainer: RequestExplainer?
+        for error: ProxyError, isGRPC: Bool, requestID: String, explainHint: ExplainHint?
     ) -> HTTPResponseStatus
     /// The response cannot be completed: HTTP/1.1 closes the connection, HTTP/2 resets the stream.
     func abortResponse()
@@ -32,10 +32,10 @@ extension ExchangeDownstream {
     /// Writes `LocalResponse`'s answer for `error` through this side's own
     /// head, body and end (each side adds its framing, e.g. `connection: close`).
     func writeLocalAnswer(
-        for error: ProxyError, isGRPC: Bool, requestID: String, explainer: RequestExplainer?, allocator: ByteBufferAllocator
+        for error: ProxyError, isGRPC: Bool, requestID: String, explainHint: ExplainHint?, allocator: ByteBufferAllocator
     ) -> HTTPResponseStatus {
         let response = LocalResponse.parts(
-            for: error, isGRPC: isGRPC, requestID: requestID, explainer: explainer, allocator: allocator)
+            for: error, isGRPC: isGRPC, requestID: requestID, explainHint: explainHint, allocator: allocator)
         writeResponseHead(status: response.head.status, headers: response.head.headers)
         if let body = response.body {
             writeBody(body)

@@ -4,7 +4,7 @@ import NIOHTTP1
 
 /// The command that tells a user what happened to a request this proxy
 /// answered itself, named in the answer next to the request id.
-enum RequestExplainer: Sendable, Equatable {
+enum ExplainHint: Sendable, Equatable {
     /// `swiftmesh explain ID`: the control plane asks every sidecar (a sidecar's proxy).
     case controlPlane
     /// `swiftmesh explain ID --proxy ADMIN`: this proxy's admin listener (a standalone proxy).
@@ -37,12 +37,12 @@ enum LocalResponse {
     /// gRPC callers get headers then trailers carrying `grpc-status`, the shape
     /// every gRPC client reads a status from (an empty DATA frame between them
     /// would be read as a malformed response).
-    /// `explainer`: how the request can be explained, if at all (a proxy without an admin listener keeps no records to ask).
+    /// `explainHint`: how the request can be explained, if at all (a proxy without an admin listener keeps no records to ask).
     static func parts(
         for error: ProxyError,
         isGRPC: Bool,
         requestID: String?,
-        explainer: RequestExplainer? = nil,
+        explainHint: ExplainHint?,
         allocator: ByteBufferAllocator
     ) -> (head: HTTPResponseHead, body: ByteBuffer?, trailers: HTTPHeaders?) {
         var headers = HTTPHeaders()
@@ -53,9 +53,9 @@ enum LocalResponse {
         if isGRPC {
             headers.add(name: "content-type", value: "application/grpc")
             return (HTTPResponseHead(version: .http1_1, status: .ok, headers: headers), nil,
-                    grpcTrailers(for: error, requestID: requestID, explainer: explainer))
+                    grpcTrailers(for: error, requestID: requestID, explainHint: explainHint))
         }
-        let text = error.message + explainHint(requestID, explainer) + "\n"
+        let text = error.message + requestNote(requestID, explainHint) + "\n"
         var body = allocator.buffer(capacity: text.utf8.count)
         body.writeString(text)
         headers.add(name: "content-type", value: "text/plain; charset=utf-8")
@@ -65,19 +65,19 @@ enum LocalResponse {
 
     /// The trailers that end a gRPC response whose headers already went out,
     /// so the caller sees a status instead of a broken stream.
-    static func grpcTrailers(for error: ProxyError, requestID: String?, explainer: RequestExplainer?) -> HTTPHeaders {
+    static func grpcTrailers(for error: ProxyError, requestID: String?, explainHint: ExplainHint?) -> HTTPHeaders {
         var trailers = HTTPHeaders()
         trailers.add(name: "grpc-status", value: String(error.grpcStatus.rawValue))
         trailers.add(
-            name: "grpc-message", value: percentEncodedGRPCMessage(error.message + explainHint(requestID, explainer)))
+            name: "grpc-message", value: percentEncodedGRPCMessage(error.message + requestNote(requestID, explainHint)))
         trailers.add(name: proxyErrorHeader, value: error.reason)
         return trailers
     }
 
     /// Where the message leads: the command that tells what happened to the request.
-    private static func explainHint(_ requestID: String?, _ explainer: RequestExplainer?) -> String {
+    private static func requestNote(_ requestID: String?, _ explainHint: ExplainHint?) -> String {
         guard let requestID else { return "" }
-        return explainer.map { " (request id \(requestID): \($0.command(for: requestID)))" } ?? " (request id \(requestID))"
+        return explainHint.map { " (request id \(requestID): \($0.command(for: requestID)))" } ?? " (request id \(requestID))"
     }
 
     /// `grpc-message` is percent-encoded (gRPC over HTTP/2 spec): bytes outside

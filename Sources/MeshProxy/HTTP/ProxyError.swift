@@ -30,6 +30,19 @@ enum ProxyError: Error, Equatable, Sendable {
     /// The listener's authorization denied the caller this request.
     case forbidden
 
+    /// Whether the call counts as failed in the live traffic views: every
+    /// answer of the proxy's own but the ones to a malformed request, which
+    /// are the client's failure, not the called service's.
+    var failsTheCall: Bool {
+        Self.reasonFailsTheCall(reason)
+    }
+
+    /// `failsTheCall` of the error with this `swiftmesh-proxy-error` reason,
+    /// as another proxy's answer carries it.
+    static func reasonFailsTheCall(_ reason: String) -> Bool {
+        !["bad_request", "headers_too_large", "too_many_headers"].contains(reason)
+    }
+
     /// The `swiftmesh-proxy-error` header value.
     var reason: String {
         switch self {

@@ -43,6 +43,9 @@ final class ProxyExchange {
     /// counts it too, so an outbound request that never got this far is one
     /// only this proxy saw (`FinishedRequest.reachedEndpoint`).
     private var reachedEndpoint = false
+    /// The response is a refusal another proxy made (`swiftmesh-proxy-error`
+    /// on a 4xx, such as the callee's sidecar denying the call).
+    private var refusedOnTheWay = false
     /// The endpoint of the try in progress; nil between tries.
     private var endpoint: EndpointState?
     /// The cluster's circuit breaker counts this request in flight.
@@ -181,10 +184,12 @@ final class ProxyExchange {
         }
         decisions.routeIndex = route.index
         if let listener {
-            worker.stats.routeMatched(listener: downstream.connection.listenerLabel, of: listener, route: route.index)
+            worker.stats.routeMatched(
+                listener: downstream.connection.listenerLabel, routesVersion: listener.routesVersion, route: route.index)
         }
         // Picked now, so that a fault the route injects counts for the cluster it would have gone to.
-        cluster = worker.clusters[route.pickCluster(using: &worker.random)]
+        let cluster = worker.clusters[route.pickCluster(using: &worker.random)]
+        self.cluster = cluster
         // A gRPC client's own deadline bounds the request too; the sooner wins.
         let clientTimeout = isGRPC ? head.headers.first(name: GRPCTimeout.header).flatMap(GRPCTimeout.parse) : nil
         let limit: TimeAmount? = switch (route.timeout, clientTimeout) {
@@ -203,13 +208,15 @@ final class ProxyExchange {
             // Held on purpose; body parts that arrive meanwhile wait in `pending`.
             faultDelay = worker.eventLoop.assumeIsolated().scheduleTask(in: delay) { [self] in
                 faultDelay = nil
-                if state == .waitingForUpstream {
-                    sendUpstream(head, route: route)
-                }
+                guard state == .waitingForUpstream else { return }
+                // A reload during the delay may have replaced the cluster (new settings, new endpoints).
+                let current = worker.cluster(named: cluster.config.name) ?? cluster
+                self.cluster = current
+                sendUpstream(head, route: route, to: current)
             }
             return
         }
-        sendUpstream(head, route: route)
+        sendUpstream(head, route: route, to: cluster)
     }
 
     /// Whether the listener's authorization lets the caller make this
@@ -238,14 +245,13 @@ final class ProxyExchange {
         return decision.allowed
     }
 
-    /// Picks an endpoint of the routed request's cluster and asks the
-    /// endpoint's pool for a connection or stream (unless a fault aborts it).
-    private func sendUpstream(_ head: HTTPRequestHead, route: CompiledRoute) {
+    /// Picks an endpoint of `cluster`, the one picked with the route, and
+    /// asks the endpoint's pool for a connection or stream (unless a fault aborts it).
+    private func sendUpstream(_ head: HTTPRequestHead, route: CompiledRoute, to cluster: LoopCluster) {
         if let answer = route.faultAbort(using: &worker.random) {
             fail(.faultAbort(answer))
             return
         }
-        guard let cluster else { return }  // picked with the route
         let inFlight = cluster.breaker.tryStartRequest()
         decisions.enteredBreaker(inFlight, limits: cluster.breaker.limits)
         guard inFlight != nil else {
@@ -476,6 +482,10 @@ final class ProxyExchange {
         if isGRPC {
             noteGRPCStatus(head.headers)
         }
+        if head.status.code >= 400 && head.status.code < 500, let reason = head.headers.first(name: LocalResponse.proxyErrorHeader) {
+            // Another proxy of the mesh refused the call (the callee's sidecar denied it): a 4xx that fails it.
+            refusedOnTheWay = ProxyError.reasonFailsTheCall(reason)
+        }
         responseStatus = head.status
         downstream.writeResponseHead(status: head.status, headers: headers)
     }
@@ -603,6 +613,7 @@ final class ProxyExchange {
             backoff = nil
             guard state == .waitingForUpstream, let cluster = self.cluster, let head = upstreamHead else { return }
             guard let endpoint = cluster.pickRetryEndpoint(headers: head.headers, random: &worker.random, avoiding: failedEndpoints) else {
+                decisions.leftOut = cluster.leftOutEndpoints
                 fail(.noEndpoints)
                 return
             }
@@ -698,11 +709,11 @@ final class ProxyExchange {
         state = .finishing
         if responseStatus == nil {
             responseStatus = downstream.writeLocalResponse(
-                for: error, isGRPC: isGRPC, requestID: requestID, explainer: worker.explainer)
+                for: error, isGRPC: isGRPC, requestID: requestID, explainHint: worker.explainHint)
         } else if isGRPC && downstream.connection.isHTTP2 {
             // Headers are out: trailers still give a gRPC caller a status.
             downstream.writeEnd(
-                trailers: LocalResponse.grpcTrailers(for: error, requestID: requestID, explainer: worker.explainer))
+                trailers: LocalResponse.grpcTrailers(for: error, requestID: requestID, explainHint: worker.explainHint))
         } else {
             downstream.abortResponse()
         }
@@ -744,7 +755,7 @@ final class ProxyExchange {
             route: LoopStats.RouteKey(
                 listener: connection.listenerLabel, direction: connection.direction,
                 cluster: cluster?.statsLabel ?? 0, service: serviceLabel),
-            reachedEndpoint: reachedEndpoint,
+            reachedEndpoint: reachedEndpoint, refusedOnTheWay: refusedOnTheWay,
             // Between tries, the endpoint that failed last.
             endpoint: (endpoint ?? failedEndpoints.last)?.statsLabel ?? 0,
             status: responseStatus.map { StatusClass(code: Int($0.code)) } ?? .none,

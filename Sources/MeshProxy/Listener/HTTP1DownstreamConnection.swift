@@ -343,14 +343,14 @@ final class HTTP1DownstreamConnection: ChannelDuplexHandler, ExchangeDownstream,
 
     /// Writes the proxy's own answer for `error`; returns the status sent.
     func writeLocalResponse(
-        for error: ProxyError, isGRPC: Bool, requestID: String, explainer: RequestExplainer?
+        for error: ProxyError, isGRPC: Bool, requestID: String, explainHint: ExplainHint?
     ) -> HTTPResponseStatus {
         if error.closesConnection {
             closeAfterResponse = true
             lingersOnClose = true
         }
         return writeLocalAnswer(
-            for: error, isGRPC: isGRPC, requestID: requestID, explainer: explainer,
+            for: error, isGRPC: isGRPC, requestID: requestID, explainHint: explainHint,
             allocator: context?.channel.allocator ?? ByteBufferAllocator())
     }
 

@@ -129,9 +129,9 @@ final class HTTP2DownstreamStream: HTTP2Stream, ExchangeDownstream {
     }
 
     func writeLocalResponse(
-        for error: ProxyError, isGRPC: Bool, requestID: String, explainer: RequestExplainer?
+        for error: ProxyError, isGRPC: Bool, requestID: String, explainHint: ExplainHint?
     ) -> HTTPResponseStatus {
-        writeLocalAnswer(for: error, isGRPC: isGRPC, requestID: requestID, explainer: explainer, allocator: outbox.allocator)
+        writeLocalAnswer(for: error, isGRPC: isGRPC, requestID: requestID, explainHint: explainHint, allocator: outbox.allocator)
     }
 
     func abortResponse() {

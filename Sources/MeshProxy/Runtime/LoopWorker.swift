@@ -29,6 +29,11 @@ final class LoopWorker: @unchecked Sendable {
     /// Aligned with `routing.clusterNames`.
     private(set) var clusters: [LoopCluster] = []
     private var clustersByName: [String: LoopCluster] = [:]
+
+    /// The loop's cluster of that name in the config it has now.
+    func cluster(named name: String) -> LoopCluster? {
+        clustersByName[name]
+    }
     /// Client connections open on this loop, so a drain that runs out of
     /// time can close them while the loop still runs.
     private var openConnections: [ObjectIdentifier: Channel] = [:]
@@ -50,7 +55,7 @@ final class LoopWorker: @unchecked Sendable {
     }
 
     /// What the proxy's own answers name to explain a request; nil: nothing can (no admin listener).
-    var explainer: RequestExplainer?
+    var explainHint: ExplainHint?
 
     init(eventLoop: EventLoop, logger: Logger) {
         self.eventLoop = eventLoop

@@ -314,7 +314,7 @@ public actor ProxyServer {
         let accessLog = self.accessLog
         let tracing = self.tracing
         // A request's record is asked for at an admin listener: without one, nothing can explain it.
-        let explainer: RequestExplainer? = config.admin.map { admin in
+        let explainHint: ExplainHint? = config.admin.map { admin in
             explainedByControlPlane ? .controlPlane : .adminListener(admin.listen)
         }
         // Queued on every loop before the first wait: discovery news that
@@ -325,7 +325,7 @@ public actor ProxyServer {
                 worker.apply(routing: routing, clusters: clusters, shared: shared, endpoints: endpoints)
                 worker.logAccess(to: accessLog)
                 worker.trace(to: tracing)
-                worker.explainer = explainer
+                worker.explainHint = explainHint
             }
         }
         for done in applied {

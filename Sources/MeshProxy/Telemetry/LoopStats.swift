@@ -26,14 +26,17 @@ final class LoopStats {
         var grpcStatus: UInt8
     }
 
-    /// Per route: how long requests took and how many body bytes they moved.
+    /// Per route: how long requests took, how many failed
+    /// (`FinishedRequest.isFailure`) and how many body bytes they moved.
     struct RouteTally: Sendable {
         var durations = DurationHistogram()
+        var failures: UInt64 = 0
         var bytesReceived: UInt64 = 0
         var bytesSent: UInt64 = 0
 
         mutating func merge(_ other: RouteTally) {
             durations.merge(other.durations)
+            failures &+= other.failures
             bytesReceived &+= other.bytesReceived
             bytesSent &+= other.bytesSent
         }
@@ -44,22 +47,9 @@ final class LoopStats {
 
     /// Outbound requests this proxy answered itself without any endpoint
     /// taking them (a fault abort, no endpoints, an overflow, a failed
-    /// connect): no instance counts them, so the control plane adds them to
-    /// the called service's own figures.
-    struct UnsentTally: Sendable {
-        var requests: UInt64 = 0
-        var failures: UInt64 = 0
-        var durations = DurationHistogram()
-
-        mutating func merge(_ other: UnsentTally) {
-            requests &+= other.requests
-            failures &+= other.failures
-            durations.merge(other.durations)
-        }
-    }
-
-    /// By the called service's label.
-    private(set) var unsentOutbound: [Int: UnsentTally] = [:]
+    /// connect), by the called service's label: no instance counts them, so
+    /// the control plane adds them to the service's own figures.
+    private(set) var unsentOutbound: [Int: RouteTally] = [:]
     private(set) var proxyErrors: [ErrorKey: UInt64] = [:]
     /// By listener label.
     private(set) var activeConnections: [Int: Int] = [:]
@@ -100,6 +90,14 @@ final class LoopStats {
         var routesVersion: Int
         /// By the route's place in the listener's routes.
         var counts: [UInt64]
+
+        /// Counts a match of the routes of `version` only: a connection
+        /// reads its listener from the table the loop has, so another
+        /// version (or a route out of range) would be a bug, never counted wrong.
+        mutating func count(route: Int, version: Int) {
+            guard version == routesVersion, counts.indices.contains(route) else { return }
+            counts[route] &+= 1
+        }
     }
 
     /// Requests each route matched, by listener label: a route that matches nothing shows as such.
@@ -159,41 +157,28 @@ final class LoopStats {
         requests[key, default: 0] += 1
         routes[request.route, default: RouteTally()].record(request)
         if request.route.direction == .outbound, !request.reachedEndpoint, request.route.service != 0 {
-            unsentOutbound[request.route.service, default: UnsentTally()].record(request)
+            unsentOutbound[request.route.service, default: RouteTally()].record(request)
         }
         if let error = request.error {
             proxyErrors[ErrorKey(listener: request.route.listener, reason: error.reason), default: 0] += 1
         }
     }
 
-    /// `compiled`: the listener the request was routed by. A request routed
-    /// by a table a reload replaced is not counted once the new routes are.
-    func routeMatched(listener: Int, of compiled: CompiledListener, route: Int) {
-        switch routeMatches[listener]?.routesVersion {
-        case let counted? where counted > compiled.routesVersion:
-            return
-        case let counted? where counted == compiled.routesVersion:
-            break
-        default:
-            startCountingRoutes(of: compiled, label: listener)
-        }
-        routeMatches[listener]?.counts[route] += 1
+    /// `routesVersion`: the version of the listener's routes the request was routed by.
+    func routeMatched(listener: Int, routesVersion: Int, route: Int) {
+        routeMatches[listener]?.count(route: route, version: routesVersion)
     }
 
-    /// A new routing table is in use: a listener whose routes changed counts
-    /// from zero at once (what its old routes matched is of other routes),
-    /// and a removed listener's counts go.
+    /// A new routing table is in use, before any request is routed by it: a
+    /// listener whose routes changed counts from zero (what its old routes
+    /// matched is of other routes), and a removed listener's counts go.
     func routesPublished(_ table: RoutingTable) {
         let listening = Set(table.listeners.keys.map(label))
         routeMatches = routeMatches.filter { listening.contains($0.key) }
         for (name, compiled) in table.listeners where routeMatches[label(name)]?.routesVersion != compiled.routesVersion {
-            startCountingRoutes(of: compiled, label: label(name))
+            routeMatches[label(name)] = ListenerRouteMatches(
+                routesVersion: compiled.routesVersion, counts: Array(repeating: 0, count: compiled.routes.count))
         }
-    }
-
-    private func startCountingRoutes(of compiled: CompiledListener, label listener: Int) {
-        routeMatches[listener] = ListenerRouteMatches(
-            routesVersion: compiled.routesVersion, counts: Array(repeating: 0, count: compiled.routes.count))
     }
 
     func authorizationDecided(listener: Int, caller: Int, allowed: Bool) {
@@ -238,7 +223,7 @@ final class LoopStats {
             snapshot.routes[routeLabels(key), default: RouteTally()].merge(tally)
         }
         for (service, tally) in unsentOutbound {
-            snapshot.unsentOutbound[labels[service], default: UnsentTally()].merge(tally)
+            snapshot.unsentOutbound[labels[service], default: RouteTally()].merge(tally)
         }
         for (key, count) in proxyErrors {
             snapshot.proxyErrors[.init(listener: labels[key.listener], reason: key.reason), default: 0] += count
@@ -302,6 +287,8 @@ struct FinishedRequest {
     var route: LoopStats.RouteKey
     /// An endpoint's connection or stream took the request (on some try).
     var reachedEndpoint: Bool
+    /// The response is another proxy's refusal (`ProxyExchange.refusedOnTheWay`).
+    var refusedOnTheWay = false
     var endpoint: Int
     var status: StatusClass
     var grpcStatus: UInt8
@@ -310,28 +297,24 @@ struct FinishedRequest {
     var bytesSent: Int
     var error: ProxyError?
 
-    /// What the live traffic views count as failed: a 5xx response (the
-    /// proxy's own included) or a gRPC status other than OK.
+    /// What the live traffic views count as failed: a 5xx response, a gRPC
+    /// status other than OK, or an answer this proxy or another on the way
+    /// made that refused the call (a denial, no route, a fault abort),
+    /// whatever its status.
     var isFailure: Bool {
-        status == .serverError || grpcStatus != Self.noGRPCStatus && grpcStatus != 0
+        status == .serverError || grpcStatus != Self.noGRPCStatus && grpcStatus != 0 || error?.failsTheCall == true
+            || refusedOnTheWay
     }
 }
 
 extension LoopStats.RouteTally {
     fileprivate mutating func record(_ request: FinishedRequest) {
         durations.observe(nanoseconds: request.durationNanoseconds)
-        bytesReceived &+= UInt64(request.bytesReceived)
-        bytesSent &+= UInt64(request.bytesSent)
-    }
-}
-
-extension LoopStats.UnsentTally {
-    fileprivate mutating func record(_ request: FinishedRequest) {
-        requests &+= 1
         if request.isFailure {
             failures &+= 1
         }
-        durations.observe(nanoseconds: request.durationNanoseconds)
+        bytesReceived &+= UInt64(request.bytesReceived)
+        bytesSent &+= UInt64(request.bytesSent)
     }
 }
 

@@ -63,7 +63,7 @@ struct StatsSnapshot: Sendable {
     var requests: [RequestLabels: UInt64] = [:]
     var routes: [RouteLabels: LoopStats.RouteTally] = [:]
     /// By the called service.
-    var unsentOutbound: [String: LoopStats.UnsentTally] = [:]
+    var unsentOutbound: [String: LoopStats.RouteTally] = [:]
     var routeMatches: [RouteMatchLabels: UInt64] = [:]
     var authorizations: [AuthorizationLabels: UInt64] = [:]
     var http2PeerErrors: [HTTP2ErrorLabels: UInt64] = [:]
@@ -90,7 +90,7 @@ struct StatsSnapshot: Sendable {
             routes[key, default: LoopStats.RouteTally()].merge(tally)
         }
         for (service, tally) in other.unsentOutbound {
-            unsentOutbound[service, default: LoopStats.UnsentTally()].merge(tally)
+            unsentOutbound[service, default: LoopStats.RouteTally()].merge(tally)
         }
         proxyErrors.merge(other.proxyErrors, uniquingKeysWith: +)
         retries.merge(other.retries, uniquingKeysWith: +)

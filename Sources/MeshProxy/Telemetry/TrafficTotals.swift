@@ -30,7 +30,8 @@ public struct TrafficTotals: Sendable, Equatable {
     /// reported apart because no instance counts them.
     public var answeredByProxy: Bool
     public var requests: UInt64
-    /// 5xx responses (the proxy's own included) and gRPC statuses other than OK.
+    /// `FinishedRequest.isFailure`: 5xx responses, gRPC statuses other than
+    /// OK, and the proxy's refusals (a denial, no route, a fault abort).
     public var failures: UInt64
     /// Upper bounds in seconds; the last bucket (+Inf) has none.
     public var bucketBoundsSeconds: [Double]
@@ -72,39 +73,27 @@ extension StatsSnapshot {
             var direction: String
             var service: String
         }
-        var totals: [Key: TrafficTotals] = [:]
-        func entry(_ key: Key) -> TrafficTotals {
-            totals[key] ?? TrafficTotals(
-                direction: TrafficDirection(rawValue: key.direction) ?? .outbound, service: key.service, requests: 0,
-                failures: 0, bucketBoundsSeconds: DurationHistogram.boundsSeconds,
-                bucketCounts: Array(repeating: 0, count: DurationHistogram.boundsSeconds.count + 1))
-        }
-        for (labels, count) in requests where !labels.route.service.isEmpty {
-            let key = Key(direction: labels.route.direction, service: labels.route.service)
-            var total = entry(key)
-            total.requests += count
-            if labels.statusClass == "5xx" || !(labels.grpcStatus.isEmpty || labels.grpcStatus == "0") {
-                total.failures += count
-            }
-            totals[key] = total
-        }
+        var totals: [Key: LoopStats.RouteTally] = [:]
         for (labels, tally) in routes where !labels.service.isEmpty {
-            let key = Key(direction: labels.direction, service: labels.service)
-            var total = entry(key)
-            for (slot, count) in tally.durations.counts.enumerated() {
-                total.bucketCounts[slot] += count
+            totals[Key(direction: labels.direction, service: labels.service), default: LoopStats.RouteTally()].merge(tally)
+        }
+        func report(_ tally: LoopStats.RouteTally, direction: TrafficDirection, service: String, answeredByProxy: Bool)
+            -> TrafficTotals
+        {
+            TrafficTotals(
+                direction: direction, service: service, answeredByProxy: answeredByProxy,
+                requests: tally.durations.count, failures: tally.failures,
+                bucketBoundsSeconds: DurationHistogram.boundsSeconds, bucketCounts: tally.durations.counts)
+        }
+        let all = totals.keys.sorted { ($0.direction, $0.service) < ($1.direction, $1.service) }.compactMap { key in
+            totals[key].map {
+                report($0, direction: TrafficDirection(rawValue: key.direction) ?? .outbound, service: key.service,
+                       answeredByProxy: false)
             }
-            totals[key] = total
         }
         let unsent = unsentOutbound.keys.sorted().compactMap { service in
-            unsentOutbound[service].map { tally in
-                TrafficTotals(
-                    direction: .outbound, service: service, answeredByProxy: true, requests: tally.requests,
-                    failures: tally.failures, bucketBoundsSeconds: DurationHistogram.boundsSeconds,
-                    bucketCounts: tally.durations.counts)
-            }
+            unsentOutbound[service].map { report($0, direction: .outbound, service: service, answeredByProxy: true) }
         }
-        return totals.keys.sorted { ($0.direction, $0.service) < ($1.direction, $1.service) }.compactMap { totals[$0] }
-            + unsent
+        return all + unsent
     }
 }

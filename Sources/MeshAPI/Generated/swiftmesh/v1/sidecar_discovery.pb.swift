@@ -265,8 +265,10 @@ public nonisolated struct Swiftmesh_V1_TrafficTotals: Sendable {
 
   public var requests: UInt64 = 0
 
-  /// Requests that failed: a 5xx response (the proxy's own included) or a
-  /// gRPC status other than OK.
+  /// Requests that failed: a 5xx response, a gRPC status other than OK, or an
+  /// answer a proxy of the mesh made that refused the call (a denial, no
+  /// route, a fault abort), whatever its status; not answers to malformed
+  /// requests.
   public var failures: UInt64 = 0
 
   /// The upper bounds of the duration histogram, in seconds; the last
