@@ -64,6 +64,18 @@ struct RouteMatchMonitorTests {
         #expect(monitor.matched(nowMillis: 1000).counts.isEmpty)
     }
 
+    /// A sidecar that heartbeats every 10 ms (or lies) holds a bounded
+    /// number of reports, each of a bounded number of routes.
+    @Test func reportsAreSpacedAndBounded() {
+        var monitor = RouteMatchMonitor()
+        let many = (0..<5000).map { Self.route("user", UInt32($0), 1) }
+        for now in stride(from: Int64(0), through: 60_000, by: 10) {
+            monitor.record(sidecarID: "gw", services: ["user"], routes: many, nowMillis: now)
+        }
+        #expect(monitor.keptReports(of: "gw") <= 62)
+        #expect(monitor.matched(nowMillis: 60_000).counts.count <= RouteMatchMonitor.maxEntriesPerReport)
+    }
+
     @Test func theWindowIsAMinute() {
         var monitor = RouteMatchMonitor()
         for (now, count) in [(Int64(0), UInt64(0)), (30_000, 10), (95_000, 25)] {

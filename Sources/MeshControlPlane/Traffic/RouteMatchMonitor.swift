@@ -19,7 +19,10 @@ public struct PolicyRouteMatches: Sendable {
 struct RouteMatchMonitor {
     static let windowMillis: Int64 = 60_000
     /// At most this many routes per report are kept.
-    static let maxEntriesPerReport = 1024
+    static let maxEntriesPerReport = 256
+    /// Reports closer together than this replace each other: a minute of a
+    /// sidecar heartbeating every 10 ms keeps about 60, not 6,000.
+    static let reportSpacingMillis: Int64 = 1_000
 
     struct Key: Hashable {
         /// The called service, whose outbound listener the route is on.
@@ -51,7 +54,12 @@ struct RouteMatchMonitor {
                 entry.requests
         }
         var kept = reports[sidecarID] ?? []
-        kept.append(Report(atMillis: nowMillis, counts: counts, services: Set(services)))
+        let report = Report(atMillis: nowMillis, counts: counts, services: Set(services))
+        if kept.count >= 2, nowMillis - kept[kept.count - 2].atMillis < Self.reportSpacingMillis {
+            kept[kept.count - 1] = report
+        } else {
+            kept.append(report)
+        }
         // One report older than the window stays, as the start of its differences.
         while kept.count > 2, kept[1].atMillis <= nowMillis - Self.windowMillis {
             kept.removeFirst()
@@ -61,6 +69,11 @@ struct RouteMatchMonitor {
 
     mutating func forget(sidecarID: String) {
         reports.removeValue(forKey: sidecarID)
+    }
+
+    /// How many reports of the sidecar are kept (for tests of the bounds).
+    func keptReports(of sidecarID: String) -> Int {
+        reports[sidecarID]?.count ?? 0
     }
 
     /// Over the last window: the requests each route matched, and the
