@@ -45,7 +45,8 @@ struct GetCommand: AsyncParsableCommand {
             get instances [SERVICE]       instances, with who registered them (a sidecar, or external)
             get sidecars                  subscribed sidecars, the snapshot version each acknowledged or refused
             get ca                        the mesh's root certificate (PEM), for sidecars' --control-plane-ca
-            get policies [NAME]           ServicePolicy resources; -o yaml prints them ready to apply again
+            get policies [NAME]           ServicePolicy resources, with what each route matched in the last
+                                          minute; -o yaml prints them ready to apply again
             get authorizationpolicies     AuthorizationPolicy resources (also: authz)
             """)
 

@@ -9,8 +9,11 @@ struct TopCommand: AsyncParsableCommand {
         abstract: "Live requests/s, success rate and latency per service and per caller-to-callee edge.",
         discussion: """
             Reads GET /api/v1/traffic, which the control plane computes from what every sidecar
-            reports with its heartbeats (the last 10 seconds). Refreshes in place until Ctrl-C;
-            --once prints one table and exits, for scripts.
+            reports with its heartbeats (the last 10 seconds). MEASURED says where a service's
+            figures come from: inbound (what its instances served, with the calls its callers'
+            sidecars answered themselves), callers (a service outside the mesh), outbound (an
+            entry service: its own calls). Refreshes in place until Ctrl-C; --once prints one
+            table and exits, for scripts.
             """)
 
     @OptionGroup var api: ControlPlaneAPIOptions
