@@ -22,6 +22,18 @@ struct TrafficMonitorTests {
         }
     }
 
+    /// A caller's outbound report for `service`: every call, then apart the
+    /// `unsent` ones its sidecar answered itself (all of them failures).
+    private static func calls(
+        to service: String, _ calls: UInt64, failed: UInt64, unsent: UInt64
+    ) -> [Swiftmesh_V1_TrafficTotals] {
+        [
+            totals("outbound", service, requests: calls, failures: failed, buckets: [calls, 0, 0, 0]),
+            totals("outbound", service, answeredByProxy: true, requests: unsent, failures: unsent,
+                   buckets: [unsent, 0, 0, 0]),
+        ]
+    }
+
     @Test func ratesAndSuccessComeFromTheDifferenceOverTheWindow() throws {
         var monitor = TrafficMonitor()
         monitor.record(sidecarID: "gw", service: "gateway", traffic: [
@@ -69,12 +81,9 @@ struct TrafficMonitorTests {
             monitor.record(sidecarID: "user-1", service: "user", traffic: [
                 Self.totals("inbound", "user", requests: served, buckets: [served, 0, 0, 0]),
             ], nowMillis: now)
-            monitor.record(sidecarID: "gw", service: "gateway", traffic: [
-                Self.totals("outbound", "user", requests: served + aborted, failures: aborted,
-                            buckets: [served + aborted, 0, 0, 0]),
-                Self.totals("outbound", "user", answeredByProxy: true, requests: aborted, failures: aborted,
-                            buckets: [aborted, 0, 0, 0]),
-            ], nowMillis: now)
+            monitor.record(sidecarID: "gw", service: "gateway",
+                           traffic: Self.calls(to: "user", served + aborted, failed: aborted, unsent: aborted),
+                           nowMillis: now)
         }
         let summary = monitor.summary(nowMillis: 1000)
         let user = try #require(summary.services["user"])
@@ -93,11 +102,8 @@ struct TrafficMonitorTests {
             monitor.record(sidecarID: "user-1", service: "user", traffic: [
                 Self.totals("inbound", "user", requests: 5, buckets: [5, 0, 0, 0]),
             ], nowMillis: now)
-            monitor.record(sidecarID: "gw", service: "gateway", traffic: [
-                Self.totals("outbound", "user", requests: calls, failures: calls, buckets: [calls, 0, 0, 0]),
-                Self.totals("outbound", "user", answeredByProxy: true, requests: calls, failures: calls,
-                            buckets: [calls, 0, 0, 0]),
-            ], nowMillis: now)
+            monitor.record(sidecarID: "gw", service: "gateway",
+                           traffic: Self.calls(to: "user", calls, failed: calls, unsent: calls), nowMillis: now)
         }
         let user = try #require(monitor.summary(nowMillis: 1000).services["user"])
         #expect(user.source == .inbound && user.stats.requestsPerSecond == 20 && user.stats.successRate == 0)
@@ -108,11 +114,8 @@ struct TrafficMonitorTests {
     @Test func aServiceOutsideTheMeshShowsEveryCallAsItsCallersSawIt() throws {
         var monitor = TrafficMonitor()
         for (now, calls, failed) in [(Int64(0), UInt64(0), UInt64(0)), (1000, 100, 1)] {
-            monitor.record(sidecarID: "gw", service: "gateway", traffic: [
-                Self.totals("outbound", "legacy", requests: calls, failures: failed, buckets: [calls, 0, 0, 0]),
-                Self.totals("outbound", "legacy", answeredByProxy: true, requests: failed, failures: failed,
-                            buckets: [failed, 0, 0, 0]),
-            ], nowMillis: now)
+            monitor.record(sidecarID: "gw", service: "gateway",
+                           traffic: Self.calls(to: "legacy", calls, failed: failed, unsent: failed), nowMillis: now)
         }
         let legacy = try #require(monitor.summary(nowMillis: 1000).services["legacy"])
         #expect(legacy.source == .callers && legacy.stats.requestsPerSecond == 100 && legacy.stats.successRate == 0.99)
@@ -123,11 +126,8 @@ struct TrafficMonitorTests {
     @Test func aMeshServiceThatNeverServedShowsTheCallsItsCallersAnswered() throws {
         var monitor = TrafficMonitor()
         for (now, calls) in [(Int64(0), UInt64(0)), (1000, 10)] {
-            monitor.record(sidecarID: "gw", service: "gateway", traffic: [
-                Self.totals("outbound", "user", requests: calls, failures: calls, buckets: [calls, 0, 0, 0]),
-                Self.totals("outbound", "user", answeredByProxy: true, requests: calls, failures: calls,
-                            buckets: [calls, 0, 0, 0]),
-            ], nowMillis: now)
+            monitor.record(sidecarID: "gw", service: "gateway",
+                           traffic: Self.calls(to: "user", calls, failed: calls, unsent: calls), nowMillis: now)
         }
         let topology = TrafficMonitor.Topology(meshServices: ["user", "gateway"], entryServices: ["gateway"])
         let user = try #require(monitor.summary(nowMillis: 1000, topology: topology).services["user"])

@@ -37,14 +37,13 @@ struct RouteMatchMonitor {
         var routesVersion: UInt64
     }
 
-    private struct Report {
-        var atMillis: Int64
-        var counts: [VersionedKey: UInt64]
+    private struct Counts {
+        var routes: [VersionedKey: UInt64]
         /// The services the sidecar calls: it counts for their routes even where they matched nothing.
         var services: Set<String>
     }
 
-    private var reports: [String: [Report]] = [:]
+    private var reports: [String: ReportWindow<Counts>] = [:]
 
     /// `services`: the upstreams of the sidecar, whose outbound listeners it reports on.
     mutating func record(sidecarID: String, services: [String], routes: [Swiftmesh_V1_RouteTotals], nowMillis: Int64) {
@@ -53,18 +52,8 @@ struct RouteMatchMonitor {
             counts[VersionedKey(key: Key(service: entry.service, route: Int(entry.route)), routesVersion: entry.routesVersion)] =
                 entry.requests
         }
-        var kept = reports[sidecarID] ?? []
-        let report = Report(atMillis: nowMillis, counts: counts, services: Set(services))
-        if kept.count >= 2, nowMillis - kept[kept.count - 2].atMillis < Self.reportSpacingMillis {
-            kept[kept.count - 1] = report
-        } else {
-            kept.append(report)
-        }
-        // One report older than the window stays, as the start of its differences.
-        while kept.count > 2, kept[1].atMillis <= nowMillis - Self.windowMillis {
-            kept.removeFirst()
-        }
-        reports[sidecarID] = kept
+        reports[sidecarID, default: ReportWindow(windowMillis: Self.windowMillis, spacingMillis: Self.reportSpacingMillis)]
+            .add(Counts(routes: counts, services: Set(services)), atMillis: nowMillis)
     }
 
     mutating func forget(sidecarID: String) {
@@ -73,7 +62,7 @@ struct RouteMatchMonitor {
 
     /// How many reports of the sidecar are kept (for tests of the bounds).
     func keptReports(of sidecarID: String) -> Int {
-        reports[sidecarID]?.count ?? 0
+        reports[sidecarID]?.reports.count ?? 0
     }
 
     /// Over the last window: the requests each route matched, and the
@@ -82,21 +71,21 @@ struct RouteMatchMonitor {
     func matched(nowMillis: Int64) -> (counts: [Key: UInt64], reported: Set<String>) {
         var counts: [Key: UInt64] = [:]
         var reported: Set<String> = []
-        for kept in reports.values {
+        for window in reports.values {
             // A sidecar silent for a traffic window is gone (its stream ends soon).
-            guard let newest = kept.last, newest.atMillis > nowMillis - TrafficMonitor.windowMillis,
-                  let oldest = kept.first, newest.atMillis > oldest.atMillis else { continue }
+            guard let (oldest, newest) = window.span(nowMillis: nowMillis, freshMillis: TrafficMonitor.windowMillis)
+                .map({ ($0.oldest.counts, $0.newest.counts) }) else { continue }
             reported.formUnion(newest.services)
             // Only the routes the sidecar has now: its proxy's event loops
             // may still hold counts of the ones before.
             var current: [String: UInt64] = [:]
-            for versioned in newest.counts.keys {
+            for versioned in newest.routes.keys {
                 current[versioned.key.service] = max(current[versioned.key.service] ?? 0, versioned.routesVersion)
             }
-            for (versioned, now) in newest.counts where current[versioned.key.service] == versioned.routesVersion {
+            for (versioned, now) in newest.routes where current[versioned.key.service] == versioned.routesVersion {
                 // Routes that changed since the oldest report counted from
                 // zero since; a count below its earlier value: the proxy restarted.
-                let before = oldest.counts[versioned].flatMap { $0 <= now ? $0 : nil } ?? 0
+                let before = oldest.routes[versioned].flatMap { $0 <= now ? $0 : nil } ?? 0
                 let (sum, overflow) = counts[versioned.key, default: 0].addingReportingOverflow(now - before)
                 counts[versioned.key] = overflow ? .max : sum
             }

@@ -30,15 +30,15 @@ struct TrafficMonitor {
         }
     }
 
-    private struct Sample {
-        var atMillis: Int64
-        var totals: [Key: Totals]
-    }
+    /// Reports closer together than this replace each other: enough for a
+    /// rate over the window, and bounded however fast a sidecar heartbeats.
+    static let reportSpacingMillis: Int64 = 100
 
     private struct Reporter {
         /// The service of the sidecar's instance: the caller of its outbound traffic.
         var service: String
-        var samples: [Sample]
+        var window = ReportWindow<[Key: Totals]>(
+            windowMillis: TrafficMonitor.windowMillis, spacingMillis: TrafficMonitor.reportSpacingMillis)
     }
 
     private var reporters: [String: Reporter] = [:]
@@ -56,13 +56,9 @@ struct TrafficMonitor {
                 requests: entry.requests, failures: entry.failures, boundsSeconds: entry.bucketBoundsSeconds,
                 bucketCounts: entry.bucketCounts)
         }
-        var reporter = reporters[sidecarID] ?? Reporter(service: service, samples: [])
+        var reporter = reporters[sidecarID] ?? Reporter(service: service)
         reporter.service = service
-        reporter.samples.append(Sample(atMillis: nowMillis, totals: totals))
-        // One sample older than the window stays, as the start of its differences.
-        while reporter.samples.count > 2, reporter.samples[1].atMillis <= nowMillis - Self.windowMillis {
-            reporter.samples.removeFirst()
-        }
+        reporter.window.add(totals, atMillis: nowMillis)
         reporters[sidecarID] = reporter
     }
 
@@ -108,11 +104,12 @@ struct TrafficMonitor {
         var unsent: [String: TrafficAccumulator] = [:]
         var edges: [TrafficSummary.Edge: TrafficAccumulator] = [:]
         for reporter in reporters.values {
-            guard let newest = reporter.samples.last, newest.atMillis > nowMillis - Self.windowMillis,
-                  let oldest = reporter.samples.first, newest.atMillis > oldest.atMillis else { continue }
+            guard let (oldest, newest) = reporter.window.span(nowMillis: nowMillis, freshMillis: Self.windowMillis) else {
+                continue
+            }
             let seconds = Double(newest.atMillis - oldest.atMillis) / 1000
-            for (key, now) in newest.totals {
-                let before = oldest.totals[key]
+            for (key, now) in newest.counts {
+                let before = oldest.counts[key]
                 // Any total below its earlier value: the proxy restarted; count from zero.
                 let base = before.flatMap { $0.isBelowOrEqual(now) ? $0 : nil }
                 let delta = TrafficAccumulator(now, minus: base, seconds: seconds)
