@@ -1,6 +1,7 @@
 import ArgumentParser
 import AsyncHTTPClient
 import Foundation
+import MeshConfig
 import NIOCore
 
 /// `swiftmesh explain REQUEST_ID`: from a failed call's `x-request-id` to
@@ -103,8 +104,7 @@ struct ExplainCommand: AsyncParsableCommand {
         let instances = registered["instances"] as? [[String: Any]] ?? []
         var head = "  instances of \(service) registered: \(instances.count)"
         if let subset = registered["subset"] as? [String: String] {
-            head += "; the cluster takes those labelled " + subset.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-                .joined(separator: ",")
+            head += "; the cluster takes those labelled " + PolicyDestination.labelsText(subset)
         }
         if instances.isEmpty {
             head += " (start one, or check its sidecar's --service)"

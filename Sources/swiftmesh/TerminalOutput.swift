@@ -1,4 +1,5 @@
 import Foundation
+import MeshConfig
 import Yams
 
 /// Rows as a plain text table, columns padded to their widest cell.
@@ -20,7 +21,7 @@ enum Table {
         case nil, is NSNull: "-"
         case let text as String: text
         case let list as [Any]: list.map { cell($0) }.joined(separator: ",")
-        case let labels as [String: String]: labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+        case let labels as [String: String]: PolicyDestination.labelsText(labels)
         case let object as [String: Any]: object.sorted { $0.key < $1.key }.map { "\($0.key)=\(cell($0.value))" }.joined(separator: " ")
         case let value?: "\(value)"
         }

@@ -89,6 +89,12 @@ public struct PolicyDestination: Sendable, Equatable {
     /// `user[version=v2]`. `[` cannot be in a service name, so names never clash.
     public static func clusterName(service: String, subset: [String: String]) -> String {
         guard !subset.isEmpty else { return service }
-        return "\(service)[\(subset.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","))]"
+        return "\(service)[\(labelsText(subset))]"
+    }
+
+    /// Labels as `key=value,key=value`, in key order: how names, tables and
+    /// messages write a subset or an instance's labels.
+    public static func labelsText(_ labels: [String: String]) -> String {
+        labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
     }
 }

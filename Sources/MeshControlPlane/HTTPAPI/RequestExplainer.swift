@@ -62,17 +62,13 @@ struct RequestExplainer {
             if !stored.healthy {
                 entry["leftOut"] = "unhealthy: its sidecar cannot reach its app"
             } else if let subset, !subset.allSatisfy({ stored.instance.labels[$0.key] == $0.value }) {
-                entry["leftOut"] = "outside the subset \(Self.labelsText(subset))"
+                entry["leftOut"] = "outside the subset \(PolicyDestination.labelsText(subset))"
             }
             return entry
         }
         var registered: [String: Any] = ["service": service, "instances": instances]
         registered["subset"] = subset.map { $0.isEmpty ? NSNull() : $0 as Any }
         record["registered"] = registered
-    }
-
-    static func labelsText(_ labels: [String: String]) -> String {
-        labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
     }
 
     /// The body of a 200, an empty object for a 404 (the sidecar did not see
