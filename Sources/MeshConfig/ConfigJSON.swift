@@ -77,10 +77,7 @@ private struct ListenerJSON: Encodable {
     init(_ listener: ListenerConfig) {
         name = listener.name
         listen = listener.listen.description
-        limits = LimitsJSON(
-            maxRequestHeaderBytes: listener.limits.maxRequestHeaderBytes,
-            maxRequestHeaders: listener.limits.maxRequestHeaders
-        )
+        limits = LimitsJSON(listener.limits)
         idleTimeout = listener.idleTimeout.description
         tls = listener.tls.map(ListenerTLSJSON.init)
         authorization = listener.authorization.map(ListenerAuthorizationJSON.init)
@@ -101,6 +98,21 @@ private struct PathNormalizationJSON: Encodable {
 private struct LimitsJSON: Encodable {
     var maxRequestHeaderBytes: Int
     var maxRequestHeaders: Int
+    var maxConcurrentStreams: Int
+    var perConnectionBufferLimitBytes: Int
+    var requestHeadersTimeout: String
+    var streamIdleTimeout: String
+    var maxShareOfClusterRequests: Int
+
+    init(_ limits: ListenerLimits) {
+        maxRequestHeaderBytes = limits.maxRequestHeaderBytes
+        maxRequestHeaders = limits.maxRequestHeaders
+        maxConcurrentStreams = limits.maxConcurrentStreams
+        perConnectionBufferLimitBytes = limits.perConnectionBufferLimitBytes
+        requestHeadersTimeout = limits.requestHeadersTimeout.description
+        streamIdleTimeout = limits.streamIdleTimeout.description
+        maxShareOfClusterRequests = limits.maxShareOfClusterRequests
+    }
 }
 
 private struct RouteJSON: Encodable {

@@ -109,7 +109,9 @@ public enum SidecarConfig {
             }
             let catchAll = RouteConfig(
                 match: RouteMatch(), action: .cluster(addCluster(service: called.service, subset: [:])), retries: defaultRetries)
-            return ListenerConfig(name: outboundListener(called.service), listen: called.listen, routes: routes + [catchAll])
+            return ListenerConfig(
+                name: outboundListener(called.service), listen: called.listen, routes: routes + [catchAll],
+                limits: .appOutbound)
         }
         return ProxyConfig(
             admin: options.admin.map(AdminConfig.init(listen:)),

@@ -33,7 +33,7 @@ struct StructureIssueTests {
         #expect(onlyIssue(Fixture.cluster("name: user, endpoints: [{ address: 127.0.0.1:1, weight: \"2\" }]"))?.message
             == "expected a positive integer, got \"2\"")
         #expect(onlyIssue(Fixture.document(listeners: [Fixture.listener(extra: ", limits: 5")]))
-            == ConfigIssue(path: "listeners[0].limits", message: "expected a mapping of maxRequestHeaderBytes, maxRequestHeaders, got 5"))
+            == ConfigIssue(path: "listeners[0].limits", message: "expected a mapping of maxRequestHeaderBytes, maxRequestHeaders, maxConcurrentStreams, perConnectionBufferLimitBytes, requestHeadersTimeout, streamIdleTimeout, maxShareOfClusterRequests, got 5"))
         #expect(onlyIssue("listeners: { name: x }\nclusters: []")
             == ConfigIssue(path: "listeners", message: "expected a list of listeners, got a mapping"))
         #expect(onlyIssue(Fixture.listenerDocument(routes: ["x"]))

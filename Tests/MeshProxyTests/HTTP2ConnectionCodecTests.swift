@@ -247,6 +247,47 @@ private final class CodecHarness {
             .flatMap { $0.payload.getInteger(at: $0.payload.readerIndex + 4, as: UInt32.self) }
     }
 
+    /// A client trickling a header block holds the whole connection (no
+    /// other frame may come between its parts): past the listener's
+    /// requestHeadersTimeout the connection goes away.
+    @Test(arguments: [true, false])
+    func aHeaderBlockTrickledPastItsTimeoutEndsTheConnection(splitIntoContinuation: Bool) throws {
+        let harness = try CodecHarness(role: .server, settings: HTTP2LocalSettings(
+            maxConcurrentStreams: 10, initialWindowSize: 65535, maxHeaderListSize: 16384,
+            headerBlockTimeout: .seconds(10)))
+        try harness.send(HTTP2Wire.clientPreface + harness.settings())
+        _ = try harness.written()
+        let request = try harness.request(1)
+        // Either a HEADERS frame cut short, or a whole HEADERS without END_HEADERS.
+        let firstPart = splitIntoContinuation
+            ? harness.frame(HTTP2Wire.FrameType.headers, 0, 1, Array(request[9...]))
+            : Array(request.prefix(12))
+        try harness.send(firstPart)
+        harness.channel.embeddedEventLoop.advanceTime(by: .seconds(9))
+        #expect(harness.channel.isActive)
+        #expect(try goAwayCode(harness.written()) == nil)
+        harness.channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        #expect(try goAwayCode(harness.written()) == 0)
+        #expect(!harness.channel.isActive)
+    }
+
+    /// Header blocks that each arrive in time never add up to a timeout.
+    @Test func headerBlocksInTimeDoNotTimeOut() throws {
+        let harness = try CodecHarness(role: .server, settings: HTTP2LocalSettings(
+            maxConcurrentStreams: 10, initialWindowSize: 65535, maxHeaderListSize: 16384,
+            headerBlockTimeout: .seconds(10)))
+        try harness.send(HTTP2Wire.clientPreface + harness.settings())
+        for stream in stride(from: Int32(1), through: 9, by: 2) {
+            let request = try harness.request(stream)
+            try harness.send(Array(request.prefix(12)))
+            harness.channel.embeddedEventLoop.advanceTime(by: .seconds(6))
+            try harness.send(Array(request[12...]))
+            harness.channel.embeddedEventLoop.advanceTime(by: .seconds(6))
+        }
+        #expect(harness.channel.isActive)
+        #expect(try goAwayCode(harness.written()) == nil)
+    }
+
     @Test func aFrameSplitAcrossReadsIsReassembled() throws {
         let harness = try CodecHarness.server()
         let ping = harness.frame(HTTP2Wire.FrameType.ping, 0, 0, [9, 8, 7, 6, 5, 4, 3, 2])
@@ -286,6 +327,25 @@ private final class CodecHarness {
         let updates = try harness.written().filter { $0.type == HTTP2Wire.FrameType.windowUpdate }
         #expect(updates.map(\.stream) == [0])
         #expect(updates.first.flatMap { $0.payload.getInteger(at: $0.payload.readerIndex, as: UInt32.self) } == 5)
+    }
+
+    /// A response complete before its request (an early 503) ends with
+    /// RST_STREAM NO_ERROR; while the response's body waits for the
+    /// client's window, the reset waits behind it rather than discarding it.
+    @Test func aNoErrorResetFollowsTheBodyItWaitsBehind() throws {
+        let harness = try CodecHarness.server([(HTTP2Wire.Setting.initialWindowSize, 0)])
+        try harness.send(harness.request(1, endStream: false))
+        harness.write(HTTP2Frame(streamID: 1, payload: .headers(.init(headers: HPACKHeaders([(":status", "503")])))))
+        harness.write(HTTP2Frame(streamID: 1, payload: .data(.init(data: .byteBuffer(ByteBuffer(repeating: 1, count: 50)), endStream: true))))
+        harness.write(HTTP2Frame(streamID: 1, payload: .rstStream(.noError)))
+        harness.channel.flush()
+        #expect(try harness.written().map(\.type) == [HTTP2Wire.FrameType.headers])
+        #expect(harness.recorder.closed.isEmpty)
+        try harness.send(harness.frame(HTTP2Wire.FrameType.windowUpdate, 0, 1, [0, 0, 0, 100]))
+        let frames = try harness.written()
+        #expect(frames.map(\.type) == [HTTP2Wire.FrameType.data, HTTP2Wire.FrameType.rstStream])
+        #expect(frames.first?.payload.readableBytes == 50)
+        #expect(harness.recorder.closed.map(\.streamID) == [1])
     }
 
     @Test func aLargerInitialWindowReleasesHeldData() throws {

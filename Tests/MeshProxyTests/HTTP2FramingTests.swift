@@ -1,3 +1,4 @@
+import MeshConfig
 import NIOCore
 import NIOEmbedded
 import NIOHPACK
@@ -172,5 +173,40 @@ import Testing
             let parsed = GRPCTimeout.parse(GRPCTimeout.format(amount))
             #expect(parsed.map { $0 <= amount && $0 > amount - .milliseconds(1) } == true)
         }
+    }
+}
+
+@Suite("A client connection's buffer limit")
+struct ConnectionBufferLimitTests {
+    /// Past the limit the connection's streams stop taking response bytes;
+    /// they go on once the queue fell to half of it, not at the first byte
+    /// written, so a connection at the limit does not wake its streams per frame.
+    @Test func theLimitHoldsAndReleasesAtHalf() {
+        let outbox = HTTP2FrameOutbox(batch: FlushBatch(eventLoop: EmbeddedEventLoop()), bufferLimitBytes: 1000)
+        var events: [Bool] = []
+        outbox.onBufferLimit = { events.append($0) }
+        outbox.dataQueued(600)
+        #expect(!outbox.isOverBufferLimit)
+        outbox.dataQueued(400)
+        #expect(outbox.isOverBufferLimit && events == [true])
+        outbox.dataWritten(400)
+        #expect(outbox.isOverBufferLimit)
+        outbox.dataWritten(100)
+        #expect(!outbox.isOverBufferLimit && events == [true, false])
+    }
+
+    @Test func windowsFollowTheLimit() {
+        let defaults = DownstreamLimits(ListenerLimits())
+        #expect(defaults.http2ConnectionWindow == 1 << 20)
+        #expect(defaults.http2StreamWindow == 256 * 1024)
+        let small = DownstreamLimits(ListenerLimits(perConnectionBufferLimitBytes: 16 * 1024))
+        #expect(small.http2ConnectionWindow == 65535, "the RFC's initial window is never taken back")
+        #expect(small.http2StreamWindow == 16 * 1024)
+    }
+
+    @Test(arguments: [(50, 10, 5), (50, 1, 1), (50, 3, 2), (100, 1024, 1024), (1, 1024, 11)])
+    func aConnectionsShareIsRoundedUpAndAtLeastOne(percent: Int, maxRequests: Int, share: Int) {
+        let limits = DownstreamLimits(ListenerLimits(maxShareOfClusterRequests: percent))
+        #expect(limits.clusterShare(ofMaxRequests: maxRequests) == share)
     }
 }

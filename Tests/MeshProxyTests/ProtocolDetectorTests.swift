@@ -43,7 +43,7 @@ import Testing
     @Test func replaysBufferedBytesAfterInstalling() throws {
         let channel = EmbeddedChannel()
         var detected: ProtocolDetector.Detected?
-        let detector = ProtocolDetector(idleTimeout: .seconds(60)) { _, protocolKind in detected = protocolKind }
+        let detector = ProtocolDetector(idleTimeout: .seconds(60), requestHeadersTimeout: .seconds(10)) { _, protocolKind, _ in detected = protocolKind }
         try channel.pipeline.syncOperations.addHandler(detector)
         try channel.writeInbound(buffer("PRI * HTTP/2"))
         #expect(detected == nil)
@@ -62,17 +62,58 @@ import Testing
     @Test func silentConnectionsAreClosed() throws {
         let channel = EmbeddedChannel()
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
-        try channel.pipeline.syncOperations.addHandler(ProtocolDetector(idleTimeout: .seconds(5)) { _, _ in })
+        try channel.pipeline.syncOperations.addHandler(ProtocolDetector(idleTimeout: .seconds(5), requestHeadersTimeout: .seconds(10)) { _, _, _ in })
         channel.embeddedEventLoop.advanceTime(by: .seconds(4))
         #expect(channel.isActive)
         channel.embeddedEventLoop.advanceTime(by: .seconds(1))
         #expect(!channel.isActive)
     }
 
+    /// Once bytes came, the protocol must be told within the listener's
+    /// requestHeadersTimeout: a request line trickled a byte at a time goes
+    /// to HTTP/1.1 then (which answers 408, its head's time being up), with
+    /// the time of its first byte.
+    @Test func aTrickledRequestLineGoesToHTTP1AtTheRequestHeadersTimeout() throws {
+        let channel = EmbeddedChannel()
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        let start = channel.embeddedEventLoop.now
+        var handed: (ProtocolDetector.Detected, NIODeadline)?
+        let detector = ProtocolDetector(idleTimeout: .seconds(3600), requestHeadersTimeout: .seconds(10)) {
+            handed = ($1, $2)
+        }
+        try channel.pipeline.syncOperations.addHandler(detector)
+        for byte in "GET /slow".utf8 {
+            try channel.writeInbound(buffer(String(UnicodeScalar(byte))))
+            channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        }
+        #expect(handed == nil)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        #expect(handed?.0 == .http1)
+        #expect(handed?.1 == start)
+        #expect(try channel.readInbound(as: ByteBuffer.self).map { String(buffer: $0) } == "GET /slow")
+        _ = try channel.finish()
+    }
+
+    /// What could be the HTTP/2 preface, cut short, is closed at the timeout.
+    @Test func aTrickledPrefaceIsClosedAtTheRequestHeadersTimeout() throws {
+        let channel = EmbeddedChannel()
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        let detector = ProtocolDetector(idleTimeout: .seconds(3600), requestHeadersTimeout: .seconds(10)) { _, _, _ in }
+        var timeouts = 0
+        detector.onRequestHeadersTimeout = { timeouts += 1 }
+        try channel.pipeline.syncOperations.addHandler(detector)
+        try channel.writeInbound(buffer("PRI * HT"))
+        channel.embeddedEventLoop.advanceTime(by: .seconds(9))
+        #expect(channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        #expect(!channel.isActive)
+        #expect(timeouts == 1)
+    }
+
     @Test func http1GoesStraightThrough() throws {
         let channel = EmbeddedChannel()
         var detected: ProtocolDetector.Detected?
-        try channel.pipeline.syncOperations.addHandler(ProtocolDetector(idleTimeout: .seconds(60)) { _, kind in detected = kind })
+        try channel.pipeline.syncOperations.addHandler(ProtocolDetector(idleTimeout: .seconds(60), requestHeadersTimeout: .seconds(10)) { _, kind, _ in detected = kind })
         try channel.writeInbound(buffer("GET / HTTP/1.1\r\n\r\n"))
         #expect(detected == .http1)
         #expect(try channel.readInbound(as: ByteBuffer.self).map { String(buffer: $0) } == "GET / HTTP/1.1\r\n\r\n")

@@ -32,6 +32,15 @@ struct SidecarConfigTests {
         #expect(config.admin?.listen.port == 15100)
     }
 
+    /// Callers of the inbound listener are other services' sidecars, each
+    /// one client that must not crowd out the others; the outbound listeners
+    /// serve only the app beside the sidecar.
+    @Test func inboundLimitsEachCallerAndOutboundLeavesTheAppUncapped() {
+        let config = SidecarConfig.build(options, upstreams: [:], appProtocol: .http2, certificate: certificate)
+        #expect(config.listeners[0].limits == ListenerLimits())
+        #expect(config.listeners[1].limits == .appOutbound)
+    }
+
     @Test func beforeTheFirstSnapshotUpstreamsHaveNoEndpoints() {
         let config = SidecarConfig.build(options, upstreams: [:], appProtocol: .http2, certificate: certificate)
         #expect(config.cluster(named: "user")?.discovery == .staticEndpoints([]))

@@ -75,11 +75,14 @@ def test_max_requests_turns_the_excess_away_at_once(mesh):
 
 def test_grpc_callers_get_unavailable_on_one_multiplexed_connection(mesh):
     """30 calls on one HTTP/2 connection against maxRequests 10: the breaker
-    counts requests, not connections, so the sidecar case is covered."""
+    counts requests, not connections, so the sidecar case is covered (its
+    outbound listener lets the one app hold the whole cluster, as here;
+    test_limits.py has a client held to its share)."""
     g1 = mesh.grpc_backend("g1")
     p = mesh.proxy(single_listener(
         [route("echo", match={"grpc": {"service": g.SERVICE}})],
-        [cluster("echo", [g1], protocol="http2", circuitBreaker={"maxRequests": 10})]))
+        [cluster("echo", [g1], protocol="http2", circuitBreaker={"maxRequests": 10})],
+        limits={"maxShareOfClusterRequests": 100}))
     ch = g.channel(f"127.0.0.1:{p.port}")
     try:
         g.wait_channel_ready(ch)

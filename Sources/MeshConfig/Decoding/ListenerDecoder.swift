@@ -52,14 +52,43 @@ extension ProxyConfigDecoder {
     }
 
     private mutating func limits(_ node: ConfigNode) -> ListenerLimits? {
-        guard let fields = reader.mapping(node, keys: ["maxRequestHeaderBytes", "maxRequestHeaders"]) else {
+        guard let fields = reader.mapping(node, keys: [
+            "maxRequestHeaderBytes", "maxRequestHeaders", "maxConcurrentStreams", "perConnectionBufferLimitBytes",
+            "requestHeadersTimeout", "streamIdleTimeout", "maxShareOfClusterRequests",
+        ]) else {
             return nil
         }
-        let bytes = fields["maxRequestHeaderBytes"].flatMap { reader.positiveInt($0) }
-        let count = fields["maxRequestHeaders"].flatMap { reader.positiveInt($0) }
-        return ListenerLimits(
-            maxRequestHeaderBytes: bytes ?? ListenerLimits.defaultMaxRequestHeaderBytes,
-            maxRequestHeaders: count ?? ListenerLimits.defaultMaxRequestHeaders
-        )
+        let defaults = ListenerLimits()
+        var limits = defaults
+        if let node = fields["maxRequestHeaderBytes"] {
+            limits.maxRequestHeaderBytes = reader.positiveInt(node) ?? defaults.maxRequestHeaderBytes
+        }
+        if let node = fields["maxRequestHeaders"] {
+            limits.maxRequestHeaders = reader.positiveInt(node) ?? defaults.maxRequestHeaders
+        }
+        if let node = fields["maxConcurrentStreams"] {
+            // RFC 9113 section 6.5.2: the setting is a 31-bit stream count.
+            limits.maxConcurrentStreams = reader.positiveInt(node, maximum: Int(Int32.max)) ?? defaults.maxConcurrentStreams
+        }
+        if let node = fields["perConnectionBufferLimitBytes"] {
+            // RFC 9113 section 6.9.1: a flow-control window is at most 2^31-1.
+            limits.perConnectionBufferLimitBytes = reader.positiveInt(node, maximum: Int(Int32.max)).flatMap { bytes in
+                guard bytes >= ListenerLimits.minPerConnectionBufferLimitBytes else {
+                    reader.report(node.path, "is \(bytes) bytes; it must be at least \(ListenerLimits.minPerConnectionBufferLimitBytes) (16 KiB), the size of one HTTP/2 frame, so every stream can make progress")
+                    return nil
+                }
+                return bytes
+            } ?? defaults.perConnectionBufferLimitBytes
+        }
+        if let node = fields["requestHeadersTimeout"] {
+            limits.requestHeadersTimeout = reader.positiveDuration(node) ?? defaults.requestHeadersTimeout
+        }
+        if let node = fields["streamIdleTimeout"] {
+            limits.streamIdleTimeout = reader.positiveDuration(node) ?? defaults.streamIdleTimeout
+        }
+        if let node = fields["maxShareOfClusterRequests"] {
+            limits.maxShareOfClusterRequests = reader.positiveInt(node, maximum: 100) ?? defaults.maxShareOfClusterRequests
+        }
+        return limits
     }
 }

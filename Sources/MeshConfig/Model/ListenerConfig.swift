@@ -7,7 +7,7 @@ public struct ListenerConfig: Sendable, Equatable {
     public var listen: HostPort
     /// Tried in order; the first route whose match holds handles the request.
     public var routes: [RouteConfig]
-    /// Bounds on what a client may send in one request head.
+    /// Bounds on what one client connection may make the proxy hold.
     public var limits: ListenerLimits
     /// A client connection with no request in progress for this long is closed. Default 1h.
     public var idleTimeout: MeshDuration
@@ -48,23 +48,80 @@ public enum TrafficDirection: String, Sendable, Equatable, CaseIterable {
     case outbound
 }
 
-/// Request-head limits. A request over either gets 431.
+/// What one client connection may make the proxy hold: the size of a
+/// request head, the streams it keeps open, the bytes buffered toward it,
+/// the time it takes to send a head or to say anything at all, and its share
+/// of a cluster's capacity. Every limit has a default, so a listener
+/// configured with none is still bounded; each one that fires is counted in
+/// `swiftmesh_listener_limit_reached_total` (a 431 is counted as the proxy error).
 public struct ListenerLimits: Sendable, Equatable {
-    /// Total bytes of header names and values in one request head. Default 60 KiB.
+    /// Total bytes of header names and values in one request head; over it, 431. Default 60 KiB.
     public var maxRequestHeaderBytes: Int
-    /// Number of header fields in one request head. Default 100.
+    /// Number of header fields in one request head; over it, 431. Default 100.
     public var maxRequestHeaders: Int
+    /// HTTP/2 streams one client connection may have open at once (its
+    /// SETTINGS_MAX_CONCURRENT_STREAMS); a stream over it is refused
+    /// (RST_STREAM REFUSED_STREAM). Default 100, the edge value HAProxy and
+    /// Envoy recommend; a sidecar's outbound listeners take 1024 (`appOutbound`).
+    public var maxConcurrentStreams: Int
+    /// Bytes the proxy may hold for one client connection in each direction,
+    /// over all its streams (Envoy's `per_connection_buffer_limit_bytes`):
+    /// response bytes the client has not read yet, and request bytes the
+    /// endpoint has not taken. Past it, the proxy stops reading from the
+    /// side that fills it until the other drains. Default 1 MiB.
+    public var perConnectionBufferLimitBytes: Int
+    /// The whole request head must arrive within this long after its first
+    /// byte (slowloris); HTTP/1.1 answers 408, HTTP/2 ends the connection
+    /// (a header block cut short leaves it unusable). Default 10s.
+    public var requestHeadersTimeout: MeshDuration
+    /// A request or stream with no bytes either way for this long ends: 408
+    /// while the client was still sending, 504 while the endpoint was to
+    /// answer, a reset (HTTP/2) or a close (HTTP/1.1) once the response had
+    /// started. Default 5m, as Envoy's `stream_idle_timeout`.
+    public var streamIdleTimeout: MeshDuration
+    /// The percent of each cluster's `circuitBreaker.maxRequests` one client
+    /// connection may hold in flight (rounded up, at least one request);
+    /// past it, 429 `cluster_share`, so one client cannot lock the others
+    /// out. Default 50; 100 on a sidecar's outbound listeners, which only
+    /// the app beside them reaches.
+    public var maxShareOfClusterRequests: Int
 
     public static let defaultMaxRequestHeaderBytes = 60 * 1024
     public static let defaultMaxRequestHeaders = 100
+    public static let defaultMaxConcurrentStreams = 100
+    public static let defaultPerConnectionBufferLimitBytes = 1 << 20
+    public static let defaultRequestHeadersTimeout = MeshDuration.seconds(10)
+    public static let defaultStreamIdleTimeout = MeshDuration.seconds(300)
+    public static let defaultMaxShareOfClusterRequests = 50
+    /// The smallest `perConnectionBufferLimitBytes`: one HTTP/2 frame of the
+    /// default size fits, so every stream can make progress.
+    public static let minPerConnectionBufferLimitBytes = 16 * 1024
 
     public init(
         maxRequestHeaderBytes: Int = ListenerLimits.defaultMaxRequestHeaderBytes,
-        maxRequestHeaders: Int = ListenerLimits.defaultMaxRequestHeaders
+        maxRequestHeaders: Int = ListenerLimits.defaultMaxRequestHeaders,
+        maxConcurrentStreams: Int = ListenerLimits.defaultMaxConcurrentStreams,
+        perConnectionBufferLimitBytes: Int = ListenerLimits.defaultPerConnectionBufferLimitBytes,
+        requestHeadersTimeout: MeshDuration = ListenerLimits.defaultRequestHeadersTimeout,
+        streamIdleTimeout: MeshDuration = ListenerLimits.defaultStreamIdleTimeout,
+        maxShareOfClusterRequests: Int = ListenerLimits.defaultMaxShareOfClusterRequests
     ) {
         self.maxRequestHeaderBytes = maxRequestHeaderBytes
         self.maxRequestHeaders = maxRequestHeaders
+        self.maxConcurrentStreams = maxConcurrentStreams
+        self.perConnectionBufferLimitBytes = perConnectionBufferLimitBytes
+        self.requestHeadersTimeout = requestHeadersTimeout
+        self.streamIdleTimeout = streamIdleTimeout
+        self.maxShareOfClusterRequests = maxShareOfClusterRequests
     }
+
+    /// A sidecar's outbound listeners: only the app beside the sidecar
+    /// connects (on loopback), and a gRPC app sends all its calls to a
+    /// service over one HTTP/2 connection. Limits meant to keep one client
+    /// from crowding out others would only cap that app below the
+    /// cluster's own circuit breaker, so it may open as many streams as the
+    /// proxy's upstream side would (1024) and hold all of a cluster's `maxRequests`.
+    public static let appOutbound = ListenerLimits(maxConcurrentStreams: 1024, maxShareOfClusterRequests: 100)
 }
 
 /// How a listener reads a request's path before routing and authorization

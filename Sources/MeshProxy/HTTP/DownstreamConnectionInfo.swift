@@ -14,6 +14,8 @@ struct DownstreamConnectionInfo: Sendable {
     let isHTTP2: Bool
     /// The listener's `idleTimeout`: the connection closes after this long without a request.
     let idleTimeout: TimeAmount
+    /// What one client connection may make the proxy hold (`ListenerLimits`).
+    let limits: DownstreamLimits
     /// The connection runs TLS: `x-forwarded-proto` is https.
     var isTLS = false
     /// The identity in the client's certificate (see `PeerIdentity`); nil without one.

@@ -25,6 +25,11 @@ protocol ExchangeDownstream: AnyObject {
     ) -> HTTPResponseStatus
     /// The response cannot be completed: HTTP/1.1 closes the connection, HTTP/2 resets the stream.
     func abortResponse()
+    /// Whether the client's connection may hold one more request of the
+    /// cluster labelled `cluster`, whose circuit breaker allows
+    /// `maxRequests` (the listener's `maxShareOfClusterRequests`); takes it if so.
+    func takeClusterShare(_ cluster: Int, maxRequests: Int) -> Bool
+    func releaseClusterShare(_ cluster: Int)
     func exchangeFinished(_ finished: ProxyExchange)
 }
 

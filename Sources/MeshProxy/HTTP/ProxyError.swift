@@ -29,6 +29,13 @@ enum ProxyError: Error, Equatable, Sendable {
     case overflow(CircuitBreaker.Limit)
     /// The listener's authorization denied the caller this request.
     case forbidden
+    /// The request head did not arrive whole within the listener's `limits.requestHeadersTimeout`.
+    case requestHeadersTimeout
+    /// No bytes went either way for the listener's `limits.streamIdleTimeout`;
+    /// `clientSending`: the client had not finished its request.
+    case streamIdleTimeout(clientSending: Bool)
+    /// The client's connection holds its `limits.maxShareOfClusterRequests` of the cluster.
+    case clusterShare
 
     /// Whether the call counts as failed in the live traffic views: every
     /// answer of the proxy's own but the ones to a malformed request, which
@@ -40,7 +47,7 @@ enum ProxyError: Error, Equatable, Sendable {
     /// `failsTheCall` of the error with this `swiftmesh-proxy-error` reason,
     /// as another proxy's answer carries it.
     static func reasonFailsTheCall(_ reason: String) -> Bool {
-        !["bad_request", "headers_too_large", "too_many_headers"].contains(reason)
+        !["bad_request", "headers_too_large", "too_many_headers", "request_headers_timeout"].contains(reason)
     }
 
     /// The `swiftmesh-proxy-error` header value.
@@ -58,6 +65,9 @@ enum ProxyError: Error, Equatable, Sendable {
         case .faultAbort: "fault_abort"
         case .overflow: "overflow"
         case .forbidden: "forbidden"
+        case .requestHeadersTimeout: "request_headers_timeout"
+        case .streamIdleTimeout: "stream_idle_timeout"
+        case .clusterShare: "cluster_share"
         }
     }
 
@@ -72,6 +82,9 @@ enum ProxyError: Error, Equatable, Sendable {
         case .headersTooLarge, .tooManyHeaders: .requestHeaderFieldsTooLarge
         case .faultAbort(.httpStatus(let code)): HTTPResponseStatus(statusCode: code)
         case .faultAbort(.grpcStatus(let code)): (GRPCStatusCode(rawValue: code) ?? .unknown).httpStatus
+        case .requestHeadersTimeout, .streamIdleTimeout(clientSending: true): .requestTimeout
+        case .streamIdleTimeout(clientSending: false): .gatewayTimeout
+        case .clusterShare: .tooManyRequests
         }
     }
 
@@ -85,6 +98,8 @@ enum ProxyError: Error, Equatable, Sendable {
         case .badRequest, .headersTooLarge, .tooManyHeaders: .internalError
         case .faultAbort(.grpcStatus(let code)): GRPCStatusCode(rawValue: code) ?? .unknown
         case .faultAbort(.httpStatus(let code)): GRPCStatusCode(httpStatus: code)
+        case .requestHeadersTimeout, .streamIdleTimeout: .deadlineExceeded
+        case .clusterShare: .resourceExhausted
         }
     }
 
@@ -103,6 +118,13 @@ enum ProxyError: Error, Equatable, Sendable {
         case .faultAbort: "aborted by the route's fault injection"
         case .overflow(let limit): "the cluster's circuit breaker is open: circuitBreaker.\(limit.rawValue) reached"
         case .forbidden: "the listener's authorization does not allow this caller this request"
+        case .requestHeadersTimeout: "the request head did not arrive within the listener's limits.requestHeadersTimeout"
+        case .streamIdleTimeout(clientSending: true):
+            "the rest of the request did not come within the listener's limits.streamIdleTimeout"
+        case .streamIdleTimeout(clientSending: false):
+            "the endpoint sent nothing within the listener's limits.streamIdleTimeout"
+        case .clusterShare:
+            "this connection holds its share of the cluster's circuitBreaker.maxRequests (the listener's limits.maxShareOfClusterRequests)"
         }
     }
 
@@ -110,7 +132,9 @@ enum ProxyError: Error, Equatable, Sendable {
     /// after a parse error the byte stream can no longer be trusted.
     var closesConnection: Bool {
         switch self {
-        case .badRequest, .headersTooLarge, .tooManyHeaders: true
+        case .badRequest, .headersTooLarge, .tooManyHeaders, .requestHeadersTimeout: true
+        // Where the rest of the request would end is unknown.
+        case .streamIdleTimeout(clientSending: true): true
         default: false
         }
     }

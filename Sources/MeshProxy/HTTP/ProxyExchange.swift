@@ -50,6 +50,9 @@ final class ProxyExchange {
     private var endpoint: EndpointState?
     /// The cluster's circuit breaker counts this request in flight.
     private var holdsRequestSlot = false
+    /// The client's connection counts this request in its share of the
+    /// cluster with this label (`maxShareOfClusterRequests`).
+    private var heldClusterShare: Int?
     /// The cluster's circuit breaker counts this request as pending: waiting
     /// for a connection or a stream.
     private var isPending = false
@@ -251,6 +254,13 @@ final class ProxyExchange {
         if let answer = route.faultAbort(using: &worker.random) {
             fail(.faultAbort(answer))
             return
+        }
+        if downstream.connection.limits.maxShareOfClusterRequests < 100 {
+            guard downstream.takeClusterShare(cluster.statsLabel, maxRequests: cluster.breaker.limits.maxRequests) else {
+                fail(.clusterShare)
+                return
+            }
+            heldClusterShare = cluster.statsLabel
         }
         let inFlight = cluster.breaker.tryStartRequest()
         decisions.enteredBreaker(inFlight, limits: cluster.breaker.limits)
@@ -684,6 +694,21 @@ final class ProxyExchange {
         fail(.timeout)
     }
 
+    /// No bytes went either way for the listener's `streamIdleTimeout`: 408
+    /// while the client was still sending, 504 while the endpoint was to
+    /// answer, the response cut off once it started.
+    func streamIdleTimedOut() {
+        guard isActive else { return }
+        // An endpoint that took the whole request and said nothing is a slow one.
+        if upstream != nil && responseStatus == nil && requestEnded {
+            reportTry(failed: true)
+        }
+        let abandoned = upstream
+        upstream = nil
+        abandoned?.abort()
+        fail(.streamIdleTimeout(clientSending: !requestEnded))
+    }
+
     /// The client went away (connection closed, stream reset): nothing to answer.
     func downstreamClosed() {
         guard isActive else { return }
@@ -739,6 +764,10 @@ final class ProxyExchange {
         if holdsRequestSlot {
             holdsRequestSlot = false
             cluster?.breaker.requestFinished()
+        }
+        if let share = heldClusterShare {
+            heldClusterShare = nil
+            downstream.releaseClusterShare(share)
         }
         if holdsRetrySlot {
             holdsRetrySlot = false

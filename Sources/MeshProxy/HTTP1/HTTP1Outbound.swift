@@ -25,6 +25,9 @@ struct HTTP1Outbound {
         bytes = allocator.buffer(capacity: 512)
     }
 
+    /// Bytes gathered for the next flush.
+    var gatheredBytes: Int { bytes.readableBytes }
+
     // MARK: Heads
 
     mutating func writeRequestLine(method: HTTPMethod, uri: String) {

@@ -211,7 +211,11 @@ extension HTTP2ConnectionCodec {
             }
         }
         streams[id] = state
-        closeIfEnded(id, context)
+        if state.resetsWhenSent {
+            writeReset(id, .noError, context)
+        } else {
+            closeIfEnded(id, context)
+        }
     }
 
     func writeWindowUpdate(_ id: HTTP2StreamID, _ increment: Int, _ context: ChannelHandlerContext) {
@@ -263,6 +267,13 @@ extension HTTP2ConnectionCodec {
                 return false
             }
             onPeerError?(code, false)
+        }
+        // RFC 9113 section 8.1: NO_ERROR tells the client to stop sending a
+        // request whose complete response is out; while part of that
+        // response waits for the client's window, it is not out yet.
+        if code == .noError, let index = streams.index(forKey: id), !streams.values[index].blocked.isEmpty {
+            streams.values[index].resetsWhenSent = true
+            return true
         }
         writeReset(id, code, context)
         return true

@@ -12,6 +12,12 @@ struct HTTP2LocalSettings {
     var maxHeaderListSize: Int
     /// Clients send 0: SwiftMesh never accepts server push.
     var disablePush = false
+    /// A header block, and any other frame but DATA, must arrive whole
+    /// within this long of its first byte (the listener's
+    /// `requestHeadersTimeout`): a client trickling one cannot hold the
+    /// connection, whose other frames must wait for the block's end. Past
+    /// it, GOAWAY and the connection closes. Nil: no limit (endpoints).
+    var headerBlockTimeout: TimeAmount?
 }
 
 /// SwiftMesh's own HTTP/2 connection layer (RFC 9113), for both sides of
@@ -70,6 +76,10 @@ final class HTTP2ConnectionCodec: ChannelDuplexHandler {
         var remoteEnded = false
         /// What waits for the peer's window, in order; empty for nearly every stream.
         var blocked = CircularBuffer<BlockedWrite>(initialCapacity: 0)
+        /// The handler reset the stream with NO_ERROR (its response is
+        /// complete, the request need not be) while the end of the response
+        /// still waited here: the reset follows it out instead of discarding it.
+        var resetsWhenSent = false
     }
 
     enum BlockedWrite {
@@ -122,6 +132,12 @@ final class HTTP2ConnectionCodec: ChannelDuplexHandler {
     var droppedDataCredit = 0
     var failed = false
     private var started = false
+    /// When the header block (or frame) in progress started arriving; nil
+    /// when none is (see `HTTP2LocalSettings.headerBlockTimeout`).
+    private var incompleteSince: NIODeadline?
+    private var incompleteCheck: Scheduled<Void>?
+    /// Hears when a header block took longer than `headerBlockTimeout`.
+    var onHeaderBlockTimeout: (() -> Void)?
 
     /// Frames encoded since the last write down the pipeline, and the promises they carry.
     var out: ByteBuffer?
@@ -187,6 +203,8 @@ final class HTTP2ConnectionCodec: ChannelDuplexHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         failPendingWrites()
+        incompleteCheck?.cancel()
+        incompleteCheck = nil
     }
 
     private func failPendingWrites() {
@@ -223,6 +241,57 @@ final class HTTP2ConnectionCodec: ChannelDuplexHandler {
             var rest = context.channel.allocator.buffer(capacity: buffer.readableBytes)
             rest.writeBuffer(&buffer)
             unread = rest
+        }
+        if local.headerBlockTimeout != nil {
+            watchIncompleteHeaders(context)
+        }
+    }
+
+    // MARK: Header block timeout
+
+    /// Whether the peer is in the middle of something only a slow or
+    /// hostile peer leaves half-sent: the preface, a header block awaiting
+    /// CONTINUATION, or a frame other than DATA (whose payload may take
+    /// long on a slow link; a silent stream is the listener's `streamIdleTimeout`).
+    private var isMidHeaders: Bool {
+        if awaitingPreface || headerBlock != nil { return true }
+        guard let unread else { return false }
+        let typeOffset = 3
+        guard let type = unread.getInteger(at: unread.readerIndex + typeOffset, as: UInt8.self) else { return true }
+        return type != HTTP2Wire.FrameType.data
+    }
+
+    private func watchIncompleteHeaders(_ context: ChannelHandlerContext) {
+        guard isMidHeaders else {
+            incompleteSince = nil
+            return
+        }
+        guard incompleteSince == nil else { return }
+        incompleteSince = context.eventLoop.now
+        if incompleteCheck == nil {
+            scheduleIncompleteCheck(context)
+        }
+    }
+
+    private func scheduleIncompleteCheck(_ context: ChannelHandlerContext) {
+        guard let since = incompleteSince, let timeout = local.headerBlockTimeout else { return }
+        incompleteCheck = context.eventLoop.assumeIsolated().scheduleTask(deadline: since + timeout) { [self] in
+            incompleteCheck = nil
+            guard let since = incompleteSince, !failed else { return }
+            guard context.channel.isWritable else {
+                // The connection handler reads nothing while the client leaves
+                // its answers unread: that time is not the client's to account for.
+                incompleteSince = context.eventLoop.now
+                scheduleIncompleteCheck(context)
+                return
+            }
+            if context.eventLoop.now >= since + timeout {
+                onHeaderBlockTimeout?()
+                close(goingAway: .noError, "request_headers_timeout: a header block did not arrive whole within the listener's limits.requestHeadersTimeout", context)
+            } else {
+                // A later block: the check waits for its own deadline.
+                scheduleIncompleteCheck(context)
+            }
         }
     }
 
@@ -318,15 +387,21 @@ final class HTTP2ConnectionCodec: ChannelDuplexHandler {
     /// 5.4.1) at once: a peer that does not read must not keep it open.
     func fail(_ error: HTTP2ConnectionError, _ context: ChannelHandlerContext) {
         guard !failed else { return }
-        failed = true
         onPeerError?(error.code, true)
-        // The reason goes out as the GOAWAY's debug data, for the peer's logs.
-        let reason = Array(error.reason.utf8.prefix(256))
+        close(goingAway: error.code, error.reason, context)
+    }
+
+    /// GOAWAY with `code`, `reason` as its debug data (for the peer's
+    /// logs), then the connection closes.
+    private func close(goingAway code: HTTP2ErrorCode, _ reason: String, _ context: ChannelHandlerContext) {
+        guard !failed else { return }
+        failed = true
+        let reason = Array(reason.utf8.prefix(256))
         var buffer = outBuffer(context)
         buffer.writeHTTP2FrameHeader(
             length: 8 + reason.count, type: HTTP2Wire.FrameType.goAway, flags: 0, streamID: .rootStream)
         buffer.writeInteger(UInt32(Int32(lastPeerStreamID)))
-        buffer.writeInteger(UInt32(error.code.networkCode))
+        buffer.writeInteger(UInt32(code.networkCode))
         buffer.writeBytes(reason)
         out = buffer
         flush(context: context)

@@ -12,9 +12,10 @@ import NIOHTTP2
 /// only the latest frame keeps every frame in the order it was written, which
 /// new streams' HEADERS require.
 final class HTTP2FrameOutbox: BatchedFlushTarget {
-    /// What the whole connection may have in flight toward us: room for
-    /// several streams' windows. Offered at once, so only streams pace the peer.
-    static let connectionWindowSize = 16 << 20
+    /// What an endpoint's connection may have in flight toward us: room for
+    /// several streams' windows. Offered at once, so only streams pace the
+    /// endpoint; a client's connection gets its listener's buffer limit instead.
+    static let upstreamConnectionWindow = 16 << 20
     /// RFC 9113 section 6.9.2: every connection starts with this window.
     static let initialConnectionWindow = 65535
 
@@ -23,21 +24,41 @@ final class HTTP2FrameOutbox: BatchedFlushTarget {
     private var held: HTTP2Frame?
     private var heldPromise: EventLoopPromise<Void>?
     private var flushScheduled = false
-    private var connectionWindow = HTTP2ReceiveWindow(size: HTTP2FrameOutbox.connectionWindowSize)
+    private let connectionWindowSize: Int
+    private var connectionWindow: HTTP2ReceiveWindow
     private var isClosing = false
 
-    init(batch: FlushBatch) {
+    /// DATA bytes the streams sent that are not written to the socket yet:
+    /// waiting for the peer's window in the codec, or in the channel.
+    private(set) var bufferedDataBytes = 0
+    /// Past this many `bufferedDataBytes`, no stream of the connection is
+    /// writable (each stops reading from its other side) until they fall to
+    /// half of it; `Int.max` on an endpoint's connection, which many clients share.
+    let bufferLimitBytes: Int
+    /// The connection's streams are held back by `bufferLimitBytes`.
+    private(set) var isOverBufferLimit = false
+    /// Hears when `isOverBufferLimit` turns true (to count it) and false (to
+    /// tell the streams they may go on).
+    var onBufferLimit: ((_ reached: Bool) -> Void)?
+
+    init(batch: FlushBatch, connectionWindowSize: Int = HTTP2FrameOutbox.upstreamConnectionWindow,
+         bufferLimitBytes: Int = .max) {
         self.batch = batch
+        self.connectionWindowSize = connectionWindowSize
+        connectionWindow = HTTP2ReceiveWindow(size: connectionWindowSize)
+        self.bufferLimitBytes = bufferLimitBytes
     }
 
     /// The connection handler joined its pipeline: frames can go out, and the
     /// connection window is raised to `connectionWindowSize`.
     func attach(_ context: ChannelHandlerContext) {
         self.context = context
-        send(HTTP2Frame(
-            streamID: .rootStream,
-            payload: .windowUpdate(windowSizeIncrement: Self.connectionWindowSize - Self.initialConnectionWindow)
-        ))
+        if connectionWindowSize > Self.initialConnectionWindow {
+            send(HTTP2Frame(
+                streamID: .rootStream,
+                payload: .windowUpdate(windowSizeIncrement: connectionWindowSize - Self.initialConnectionWindow)
+            ))
+        }
     }
 
     /// The connection handler left the pipeline: nothing more can be sent.
@@ -46,10 +67,32 @@ final class HTTP2FrameOutbox: BatchedFlushTarget {
         heldPromise?.fail(ChannelError.ioOnClosedChannel)
         heldPromise = nil
         context = nil
+        onBufferLimit = nil
     }
 
     var isWritable: Bool { context?.channel.isWritable ?? false }
     var allocator: ByteBufferAllocator { context?.channel.allocator ?? ByteBufferAllocator() }
+
+    /// A stream sent `bytes` of DATA.
+    func dataQueued(_ bytes: Int) {
+        bufferedDataBytes += bytes
+        if !isOverBufferLimit && bufferedDataBytes >= bufferLimitBytes {
+            isOverBufferLimit = true
+            onBufferLimit?(true)
+        }
+    }
+
+    /// `bytes` of a stream's DATA reached the socket (or were dropped with
+    /// their stream); true when that brought the connection under its limit
+    /// again (and `onBufferLimit` told the streams).
+    @discardableResult
+    func dataWritten(_ bytes: Int) -> Bool {
+        bufferedDataBytes -= bytes
+        guard isOverBufferLimit && bufferedDataBytes <= bufferLimitBytes / 2 else { return false }
+        isOverBufferLimit = false
+        onBufferLimit?(false)
+        return true
+    }
 
     /// A promise for a frame's write, nil once the connection is gone.
     func makePromise() -> EventLoopPromise<Void>? {

@@ -15,7 +15,8 @@ import NIOHTTP2
 /// section 8.1.1); the streams check it here, where the field was already
 /// read, rather than in the codec, which would look it up again in every block.
 class HTTP2Stream {
-    /// Bytes a stream may have queued for its peer before the other side is paused.
+    /// Bytes a stream may have queued for its peer before the other side is
+    /// paused (less when the connection's whole buffer limit is smaller).
     static let maxBufferedBytes = 256 * 1024
 
     let id: HTTP2StreamID
@@ -33,6 +34,9 @@ class HTTP2Stream {
     /// Body bytes the peer declared in `content-length` and has not sent yet;
     /// nil when it declared no length.
     var declaredBodyBytesLeft: Int?
+    /// Bytes moved either way since the connection last checked (a flag,
+    /// not a clock read per frame): what `streamIdleTimeout` watches.
+    var wasActive = true
 
     init(id: HTTP2StreamID, outbox: HTTP2FrameOutbox, receiveWindowSize: Int) {
         self.id = id
@@ -40,8 +44,17 @@ class HTTP2Stream {
         receiveWindow = HTTP2ReceiveWindow(size: receiveWindowSize)
     }
 
-    /// Whether the peer can take more bytes now.
-    var isWritable: Bool { outbox.isWritable && bufferedBytes < Self.maxBufferedBytes }
+    private var bufferLimit: Int { min(Self.maxBufferedBytes, outbox.bufferLimitBytes) }
+
+    /// Whether the peer can take more bytes now: the socket is, this
+    /// stream's queue is under its limit, and so are the connection's queues
+    /// together, unless this stream has nothing queued: streams whose
+    /// client gives no credit fill the connection's buffer, and a stream
+    /// whose client does must not starve beside them. So past the
+    /// connection's limit each stream holds at most what it sends at once.
+    var isWritable: Bool {
+        outbox.isWritable && bufferedBytes < bufferLimit && (bufferedBytes == 0 || !outbox.isOverBufferLimit)
+    }
 
     /// Queued DATA was written and the stream is writable again; subclasses
     /// tell their exchange.
@@ -98,12 +111,17 @@ class HTTP2Stream {
     func sendData(_ body: ByteBuffer) {
         let length = body.readableBytes
         guard length > 0, !sendingEnded else { return }
+        // The connection is gone: nothing is sent, nothing is held.
+        guard let promise = outbox.makePromise() else { return }
         bufferedBytes += length
-        let promise = outbox.makePromise()
-        promise?.futureResult.assumeIsolated().whenComplete { [self] _ in
-            let wasWritable = bufferedBytes < Self.maxBufferedBytes
+        outbox.dataQueued(length)
+        promise.futureResult.assumeIsolated().whenComplete { [self] _ in
+            let wasWritable = isWritable
             bufferedBytes -= length
-            if !wasWritable && isWritable {
+            wasActive = true
+            // When the connection fell under its limit, it told every stream, this one too.
+            let connectionReleased = outbox.dataWritten(length)
+            if !wasWritable && isWritable && !connectionReleased {
                 becameWritable()
             }
         }

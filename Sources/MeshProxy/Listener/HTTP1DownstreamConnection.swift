@@ -10,6 +10,12 @@ import NIOHTTP1
 /// response before them is complete, and are then answered in order. Reads
 /// pause only when that buffer is full or the upstream cannot take the
 /// request body; pausing costs two epoll_ctl calls, so it is never done per request.
+///
+/// Bounded per client (`ListenerLimits`): between requests, nothing more is
+/// read or answered while the client does not read what was written (so
+/// answers the proxy makes itself cannot pile up either); a request head
+/// must arrive within `requestHeadersTimeout` of its first byte (408); a
+/// request with no bytes either way for `streamIdleTimeout` ends.
 final class HTTP1DownstreamConnection: ChannelDuplexHandler, ExchangeDownstream, BatchedFlushTarget {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
@@ -50,8 +56,16 @@ final class HTTP1DownstreamConnection: ChannelDuplexHandler, ExchangeDownstream,
     private var lingersOnClose = false
     /// Bytes the lingering close may still drop; nil while not lingering.
     private var lingerBytesLeft: Int?
+    /// When the first byte of the request head being waited for came; nil
+    /// while no head is awaited or none of it came.
+    private var headStarted: NIODeadline?
+    private var headCheck: Scheduled<Void>?
+    /// Ends an exchange with no bytes either way for `streamIdleTimeout`.
+    private let streamIdleTimer: IdleTimer
 
-    init(connection: DownstreamConnectionInfo, worker: LoopWorker) {
+    /// `headStarted`: when the first request's first byte came.
+    init(connection: DownstreamConnectionInfo, worker: LoopWorker, headStarted: NIODeadline) {
+        self.headStarted = headStarted
         self.connection = connection
         self.worker = worker
         var listener = ListenerLookup(name: connection.listenerName)
@@ -62,6 +76,7 @@ final class HTTP1DownstreamConnection: ChannelDuplexHandler, ExchangeDownstream,
         parser = HTTP1Parser(kind: .request, maxHeadBytes: max(80 * 1024, 2 * limit + 4096))
         outbound = HTTP1Outbound(allocator: ByteBufferAllocator())
         idleTimer = IdleTimer(timeout: connection.idleTimeout)
+        streamIdleTimer = IdleTimer(timeout: connection.limits.streamIdleTimeout, keepsWatching: true)
     }
 
     var isWritable: Bool { context?.channel.isWritable ?? false }
@@ -73,10 +88,19 @@ final class HTTP1DownstreamConnection: ChannelDuplexHandler, ExchangeDownstream,
         } close: { [weak self] in
             self?.context?.close(promise: nil)
         }
+        // Only time with an exchange counts; between requests the idle timer watches.
+        streamIdleTimer.start(on: context.eventLoop) { [weak self] in
+            self?.exchange != nil
+        } close: { [weak self] in
+            self?.streamIdleTimedOut()
+        }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         idleTimer.stop()
+        streamIdleTimer.stop()
+        headCheck?.cancel()
+        headCheck = nil
         self.context = nil
     }
 
@@ -95,6 +119,7 @@ final class HTTP1DownstreamConnection: ChannelDuplexHandler, ExchangeDownstream,
         // now is dropped, not kept until the close.
         guard !isDone else { return }
         idleTimer.touch()
+        streamIdleTimer.touch()
         parser.append(unwrapInboundIn(data))
         processRequests()
     }
@@ -107,8 +132,11 @@ final class HTTP1DownstreamConnection: ChannelDuplexHandler, ExchangeDownstream,
     private func processRequests() {
         guard !isProcessing else { return }
         isProcessing = true
-        defer { isProcessing = false }
-        while requestInProgress || (exchange == nil && !closeAfterResponse) {
+        defer {
+            isProcessing = false
+            watchRequestHead()
+        }
+        while requestInProgress || (exchange == nil && !closeAfterResponse && mayAnswer) {
             let event: HTTP1Parser.Event?
             do {
                 event = try parser.next()
@@ -132,7 +160,16 @@ final class HTTP1DownstreamConnection: ChannelDuplexHandler, ExchangeDownstream,
         }
     }
 
+    /// Whether the next request may be answered now: the client reads what
+    /// it was sent (the socket takes writes and little waits for the next
+    /// flush). Otherwise it waits in the parser's buffer, which the reads stop filling.
+    private var mayAnswer: Bool {
+        isWritable && outbound.gatheredBytes < connection.limits.bufferLimitBytes
+    }
+
     private func startExchange(_ head: HTTPRequestHead, framing: HTTP1Framing) {
+        headStarted = nil
+        streamIdleTimer.touch()
         requestVersion = head.version
         requestIsHEAD = head.method == .HEAD
         closeAfterResponse = closeAfterResponse || !framing.keepAlive
@@ -178,7 +215,12 @@ final class HTTP1DownstreamConnection: ChannelDuplexHandler, ExchangeDownstream,
         }
         let waitingRequestsFull = exchange != nil && !requestInProgress
             && parser.bufferedBytes >= Self.maxBufferedRequestBytes
-        if isDone || waitingRequestsFull || (exchange?.shouldPauseDownstreamReads ?? false) {
+        // Between requests, a client that does not read its answers is not read either.
+        let answersUnread = !requestInProgress && !context.channel.isWritable
+        if isDone || waitingRequestsFull || answersUnread || (exchange?.shouldPauseDownstreamReads ?? false) {
+            if answersUnread && exchange == nil && !readPending {
+                worker.stats.limitReached(listener: connection.listenerLabel, .unreadAnswers)
+            }
             readPending = true
             return
         }
@@ -195,8 +237,67 @@ final class HTTP1DownstreamConnection: ChannelDuplexHandler, ExchangeDownstream,
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable {
             exchange?.downstreamBecameWritable()
+            // This may run inside `outbound.flush` (the write that drained
+            // the socket): the next request is answered once it returned.
+            context.eventLoop.assumeIsolated().execute { [self] in
+                processRequests()
+                resumeReads()
+            }
         }
         context.fireChannelWritabilityChanged()
+    }
+
+    // MARK: Limits
+
+    /// Starts or stops the `requestHeadersTimeout` clock: it runs while the
+    /// connection waits for a request head of which some bytes came.
+    /// Time the proxy itself holds the head back (its answers unread) does not count.
+    private func watchRequestHead() {
+        guard exchange == nil, !requestInProgress, !isDone, mayAnswer, parser.bufferedBytes > 0 else {
+            headStarted = nil
+            return
+        }
+        if headStarted == nil {
+            headStarted = context?.eventLoop.now ?? .now()
+        }
+        if headCheck == nil {
+            scheduleHeadCheck()
+        }
+    }
+
+    private func scheduleHeadCheck() {
+        guard let started = headStarted, let context else { return }
+        let deadline = started + connection.limits.requestHeadersTimeout
+        headCheck = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
+            guard let self else { return }
+            headCheck = nil
+            guard let started = headStarted else { return }
+            if context.eventLoop.now >= started + connection.limits.requestHeadersTimeout {
+                requestHeadTimedOut()
+            } else {
+                scheduleHeadCheck()
+            }
+        }
+    }
+
+    /// The head did not arrive whole in time: 408, and the connection closes.
+    private func requestHeadTimedOut() {
+        headStarted = nil
+        worker.stats.limitReached(listener: connection.listenerLabel, .requestHeadersTimeout)
+        closeAfterResponse = true
+        requestIsHEAD = false
+        requestVersion = .http1_1
+        let rejected = ProxyExchange(
+            downstream: self, worker: worker, requestID: RequestID.generate(using: &worker.random), isGRPC: false)
+        exchange = rejected
+        rejected.fail(.requestHeadersTimeout)
+    }
+
+    /// The exchange in progress had no bytes either way for `streamIdleTimeout`.
+    private func streamIdleTimedOut() {
+        guard let exchange else { return }
+        worker.stats.limitReached(listener: connection.listenerLabel, .streamIdleTimeout)
+        exchange.streamIdleTimedOut()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -247,14 +348,22 @@ final class HTTP1DownstreamConnection: ChannelDuplexHandler, ExchangeDownstream,
             startResponse(head, endsNow: false, hasTrailers: false)
         }
         outbound.flush(context)
+        // Requests held back while the answers gathered past the buffer
+        // limit go on if the socket took them (else at its writability change).
+        if exchange == nil && !closeAfterResponse && parser.bufferedBytes > 0 {
+            processRequests()
+            resumeReads()
+        }
     }
 
     func writeResponseHead(status: HTTPResponseStatus, headers: HTTPHeaders) {
+        streamIdleTimer.touch()
         pendingHead = (status, headers)
     }
 
     func writeBody(_ body: ByteBuffer) {
         guard let context else { return }
+        streamIdleTimer.touch()
         if let head = pendingHead {
             startResponse(head, endsNow: false, hasTrailers: false)
         }
@@ -358,6 +467,14 @@ final class HTTP1DownstreamConnection: ChannelDuplexHandler, ExchangeDownstream,
     /// What was written of the response goes out first: the client sees it
     /// cut short (a body shorter than its length, or chunks without the last
     /// one) instead of an empty reply, which would wrongly say nothing was sent.
+    /// An HTTP/1.1 connection serves one request at a time: it never holds
+    /// more than one request of any cluster, which every share allows.
+    func takeClusterShare(_ cluster: Int, maxRequests: Int) -> Bool {
+        true
+    }
+
+    func releaseClusterShare(_ cluster: Int) {}
+
     func abortResponse() {
         flushBatched()
         context?.close(promise: nil)

@@ -7,9 +7,17 @@ import NIOHTTP2
 /// one exchange. No channel per stream and no HTTP/1 codec: a request costs
 /// a table entry and the frames themselves.
 ///
-/// Flow control toward the client is ours: the connection window is raised
-/// at once (`HTTP2FrameOutbox`), and credit for DATA goes back only as the
+/// Flow control toward the client is ours: the connection window is the
+/// listener's buffer limit, and credit for DATA goes back only as the
 /// upstream takes the bytes (`HTTP2Stream`).
+///
+/// What one client can make the connection hold is bounded
+/// (`ListenerLimits`): streams by the codec's `maxConcurrentStreams`;
+/// response bytes the client has not read by the outbox's buffer limit,
+/// past which every stream stops reading from its endpoint; answers of any
+/// kind by not reading the client's requests while the socket does not
+/// drain; a silent stream by `streamIdleTimeout`; and each cluster's
+/// capacity by `maxShareOfClusterRequests`.
 final class HTTP2DownstreamConnection: ChannelDuplexHandler {
     typealias InboundIn = HTTP2Frame
     typealias OutboundIn = HTTP2Frame
@@ -26,18 +34,36 @@ final class HTTP2DownstreamConnection: ChannelDuplexHandler {
     /// Streams that received request bytes during this read, to flush upstream once it completes.
     private var readInto = HTTP2StreamsRead()
     private let idleTimer: IdleTimer
+    private var context: ChannelHandlerContext?
+    /// A read was held back while the socket would not take our writes.
+    private var readPending = false
+    /// Ends streams silent for the listener's `streamIdleTimeout`: one timer for all of them.
+    private var streamIdleCheck: Scheduled<Void>?
+    /// Requests this connection holds in flight, by cluster label, for `maxShareOfClusterRequests`.
+    private var clusterShares: [Int: Int] = [:]
 
-    init(info: DownstreamConnectionInfo, worker: LoopWorker, streamWindowSize: Int) {
+    init(info: DownstreamConnectionInfo, worker: LoopWorker) {
         self.info = info
         self.worker = worker
-        self.streamWindowSize = streamWindowSize
+        streamWindowSize = info.limits.http2StreamWindow
         listener = ListenerLookup(name: info.listenerName)
-        outbox = HTTP2FrameOutbox(batch: worker.flushBatch)
+        outbox = HTTP2FrameOutbox(
+            batch: worker.flushBatch, connectionWindowSize: info.limits.http2ConnectionWindow,
+            bufferLimitBytes: info.limits.bufferLimitBytes)
         idleTimer = IdleTimer(timeout: info.idleTimeout)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
         outbox.attach(context)
+        outbox.onBufferLimit = { [weak self] reached in
+            guard let self else { return }
+            if reached {
+                worker.stats.limitReached(listener: info.listenerLabel, .connectionBuffer)
+            } else {
+                streamsMayWrite()
+            }
+        }
         // No stream open for the listener's idleTimeout: GOAWAY, then close.
         // Only streams count: PINGs and SETTINGS do not keep a connection.
         idleTimer.start(on: context.eventLoop) { [weak self] in
@@ -49,7 +75,10 @@ final class HTTP2DownstreamConnection: ChannelDuplexHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         idleTimer.stop()
+        streamIdleCheck?.cancel()
+        streamIdleCheck = nil
         outbox.detach()
+        self.context = nil
     }
 
     // MARK: Frames in
@@ -89,6 +118,7 @@ final class HTTP2DownstreamConnection: ChannelDuplexHandler {
         }
         let stream = HTTP2DownstreamStream(id: id, owner: self, windowSize: streamWindowSize)
         streams[id] = stream
+        watchStreamIdleness()
         guard let (head, contentLength) = HTTP2HeaderMapping.requestHead(headers.headers) else {
             streams.removeValue(forKey: id)
             outbox.reset(id, .protocolError)
@@ -123,11 +153,36 @@ final class HTTP2DownstreamConnection: ChannelDuplexHandler {
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable {
-            for stream in streams.values {
-                stream.connectionBecameWritable()
+            streamsMayWrite()
+            if readPending {
+                readPending = false
+                context.read()
             }
         }
         context.fireChannelWritabilityChanged()
+    }
+
+    private func streamsMayWrite() {
+        for stream in streams.values {
+            stream.connectionBecameWritable()
+        }
+    }
+
+    /// Requests are not read while the client does not read what the
+    /// connection wrote: whatever the answers are (the endpoint's, or the
+    /// proxy's own), they cannot pile up. Credit the client sends (its
+    /// WINDOW_UPDATEs) waits too, but only until the socket drains, which
+    /// does not depend on it.
+    func read(context: ChannelHandlerContext) {
+        guard context.channel.isWritable else {
+            // A download's own backpressure is not a limit; answers all made and left unread are.
+            if !readPending && !streams.values.contains(where: \.isServing) {
+                worker.stats.limitReached(listener: info.listenerLabel, .unreadAnswers)
+            }
+            readPending = true
+            return
+        }
+        context.read()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -144,6 +199,59 @@ final class HTTP2DownstreamConnection: ChannelDuplexHandler {
     /// here is the transport's (a TLS alert, a reset socket), and ends the connection.
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         context.close(promise: nil)
+    }
+
+    // MARK: Limits
+
+    /// Whether the connection may hold one more request of the cluster whose
+    /// label is `cluster` and whose breaker allows `maxRequests`; takes it if so.
+    func takeClusterShare(_ cluster: Int, maxRequests: Int) -> Bool {
+        let held = clusterShares[cluster, default: 0]
+        guard held < info.limits.clusterShare(ofMaxRequests: maxRequests) else {
+            worker.stats.limitReached(listener: info.listenerLabel, .clusterShare)
+            return false
+        }
+        clusterShares[cluster] = held + 1
+        return true
+    }
+
+    func releaseClusterShare(_ cluster: Int) {
+        guard let held = clusterShares[cluster] else { return }
+        clusterShares[cluster] = held > 1 ? held - 1 : nil
+    }
+
+    /// Checks the streams every half `streamIdleTimeout` while any is open,
+    /// so a stream ends between one and one and a half timeouts after its
+    /// last byte, and activity costs a flag rather than a clock read per frame.
+    private func watchStreamIdleness() {
+        guard streamIdleCheck == nil, let context else { return }
+        streamIdleCheck = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(info.limits.streamIdleTimeout.nanoseconds / 2)) {
+            [weak self] in
+            self?.checkStreamIdleness()
+        }
+    }
+
+    /// Ends every stream silent for `streamIdleTimeout`. One that ended
+    /// that way but stays open (its answer waits for the client's window)
+    /// gets another timeout, then a reset.
+    private func checkStreamIdleness() {
+        streamIdleCheck = nil
+        guard let context else { return }
+        let now = context.eventLoop.now
+        let timeout = info.limits.streamIdleTimeout
+        for stream in Array(streams.values) where streams[stream.id] === stream {
+            if stream.wasActive {
+                stream.wasActive = false
+                stream.silentSince = now
+            } else if let since = stream.silentSince, since + timeout <= now {
+                stream.silentSince = now
+                worker.stats.limitReached(listener: info.listenerLabel, .streamIdleTimeout)
+                stream.idleTimedOut()
+            }
+        }
+        if !streams.isEmpty {
+            watchStreamIdleness()
+        }
     }
 
     // MARK: Drain

@@ -13,6 +13,9 @@ final class HTTP2DownstreamStream: HTTP2Stream, ExchangeDownstream {
     /// stream leaves the table.
     private let owner: HTTP2DownstreamConnection
     private var exchange: ProxyExchange?
+    /// When the connection's idleness check last found the stream silent
+    /// since the check before (nil: it was not); see `wasActive`.
+    var silentSince: NIODeadline?
 
     init(id: HTTP2StreamID, owner: HTTP2DownstreamConnection, windowSize: Int) {
         self.owner = owner
@@ -39,6 +42,7 @@ final class HTTP2DownstreamStream: HTTP2Stream, ExchangeDownstream {
     }
 
     func receivedData(_ data: HTTP2Frame.FramePayload.Data, flowControlledLength: Int) {
+        wasActive = true
         if data.endStream {
             receivingEnded = true
         }
@@ -61,6 +65,7 @@ final class HTTP2DownstreamStream: HTTP2Stream, ExchangeDownstream {
     }
 
     func receivedTrailers(_ block: HPACKHeaders) {
+        wasActive = true
         receivingEnded = true
         guard let trailers = HTTP2HeaderMapping.trailers(block),
               bodyMatchesDeclaredLength(received: 0, endStream: true) else {
@@ -88,6 +93,21 @@ final class HTTP2DownstreamStream: HTTP2Stream, ExchangeDownstream {
         active?.downstreamClosed()
     }
 
+    /// An exchange is producing the stream's response.
+    var isServing: Bool { exchange != nil }
+
+    /// Nothing went either way for the listener's `streamIdleTimeout`: the
+    /// exchange ends with its answer (408, 504, or a reset once the response
+    /// started); a stream whose exchange is over (its last bytes wait for
+    /// the client's window) is reset.
+    func idleTimedOut() {
+        if let exchange {
+            exchange.streamIdleTimedOut()
+        } else {
+            sendReset(.cancel)
+        }
+    }
+
     func connectionBecameWritable() {
         if isWritable {
             exchange?.downstreamBecameWritable()
@@ -104,18 +124,29 @@ final class HTTP2DownstreamStream: HTTP2Stream, ExchangeDownstream {
         releaseWithheldCredit()
     }
 
+    func takeClusterShare(_ cluster: Int, maxRequests: Int) -> Bool {
+        owner.takeClusterShare(cluster, maxRequests: maxRequests)
+    }
+
+    func releaseClusterShare(_ cluster: Int) {
+        owner.releaseClusterShare(cluster)
+    }
+
     func writeInterim(_ status: HTTPResponseStatus) {
+        wasActive = true
         sendHeaders(HTTP2HeaderMapping.responseBlock(
             status: status, headers: HTTPHeaders()))
         flush()
     }
 
     func writeResponseHead(status: HTTPResponseStatus, headers: HTTPHeaders) {
+        wasActive = true
         sendHeaders(HTTP2HeaderMapping.responseBlock(
             status: status, headers: headers))
     }
 
     func writeBody(_ body: ByteBuffer) {
+        wasActive = true
         sendData(body)
     }
 
@@ -124,6 +155,7 @@ final class HTTP2DownstreamStream: HTTP2Stream, ExchangeDownstream {
     }
 
     func writeEnd(trailers: HTTPHeaders?) {
+        wasActive = true
         sendEnd(trailers: trailers)
         flush()
     }

@@ -51,11 +51,14 @@ enum ListenerBinder {
                         throw ListenerError.removed
                     }
                     let idleTimeout = compiled.idleTimeout
-                    let detector = ProtocolDetector(idleTimeout: idleTimeout) { context, detected in
+                    let limits = compiled.downstreamLimits
+                    let detector = ProtocolDetector(
+                        idleTimeout: idleTimeout, requestHeadersTimeout: limits.requestHeadersTimeout
+                    ) { context, detected, firstByte in
                         // The first request's bytes: any TLS handshake is over.
                         var info = DownstreamConnectionInfo(
                             listenerName: name, listenerLabel: label, direction: compiled.direction, clientIP: clientIP, isHTTP2: detected == .http2,
-                            idleTimeout: idleTimeout)
+                            idleTimeout: idleTimeout, limits: limits)
                         if compiled.tls != nil, PeerIdentity.isTLS(context.channel) {
                             info.isTLS = true
                             info.client = PeerIdentity.ofClient(on: context.channel)
@@ -63,12 +66,16 @@ enum ListenerBinder {
                         info.callerLabel = worker.stats.label(info.client?.metricLabel ?? PeerIdentity.anonymousMetricLabel)
                         switch detected {
                         case .http1:
-                            try DownstreamPipeline.installHTTP1(after: context, connection: info, worker: worker)
+                            try DownstreamPipeline.installHTTP1(
+                                after: context, connection: info, worker: worker, headStarted: firstByte)
                         case .http2:
                             try DownstreamPipeline.installHTTP2(
                                 after: context, connection: info, worker: worker,
                                 maxHeaderListSize: maxHeaderBytes)
                         }
+                    }
+                    detector.onRequestHeadersTimeout = {
+                        worker.stats.limitReached(listener: label, .requestHeadersTimeout)
                     }
                     switch compiled.tls {
                     case nil:

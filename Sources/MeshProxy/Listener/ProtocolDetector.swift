@@ -23,16 +23,28 @@ final class ProtocolDetector: ChannelInboundHandler, RemovableChannelHandler {
     /// RFC 9113 section 3.4.
     static let http2Preface: [UInt8] = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
 
-    private let install: (ChannelHandlerContext, Detected) throws -> Void
+    private let install: (ChannelHandlerContext, Detected, NIODeadline) throws -> Void
     private var buffered: ByteBuffer?
     private let idleTimeout: TimeAmount
+    private let requestHeadersTimeout: TimeAmount
+    /// When the first byte came: the first request head's time counts from it.
+    private var firstByte: NIODeadline?
     /// Closes a connection that has not said enough to be detected within the
-    /// listener's idleTimeout, so silent connections cannot pile up.
+    /// listener's idleTimeout, so silent connections cannot pile up; once
+    /// bytes came, within its requestHeadersTimeout (a request line trickled
+    /// a byte at a time).
     private var silenceTimeout: Scheduled<Void>?
+    /// Hears when the connection closes for `requestHeadersTimeout`.
+    var onRequestHeadersTimeout: (() -> Void)?
 
-    /// - Parameter install: adds the protocol's handlers after this one.
-    init(idleTimeout: TimeAmount, install: @escaping (ChannelHandlerContext, Detected) throws -> Void) {
+    /// - Parameter install: adds the protocol's handlers after this one;
+    ///   it is given the time the first byte came.
+    init(
+        idleTimeout: TimeAmount, requestHeadersTimeout: TimeAmount,
+        install: @escaping (ChannelHandlerContext, Detected, NIODeadline) throws -> Void
+    ) {
         self.idleTimeout = idleTimeout
+        self.requestHeadersTimeout = requestHeadersTimeout
         self.install = install
     }
 
@@ -124,6 +136,14 @@ final class ProtocolDetector: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var incoming = unwrapInboundIn(data)
+        let firstByte = self.firstByte ?? context.eventLoop.now
+        if self.firstByte == nil {
+            self.firstByte = firstByte
+            silenceTimeout?.cancel()
+            silenceTimeout = context.eventLoop.assumeIsolated().scheduleTask(in: requestHeadersTimeout) { [self] in
+                requestLineTimedOut(context)
+            }
+        }
         if var buffered {
             buffered.writeBuffer(&incoming)
             self.buffered = buffered
@@ -131,9 +151,14 @@ final class ProtocolDetector: ChannelInboundHandler, RemovableChannelHandler {
             buffered = incoming
         }
         guard let bytes = buffered, let detected = Self.detect(bytes) else { return }
+        hand(bytes, to: detected, firstByte: firstByte, context)
+    }
+
+    /// Installs the protocol's handlers, replays what was read and leaves.
+    private func hand(_ bytes: ByteBuffer, to detected: Detected, firstByte: NIODeadline, _ context: ChannelHandlerContext) {
         buffered = nil
         do {
-            try install(context, detected)
+            try install(context, detected, firstByte)
         } catch {
             context.close(promise: nil)
             return
@@ -141,6 +166,26 @@ final class ProtocolDetector: ChannelInboundHandler, RemovableChannelHandler {
         context.fireChannelRead(wrapInboundOut(bytes))
         context.fireChannelReadComplete()
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    }
+
+    /// The first bytes did not tell the protocol within requestHeadersTimeout.
+    /// A request line cut short goes to HTTP/1.1, which answers 408 (its
+    /// head's time is up already); anything else is closed.
+    private func requestLineTimedOut(_ context: ChannelHandlerContext) {
+        silenceTimeout = nil
+        guard let bytes = buffered, let firstByte, Self.couldBeRequestLine(bytes) else {
+            onRequestHeadersTimeout?()
+            context.close(promise: nil)
+            return
+        }
+        hand(bytes, to: .http1, firstByte: firstByte, context)
+    }
+
+    /// Bytes that start like a request line, not like the HTTP/2 preface.
+    static func couldBeRequestLine(_ bytes: ByteBuffer) -> Bool {
+        let seen = bytes.readableBytesView
+        guard let first = seen.first(where: { $0 != UInt8(ascii: "\r") && $0 != UInt8(ascii: "\n") }) else { return false }
+        return isVisibleASCII(first) && !http2Preface.starts(with: seen.prefix(http2Preface.count))
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {

@@ -41,6 +41,8 @@ struct RoutingTable: Sendable {
 final class CompiledListener: Sendable {
     let name: String
     let limits: ListenerLimits
+    /// `limits` as the listener's connections use them.
+    let downstreamLimits: DownstreamLimits
     let idleTimeout: TimeAmount
     let routes: [CompiledRoute]
     /// How new connections start TLS; nil: plaintext. Read when a
@@ -76,6 +78,7 @@ final class CompiledListener: Sendable {
         self.tls = tls
         authorization = config.authorization.map(ListenerAuthorization.init)
         limits = config.limits
+        downstreamLimits = DownstreamLimits(config.limits)
         idleTimeout = .nanoseconds(config.idleTimeout.nanoseconds)
         routes = config.routes.enumerated().map { CompiledRoute($1, index: $0, clusterIndex: clusterIndex) }
         let services = Set(config.routes.flatMap(\.action.clusterNames).map { serviceByCluster[$0] ?? $0 })

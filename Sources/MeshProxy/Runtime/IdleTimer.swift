@@ -6,18 +6,23 @@ import NIOCore
 /// itself again for the rest of it.
 final class IdleTimer {
     private let timeout: TimeAmount
+    /// After `close`, a new period starts (for a timer that ends what is in
+    /// progress rather than the connection).
+    private let keepsWatching: Bool
     private var lastActive = NIODeadline.now()
     private var scheduled: Scheduled<Void>?
     private var eventLoop: EventLoop?
     private var isIdle: () -> Bool = { false }
     private var close: () -> Void = {}
 
-    init(timeout: TimeAmount) {
+    init(timeout: TimeAmount, keepsWatching: Bool = false) {
         self.timeout = timeout
+        self.keepsWatching = keepsWatching
     }
 
     /// Starts watching. Time with `isIdle` false counts as activity (a
-    /// request's own deadline is its route timeout); `close` runs once.
+    /// request's own deadline is its route timeout); `close` runs once,
+    /// unless the timer `keepsWatching`.
     func start(on eventLoop: EventLoop, isIdle: @escaping () -> Bool, close: @escaping () -> Void) {
         self.eventLoop = eventLoop
         self.isIdle = isIdle
@@ -53,7 +58,8 @@ final class IdleTimer {
             touch()
         } else if NIODeadline.now() >= lastActive + timeout {
             close()
-            return
+            guard keepsWatching, eventLoop != nil else { return }
+            touch()
         }
         arm()
     }

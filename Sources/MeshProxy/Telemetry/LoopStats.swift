@@ -112,6 +112,14 @@ final class LoopStats {
 
     private(set) var http2PeerErrors: [HTTP2ErrorKey: UInt64] = [:]
 
+    /// A listener's per-client limit that fired (`ListenerLimit`).
+    struct LimitKey: Hashable {
+        var listener: Int
+        var limit: ListenerLimit
+    }
+
+    private(set) var limitsReached: [LimitKey: UInt64] = [:]
+
     /// A TLS handshake on a listener's connection (downstream) or a cluster's (upstream).
     struct HandshakeKey: Hashable {
         /// The listener's or the cluster's label.
@@ -190,6 +198,10 @@ final class LoopStats {
         http2PeerErrors[key, default: 0] += 1
     }
 
+    func limitReached(listener: Int, _ limit: ListenerLimit) {
+        limitsReached[LimitKey(listener: listener, limit: limit), default: 0] += 1
+    }
+
     func requestRetried(cluster: Int, cause: String) {
         retries[RetryKey(cluster: cluster, cause: cause), default: 0] += 1
     }
@@ -251,6 +263,9 @@ final class LoopStats {
                 listener: labels[key.listener], code: HTTP2Wire.errorName(HTTP2ErrorCode(networkCode: Int(key.code))),
                 scope: key.endedConnection ? "connection" : "stream"
             ), default: 0] += count
+        }
+        for (key, count) in limitsReached {
+            snapshot.limitsReached[.init(listener: labels[key.listener], limit: key.limit.rawValue), default: 0] += count
         }
         for (source, target) in [
             (downstreamHandshakes, \StatsSnapshot.downstreamHandshakes), (upstreamHandshakes, \.upstreamHandshakes),

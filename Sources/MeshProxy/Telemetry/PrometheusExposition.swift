@@ -67,6 +67,15 @@ enum PrometheusExposition {
                stats.http2PeerErrors.map { key, value in
                    (labels(["listener": key.listener, "code": key.code, "scope": key.scope]), "\(value)")
                })
+        family(&out, "swiftmesh_listener_limit_reached_total", "counter",
+               "Times a listener's per-client limit fired, by listener and limit: max_concurrent_streams (a stream "
+                   + "refused), connection_buffer (a connection's unread response bytes reached "
+                   + "perConnectionBufferLimitBytes: its streams stopped reading their endpoints), unread_answers (the "
+                   + "proxy stopped reading requests from a client that left its answers unread), "
+                   + "request_headers_timeout, stream_idle_timeout, cluster_share (429).",
+               stats.limitsReached.map { key, value in
+                   (labels(["listener": key.listener, "limit": key.limit]), "\(value)")
+               })
         family(&out, "swiftmesh_downstream_tls_handshakes_total", "counter",
                "TLS handshakes on client connections, by listener and result (success, failure).",
                outcomes(stats.downstreamHandshakes, owner: "listener"))

@@ -54,6 +54,11 @@ struct StatsSnapshot: Sendable {
         var scope: String
     }
 
+    struct LimitLabels: Hashable, Sendable {
+        var listener: String
+        var limit: String
+    }
+
     /// A listener's or a cluster's connections, by outcome.
     struct OutcomeLabels: Hashable, Sendable {
         var owner: String
@@ -67,6 +72,7 @@ struct StatsSnapshot: Sendable {
     var routeMatches: [RouteMatchLabels: UInt64] = [:]
     var authorizations: [AuthorizationLabels: UInt64] = [:]
     var http2PeerErrors: [HTTP2ErrorLabels: UInt64] = [:]
+    var limitsReached: [LimitLabels: UInt64] = [:]
     var proxyErrors: [ErrorLabels: UInt64] = [:]
     var retries: [RetryLabels: UInt64] = [:]
     var timeouts: [TimeoutLabels: UInt64] = [:]
@@ -98,6 +104,7 @@ struct StatsSnapshot: Sendable {
         routeMatches.merge(other.routeMatches, uniquingKeysWith: +)
         authorizations.merge(other.authorizations, uniquingKeysWith: +)
         http2PeerErrors.merge(other.http2PeerErrors, uniquingKeysWith: +)
+        limitsReached.merge(other.limitsReached, uniquingKeysWith: +)
         downstreamHandshakes.merge(other.downstreamHandshakes, uniquingKeysWith: +)
         upstreamHandshakes.merge(other.upstreamHandshakes, uniquingKeysWith: +)
         upstreamConnects.merge(other.upstreamConnects, uniquingKeysWith: +)

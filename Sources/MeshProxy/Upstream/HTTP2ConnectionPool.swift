@@ -130,9 +130,12 @@ final class HTTP2ConnectionPool {
 }
 
 enum UpstreamHTTP2Settings {
-    /// Per-stream receive window: large enough for high-throughput streams
-    /// (8 MiB gRPC messages), small enough that a stalled client bounds what we buffer.
-    static let streamWindow = 1 << 20
+    /// Per-stream receive window. What an endpoint may send that its client
+    /// has not read yet is at most this per stream beyond the client's
+    /// connection buffer limit (credit stops once the client's side is
+    /// full, but what was granted may still come), so it is kept small:
+    /// 256 KiB still carries a stream at hundreds of MB/s on a LAN.
+    static let streamWindow = 256 * 1024
 
     /// The upstream connections' SETTINGS: no push, the stream window, and
     /// header lists up to 1 MiB (the downstream side enforces its own limit).

@@ -40,6 +40,7 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], backend: "HTTPBackend"):
         self.backend = backend
+        self.request_queue_size = backend.backlog
         super().__init__(address, _Handler)
 
     def get_request(self) -> tuple[socket.socket, Any]:
@@ -211,8 +212,10 @@ def pattern(n: int) -> bytes:
 
 class HTTPBackend:
     def __init__(self, name: str, host: str = "127.0.0.1", port: int = 0, delay: float = 0.0,
-                 ssl_context: Optional[ssl.SSLContext] = None):
+                 ssl_context: Optional[ssl.SSLContext] = None, backlog: int = 256):
         self.name = name
+        # the listen backlog: connections the kernel holds until the accept loop takes them
+        self.backlog = backlog
         self.ssl_context = ssl_context
         if ssl_context is not None:
             def remember_sni(sock: Any, server_name: Optional[str], _context: Any) -> None:
