@@ -253,14 +253,7 @@ private struct ClusterJSON: Encodable {
     var name: String
     var service: String?
     var `protocol`: String
-    var loadBalancing: String
-    var hashHeader: String?
-    var connectTimeout: String
-    var idleTimeout: String
-    var circuitBreaker: CircuitBreakerJSON
-    var outlierDetection: OutlierDetectionJSON?
-    var healthCheck: HealthCheckJSON?
-    var panicThreshold: Int
+    var settings: ClusterSettingsJSON
     var tls: ClusterTLSJSON?
     var endpoints: [EndpointJSON]?
     var dns: DNSJSON?
@@ -269,14 +262,7 @@ private struct ClusterJSON: Encodable {
         name = cluster.name
         service = cluster.service
         `protocol` = cluster.protocolKind.rawValue
-        loadBalancing = cluster.loadBalancing.rawValue
-        hashHeader = cluster.hashHeader
-        connectTimeout = cluster.connectTimeout.description
-        idleTimeout = cluster.idleTimeout.description
-        circuitBreaker = CircuitBreakerJSON(cluster.circuitBreaker)
-        outlierDetection = cluster.outlierDetection.map(OutlierDetectionJSON.init)
-        healthCheck = cluster.healthCheck.map(HealthCheckJSON.init)
-        panicThreshold = cluster.panicThreshold
+        settings = ClusterSettingsJSON(ClusterSettings.Overrides(cluster.settings))
         tls = cluster.tls.map(ClusterTLSJSON.init)
         switch cluster.discovery {
         case let .staticEndpoints(list):
@@ -290,6 +276,46 @@ private struct ClusterJSON: Encodable {
                 family: discovery.family.rawValue
             )
         }
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case name, service, `protocol`, tls, endpoints, dns
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(name, forKey: .name)
+        try container.encodeIfPresent(service, forKey: .service)
+        try container.encode(`protocol`, forKey: .protocol)
+        try container.encodeIfPresent(tls, forKey: .tls)
+        try container.encodeIfPresent(endpoints, forKey: .endpoints)
+        try container.encodeIfPresent(dns, forKey: .dns)
+        // The shared keys sit beside these, as in the YAML.
+        try settings.encode(to: encoder)
+    }
+}
+
+/// The keys a cluster and a ServicePolicy share (`ClusterSettings`), written
+/// into the object that holds them; keys with no value are left out.
+struct ClusterSettingsJSON: Encodable {
+    var loadBalancing: String?
+    var hashHeader: String?
+    var connectTimeout: String?
+    var idleTimeout: String?
+    var circuitBreaker: CircuitBreakerJSON?
+    var outlierDetection: OutlierDetectionJSON?
+    var healthCheck: HealthCheckJSON?
+    var panicThreshold: Int?
+
+    init(_ settings: ClusterSettings.Overrides) {
+        loadBalancing = settings.loadBalancing?.rawValue
+        hashHeader = settings.hashHeader
+        connectTimeout = settings.connectTimeout?.description
+        idleTimeout = settings.idleTimeout?.description
+        circuitBreaker = settings.circuitBreaker.map(CircuitBreakerJSON.init)
+        outlierDetection = settings.outlierDetection.map(OutlierDetectionJSON.init)
+        healthCheck = settings.healthCheck.map(HealthCheckJSON.init)
+        panicThreshold = settings.panicThreshold
     }
 }
 

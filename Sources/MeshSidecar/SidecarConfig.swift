@@ -62,9 +62,6 @@ public enum SidecarConfig {
         attempts: 2, conditions: [.connectFailure, .reset, .refusedStream, .unavailable, .cancelled, .retriableStatusCodes],
         retriableStatusCodes: [503])
 
-    public static let defaultOutlierDetection = OutlierDetectionConfig(
-        consecutiveErrors: 5, interval: .seconds(1), baseEjectionTime: .seconds(30), maxEjectionPercent: 50)
-
     /// The configuration for `options` with `upstreams` (the services the app
     /// calls and those their policies route to), the app speaking
     /// `appProtocol`, the sidecar's `certificate` (none yet: no inbound
@@ -146,20 +143,12 @@ public enum SidecarConfig {
     private static func cluster(
         named name: String, service: String, subset: [String: String], upstream: Upstream?, certificate: WorkloadCertificate?
     ) -> ClusterConfig {
-        let policy = upstream?.policy
         let endpoints = (upstream?.instances ?? [])
             .filter { instance in subset.allSatisfy { instance.labels[$0.key] == $0.value } }
             .map { StaticEndpoint(address: $0.address) }
         return ClusterConfig(
             name: name, service: service, protocolKind: upstream?.protocolKind ?? .http2,
-            loadBalancing: policy?.loadBalancing ?? ServicePolicy.defaultLoadBalancing, hashHeader: policy?.hashHeader,
-            discovery: .staticEndpoints(endpoints),
-            connectTimeout: policy?.connectTimeout ?? ClusterConfig.defaultConnectTimeout,
-            idleTimeout: policy?.idleTimeout ?? ClusterConfig.defaultIdleTimeout,
-            circuitBreaker: policy?.circuitBreaker ?? CircuitBreakerConfig(),
-            outlierDetection: policy?.outlierDetection ?? defaultOutlierDetection,
-            healthCheck: policy?.healthCheck,
-            panicThreshold: policy?.panicThreshold ?? ClusterConfig.defaultPanicThreshold,
+            discovery: .staticEndpoints(endpoints), settings: upstream?.policy?.effectiveSettings ?? .meshDefaults,
             tls: outboundTLS(upstream, certificate: certificate))
     }
 }

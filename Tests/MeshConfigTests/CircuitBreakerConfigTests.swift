@@ -5,7 +5,7 @@ import Testing
 struct CircuitBreakerConfigTests {
     @Test func defaultToEnvoysLimits() throws {
         let config = try ConfigLoader.decode(yaml: Fixture.document())
-        #expect(config.clusters[0].circuitBreaker == CircuitBreakerConfig(
+        #expect(config.clusters[0].settings.circuitBreaker == CircuitBreakerConfig(
             maxConnections: 1024, maxPendingRequests: 1024, maxRequests: 1024, maxRetries: 1024))
     }
 
@@ -13,14 +13,14 @@ struct CircuitBreakerConfigTests {
         let config = try ConfigLoader.decode(yaml: Fixture.cluster(
             "name: user, endpoints: [127.0.0.1:1], "
                 + "circuitBreaker: { maxConnections: 1024, maxPendingRequests: 128, maxRequests: 1024, maxRetries: 3 }"))
-        #expect(config.clusters[0].circuitBreaker == CircuitBreakerConfig(
+        #expect(config.clusters[0].settings.circuitBreaker == CircuitBreakerConfig(
             maxConnections: 1024, maxPendingRequests: 128, maxRequests: 1024, maxRetries: 3))
     }
 
     @Test func maxRetriesIsALimitLikeTheOthers() throws {
         let config = try ConfigLoader.decode(yaml: Fixture.cluster(
             "name: user, circuitBreaker: { maxRetries: 7 }, endpoints: [127.0.0.1:1]"))
-        #expect(config.clusters[0].circuitBreaker.maxRetries == 7)
+        #expect(config.clusters[0].settings.circuitBreaker.maxRetries == 7)
         #expect(onlyIssue(Fixture.cluster(
             "name: user, circuitBreaker: { maxRetries: -1 }, endpoints: [127.0.0.1:1]"))?.path
             == "clusters[0].circuitBreaker.maxRetries")
@@ -29,7 +29,7 @@ struct CircuitBreakerConfigTests {
     @Test func keysLeftOutKeepTheirDefault() throws {
         let config = try ConfigLoader.decode(yaml: Fixture.cluster(
             "name: user, circuitBreaker: { maxRequests: 10, maxPendingRequests: 2 }, endpoints: [127.0.0.1:1]"))
-        #expect(config.clusters[0].circuitBreaker == CircuitBreakerConfig(
+        #expect(config.clusters[0].settings.circuitBreaker == CircuitBreakerConfig(
             maxConnections: 1024, maxPendingRequests: 2, maxRequests: 10))
     }
 

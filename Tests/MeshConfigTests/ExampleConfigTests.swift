@@ -63,13 +63,11 @@ struct ExampleConfigTests {
             ClusterConfig(
                 name: "user",
                 protocolKind: .http2,
-                loadBalancing: .ringHash,
-                hashHeader: "x-user-id",
                 discovery: .staticEndpoints([
                     StaticEndpoint(address: HostPort(host: "127.0.0.1", port: 50051)),
                     StaticEndpoint(address: HostPort(host: "127.0.0.1", port: 50052), weight: 2),
                 ]),
-                connectTimeout: .seconds(1)
+                settings: ClusterSettings(loadBalancing: .ringHash, hashHeader: "x-user-id", connectTimeout: .seconds(1))
             ),
             ClusterConfig(
                 name: "user-canary",
@@ -119,9 +117,9 @@ struct ExampleConfigTests {
         #expect(route.requestHeadersToRemove.isEmpty)
         let user = try #require(config.cluster(named: "user"))
         #expect(user.protocolKind == .http1)
-        #expect(user.loadBalancing == .roundRobin)
-        #expect(user.hashHeader == nil)
-        #expect(user.connectTimeout == .seconds(1))
+        #expect(user.settings.loadBalancing == .roundRobin)
+        #expect(user.settings.hashHeader == nil)
+        #expect(user.settings.connectTimeout == .seconds(1))
         #expect(user.discovery == .staticEndpoints([StaticEndpoint(address: HostPort(host: "127.0.0.1", port: 9000), weight: 1)]))
         let named = try #require(config.cluster(named: "named"))
         #expect(named.discovery == .dns(DNSDiscovery(name: "user.svc", port: 80, refresh: .seconds(5), resolver: nil)))

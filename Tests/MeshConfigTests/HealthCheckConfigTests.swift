@@ -4,7 +4,7 @@ import Testing
 @Suite("Active health checks")
 struct HealthCheckConfigTests {
     private func healthCheck(_ fields: String) throws -> HealthCheckConfig? {
-        try ConfigLoader.decode(yaml: Fixture.cluster("name: user, endpoints: [127.0.0.1:1], \(fields)")).clusters[0].healthCheck
+        try ConfigLoader.decode(yaml: Fixture.cluster("name: user, endpoints: [127.0.0.1:1], \(fields)")).clusters[0].settings.healthCheck
     }
 
     @Test func theContractsExampleDecodes() throws {

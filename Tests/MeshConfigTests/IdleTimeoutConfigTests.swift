@@ -6,7 +6,7 @@ struct IdleTimeoutConfigTests {
     @Test func defaultToAnHour() throws {
         let config = try ConfigLoader.decode(yaml: Fixture.document())
         #expect(config.listeners[0].idleTimeout == .seconds(3600))
-        #expect(config.clusters[0].idleTimeout == .seconds(3600))
+        #expect(config.clusters[0].settings.idleTimeout == .seconds(3600))
     }
 
     @Test func setPerListenerAndCluster() throws {
@@ -14,7 +14,7 @@ struct IdleTimeoutConfigTests {
             listeners: [Fixture.listener(extra: ", idleTimeout: 90s")],
             clusters: ["{ name: user, idleTimeout: 30s, endpoints: [127.0.0.1:9000] }"]))
         #expect(config.listeners[0].idleTimeout == .seconds(90))
-        #expect(config.clusters[0].idleTimeout == .seconds(30))
+        #expect(config.clusters[0].settings.idleTimeout == .seconds(30))
     }
 
     @Test func zeroIsRefusedWithItsPath() {

@@ -8,9 +8,9 @@ struct OutlierDetectionConfigTests {
     }
 
     @Test func offUnlessConfiguredWithEnvoysDefaults() throws {
-        #expect(try cluster("protocol: http1").outlierDetection == nil)
-        #expect(try cluster("protocol: http1").panicThreshold == 50)
-        let defaults = try cluster("outlierDetection: {}").outlierDetection
+        #expect(try cluster("protocol: http1").settings.outlierDetection == nil)
+        #expect(try cluster("protocol: http1").settings.panicThreshold == 50)
+        let defaults = try cluster("outlierDetection: {}").settings.outlierDetection
         #expect(defaults == OutlierDetectionConfig(
             consecutiveErrors: 5, interval: .seconds(10), baseEjectionTime: .seconds(30), maxEjectionTime: .seconds(300),
             maxEjectionPercent: 10))
@@ -20,10 +20,10 @@ struct OutlierDetectionConfigTests {
         let config = try cluster(
             "outlierDetection: { consecutiveErrors: 5, interval: 1s, baseEjectionTime: 30s, maxEjectionPercent: 50, "
                 + "successRate: { minimumHosts: 3 } }, panicThreshold: 30")
-        #expect(config.outlierDetection == OutlierDetectionConfig(
+        #expect(config.settings.outlierDetection == OutlierDetectionConfig(
             consecutiveErrors: 5, interval: .seconds(1), baseEjectionTime: .seconds(30), maxEjectionTime: .seconds(300),
             maxEjectionPercent: 50, successRate: SuccessRateConfig(minimumHosts: 3)))
-        #expect(config.panicThreshold == 30)
+        #expect(config.settings.panicThreshold == 30)
     }
 
     @Test func everyProblemOfTheBlockIsReportedAtOnce() {
@@ -33,7 +33,7 @@ struct OutlierDetectionConfigTests {
     }
 
     @Test func aLongBaseEjectionRaisesTheDefaultCap() throws {
-        #expect(try cluster("outlierDetection: { baseEjectionTime: 10m }").outlierDetection?.maxEjectionTime == .seconds(600))
+        #expect(try cluster("outlierDetection: { baseEjectionTime: 10m }").settings.outlierDetection?.maxEjectionTime == .seconds(600))
     }
 
     @Test(arguments: [

@@ -152,7 +152,7 @@ struct RuleIssueTests {
 
     @Test func ringHashHeaderIsLowerCased() throws {
         let config = try ConfigLoader.decode(yaml: Fixture.cluster("name: user, loadBalancing: ring_hash, hashHeader: X-User-ID, endpoints: [127.0.0.1:1]"))
-        #expect(config.clusters.first?.hashHeader == "x-user-id")
+        #expect(config.clusters.first?.settings.hashHeader == "x-user-id")
     }
 
     @Test func namesAreRestrictedToLabelSafeCharacters() {

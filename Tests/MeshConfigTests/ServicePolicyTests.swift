@@ -27,9 +27,9 @@ struct ServicePolicyTests {
         #expect(resources[0].kind == .servicePolicy)
         guard case .servicePolicy(let policy) = resources[0].spec else { return }
         #expect(policy.service == "user")
-        #expect(policy.loadBalancing == .leastRequest)
-        #expect(policy.circuitBreaker?.maxRequests == 1024)
-        #expect(policy.outlierDetection?.consecutiveErrors == 5)
+        #expect(policy.settings.loadBalancing == .leastRequest)
+        #expect(policy.settings.circuitBreaker?.maxRequests == 1024)
+        #expect(policy.settings.outlierDetection?.consecutiveErrors == 5)
         #expect(policy.routes.count == 1)
         #expect(policy.routes[0].match.grpc == GRPCMatch(service: "user.UserService"))
         #expect(policy.routes[0].timeout == .seconds(2))
@@ -45,6 +45,39 @@ struct ServicePolicyTests {
         let json = ServicePolicyJSON.render(policy)
         #expect(try ResourceLoader.decodePolicy(json: json) == policy)
         #expect(!json.contains("\n"), "compact: one line")
+    }
+
+    /// What a policy leaves out keeps the mesh's defaults; what it sets
+    /// replaces them, key by key.
+    @Test func itsSettingsResolveOverTheMeshsDefaults() throws {
+        let yaml = """
+            apiVersion: swiftmesh.dev/v1alpha1
+            kind: ServicePolicy
+            metadata: { name: user }
+            spec: { service: user, connectTimeout: 250ms, circuitBreaker: { maxRequests: 10 } }
+            """
+        guard case .servicePolicy(let policy) = try ResourceLoader.decode(yaml: yaml)[0].spec else { return }
+        #expect(policy.settings == ClusterSettings.Overrides(
+            connectTimeout: .milliseconds(250), circuitBreaker: CircuitBreakerConfig(maxRequests: 10)))
+        var expected = ClusterSettings.meshDefaults
+        expected.connectTimeout = .milliseconds(250)
+        expected.circuitBreaker = CircuitBreakerConfig(maxRequests: 10)
+        #expect(policy.effectiveSettings == expected)
+        #expect(ServicePolicyJSON.renderEffectiveSettings(policy).contains(#""loadBalancing":"least_request""#))
+    }
+
+    /// `get policies -o yaml` prints the effective settings as the
+    /// resource's status; applying that output again ignores it.
+    @Test func aStatusIsIgnoredOnApply() throws {
+        let yaml = """
+            apiVersion: swiftmesh.dev/v1alpha1
+            kind: ServicePolicy
+            metadata: { name: user }
+            spec: { service: user, loadBalancing: random }
+            status: { effective: { loadBalancing: random, connectTimeout: 1s } }
+            """
+        guard case .servicePolicy(let policy) = try ResourceLoader.decode(yaml: yaml)[0].spec else { return }
+        #expect(policy == ServicePolicy(service: "user", settings: .init(loadBalancing: .random)))
     }
 
     // Found by FuzzResources' sibling FuzzConfig: headers added out of name

@@ -131,6 +131,11 @@ struct ControlPlaneHTTPAPITests {
                 let resource = try json(response)
                 #expect(resource["kind"] as? String == "ServicePolicy")
                 #expect((resource["spec"] as? [String: Any])?["loadBalancing"] as? String == "random")
+                // What the policy leaves out shows with the mesh's default.
+                let effective = (resource["status"] as? [String: Any])?["effective"] as? [String: Any]
+                #expect(effective?["loadBalancing"] as? String == "random")
+                #expect(effective?["connectTimeout"] as? String == "1s")
+                #expect((effective?["outlierDetection"] as? [String: Any])?["consecutiveErrors"] as? Int == 5)
             }
             try await client.execute(uri: "/api/v1/services", method: .get) { response in
                 let services = try json(response)["services"] as? [[String: Any]]

@@ -14,7 +14,7 @@ struct ControlPlaneResourceTests {
 
     private func policy(_ name: String, service: String, routesTo other: String? = nil) -> MeshResource {
         let routes = other.map { [PolicyRoute(match: RouteMatch(), split: [PolicyDestination(service: $0, weight: 1)])] } ?? []
-        return MeshResource(name: name, spec: .servicePolicy(ServicePolicy(service: service, loadBalancing: .random, routes: routes)))
+        return MeshResource(name: name, spec: .servicePolicy(ServicePolicy(service: service, settings: .init(loadBalancing: .random), routes: routes)))
     }
 
     @Test func applyingAPolicyPushesItToTheServicesCallersWithWhatItRoutesTo() async throws {

@@ -247,7 +247,7 @@ struct ControlPlaneTests {
 
     @Test func resourcesAppliedThroughAnotherReplicaAreApplied() async throws {
         let controlPlane = replica(RecordingStore())
-        let policy = MeshResource(name: "user", spec: .servicePolicy(ServicePolicy(service: "user", loadBalancing: .random, routes: [])))
+        let policy = MeshResource(name: "user", spec: .servicePolicy(ServicePolicy(service: "user", settings: .init(loadBalancing: .random), routes: [])))
         await controlPlane.storeChanged([.resourcePut(policy)])
         #expect(await controlPlane.resources(of: .servicePolicy) == [policy])
         await controlPlane.storeChanged([.resourceDeleted(kind: .servicePolicy, name: "user")])

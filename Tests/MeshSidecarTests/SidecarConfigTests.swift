@@ -27,8 +27,8 @@ struct SidecarConfigTests {
         #expect(config.cluster(named: "local_app")?.protocolKind == .http2)
         #expect(config.cluster(named: "local_app")?.discovery == .staticEndpoints([StaticEndpoint(address: options.app)]))
         #expect(config.cluster(named: "user")?.discovery == .staticEndpoints([StaticEndpoint(address: HostPort(host: "10.0.0.2", port: 15001))]))
-        #expect(config.cluster(named: "user")?.loadBalancing == .leastRequest)
-        #expect(config.cluster(named: "user")?.outlierDetection == SidecarConfig.defaultOutlierDetection)
+        #expect(config.cluster(named: "user")?.settings.loadBalancing == .leastRequest)
+        #expect(config.cluster(named: "user")?.settings == ClusterSettings.meshDefaults)
         #expect(config.admin?.listen.port == 15100)
     }
 

@@ -17,7 +17,7 @@ struct SidecarPolicyTests {
 
     @Test func aSplitOverSubsetsBecomesAClusterPerSubsetBeforeTheCatchAll() {
         let policy = ServicePolicy(
-            service: "user", loadBalancing: .roundRobin, circuitBreaker: CircuitBreakerConfig(maxRequests: 10),
+            service: "user", settings: .init(loadBalancing: .roundRobin, circuitBreaker: CircuitBreakerConfig(maxRequests: 10)),
             routes: [PolicyRoute(
                 match: RouteMatch(grpc: GRPCMatch(service: "user.UserService")), timeout: .seconds(2),
                 split: [
@@ -40,18 +40,18 @@ struct SidecarPolicyTests {
             StaticEndpoint(address: HostPort(host: "10.0.0.1", port: 15001)),
             StaticEndpoint(address: HostPort(host: "10.0.0.2", port: 15001)),
         ]))
-        #expect(config.cluster(named: "user[version=v2]")?.loadBalancing == .roundRobin, "the policy's settings")
-        #expect(config.cluster(named: "user[version=v2]")?.circuitBreaker.maxRequests == 10)
+        #expect(config.cluster(named: "user[version=v2]")?.settings.loadBalancing == .roundRobin, "the policy's settings")
+        #expect(config.cluster(named: "user[version=v2]")?.settings.circuitBreaker.maxRequests == 10)
     }
 
     @Test func aRouteToAnotherServiceUsesThatServicesPolicy() {
         let user = SidecarConfig.Upstream(instances: [], policy: ServicePolicy(
             service: "user", routes: [PolicyRoute(match: RouteMatch(pathPrefix: "/next/"), split: [PolicyDestination(service: "user-next", weight: 1)])]))
         let next = SidecarConfig.Upstream(instances: [instance("10.0.0.9", version: "v3")], policy: ServicePolicy(
-            service: "user-next", loadBalancing: .random))
+            service: "user-next", settings: .init(loadBalancing: .random)))
         let config = SidecarConfig.build(options, upstreams: ["user": user, "user-next": next], appProtocol: .http1, certificate: nil)
         #expect(config.listeners[0].routes.map(\.action) == [.cluster("user-next"), .cluster("user")])
-        #expect(config.cluster(named: "user-next")?.loadBalancing == .random)
+        #expect(config.cluster(named: "user-next")?.settings.loadBalancing == .random)
         #expect(config.listeners.count == 1, "no listener for a service the app does not call itself")
     }
 

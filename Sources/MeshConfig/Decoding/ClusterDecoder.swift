@@ -1,38 +1,18 @@
 extension ProxyConfigDecoder {
     mutating func cluster(_ node: ConfigNode) -> ClusterConfig? {
         guard let fields = reader.mapping(
-            node,
-            keys: [
-                "name", "service", "protocol", "loadBalancing", "hashHeader", "connectTimeout", "idleTimeout", "circuitBreaker",
-                "outlierDetection", "healthCheck", "panicThreshold", "tls", "endpoints", "dns",
-            ]
+            node, keys: ["name", "service", "protocol"] + Self.clusterSettingsKeys + ["tls", "endpoints", "dns"]
         ) else { return nil }
         let name = reader.required("name", in: fields, hint: "add e.g. \"name: user\"")
             .flatMap { definedName($0, recordIn: \.clusterNames) }
         let service = fields["service"].flatMap { serviceName($0) }
         let protocolKind = fields["protocol"].flatMap { reader.choice($0, of: UpstreamProtocol.self) }
-        // Nil when given but invalid, so the hashHeader rule is skipped rather
-        // than judged against a policy the user did not write.
-        let loadBalancing: LoadBalancingPolicy? =
-            if let policyNode = fields["loadBalancing"] { reader.choice(policyNode, of: LoadBalancingPolicy.self) } else { .roundRobin }
-        let hashHeader = fields["hashHeader"].flatMap { reader.headerName($0) }
-        let connectTimeout = fields["connectTimeout"].flatMap { reader.positiveDuration($0) }
-        let idleTimeout = fields["idleTimeout"].flatMap { reader.positiveDuration($0) }
-        let circuitBreaker = fields["circuitBreaker"].flatMap { self.circuitBreaker($0) }
-        let outlierDetection = fields["outlierDetection"].flatMap { self.outlierDetection($0) }
-        let healthCheck = fields["healthCheck"].flatMap {
-            self.healthCheck($0, protocolKind: fields.has("protocol") ? protocolKind : .http1)
-        }
-        let panicThreshold = fields["panicThreshold"].flatMap {
-            reader.integer($0, in: 0...100, expected: "a percentage from 0 to 100")
-        }
+        let settings = clusterSettings(
+            fields, defaults: .proxyDefaults, probeProtocol: fields.has("protocol") ? protocolKind : .http1)
         let tls = fields["tls"].flatMap { clusterTLS($0) }
         let endpoints = fields["endpoints"].flatMap { staticEndpoints($0) }
         let dns = fields["dns"].flatMap { dnsDiscovery($0) }
 
-        if let loadBalancing {
-            checkHashHeader(fields, policy: loadBalancing)
-        }
         switch (fields.has("endpoints"), fields.has("dns")) {
         case (true, true):
             reader.report(fields.path, "has both endpoints and dns; keep one (endpoints lists fixed IP addresses, dns resolves a name)")
@@ -43,38 +23,13 @@ extension ProxyConfigDecoder {
         }
         let discovery = endpoints.map(EndpointDiscovery.staticEndpoints) ?? dns.map(EndpointDiscovery.dns)
 
-        guard let name, let discovery else { return nil }
-        if fields.has("outlierDetection") && outlierDetection == nil || fields.has("panicThreshold") && panicThreshold == nil
-            || fields.has("healthCheck") && healthCheck == nil || fields.has("tls") && tls == nil
-            || fields.has("service") && service == nil {
+        guard let name, let discovery, let settings else { return nil }
+        if fields.has("tls") && tls == nil || fields.has("service") && service == nil {
             return nil
         }
         return ClusterConfig(
-            name: name,
-            service: service,
-            protocolKind: protocolKind ?? .http1,
-            loadBalancing: loadBalancing ?? .roundRobin,
-            hashHeader: hashHeader,
-            discovery: discovery,
-            connectTimeout: connectTimeout ?? ClusterConfig.defaultConnectTimeout,
-            idleTimeout: idleTimeout ?? ClusterConfig.defaultIdleTimeout,
-            circuitBreaker: circuitBreaker ?? CircuitBreakerConfig(),
-            outlierDetection: outlierDetection,
-            healthCheck: healthCheck,
-            panicThreshold: panicThreshold ?? ClusterConfig.defaultPanicThreshold,
-            tls: tls
-        )
-    }
-
-    /// ring_hash needs a header to hash; every other policy would ignore one,
-    /// which more likely means the policy is not what the author intended.
-    mutating func checkHashHeader(_ fields: ConfigMapping, policy: LoadBalancingPolicy) {
-        let path = fields.path.key("hashHeader")
-        if policy == .ringHash, !fields.has("hashHeader") {
-            reader.report(path, "missing; loadBalancing: ring_hash picks the endpoint by hashing a request header, so name one, e.g. \"hashHeader: x-user-id\"")
-        } else if policy != .ringHash, fields.has("hashHeader") {
-            reader.report(path, "only used with loadBalancing: ring_hash, but this cluster uses \(policy.rawValue); remove hashHeader or set loadBalancing: ring_hash")
-        }
+            name: name, service: service, protocolKind: protocolKind ?? .http1, discovery: discovery,
+            settings: settings.resolved(over: .proxyDefaults), tls: tls)
     }
 
     private mutating func staticEndpoints(_ node: ConfigNode) -> [StaticEndpoint]? {

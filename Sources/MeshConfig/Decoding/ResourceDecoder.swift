@@ -1,7 +1,12 @@
 extension ProxyConfigDecoder {
-    /// One resource in its envelope: `apiVersion`, `kind`, `metadata.name`, `spec`.
+    /// One resource in its envelope: `apiVersion`, `kind`, `metadata.name`,
+    /// `spec`. A `status` is what the control plane computed when it showed
+    /// the resource (a policy's effective settings): ignored, so that what
+    /// `get -o yaml` prints applies again as it is.
     mutating func resource(_ node: ConfigNode) -> MeshResource? {
-        guard let fields = reader.mapping(node, keys: ["apiVersion", "kind", "metadata", "spec"]) else { return nil }
+        guard let fields = reader.mapping(node, keys: ["apiVersion", "kind", "metadata", "spec", "status"]) else {
+            return nil
+        }
         if let versionNode = reader.required("apiVersion", in: fields, hint: "add \"apiVersion: \(MeshResource.apiVersion)\""),
            let version = reader.string(versionNode, expected: "an API version"), version != MeshResource.apiVersion {
             reader.report(versionNode.path, "\(NodeReader.quoted(version)) is not an API version of SwiftMesh; use \(MeshResource.apiVersion)")

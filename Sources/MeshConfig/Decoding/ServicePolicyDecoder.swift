@@ -3,36 +3,17 @@ extension ProxyConfigDecoder {
     /// cluster; routes are the proxy's routes with services and subsets as
     /// destinations.
     mutating func servicePolicy(_ node: ConfigNode) -> ServicePolicy? {
-        guard let fields = reader.mapping(
-            node,
-            keys: [
-                "service", "loadBalancing", "hashHeader", "connectTimeout", "idleTimeout", "circuitBreaker",
-                "outlierDetection", "healthCheck", "panicThreshold", "routes",
-            ]
-        ) else { return nil }
+        guard let fields = reader.mapping(node, keys: ["service"] + Self.clusterSettingsKeys + ["routes"]) else {
+            return nil
+        }
         let service = reader.required("service", in: fields, hint: "add the service the policy is for, e.g. \"service: user\"")
             .flatMap { serviceName($0) }
-        let loadBalancing = fields["loadBalancing"].flatMap { reader.choice($0, of: LoadBalancingPolicy.self) }
-        let hashHeader = fields["hashHeader"].flatMap { reader.headerName($0) }
-        if !fields.has("loadBalancing") || loadBalancing != nil {
-            checkHashHeader(fields, policy: loadBalancing ?? ServicePolicy.defaultLoadBalancing)
-        }
-        let connectTimeout = fields["connectTimeout"].flatMap { reader.positiveDuration($0) }
-        let idleTimeout = fields["idleTimeout"].flatMap { reader.positiveDuration($0) }
-        let circuitBreaker = fields["circuitBreaker"].flatMap { self.circuitBreaker($0) }
-        let outlierDetection = fields["outlierDetection"].flatMap { self.outlierDetection($0) }
         // Sidecars reach each other over HTTP/2, so probes do too.
-        let healthCheck = fields["healthCheck"].flatMap { self.healthCheck($0, protocolKind: .http2) }
-        let panicThreshold = fields["panicThreshold"].flatMap {
-            reader.integer($0, in: 0...100, expected: "a percentage from 0 to 100")
-        }
+        let settings = clusterSettings(fields, defaults: .meshDefaults, probeProtocol: .http2)
         let routes = fields["routes"].flatMap { reader.list($0, of: "routes") }
             .map { $0.compactMap { policyRoute($0, service: service) } }
-        guard let service else { return nil }
-        return ServicePolicy(
-            service: service, loadBalancing: loadBalancing, hashHeader: hashHeader, connectTimeout: connectTimeout,
-            idleTimeout: idleTimeout, circuitBreaker: circuitBreaker, outlierDetection: outlierDetection,
-            healthCheck: healthCheck, panicThreshold: panicThreshold, routes: routes ?? [])
+        guard let service, let settings else { return nil }
+        return ServicePolicy(service: service, settings: settings, routes: routes ?? [])
     }
 
     /// A service name where one is written: a DNS label.

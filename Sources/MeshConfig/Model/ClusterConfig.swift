@@ -7,63 +7,30 @@ public struct ClusterConfig: Sendable, Equatable {
     public var service: String?
     /// The protocol spoken to the endpoints. Default http1.
     public var protocolKind: UpstreamProtocol
-    /// The balancing policy. Default round_robin.
-    public var loadBalancing: LoadBalancingPolicy
-    /// ring_hash only: the request header whose value is hashed.
-    public var hashHeader: String?
     /// Where the endpoints come from.
     public var discovery: EndpointDiscovery
-    /// How long establishing a connection to an endpoint may take. Default 1s.
-    public var connectTimeout: MeshDuration
-    /// A connection to an endpoint that serves no request for this long is closed. Default 1h.
-    public var idleTimeout: MeshDuration
-    /// Limits on connections and requests to the cluster, across all event loops.
-    public var circuitBreaker: CircuitBreakerConfig
-    /// Ejects endpoints that fail their requests; nil: off.
-    public var outlierDetection: OutlierDetectionConfig?
-    /// Probes every endpoint; nil: off.
-    public var healthCheck: HealthCheckConfig?
-    /// Percent of endpoints that must be usable (healthy, not ejected) for balancing
-    /// to skip the others; below it, every endpoint gets requests again, so
-    /// that a cluster-wide failure does not pile all load on the few left.
-    public var panicThreshold: Int
+    /// How endpoints are chosen and reached: balancing, timeouts, circuit
+    /// breaker, outlier detection, health checks (the keys a ServicePolicy shares).
+    public var settings: ClusterSettings
     /// TLS to the endpoints; nil: plaintext.
     public var tls: ClusterTLSConfig?
 
     /// The `destination_service` metric label.
     public var destinationService: String { service ?? name }
 
-    public static let defaultPanicThreshold = 50
-    public static let defaultConnectTimeout = MeshDuration.seconds(1)
-    public static let defaultIdleTimeout = MeshDuration.seconds(3600)
-
     public init(
         name: String,
         service: String? = nil,
         protocolKind: UpstreamProtocol = .http1,
-        loadBalancing: LoadBalancingPolicy = .roundRobin,
-        hashHeader: String? = nil,
         discovery: EndpointDiscovery,
-        connectTimeout: MeshDuration = ClusterConfig.defaultConnectTimeout,
-        idleTimeout: MeshDuration = ClusterConfig.defaultIdleTimeout,
-        circuitBreaker: CircuitBreakerConfig = CircuitBreakerConfig(),
-        outlierDetection: OutlierDetectionConfig? = nil,
-        healthCheck: HealthCheckConfig? = nil,
-        panicThreshold: Int = ClusterConfig.defaultPanicThreshold,
+        settings: ClusterSettings = .proxyDefaults,
         tls: ClusterTLSConfig? = nil
     ) {
         self.name = name
         self.service = service
         self.protocolKind = protocolKind
-        self.loadBalancing = loadBalancing
-        self.hashHeader = hashHeader
         self.discovery = discovery
-        self.connectTimeout = connectTimeout
-        self.idleTimeout = idleTimeout
-        self.circuitBreaker = circuitBreaker
-        self.outlierDetection = outlierDetection
-        self.healthCheck = healthCheck
-        self.panicThreshold = panicThreshold
+        self.settings = settings
         self.tls = tls
     }
 }

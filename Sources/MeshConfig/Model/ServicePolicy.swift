@@ -4,39 +4,23 @@
 public struct ServicePolicy: Sendable, Equatable {
     /// The destination service the policy is for.
     public var service: String
-    public var loadBalancing: LoadBalancingPolicy?
-    /// ring_hash only: the request header whose value is hashed.
-    public var hashHeader: String?
-    public var connectTimeout: MeshDuration?
-    public var idleTimeout: MeshDuration?
-    public var circuitBreaker: CircuitBreakerConfig?
-    public var outlierDetection: OutlierDetectionConfig?
-    public var healthCheck: HealthCheckConfig?
-    public var panicThreshold: Int?
+    /// The cluster keys the policy sets, over `ClusterSettings.meshDefaults`.
+    public var settings: ClusterSettings.Overrides
     /// Tried in order before the catch-all route that sends every other
     /// request to every instance of the service.
     public var routes: [PolicyRoute]
 
-    public init(
-        service: String, loadBalancing: LoadBalancingPolicy? = nil, hashHeader: String? = nil,
-        connectTimeout: MeshDuration? = nil, idleTimeout: MeshDuration? = nil,
-        circuitBreaker: CircuitBreakerConfig? = nil, outlierDetection: OutlierDetectionConfig? = nil,
-        healthCheck: HealthCheckConfig? = nil, panicThreshold: Int? = nil, routes: [PolicyRoute] = []
-    ) {
+    public init(service: String, settings: ClusterSettings.Overrides = .init(), routes: [PolicyRoute] = []) {
         self.service = service
-        self.loadBalancing = loadBalancing
-        self.hashHeader = hashHeader
-        self.connectTimeout = connectTimeout
-        self.idleTimeout = idleTimeout
-        self.circuitBreaker = circuitBreaker
-        self.outlierDetection = outlierDetection
-        self.healthCheck = healthCheck
-        self.panicThreshold = panicThreshold
+        self.settings = settings
         self.routes = routes
     }
 
-    /// What sidecars balance a service's instances with when its policy does not say.
-    public static let defaultLoadBalancing = LoadBalancingPolicy.leastRequest
+    /// What sidecars' clusters for the service run with: the policy's keys
+    /// over the mesh's defaults.
+    public var effectiveSettings: ClusterSettings {
+        settings.resolved(over: .meshDefaults)
+    }
 
     /// The services the routes send traffic to, besides `service`, sorted.
     public var otherServices: [String] {

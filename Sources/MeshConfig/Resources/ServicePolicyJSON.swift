@@ -7,6 +7,12 @@ public enum ServicePolicyJSON {
     public static func render(_ policy: ServicePolicy) -> String {
         SpecJSON.render(PolicyJSON(policy))
     }
+
+    /// What sidecars' clusters for the policy's service run with, every key
+    /// set (`ServicePolicy.effectiveSettings`): the policy's keys over the mesh's defaults.
+    public static func renderEffectiveSettings(_ policy: ServicePolicy) -> String {
+        SpecJSON.render(ClusterSettingsJSON(ClusterSettings.Overrides(policy.effectiveSettings)))
+    }
 }
 
 /// A resource spec's JSON: compact, keys sorted, so equal specs give equal text.
@@ -25,27 +31,25 @@ enum SpecJSON {
 
 private struct PolicyJSON: Encodable {
     var service: String
-    var loadBalancing: String?
-    var hashHeader: String?
-    var connectTimeout: String?
-    var idleTimeout: String?
-    var circuitBreaker: CircuitBreakerJSON?
-    var outlierDetection: OutlierDetectionJSON?
-    var healthCheck: HealthCheckJSON?
-    var panicThreshold: Int?
+    var settings: ClusterSettingsJSON
     var routes: [PolicyRouteJSON]?
 
     init(_ policy: ServicePolicy) {
         service = policy.service
-        loadBalancing = policy.loadBalancing?.rawValue
-        hashHeader = policy.hashHeader
-        connectTimeout = policy.connectTimeout?.description
-        idleTimeout = policy.idleTimeout?.description
-        circuitBreaker = policy.circuitBreaker.map(CircuitBreakerJSON.init)
-        outlierDetection = policy.outlierDetection.map(OutlierDetectionJSON.init)
-        healthCheck = policy.healthCheck.map(HealthCheckJSON.init)
-        panicThreshold = policy.panicThreshold
+        settings = ClusterSettingsJSON(policy.settings)
         routes = policy.routes.isEmpty ? nil : policy.routes.map(PolicyRouteJSON.init)
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case service, routes
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(service, forKey: .service)
+        try container.encodeIfPresent(routes, forKey: .routes)
+        // The shared keys sit beside these, as in the YAML.
+        try settings.encode(to: encoder)
     }
 }
 

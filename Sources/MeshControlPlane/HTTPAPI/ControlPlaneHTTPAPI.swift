@@ -321,12 +321,22 @@ public struct ControlPlaneHTTPAPI: Sendable {
         return JSONResponse.ok(Self.resourceJSON(found))
     }
 
-    /// The resource in its envelope, as it can be applied again.
+    /// The resource in its envelope, as it can be applied again (a `status`
+    /// is ignored then). A ServicePolicy's status shows the settings its
+    /// service's clusters run with: its keys over the mesh's defaults.
     static func resourceJSON(_ resource: MeshResource) -> [String: Any] {
-        [
+        var envelope: [String: Any] = [
             "apiVersion": MeshResource.apiVersion, "kind": resource.kind.rawValue, "metadata": ["name": resource.name],
-            "spec": (try? JSONSerialization.jsonObject(with: Data(resource.specJSON.utf8))) ?? [:],
+            "spec": Self.object(resource.specJSON),
         ]
+        if case .servicePolicy(let policy) = resource.spec {
+            envelope["status"] = ["effective": Self.object(ServicePolicyJSON.renderEffectiveSettings(policy))]
+        }
+        return envelope
+    }
+
+    private static func object(_ json: String) -> Any {
+        (try? JSONSerialization.jsonObject(with: Data(json.utf8))) ?? [:]
     }
 
     /// The body is YAML (JSON is YAML too), one or several documents; all of

@@ -73,15 +73,15 @@ struct ClusterReport: Codable, Sendable {
             return ClusterReport(
                 name: cluster.name,
                 protocol: cluster.protocolKind.rawValue,
-                loadBalancing: cluster.loadBalancing.rawValue,
+                loadBalancing: cluster.settings.loadBalancing.rawValue,
                 discovery: discoveryKind,
                 discovered: discovered.contains(cluster.name),
                 circuitBreaker: CircuitBreakerState(
-                    maxConnections: cluster.circuitBreaker.maxConnections, connections: usage?.connections ?? 0,
-                    maxPendingRequests: cluster.circuitBreaker.maxPendingRequests,
+                    maxConnections: cluster.settings.circuitBreaker.maxConnections, connections: usage?.connections ?? 0,
+                    maxPendingRequests: cluster.settings.circuitBreaker.maxPendingRequests,
                     pendingRequests: usage?.pendingRequests ?? 0,
-                    maxRequests: cluster.circuitBreaker.maxRequests, requests: usage?.requests ?? 0,
-                    maxRetries: cluster.circuitBreaker.maxRetries, retries: usage?.retries ?? 0),
+                    maxRequests: cluster.settings.circuitBreaker.maxRequests, requests: usage?.requests ?? 0,
+                    maxRetries: cluster.settings.circuitBreaker.maxRetries, retries: usage?.retries ?? 0),
                 endpoints: order.compactMap { byAddress[$0] }
             )
         }

@@ -43,20 +43,18 @@ final class LoopCluster {
         statsLabel = stats.label(config.name)
         serviceLabel = stats.label(config.destinationService)
         self.stats = stats
-        connectTimeout = .nanoseconds(config.connectTimeout.nanoseconds)
-        balancer = LoadBalancer(policy: config.loadBalancing, keys: [], weights: [], random: &random)
+        connectTimeout = .nanoseconds(config.settings.connectTimeout.nanoseconds)
+        balancer = LoadBalancer(policy: config.settings.loadBalancing, keys: [], weights: [], random: &random)
     }
 
     /// Whether a new config for this cluster can keep this object (and its
-    /// warm connections). A new breaker cannot be adopted: the connections
-    /// and requests counted in the old one must end there.
+    /// warm connections): everything but the endpoints is the same. A new
+    /// breaker cannot be adopted: the connections and requests counted in
+    /// the old one must end there.
     func canAdopt(_ newConfig: ClusterConfig, shared: SharedClusterState) -> Bool {
         shared.breaker === breaker && shared.outlierDetector === outlierDetector && shared.healthRegistry === healthRegistry
             && shared.upstreamTLS === upstreamTLS
-            && newConfig.panicThreshold == config.panicThreshold
-            && newConfig.protocolKind == config.protocolKind && newConfig.connectTimeout == config.connectTimeout
-            && newConfig.idleTimeout == config.idleTimeout
-            && newConfig.loadBalancing == config.loadBalancing && newConfig.hashHeader == config.hashHeader
+            && newConfig.settings == config.settings && newConfig.protocolKind == config.protocolKind
             && newConfig.destinationService == config.destinationService
     }
 
@@ -92,10 +90,10 @@ final class LoopCluster {
         let usable = endpoints.filter(\.isUsable)
         // Envoy's panic mode: with too few usable endpoints left, sending
         // everything to them would overload them too; spread over all again.
-        let panicking = usable.count * 100 < endpoints.count * config.panicThreshold
+        let panicking = usable.count * 100 < endpoints.count * config.settings.panicThreshold
         balanced = panicking ? endpoints : usable
         balancer = LoadBalancer(
-            policy: config.loadBalancing, keys: balanced.map(\.label), weights: balanced.map(\.weight), random: &random)
+            policy: config.settings.loadBalancing, keys: balanced.map(\.label), weights: balanced.map(\.weight), random: &random)
     }
 
     /// The cluster left the config: every endpoint drains.
@@ -106,7 +104,7 @@ final class LoopCluster {
         endpoints = []
         balanced = []
         // Requests still holding the cluster (a retry in its backoff) find no endpoint.
-        balancer = LoadBalancer(policy: config.loadBalancing, keys: [], weights: [], random: &random)
+        balancer = LoadBalancer(policy: config.settings.loadBalancing, keys: [], weights: [], random: &random)
     }
 
     /// The endpoints balancing leaves out and why, for `explain`.
@@ -119,7 +117,7 @@ final class LoopCluster {
     /// The endpoint for one request, nil when the cluster has none.
     func pickEndpoint(headers: HTTPHeaders, random: inout FastRandom) -> EndpointState? {
         var hash: UInt64?
-        if let header = config.hashHeader, let value = headers.first(name: header) {
+        if let header = config.settings.hashHeader, let value = headers.first(name: header) {
             hash = HashRing.hash(value)
         }
         let balanced = self.balanced
@@ -155,7 +153,7 @@ final class LoopCluster {
     private func makePool(_ address: SocketAddress) -> UpstreamPool {
         let connector = EndpointConnector(
             address: address, eventLoop: eventLoop, flushBatch: flushBatch, breaker: breaker, connectTimeout: connectTimeout,
-            idleTimeout: .nanoseconds(config.idleTimeout.nanoseconds), tls: upstreamTLS,
+            idleTimeout: .nanoseconds(config.settings.idleTimeout.nanoseconds), tls: upstreamTLS,
             tally: UpstreamConnectTally(stats: stats, cluster: statsLabel))
         switch config.protocolKind {
         case .http1: return .http1(HTTP1ConnectionPool(connector: connector))

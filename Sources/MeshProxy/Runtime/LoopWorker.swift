@@ -75,7 +75,7 @@ final class LoopWorker: @unchecked Sendable {
         var previous = clustersByName
         var next: [LoopCluster] = []
         for config in configs {
-            let shared = shared[config.name] ?? SharedClusterState(breaker: CircuitBreaker(limits: config.circuitBreaker))
+            let shared = shared[config.name] ?? SharedClusterState(breaker: CircuitBreaker(limits: config.settings.circuitBreaker))
             if let kept = previous[config.name], kept.canAdopt(config, shared: shared) {
                 previous.removeValue(forKey: config.name)
                 // Endpoints or weights may have changed; unchanged endpoints keep their connections.

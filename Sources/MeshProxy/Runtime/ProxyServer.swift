@@ -345,20 +345,20 @@ public actor ProxyServer {
         for cluster in clusters {
             let name = cluster.name
             let old = shared[name]
-            let breaker = old.flatMap { $0.breaker.limits == cluster.circuitBreaker ? $0.breaker : nil }
-                ?? CircuitBreaker(limits: cluster.circuitBreaker)
+            let breaker = old.flatMap { $0.breaker.limits == cluster.settings.circuitBreaker ? $0.breaker : nil }
+                ?? CircuitBreaker(limits: cluster.settings.circuitBreaker)
             var state = SharedClusterState(breaker: breaker, upstreamTLS: tls.clusters[name])
-            if cluster.outlierDetection != nil || cluster.healthCheck != nil {
-                let checksActively = cluster.healthCheck != nil
+            if cluster.settings.outlierDetection != nil || cluster.settings.healthCheck != nil {
+                let checksActively = cluster.settings.healthCheck != nil
                 let registry = old?.healthRegistry.flatMap { $0.checksActively == checksActively ? $0 : nil }
                     ?? EndpointHealthRegistry(checksActively: checksActively)
                 state.healthRegistry = registry
-                if let settings = cluster.outlierDetection {
+                if let settings = cluster.settings.outlierDetection {
                     state.outlierDetector = old?.outlierDetector.flatMap {
                         $0.config == settings && old?.healthRegistry === registry ? $0 : nil
                     } ?? OutlierDetector(config: settings, registry: registry, homeLoop: homeLoop, onChange: rebalancer(name))
                 }
-                if let settings = cluster.healthCheck {
+                if let settings = cluster.settings.healthCheck {
                     checkers[name] = healthCheckers[name].flatMap {
                         $0.config == settings && $0.protocolKind == cluster.protocolKind && $0.tls === state.upstreamTLS
                             && old?.healthRegistry === registry ? $0 : nil
