@@ -60,12 +60,12 @@ public actor Sidecar {
         self.logger = logger
         client = try ControlPlaneClient.make(options.controlPlane, rootPEM: options.controlPlaneRootPEM)
         subscription = ControlPlaneSubscription(options: options, logger: logger)
-        probe = AppProbe(app: options.app)
-        appProtocol = options.appProtocol
+        probe = AppProbe(app: options.spec.app)
+        appProtocol = options.spec.appProtocol
         (failures, failureSink) = AsyncStream.makeStream()
         server = ProxyServer(
             config: SidecarConfig.build(
-                options, upstreams: [:], appProtocol: options.appProtocol ?? Self.assumedAppProtocol, certificate: nil),
+                options, upstreams: [:], appProtocol: options.spec.appProtocol ?? Self.assumedAppProtocol, certificate: nil),
             threads: threads, logger: logger,
             readinessHold: "waiting for the service's certificate from the control plane at \(options.controlPlane)",
             explainedByControlPlane: true)
@@ -108,7 +108,7 @@ public actor Sidecar {
     /// every renewal, for as long as the sidecar runs.
     private func runIdentity() async {
         let renewal = CertificateRenewal(
-            client: client, service: options.service, joinToken: options.joinToken, logger: logger)
+            client: client, service: options.spec.service, joinToken: options.joinToken, logger: logger)
         let controlPlane = options.controlPlane
         guard let first = await renewal.obtain(failed: { [server] reason in
             await server.holdReadiness("no certificate from the control plane at \(controlPlane) yet: \(reason)")
@@ -149,8 +149,8 @@ public actor Sidecar {
     private func apply(_ snapshot: Swiftmesh_V1_Snapshot) async -> SnapshotRefusal? {
         let found: [String: SidecarConfig.Upstream]
         let foundAuthorization: AuthorizationPolicy?
-        switch (SnapshotReader.upstreams(of: snapshot, calling: Set(options.upstreams.map(\.service))),
-                SnapshotReader.authorization(of: snapshot, service: options.service)) {
+        switch (SnapshotReader.upstreams(of: snapshot, calling: Set(options.spec.upstreams.map(\.service))),
+                SnapshotReader.authorization(of: snapshot, service: options.spec.service)) {
         case (.failure(let refusal), _), (_, .failure(let refusal)):
             return refusal
         case (.success(let upstreams), .success(let policy)):
@@ -212,7 +212,7 @@ public actor Sidecar {
             options, upstreams: inputs.upstreams ?? [:], appProtocol: inputs.appProtocol ?? Self.assumedAppProtocol,
             certificate: inputs.certificate,
             // Until the first snapshot says what the service's policy is, nobody is let in.
-            authorization: inputs.configured ? inputs.authorization : SidecarConfig.denyAll(service: options.service)))
+            authorization: inputs.configured ? inputs.authorization : SidecarConfig.denyAll(service: options.spec.service)))
         upstreams = inputs.upstreams
         authorization = inputs.authorization
         certificate = inputs.certificate
@@ -228,7 +228,7 @@ public actor Sidecar {
         let result = await probe.probe(timeout: timeout, detectProtocol: appProtocol == nil)
         let healthy = result != .down
         if case .up(let found?) = result, appProtocol == nil {
-            logger.info("the app speaks \(found)", metadata: ["app": "\(options.app)"])
+            logger.info("the app speaks \(found)", metadata: ["app": "\(options.spec.app)"])
             do {
                 try await reload { $0.appProtocol = found }
             } catch {
@@ -240,7 +240,7 @@ public actor Sidecar {
                 logger.info("the app accepts connections again; the instance is reported healthy")
             } else {
                 logger.warning("the app does not accept connections; the instance is reported unhealthy",
-                               metadata: ["app": "\(options.app)"])
+                               metadata: ["app": "\(options.spec.app)"])
             }
         }
         appHealthy = healthy

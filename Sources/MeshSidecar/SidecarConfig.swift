@@ -73,15 +73,15 @@ public enum SidecarConfig {
     ) -> ProxyConfig {
         let inbound = certificate.map { certificate in
             ListenerConfig(
-                name: inboundListener, listen: options.inbound,
+                name: inboundListener, listen: options.spec.inbound,
                 routes: [RouteConfig(match: RouteMatch(), action: .cluster(appCluster))],
                 tls: inboundTLS(certificate, mode: options.inboundTLS),
                 authorization: authorization?.listenerAuthorization(trustDomain: certificate.trustDomain),
                 direction: .inbound)
         }
         let app = ClusterConfig(
-            name: appCluster, service: options.service, protocolKind: appProtocol,
-            discovery: .staticEndpoints([StaticEndpoint(address: options.app)]))
+            name: appCluster, service: options.spec.service, protocolKind: appProtocol,
+            discovery: .staticEndpoints([StaticEndpoint(address: options.spec.app)]))
         var clusters: [String: ClusterConfig] = [:]
         func addCluster(service: String, subset: [String: String]) -> String {
             let name = PolicyDestination.clusterName(service: service, subset: subset)
@@ -91,7 +91,7 @@ public enum SidecarConfig {
             }
             return name
         }
-        let outbound = options.upstreams.map { called in
+        let outbound = options.spec.upstreams.map { called in
             let policyRoutes = upstreams[called.service]?.policy?.routes ?? []
             let routes = policyRoutes.map { route in
                 let destinations = (route.split ?? [PolicyDestination(service: called.service, weight: 1)]).map {
@@ -111,7 +111,7 @@ public enum SidecarConfig {
                 limits: .appOutbound)
         }
         return ProxyConfig(
-            admin: options.admin.map(AdminConfig.init(listen:)),
+            admin: options.spec.admin.map(AdminConfig.init(listen:)),
             listeners: (inbound.map { [$0] } ?? []) + outbound,
             clusters: [app] + clusters.keys.sorted().compactMap { clusters[$0] },
             accessLog: options.accessLog, tracing: options.tracing)

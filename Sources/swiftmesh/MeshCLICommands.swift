@@ -252,13 +252,22 @@ struct RegisterCommand: AsyncParsableCommand {
         if let problem = InstanceSyntax.addressProblem(address.host) {
             throw ValidationError("--address: \(problem)")
         }
-        _ = try LabelArguments.parse(label)
+        _ = try labels()
+    }
+
+    /// The labels, by the rules a sidecar's `--label` follows.
+    private func labels() throws -> [String: String] {
+        do {
+            return try SidecarSpec.labels(parsing: label)
+        } catch {
+            throw ValidationError("\(error)")
+        }
     }
 
     func run() async throws {
         try await CLIFailure.reported {
             let body: [String: Any] = [
-                "address": address.description, "protocol": `protocol`.rawValue, "labels": try LabelArguments.parse(label),
+                "address": address.description, "protocol": `protocol`.rawValue, "labels": try labels(),
             ]
             let text = String(decoding: try JSONSerialization.data(withJSONObject: body), as: UTF8.self)
             let client = ControlPlaneAPIClient(options: api)
@@ -293,20 +302,5 @@ struct DeregisterCommand: AsyncParsableCommand {
             _ = try client.expectSuccess(try await client.send(.DELETE, "/api/v1/services/\(service)/instances/\(address)"))
             print("instance \(service)/\(address) deregistered")
         }
-    }
-}
-
-/// `KEY=VALUE` labels from repeated options.
-enum LabelArguments {
-    static func parse(_ texts: [String]) throws -> [String: String] {
-        var labels: [String: String] = [:]
-        for text in texts {
-            let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2, !parts[0].isEmpty, labels[parts[0]] == nil else {
-                throw ValidationError("--label \(text): expected KEY=VALUE with a key named once, such as version=v1")
-            }
-            labels[parts[0]] = parts[1]
-        }
-        return labels
     }
 }

@@ -148,40 +148,18 @@ struct SidecarCommand: AsyncParsableCommand {
         guard threads >= 1 else {
             throw ValidationError("--threads must be at least 1, got \(threads)")
         }
-        if let problem = ServiceNameSyntax.problem(service) {
-            throw ValidationError("--service: \(problem)")
-        }
-        try CommandLineChecks.listenAddress(inbound, option: "--inbound")
-        if let admin {
-            try CommandLineChecks.listenAddress(admin, option: "--admin")
-        }
-        let registered = advertise ?? inbound
-        guard HostPortSyntax.isIPLiteral(registered.host), !["0.0.0.0", "::"].contains(registered.host) else {
-            throw ValidationError(advertise == nil
-                ? "--inbound \(inbound) is not an address other sidecars can reach; add --advertise with this instance's IP and port"
-                : "--advertise: \"\(registered.host)\" is not an address other sidecars can reach; use this instance's IP address")
-        }
-        var upstreams: [SidecarOptions.Upstream] = []
-        for text in upstream {
-            let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2, let listen = HostPortSyntax.parse(parts[1]) else {
-                throw ValidationError("--upstream \(text): expected NAME=HOST:PORT, such as alive=127.0.0.1:9002"
-                    + (parts.count == 2 ? " (\(HostPortSyntax.problem(parts[1]) ?? "not an address"))" : ""))
+        let spec: SidecarSpec
+        do {
+            spec = SidecarSpec(
+                service: service, app: app, appProtocol: UpstreamProtocol(rawValue: appProtocol.rawValue),
+                inbound: inbound, advertise: advertise, upstreams: try upstream.map(SidecarSpec.upstream(parsing:)),
+                admin: admin, labels: try SidecarSpec.labels(parsing: label))
+            if let problem = spec.problem {
+                throw problem
             }
-            if let problem = ServiceNameSyntax.problem(parts[0]) {
-                throw ValidationError("--upstream \(text): \(problem)")
-            }
-            try CommandLineChecks.listenAddress(listen, option: "--upstream \(text)")
-            guard !upstreams.contains(where: { $0.service == parts[0] }) else {
-                throw ValidationError("--upstream \(text): \(parts[0]) is named twice; give each service one local address")
-            }
-            upstreams.append(.init(service: parts[0], listen: listen))
+        } catch {
+            throw ValidationError("\(error)")
         }
-        let listens = [inbound] + upstreams.map(\.listen) + (admin.map { [$0] } ?? [])
-        if let repeated = listens.first(where: { address in listens.filter { $0 == address }.count > 1 }) {
-            throw ValidationError("\(repeated) is used by two listeners (--inbound, --upstream, --admin); give each its own port")
-        }
-        let labels = try LabelArguments.parse(label)
         guard (0...100).contains(accessLogSamplePercent) else {
             throw ValidationError("--access-log-sample-percent must be from 0 to 100, got \(accessLogSamplePercent)")
         }
@@ -210,10 +188,8 @@ struct SidecarCommand: AsyncParsableCommand {
             throw ValidationError("--control-plane-ca \(controlPlaneCa): holds no PEM certificate; give the mesh's root certificate (swiftmesh get ca)")
         }
         return SidecarOptions(
-            controlPlane: controlPlane, controlPlaneRootPEM: rootPEM, service: service, app: app, appProtocol: UpstreamProtocol(rawValue: appProtocol.rawValue),
-            inbound: inbound,
-            advertise: registered, upstreams: upstreams, admin: admin, labels: labels,
-            sidecarID: "\(service)-\(registered.host):\(registered.port)-\(getpid())",
+            spec: spec, controlPlane: controlPlane, controlPlaneRootPEM: rootPEM,
+            sidecarID: "\(service)-\(spec.advertise.host):\(spec.advertise.port)-\(getpid())",
             joinToken: joinToken(), inboundTLS: inboundTLS,
             accessLog: accessLog.map {
                 AccessLogConfig(destination: .init(path: $0), samplePercent: accessLogSamplePercent)

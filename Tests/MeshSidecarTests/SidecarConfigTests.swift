@@ -7,11 +7,12 @@ import Testing
 @Suite("SidecarConfig")
 struct SidecarConfigTests {
     private let options = SidecarOptions(
-        controlPlane: HostPort(host: "127.0.0.1", port: 15010), controlPlaneRootPEM: "root", service: "gateway",
-        app: HostPort(host: "127.0.0.1", port: 8081), appProtocol: .http2,
-        inbound: HostPort(host: "127.0.0.1", port: 15001),
-        upstreams: [.init(service: "user", listen: HostPort(host: "127.0.0.1", port: 9001))],
-        admin: HostPort(host: "127.0.0.1", port: 15100), sidecarID: "gateway-1")
+        spec: SidecarSpec(
+            service: "gateway", app: HostPort(host: "127.0.0.1", port: 8081), appProtocol: .http2,
+            inbound: HostPort(host: "127.0.0.1", port: 15001),
+            upstreams: [.init(service: "user", listen: HostPort(host: "127.0.0.1", port: 9001))],
+            admin: HostPort(host: "127.0.0.1", port: 15100)),
+        controlPlane: HostPort(host: "127.0.0.1", port: 15010), controlPlaneRootPEM: "root", sidecarID: "gateway-1")
     private let certificate = WorkloadCertificate(
         identity: "spiffe://swiftmesh.local/service/gateway", certificatePEM: "leaf", privateKeyPEM: "key",
         trustBundlePEM: "root", notAfter: Date(timeIntervalSince1970: 3000), received: Date(timeIntervalSince1970: 0))
@@ -25,7 +26,7 @@ struct SidecarConfigTests {
         #expect(config.listeners[1].routes[0].retries == SidecarConfig.defaultRetries)
         #expect(config.listeners[0].routes[0].retries == nil, "the caller's sidecar retries, not the callee's")
         #expect(config.cluster(named: "local_app")?.protocolKind == .http2)
-        #expect(config.cluster(named: "local_app")?.discovery == .staticEndpoints([StaticEndpoint(address: options.app)]))
+        #expect(config.cluster(named: "local_app")?.discovery == .staticEndpoints([StaticEndpoint(address: options.spec.app)]))
         #expect(config.cluster(named: "user")?.discovery == .staticEndpoints([StaticEndpoint(address: HostPort(host: "10.0.0.2", port: 15001))]))
         #expect(config.cluster(named: "user")?.settings.loadBalancing == .leastRequest)
         #expect(config.cluster(named: "user")?.settings == ClusterSettings.meshDefaults)

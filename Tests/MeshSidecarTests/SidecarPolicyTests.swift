@@ -7,9 +7,10 @@ import Testing
 @Suite("Sidecar configuration from policies")
 struct SidecarPolicyTests {
     private let options = SidecarOptions(
-        controlPlane: HostPort(host: "127.0.0.1", port: 15010), controlPlaneRootPEM: "root", service: "gateway",
-        app: HostPort(host: "127.0.0.1", port: 8081), inbound: HostPort(host: "127.0.0.1", port: 15001),
-        upstreams: [.init(service: "user", listen: HostPort(host: "127.0.0.1", port: 9001))], sidecarID: "gateway-1")
+        spec: SidecarSpec(
+            service: "gateway", app: HostPort(host: "127.0.0.1", port: 8081), inbound: HostPort(host: "127.0.0.1", port: 15001),
+            upstreams: [.init(service: "user", listen: HostPort(host: "127.0.0.1", port: 9001))]),
+        controlPlane: HostPort(host: "127.0.0.1", port: 15010), controlPlaneRootPEM: "root", sidecarID: "gateway-1")
 
     private func instance(_ address: String, version: String) -> SidecarConfig.Upstream.Instance {
         .init(address: HostPort(host: address, port: 15001), labels: ["version": version])

@@ -169,7 +169,7 @@ def test_pods_not_labeled_or_injected_already_pass_unchanged(webhook):
     ({"swiftmesh.io/upstreams": "user"}, {"swiftmesh.io/inject": "true", "app": "web"},
      'swiftmesh.io/upstreams: "user" has no =; write NAME=PORT'),
     ({"swiftmesh.io/upstreams": "user=1,user=2"}, {"swiftmesh.io/inject": "true", "app": "web"},
-     "swiftmesh.io/upstreams: user is named twice"),
+     'swiftmesh.io/upstreams: "user=127.0.0.1:2": user is named twice'),
     ({"swiftmesh.io/app-protocol": "grpc"}, {"swiftmesh.io/inject": "true", "app": "web"},
      'swiftmesh.io/app-protocol: "grpc" is none of auto, http1, http2'),
 ])

@@ -2,9 +2,15 @@
 /// snapshot, `swiftmesh register`): what is wrong with each value and what
 /// would fix it; nil for a valid one.
 public enum InstanceSyntax {
+    /// An instance is reached at an IP address, and not at a wildcard such
+    /// as 0.0.0.0, which only means "every local address" to the one who binds it.
     public static func addressProblem(_ host: String) -> String? {
-        HostPortSyntax.isIPLiteral(host)
-            ? nil : "\"\(host)\" is not an IP address; an instance is reached at its IP address, such as 10.0.0.7"
+        guard let ip = IPLiteral(Substring(host)) else {
+            return "\"\(host)\" is not an IP address; an instance is reached at its IP address, such as 10.0.0.7"
+        }
+        return ip.isUnspecified
+            ? "\"\(host)\" is not an address other sidecars can reach; use this instance's IP address, such as 10.0.0.7"
+            : nil
     }
 
     public static func portProblem(_ port: Int) -> String? {

@@ -146,9 +146,6 @@ public struct SidecarInjector: Sendable {
         guard let service = annotations["swiftmesh.io/service"] ?? labels["app.kubernetes.io/name"] ?? labels["app"] else {
             throw Refusal(description: "swiftmesh.io/service: the pod names no service; add this annotation (or an app label)")
         }
-        if let problem = ServiceNameSyntax.problem(service) {
-            throw Refusal(description: "swiftmesh.io/service: \(problem)")
-        }
         let appPort: Int
         if let text = annotations["swiftmesh.io/app-port"] {
             guard let port = Int(text), (1...65535).contains(port) else {
@@ -162,31 +159,46 @@ public struct SidecarInjector: Sendable {
             }
             appPort = port
         }
+        // The pod's containers share one network: an app that binds every
+        // address would take the sidecar's ports whatever address it is called at.
         for reserved in [Self.inboundPort, Self.adminPort] where appPort == reserved {
             throw Refusal(description: "swiftmesh.io/app-port: \(reserved) is the sidecar's own; move the app to another port")
         }
         let appProtocol = annotations["swiftmesh.io/app-protocol"] ?? "auto"
-        guard ["auto", "http1", "http2"].contains(appProtocol) else {
+        guard appProtocol == "auto" || UpstreamProtocol(rawValue: appProtocol) != nil else {
             throw Refusal(description: "swiftmesh.io/app-protocol: \"\(appProtocol)\" is none of auto, http1, http2")
         }
-        var args = [
-            "sidecar",
-            "--control-plane", "\(settings.controlPlane)",
-            "--control-plane-ca", "/etc/swiftmesh/ca/root.pem",
-            "--service", service,
-            "--app", "127.0.0.1:\(appPort)",
-            "--app-protocol", appProtocol,
-            "--inbound", "0.0.0.0:\(Self.inboundPort)",
-            // Kubernetes puts the pod's IP in $(POD_IP): the address other sidecars and the control plane reach.
-            "--advertise", "$(POD_IP):\(Self.inboundPort)",
-            "--admin", "$(POD_IP):\(Self.adminPort)",
-        ]
-        for upstream in try Self.upstreams(annotations["swiftmesh.io/upstreams"], appPort: appPort) {
-            args += ["--upstream", upstream]
+        // The sidecar's own rules, as `swiftmesh sidecar` checks them, on the
+        // arguments the pod gets; the pod's IP stands in for $(POD_IP).
+        let spec: SidecarSpec
+        do {
+            spec = SidecarSpec(
+                service: service, app: HostPort(host: "127.0.0.1", port: appPort),
+                appProtocol: UpstreamProtocol(rawValue: appProtocol),
+                inbound: HostPort(host: "0.0.0.0", port: Self.inboundPort),
+                advertise: HostPort(host: Self.podIPStandIn, port: Self.inboundPort),
+                upstreams: try Self.upstreams(annotations["swiftmesh.io/upstreams"]).map(SidecarSpec.upstream(parsing:)),
+                admin: HostPort(host: Self.podIPStandIn, port: Self.adminPort),
+                labels: try SidecarSpec.labels(parsing: Self.instanceLabels(
+                    podVersion: labels["version"], annotation: annotations["swiftmesh.io/labels"])))
+            if let problem = spec.problem {
+                throw problem
+            }
+        } catch let problem as SidecarSpec.Problem {
+            throw Self.refusal(problem)
+        } catch let refusal as Refusal {
+            throw refusal
+        } catch {
+            throw Refusal(description: "\(error)")
         }
-        for label in try Self.instanceLabels(podVersion: labels["version"], annotation: annotations["swiftmesh.io/labels"]) {
-            args += ["--label", label]
-        }
+        // Kubernetes puts the pod's IP in $(POD_IP): the address other sidecars and the control plane reach.
+        let specArguments = spec.arguments
+        let args = ["sidecar", "--control-plane", "\(settings.controlPlane)", "--control-plane-ca", "/etc/swiftmesh/ca/root.pem"]
+            + specArguments.indices.map { index in
+                let value = specArguments[index]
+                let isPodAddress = index > 0 && ["--advertise", "--admin"].contains(specArguments[index - 1])
+                return isPodAddress ? value.replacingOccurrences(of: Self.podIPStandIn, with: "$(POD_IP)") : value
+            }
         let ready: [String: Any] = ["httpGet": ["path": "/ready", "port": Self.adminPort]]
         return [
             "name": Self.containerName,
@@ -222,59 +234,52 @@ public struct SidecarInjector: Sendable {
         ]
     }
 
-    /// `user=7001,alive=127.0.0.1:7002` as the sidecar's `--upstream NAME=HOST:PORT` values.
-    static func upstreams(_ annotation: String?, appPort: Int) throws(Refusal) -> [String] {
-        guard let annotation, !annotation.trimmingCharacters(in: .whitespaces).isEmpty else { return [] }
-        var seen: Set<String> = []
-        var ports: Set<Int> = [appPort, inboundPort, adminPort]
-        var upstreams: [String] = []
-        for entry in annotation.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
-            let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
-            let fix = "write NAME=PORT (or NAME=IP:PORT), such as user=7001, separated by commas"
-            guard parts.count == 2 else {
-                throw Refusal(description: "swiftmesh.io/upstreams: \"\(entry)\" has no =; \(fix)")
+    /// An address no pod has (TEST-NET-1, RFC 5737) standing for the
+    /// pod's IP while the sidecar's arguments are checked.
+    static let podIPStandIn = "192.0.2.1"
+
+    /// A sidecar argument's problem, named by the annotation it came from.
+    static func refusal(_ problem: SidecarSpec.Problem) -> Refusal {
+        let annotation =
+            switch problem.argument.split(separator: " ").first {
+            case "--service": "swiftmesh.io/service"
+            case "--app": "swiftmesh.io/app-port"
+            case "--upstream": "swiftmesh.io/upstreams"
+            case "--label": "swiftmesh.io/labels"
+            default: "the sidecar's \(problem.argument)"
             }
-            if let problem = ServiceNameSyntax.problem(parts[0]) {
-                throw Refusal(description: "swiftmesh.io/upstreams: \"\(entry)\": \(problem)")
-            }
-            guard seen.insert(parts[0]).inserted else {
-                throw Refusal(description: "swiftmesh.io/upstreams: \(parts[0]) is named twice; name each service once")
-            }
-            let address: HostPort
-            if let port = Int(parts[1]), (1...65535).contains(port) {
-                address = HostPort(host: "127.0.0.1", port: port)
-            } else if let parsed = HostPortSyntax.parse(parts[1]), HostPortSyntax.isIPLiteral(parsed.host) {
-                address = parsed
-            } else {
-                throw Refusal(description: "swiftmesh.io/upstreams: \"\(entry)\": \"\(parts[1])\" is neither a port nor IP:PORT; \(fix)")
-            }
-            guard ports.insert(address.port).inserted else {
-                let owner = address.port == appPort ? "the app's" : [inboundPort, adminPort].contains(address.port)
-                    ? "the sidecar's own" : "another upstream's"
-                throw Refusal(description: "swiftmesh.io/upstreams: \"\(entry)\": \(address.port) is \(owner) port; choose another")
-            }
-            upstreams.append("\(parts[0])=\(address)")
-        }
-        return upstreams
+        return Refusal(description: "\(annotation): \(problem.value.map { "\"\($0)\": " } ?? "")\(problem.message)")
     }
 
-    /// The instance's labels: the pod's `version`, then those of the annotation.
-    static func instanceLabels(podVersion: String?, annotation: String?) throws(Refusal) -> [String] {
-        var labels: [String] = podVersion.map { ["version=\($0)"] } ?? []
-        var keys: Set<Substring> = podVersion == nil ? [] : ["version"]
-        for entry in (annotation ?? "").split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !entry.isEmpty {
-            let parts = entry.split(separator: "=", maxSplits: 1)
-            guard parts.count == 2, !parts[0].isEmpty else {
-                throw Refusal(description: "swiftmesh.io/labels: \"\(entry)\" is not NAME=VALUE, such as zone=a")
+    /// `user=7001,alive=10.0.0.9:7002` as the sidecar's `--upstream NAME=HOST:PORT`
+    /// values: a port alone is on the pod's loopback.
+    static func upstreams(_ annotation: String?) throws(Refusal) -> [String] {
+        guard let annotation, !annotation.trimmingCharacters(in: .whitespaces).isEmpty else { return [] }
+        return try annotation.split(separator: ",").map { (entry: Substring) throws(Refusal) -> String in
+            let entry = entry.trimmingCharacters(in: .whitespaces)
+            let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else {
+                throw Refusal(description: "swiftmesh.io/upstreams: \"\(entry)\" has no =; write NAME=PORT (or NAME=IP:PORT), such as user=7001, separated by commas")
             }
-            guard keys.insert(parts[0]).inserted else {
-                throw Refusal(description: parts[0] == "version" && podVersion != nil
-                    ? "swiftmesh.io/labels: version comes from the pod's version label already; name it once"
-                    : "swiftmesh.io/labels: \(parts[0]) is named twice; name each label once")
+            if let port = Int(parts[1]), (1...65535).contains(port) {
+                return "\(parts[0])=127.0.0.1:\(port)"
             }
-            labels.append(entry)
+            guard HostPortSyntax.parse(parts[1]) != nil else {
+                throw Refusal(description: "swiftmesh.io/upstreams: \"\(entry)\": \"\(parts[1])\" is neither a port nor IP:PORT; write NAME=PORT (or NAME=IP:PORT), such as user=7001, separated by commas")
+            }
+            return entry
         }
-        return labels
+    }
+
+    /// The instance's labels as `--label` values: the pod's `version`, then those of the annotation.
+    static func instanceLabels(podVersion: String?, annotation: String?) throws(Refusal) -> [String] {
+        let entries = (annotation ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }
+        guard let podVersion else { return entries }
+        if entries.contains(where: { $0.hasPrefix("version=") }) {
+            throw Refusal(description: "swiftmesh.io/labels: version comes from the pod's version label already; name it once")
+        }
+        return ["version=\(podVersion)"] + entries
     }
 
     /// A JSON Pointer token: `~` and `/` escaped (RFC 6901).

@@ -43,22 +43,22 @@ final class ControlPlaneSubscription: Sendable {
         hello = .with {
             $0.sidecarID = options.sidecarID
             $0.instance = .with {
-                $0.service = options.service
-                $0.address = options.advertise.host
-                $0.port = UInt32(options.advertise.port)
+                $0.service = options.spec.service
+                $0.address = options.spec.advertise.host
+                $0.port = UInt32(options.spec.advertise.port)
                 // Sidecars speak HTTP/2 to each other, whatever the app speaks.
                 $0.protocol = UpstreamProtocol.http2.rawValue
-                $0.labels = options.labels
+                $0.labels = options.spec.labels
             }
-            $0.upstreams = options.upstreams.map(\.service)
+            $0.upstreams = options.spec.upstreams.map(\.service)
             // An admin listener on every interface is called at the instance's address.
-            $0.adminAddress = options.admin.map { admin in
+            $0.adminAddress = options.spec.admin.map { admin in
                 ["0.0.0.0", "::"].contains(admin.host)
-                    ? HostPort(host: options.advertise.host, port: admin.port).description : admin.description
+                    ? HostPort(host: options.spec.advertise.host, port: admin.port).description : admin.description
             } ?? ""
         }
         outboundServices = Dictionary(
-            options.upstreams.map { (SidecarConfig.outboundListener($0.service), $0.service) }, uniquingKeysWith: { $1 })
+            options.spec.upstreams.map { (SidecarConfig.outboundListener($0.service), $0.service) }, uniquingKeysWith: { $1 })
         self.logger = logger
     }
 
