@@ -255,8 +255,13 @@ final class ProxyExchange {
             fail(.faultAbort(answer))
             return
         }
-        if downstream.connection.limits.maxShareOfClusterRequests < 100 {
-            guard downstream.takeClusterShare(cluster.statsLabel, maxRequests: cluster.breaker.limits.maxRequests) else {
+        // Counted only where it can bind: a connection never has more
+        // requests in flight than streams (one, over HTTP/1.1).
+        let limits = downstream.connection.limits
+        let maxRequests = cluster.breaker.limits.maxRequests
+        if limits.maxShareOfClusterRequests < 100,
+           limits.clusterShare(ofMaxRequests: maxRequests) < limits.maxConcurrentStreams {
+            guard downstream.takeClusterShare(cluster.statsLabel, maxRequests: maxRequests) else {
                 fail(.clusterShare)
                 return
             }

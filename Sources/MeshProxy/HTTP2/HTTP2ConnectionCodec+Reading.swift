@@ -302,6 +302,9 @@ extension HTTP2ConnectionCodec {
             return
         }
         closedStreams.peerClosed(header.streamID, .reset)
+        if !resetWhenSent.isEmpty {
+            resetWhenSent.remove(header.streamID)
+        }
         try countReset()
         Self.failBlocked(state)
         let frame = HTTP2Frame(streamID: header.streamID, payload: .rstStream(HTTP2ErrorCode(networkCode: Int(code))))

@@ -211,7 +211,7 @@ extension HTTP2ConnectionCodec {
             }
         }
         streams[id] = state
-        if state.resetsWhenSent {
+        if state.blocked.isEmpty, !resetWhenSent.isEmpty, resetWhenSent.remove(id) != nil {
             writeReset(id, .noError, context)
         } else {
             closeIfEnded(id, context)
@@ -241,6 +241,9 @@ extension HTTP2ConnectionCodec {
         buffer.writeHTTP2FrameHeader(length: 4, type: HTTP2Wire.FrameType.rstStream, flags: 0, streamID: id)
         buffer.writeInteger(UInt32(code.networkCode))
         out = buffer
+        if !resetWhenSent.isEmpty {
+            resetWhenSent.remove(id)
+        }
         if let state = streams.removeValue(forKey: id) {
             if state.remoteEnded {
                 closedStreams.peerClosed(id, .endStream)
@@ -272,7 +275,7 @@ extension HTTP2ConnectionCodec {
         // request whose complete response is out; while part of that
         // response waits for the client's window, it is not out yet.
         if code == .noError, let index = streams.index(forKey: id), !streams.values[index].blocked.isEmpty {
-            streams.values[index].resetsWhenSent = true
+            resetWhenSent.insert(id)
             return true
         }
         writeReset(id, code, context)

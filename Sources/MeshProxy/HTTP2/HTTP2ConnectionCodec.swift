@@ -76,10 +76,6 @@ final class HTTP2ConnectionCodec: ChannelDuplexHandler {
         var remoteEnded = false
         /// What waits for the peer's window, in order; empty for nearly every stream.
         var blocked = CircularBuffer<BlockedWrite>(initialCapacity: 0)
-        /// The handler reset the stream with NO_ERROR (its response is
-        /// complete, the request need not be) while the end of the response
-        /// still waited here: the reset follows it out instead of discarding it.
-        var resetsWhenSent = false
     }
 
     enum BlockedWrite {
@@ -106,6 +102,11 @@ final class HTTP2ConnectionCodec: ChannelDuplexHandler {
     var closedStreams = HTTP2ClosedStreams()
     /// Streams with writes waiting for window, in the order they blocked.
     var blockedStreams: [HTTP2StreamID] = []
+    /// Streams the handler reset with NO_ERROR (the response complete, the
+    /// request need not be) while the end of the response still waited for
+    /// window: the reset follows it out instead of discarding it. Kept apart
+    /// from `StreamState`, which every frame copies, as it is nearly always empty.
+    var resetWhenSent: Set<HTTP2StreamID> = []
     /// The highest stream the peer opened (servers) or we opened (clients).
     var lastPeerStreamID = HTTP2StreamID.rootStream
     var lastLocalStreamID = HTTP2StreamID.rootStream
@@ -217,6 +218,7 @@ final class HTTP2ConnectionCodec: ChannelDuplexHandler {
             streams[id].map(Self.failBlocked)
         }
         blockedStreams.removeAll()
+        resetWhenSent.removeAll()
     }
 
     // MARK: Entry points
