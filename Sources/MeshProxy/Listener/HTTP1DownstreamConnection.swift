@@ -193,13 +193,7 @@ final class HTTP1DownstreamConnection: ChannelDuplexHandler, ExchangeDownstream,
                 exchange.downstreamMalformed(proxyError)
             }
         } else {
-            // The answer is framed for the request that failed to parse, not the one before it.
-            requestIsHEAD = false
-            requestVersion = .http1_1
-            let rejected = ProxyExchange(
-                downstream: self, worker: worker, requestID: RequestID.generate(using: &worker.random), isGRPC: false)
-            exchange = rejected
-            rejected.fail(proxyError)
+            refuseUnreadRequest(proxyError)
         }
     }
 
@@ -285,12 +279,20 @@ final class HTTP1DownstreamConnection: ChannelDuplexHandler, ExchangeDownstream,
         headStarted = nil
         worker.stats.limitReached(listener: connection.listenerLabel, .requestHeadersTimeout)
         closeAfterResponse = true
+        refuseUnreadRequest(.requestHeadersTimeout)
+    }
+
+    /// Answers a request whose head was never read whole (it did not parse,
+    /// or did not arrive in time) with the proxy's error, through an
+    /// exchange of its own so it is counted and recorded like any other.
+    private func refuseUnreadRequest(_ error: ProxyError) {
+        // The answer is framed for the request that failed, not the one before it.
         requestIsHEAD = false
         requestVersion = .http1_1
         let rejected = ProxyExchange(
             downstream: self, worker: worker, requestID: RequestID.generate(using: &worker.random), isGRPC: false)
         exchange = rejected
-        rejected.fail(.requestHeadersTimeout)
+        rejected.fail(error)
     }
 
     /// The exchange in progress had no bytes either way for `streamIdleTimeout`.

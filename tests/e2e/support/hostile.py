@@ -30,7 +30,8 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
-from .rawhttp import END_HEADERS, END_STREAM, h2_frame, h2_frames, hpack_literal_block, request_bytes
+from .rawhttp import (
+    END_HEADERS, END_STREAM, H2_PREFACE_AND_SETTINGS, h2_frame, h2_frames, hpack_literal_block, parse_head, request_bytes)
 
 MIB = 1 << 20
 
@@ -38,7 +39,6 @@ MIB = 1 << 20
 FRAME_HEADERS, FRAME_RST_STREAM, FRAME_SETTINGS, FRAME_GOAWAY, FRAME_CONTINUATION = 0x1, 0x3, 0x4, 0x7, 0x9
 SETTINGS_ACK = 0x1
 SETTINGS_MAX_CONCURRENT_STREAMS = 0x3
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 
 def error_name(code: Optional[int]) -> str:
@@ -367,7 +367,7 @@ def h2_handshake_raw(sock: socket.socket, timeout: float = 5.0) -> bytes:
     """On a raw socket: the client preface and empty SETTINGS, then reads
     until the proxy's SETTINGS came and acknowledges them. Returns what was
     read (possibly the start of further frames)."""
-    sock.sendall(PREFACE + h2_frame(FRAME_SETTINGS, 0, 0, b""))
+    sock.sendall(H2_PREFACE_AND_SETTINGS)
     got = b""
     deadline = time.monotonic() + timeout
     while not any(t == FRAME_SETTINGS and not f & SETTINGS_ACK for t, f, _, _ in h2_frames(got)):
@@ -528,15 +528,11 @@ def parse_h1_head(raw: bytes) -> Optional[tuple[int, dict]]:
     """(status, headers with lowercase names) of the first HTTP/1.1 response head in `raw`."""
     if b"\r\n\r\n" not in raw:
         return None
-    lines = raw.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ", 2)
-    if len(parts) < 2 or not parts[1].isdigit():
+    try:
+        status, _, headers = parse_head(raw.split(b"\r\n\r\n", 1)[0])
+    except ValueError:
         return None
-    headers = {}
-    for line in lines[1:]:
-        k, _, v = line.partition(":")
-        headers[k.strip().lower()] = v.strip()
-    return int(parts[1]), headers
+    return status, dict(headers)
 
 
 def trickle(sock: socket.socket, data: bytes, interval: float, max_seconds: float,

@@ -89,16 +89,7 @@ class RawHTTP:
         return data
 
     def read_head(self) -> tuple[int, str, list[tuple[str, str]]]:
-        head = self._read_until(b"\r\n\r\n").decode("latin-1")
-        lines = head.split("\r\n")
-        parts = lines[0].split(" ", 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/"):
-            raise ValueError(f"bad status line {lines[0]!r}")
-        headers = []
-        for line in lines[1:]:
-            k, _, v = line.partition(":")
-            headers.append((k.strip().lower(), v.strip()))
-        return int(parts[1]), (parts[2] if len(parts) > 2 else ""), headers
+        return parse_head(self._read_until(b"\r\n\r\n"))
 
     def read_response(self, method: str = "GET", stop_after_interim: bool = False) -> RawResponse:
         """Reads one response (after any 1xx interim responses, which are
@@ -158,6 +149,22 @@ class RawHTTP:
             return True
         except socket.timeout:
             return False
+
+
+def parse_head(head: bytes) -> tuple[int, str, list[tuple[str, str]]]:
+    """(status, reason, headers with lowercase names) of a response head
+    (its bytes up to the blank line); ValueError for a bad status line."""
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+        raise ValueError(f"bad status line {lines[0]!r}")
+    headers = []
+    for line in lines[1:]:
+        if not line:
+            continue
+        k, _, v = line.partition(":")
+        headers.append((k.strip().lower(), v.strip()))
+    return int(parts[1]), (parts[2] if len(parts) > 2 else ""), headers
 
 
 def request_bytes(method: str, path: str, headers: Optional[list[tuple[str, str]]] = None,
