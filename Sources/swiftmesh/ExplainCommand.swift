@@ -135,6 +135,9 @@ struct ExplainCommand: AsyncParsableCommand {
         if let grpc = request["grpcStatus"] { outcome += ", grpc-status \(grpc)" }
         outcome += " in \(text("durationMs") ?? "?") ms"
         lines.append("  " + outcome)
+        if let flags = request["flags"] as? [String], !flags.isEmpty {
+            lines.append("  flags: \(flags.joined(separator: ", "))")
+        }
         if let error = request["proxyError"] as? [String: Any] {
             lines.append("  the proxy answered itself: \(error["reason"] ?? "") (\(error["message"] ?? ""))")
         }

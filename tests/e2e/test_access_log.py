@@ -61,6 +61,7 @@ def test_a_line_per_request_over_http1_h2c_and_grpc(mesh, tmp_path):
     assert second["protocol"] == "HTTP/2" and second["method"] == "POST" and second["bytes_received"] == 5
     miss = by_path["/nowhere"]
     assert miss["status"] == 404 and miss["proxy_error"] == "no_route" and miss["cluster"] is None
+    assert miss["flags"] == ["no_route"] and first["flags"] == [] and second["flags"] == []
     call = next(line for line in lines if line["path"].startswith(f"/{g.SERVICE}/"))
     assert call["grpc_status"] == 0 and call["status"] == 200 and call["protocol"] == "HTTP/2"
 

@@ -32,6 +32,7 @@ def test_a_standalone_proxy_explains_retries_and_its_own_answers(mesh):
     assert record["circuitBreaker"]["requests"] == 1 and record["circuitBreaker"]["maxRequests"] == 1024
     assert [t.get("retriedBecause") for t in record["tries"]] == ["status_503", "status_503", None]
     assert all(t["endpoint"] == a.address and t["answeredMs"] >= t["startedMs"] for t in record["tries"])
+    assert record["flags"] == ["retried"]
 
     text = run_cli("explain", "explain-retry", "--proxy", f"{host}:{port}")
     assert text.returncode == 0, text.stderr
@@ -39,6 +40,7 @@ def test_a_standalone_proxy_explains_retries_and_its_own_answers(mesh):
     assert "GET /api/err  HTTP/1.1 -> 503" in text.stdout, "the path without its query, which may carry secrets"
     assert "route: routes[0] -> cluster c, 1 of 1 endpoints pickable" in text.stdout
     assert text.stdout.count("retried: status_503") == 2 and "try 3:" in text.stdout
+    assert "  flags: retried\n" in text.stdout
 
     # The proxy's own answer leads to the command, with a generated id.
     lost = curl(p.url("/elsewhere"))
@@ -48,8 +50,38 @@ def test_a_standalone_proxy_explains_retries_and_its_own_answers(mesh):
     assert f"(request id {request_id}: swiftmesh explain {request_id} --proxy {host}:{port})" in lost.body.decode()
     explained = run_cli("explain", request_id, "--proxy", f"http://{host}:{port}/")
     assert "the proxy answered itself: no_route" in explained.stdout, explained.stdout
+    assert "flags: no_route" in explained.stdout
     unknown = run_cli("explain", "never-sent", "--proxy", f"{host}:{port}")
     assert unknown.returncode == 1 and "no recent request with id never-sent" in unknown.stderr
+
+
+def test_flags_tell_everything_the_proxy_did_to_one_request(mesh, tmp_path):
+    """One request held by a fault, whose first try hangs past perTryTimeout
+    and is retried, and whose second runs into the route's timeout: the
+    record, explain and the access log all show the four things that
+    happened, not only the last."""
+    log = tmp_path / "access.log"
+    a = mesh.http_backend("a")
+    p = mesh.proxy(single_listener(
+        [route("c", match={"pathPrefix": "/slow"}, timeout="700ms",
+               fault={"delay": {"fixed": "50ms", "percent": 100}},
+               retries={"attempts": 1, "on": ["reset"], "perTryTimeout": "400ms",
+                        "backoff": {"base": "5ms", "max": "10ms"}})],
+        [cluster("c", [a])], accessLog={"path": str(log)}))
+    r = curl(p.url("/slow?sleep=5"), "-H", "x-request-id: explain-flags")
+    assert r.status == 504 and r.header("swiftmesh-proxy-error") == "timeout"
+    expected = ["fault_delayed", "per_try_timeout", "retried", "timeout"]
+    status, _, body = p.admin_get("/requests/explain-flags")
+    assert status == 200, body
+    [record] = json.loads(body)["requests"]
+    assert record["flags"] == expected, record
+    assert [t.get("retriedBecause") for t in record["tries"]] == ["per_try_timeout", None]
+    host, port = p.admin
+    text = run_cli("explain", "explain-flags", "--proxy", f"{host}:{port}")
+    assert "  flags: fault_delayed, per_try_timeout, retried, timeout\n" in text.stdout, text.stdout
+    wait_until(lambda: log.exists() and log.read_text().count("\n") >= 1, timeout=10)
+    [line] = [json.loads(text) for text in log.read_text().splitlines()]
+    assert line["flags"] == expected and line["attempts"] == 2 and line["proxy_error"] == "timeout"
 
 
 def test_the_circuit_breaker_as_each_request_met_it(mesh):

@@ -52,18 +52,18 @@ enum UpstreamPool {
     case http1(HTTP1ConnectionPool)
     case http2(HTTP2ConnectionPool)
 
-    func acquire(for exchange: ProxyExchange) {
+    func acquire(for request: any UpstreamRequest) {
         switch self {
-        case .http1(let pool): pool.acquire(for: exchange)
-        case .http2(let pool): pool.acquire(for: exchange)
+        case .http1(let pool): pool.acquire(for: request)
+        case .http2(let pool): pool.acquire(for: request)
         }
     }
 
-    /// `exchange` ended while waiting for a connection or stream.
-    func stopWaiting(_ exchange: ProxyExchange) {
+    /// `request` ended while waiting for a connection or stream.
+    func stopWaiting(_ request: any UpstreamRequest) {
         switch self {
-        case .http1(let pool): pool.stopWaiting(exchange)
-        case .http2(let pool): pool.stopWaiting(exchange)
+        case .http1(let pool): pool.stopWaiting(request)
+        case .http2(let pool): pool.stopWaiting(request)
         }
     }
 

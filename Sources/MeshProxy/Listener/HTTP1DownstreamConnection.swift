@@ -150,7 +150,7 @@ final class HTTP1DownstreamConnection: ChannelDuplexHandler, ExchangeDownstream,
                 startExchange(head, framing: framing)
             case .body(let body):
                 // Without an exchange, the response ended before the request did: the rest is dropped.
-                exchange?.downstreamReceived(.body(.byteBuffer(body)))
+                exchange?.downstreamReceived(.body(body))
             case .end(let trailers):
                 requestInProgress = false
                 exchange?.downstreamReceived(.end(trailers))
@@ -173,9 +173,9 @@ final class HTTP1DownstreamConnection: ChannelDuplexHandler, ExchangeDownstream,
         requestVersion = head.version
         requestIsHEAD = head.method == .HEAD
         closeAfterResponse = closeAfterResponse || !framing.keepAlive
-        let exchange = ProxyExchange(for: head, downstream: self, worker: worker)
+        let exchange = ProxyExchange(for: head, hasBody: framing.hasBody, downstream: self, worker: worker)
         self.exchange = exchange
-        exchange.start(head: head, hasBody: framing.hasBody, listener: listener.current(in: worker))
+        exchange.start(head: head, listener: listener.current(in: worker))
     }
 
     private func parseFailed(_ error: HTTP1ParseError) {
@@ -190,7 +190,7 @@ final class HTTP1DownstreamConnection: ChannelDuplexHandler, ExchangeDownstream,
         requestInProgress = false
         if let exchange {
             if inProgress {
-                exchange.downstreamMalformed(proxyError)
+                exchange.fail(proxyError)
             }
         } else {
             refuseUnreadRequest(proxyError)
@@ -290,7 +290,8 @@ final class HTTP1DownstreamConnection: ChannelDuplexHandler, ExchangeDownstream,
         requestIsHEAD = false
         requestVersion = .http1_1
         let rejected = ProxyExchange(
-            downstream: self, worker: worker, requestID: RequestID.generate(using: &worker.random), isGRPC: false)
+            downstream: self, worker: worker, requestID: RequestID.generate(using: &worker.random), isGRPC: false,
+            hasBody: false)
         exchange = rejected
         rejected.fail(error)
     }

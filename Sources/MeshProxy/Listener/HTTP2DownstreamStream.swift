@@ -32,9 +32,9 @@ final class HTTP2DownstreamStream: HTTP2Stream, ExchangeDownstream {
             sendReset(.protocolError)
             return
         }
-        let exchange = ProxyExchange(for: head, downstream: self, worker: owner.worker)
+        let exchange = ProxyExchange(for: head, hasBody: !endStream, downstream: self, worker: owner.worker)
         self.exchange = exchange
-        exchange.start(head: head, hasBody: !endStream, listener: listener)
+        exchange.start(head: head, listener: listener)
         if endStream {
             receivingEnded = true
             self.exchange?.downstreamReceived(.end(nil))
@@ -56,7 +56,7 @@ final class HTTP2DownstreamStream: HTTP2Stream, ExchangeDownstream {
             return
         }
         if case .byteBuffer(let buffer) = data.data, buffer.readableBytes > 0 {
-            exchange.downstreamReceived(.body(.byteBuffer(buffer)))
+            exchange.downstreamReceived(.body(buffer))
         }
         if data.endStream {
             exchange.downstreamReceived(.end(nil))

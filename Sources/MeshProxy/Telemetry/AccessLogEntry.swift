@@ -26,6 +26,8 @@ struct AccessLogEntry {
     var traceID: String?
     var requestID: String
     var proxyError: String?
+    /// What the proxy did to the request (`RequestFlags`), as an array of names.
+    var flags = RequestFlags()
 
     /// Appends the line. Numbers and the timestamp are written digit by
     /// digit, without building strings: the line is on the request path.
@@ -53,7 +55,20 @@ struct AccessLogEntry {
         field(",\"trace_id\":", traceID, into: &buffer)
         field(",\"request_id\":", requestID, into: &buffer)
         field(",\"proxy_error\":", proxyError, into: &buffer)
-        buffer.writeStaticString("}\n")
+        buffer.writeStaticString(",\"flags\":[")
+        if !flags.isEmpty {
+            var first = true
+            for (flag, name) in RequestFlags.named where flags.contains(flag) {
+                if !first {
+                    buffer.writeInteger(UInt8(ascii: ","))
+                }
+                first = false
+                buffer.writeInteger(UInt8(ascii: "\""))
+                buffer.writeString(name)
+                buffer.writeInteger(UInt8(ascii: "\""))
+            }
+        }
+        buffer.writeStaticString("]}\n")
     }
 
     /// `key` is the whole `,"name":`, written in one go: a line has sixteen of them.

@@ -302,7 +302,7 @@ struct FinishedRequest {
     var route: LoopStats.RouteKey
     /// An endpoint's connection or stream took the request (on some try).
     var reachedEndpoint: Bool
-    /// The response is another proxy's refusal (`ProxyExchange.refusedOnTheWay`).
+    /// The response is another proxy's refusal (`RequestInfo.refusedOnTheWay`).
     var refusedOnTheWay = false
     var endpoint: Int
     var status: StatusClass

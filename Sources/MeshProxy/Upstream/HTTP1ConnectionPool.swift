@@ -4,15 +4,17 @@ import NIOCore
 /// connections are reused most-recently-used first, so a burst's extra
 /// connections age out while the warm ones keep serving. When the cluster is
 /// at its circuit breaker's `maxConnections`, requests wait (as pending
-/// requests) for a connection of this pool to come free.
+/// requests) for a connection of this pool to come free; the pool counts
+/// them in the breaker while they wait.
 final class HTTP1ConnectionPool {
     /// Idle connections kept per endpoint per loop; more are closed on release.
     static let maxIdleConnections = 128
 
     let connector: EndpointConnector
     private var idle: [HTTP1UpstreamHandler] = []
-    /// Requests waiting for a connection of this pool, oldest first.
-    private var waiting = CircularBuffer<ProxyExchange>()
+    /// Requests waiting for a connection of this pool, oldest first; each
+    /// counts as one of the cluster's pending requests while it is here.
+    private var waiting = CircularBuffer<any UpstreamRequest>()
     /// Connections of this pool, open or opening; each counts in the breaker.
     private var connectionCount = 0
     /// Connections of this pool still being opened.
@@ -23,23 +25,24 @@ final class HTTP1ConnectionPool {
         self.connector = connector
     }
 
-    /// Hands `exchange` a connection: an idle one, or the next one to open
+    /// Hands `request` a connection: an idle one, or the next one to open
     /// or come free. A connection being opened serves whichever request has
     /// waited longest when it is ready, not the request that caused it, so a
     /// request that moves on (a retry to another endpoint, a timeout) leaves
     /// nothing behind that could still call it.
-    func acquire(for exchange: ProxyExchange) {
+    func acquire(for request: any UpstreamRequest) {
         while let connection = idle.popLast() {
             if connection.isActive {
-                connection.attach(exchange)
+                connection.attach(request)
                 return
             }
         }
-        guard exchange.enterPending() else {
-            exchange.upstreamFailed(.overflow(.maxPendingRequests))
+        guard let pending = connector.breaker.tryAddPending() else {
+            request.failed(.pendingOverflow)
             return
         }
-        waiting.append(exchange)
+        waiting.append(request)
+        request.queued(pendingRequests: pending)
         if connecting < waiting.count {
             connect()
         }
@@ -78,7 +81,7 @@ final class HTTP1ConnectionPool {
     /// A connection attempt failed: the request that has waited longest
     /// fails with it (each waiting request caused one attempt).
     private func connectFailed() {
-        nextWaiting()?.upstreamFailed(.connectFailure)
+        nextWaiting()?.failed(.connectFailure)
         connectionGone()
     }
 
@@ -117,10 +120,11 @@ final class HTTP1ConnectionPool {
         idle.append(connection)
     }
 
-    /// `exchange` ended while waiting (timeout, client gone): it leaves the queue.
-    func stopWaiting(_ exchange: ProxyExchange) {
-        if let index = waiting.firstIndex(where: { $0 === exchange }) {
+    /// `request` ended while waiting (timeout, client gone): it leaves the queue.
+    func stopWaiting(_ request: any UpstreamRequest) {
+        if let index = waiting.firstIndex(where: { $0 === request }) {
             waiting.remove(at: index)
+            connector.breaker.pendingEnded()
         }
     }
 
@@ -139,11 +143,13 @@ final class HTTP1ConnectionPool {
         }
     }
 
-    /// The oldest waiting request still waiting (others timed out or lost their client).
-    private func nextWaiting() -> ProxyExchange? {
-        while let exchange = waiting.popFirst() {
-            if exchange.isWaitingForUpstream {
-                return exchange
+    /// The oldest waiting request still waiting (others timed out or lost
+    /// their client); it is no longer pending.
+    private func nextWaiting() -> (any UpstreamRequest)? {
+        while let request = waiting.popFirst() {
+            connector.breaker.pendingEnded()
+            if request.isWaitingForConnection {
+                return request
             }
         }
         return nil

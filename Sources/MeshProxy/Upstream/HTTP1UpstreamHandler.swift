@@ -2,7 +2,7 @@ import NIOCore
 import NIOHTTP1
 
 /// The only handler of a pooled upstream HTTP/1.1 connection: it writes one
-/// request at a time from its exchange to the endpoint, parses the response
+/// request at a time from its try to the endpoint, parses the response
 /// and hands it back, and withholds reads while the client cannot take more
 /// (backpressure from the slowest side, never unbounded buffering).
 final class HTTP1UpstreamHandler: ChannelDuplexHandler, ExchangeUpstream, BatchedFlushTarget {
@@ -18,8 +18,8 @@ final class HTTP1UpstreamHandler: ChannelDuplexHandler, ExchangeUpstream, Batche
     /// closes. The cycle with the pool's connection list ends at that close.
     private let pool: HTTP1ConnectionPool
     private var context: ChannelHandlerContext?
-    /// The request being served; nil while the connection is idle in its pool.
-    private var exchange: ProxyExchange?
+    /// The try being served; nil while the connection is idle in its pool.
+    private var request: (any UpstreamRequest)?
     private var parser = HTTP1Parser(kind: .response, maxHeadBytes: HTTP1UpstreamHandler.maxResponseHeadBytes)
     private var outbound = HTTP1Outbound(allocator: ByteBufferAllocator())
     private var readPending = false
@@ -45,7 +45,7 @@ final class HTTP1UpstreamHandler: ChannelDuplexHandler, ExchangeUpstream, Batche
         // Unused in the pool for the cluster's idleTimeout: closed (and so out
         // of the pool) before the endpoint's own keep-alive timeout can race a request.
         idleTimer.start(on: context.eventLoop) { [weak self] in
-            self?.exchange == nil
+            self?.request == nil
         } close: { [weak self] in
             self?.context?.close(promise: nil)
         }
@@ -63,41 +63,26 @@ final class HTTP1UpstreamHandler: ChannelDuplexHandler, ExchangeUpstream, Batche
         self.context = nil
     }
 
-    /// Starts serving `exchange` on this (idle, pooled HTTP/1.1) connection.
-    func attach(_ exchange: ProxyExchange) {
-        self.exchange = exchange
+    /// Starts serving `request` on this (idle, pooled HTTP/1.1) connection.
+    func attach(_ request: any UpstreamRequest) {
+        self.request = request
         requestComplete = false
         responseKeepAlive = true
-        exchange.upstreamAttached(self)
+        request.connectionReady(self)
     }
 
-    // MARK: Request direction (called by the exchange)
-
-    func write(_ part: HTTPClientRequestPart) {
-        guard let context else { return }
-        switch part {
-        case .head(let head):
-            writeHead(head)
-        case .body(.byteBuffer(let body)):
-            outbound.writeBody(body, context: context)
-        case .body(.fileRegion):
-            preconditionFailure("the proxy never sends file regions")
-        case .end(let trailers):
-            requestComplete = true
-            outbound.writeEnd(trailers: trailers)
-        }
-    }
+    // MARK: Request direction (called by the try)
 
     /// The request line and fields; the body keeps the client's Content-Length,
     /// or goes in chunks when its length is unknown.
-    private func writeHead(_ head: HTTPRequestHead) {
+    func writeHead(_ head: HTTPRequestHead, hasBody: Bool) {
         parser.respondingToHEAD = head.method == .HEAD
         outbound.writeRequestLine(method: head.method, uri: head.uri)
         outbound.writeFields(head.headers)
         let framing: HTTP1Outbound.Framing
         if head.headers.contains(name: "content-length") {
             framing = .raw
-        } else if exchange?.requestHasBody ?? true {
+        } else if hasBody {
             framing = .chunked
         } else {
             // Servers may refuse these methods without a length (411).
@@ -107,6 +92,16 @@ final class HTTP1UpstreamHandler: ChannelDuplexHandler, ExchangeUpstream, Batche
             framing = .none
         }
         outbound.endHead(framing: framing)
+    }
+
+    func writeBody(_ body: ByteBuffer) {
+        guard let context else { return }
+        outbound.writeBody(body, context: context)
+    }
+
+    func writeEnd(trailers: HTTPHeaders?) {
+        requestComplete = true
+        outbound.writeEnd(trailers: trailers)
     }
 
     /// The request bytes go out at the end of the loop iteration, with every
@@ -130,10 +125,10 @@ final class HTTP1UpstreamHandler: ChannelDuplexHandler, ExchangeUpstream, Batche
         context.read()
     }
 
-    /// The exchange ended before this connection could serve it (timeout,
+    /// The try ended before this connection could serve it (timeout,
     /// client gone): the unused connection goes back to its pool.
     func abandon() {
-        exchange = nil
+        request = nil
         idleTimer.touch()
         pool.release(self)
     }
@@ -141,36 +136,36 @@ final class HTTP1UpstreamHandler: ChannelDuplexHandler, ExchangeUpstream, Batche
     /// Gives up on the request in progress: a connection cannot be reused
     /// mid-message, so it closes.
     func abort() {
-        exchange = nil
+        request = nil
         context?.close(promise: nil)
     }
 
     // MARK: Response direction
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard exchange != nil else {
+        guard request != nil else {
             // Bytes on an idle connection: it cannot be trusted for another request.
             context.close(promise: nil)
             return
         }
         parser.append(unwrapInboundIn(data))
         do {
-            while exchange != nil, let event = try parser.next() {
+            while request != nil, let event = try parser.next() {
                 deliver(event)
             }
         } catch {
-            // A response that is not HTTP/1.1: the exchange learns of it through channelInactive.
+            // A response that is not HTTP/1.1: the try learns of it through channelInactive.
             context.close(promise: nil)
             return
         }
-        if exchange == nil && parser.bufferedBytes > 0 {
+        if request == nil && parser.bufferedBytes > 0 {
             // More than the response: the connection cannot be trusted for another request.
             context.close(promise: nil)
         }
     }
 
     private func deliver(_ event: HTTP1Parser.Event) {
-        guard let exchange else { return }
+        guard let request else { return }
         switch event {
         case .response(let head, let framing):
             if head.status.code < 200 {
@@ -182,16 +177,16 @@ final class HTTP1UpstreamHandler: ChannelDuplexHandler, ExchangeUpstream, Batche
                 return
             }
             responseKeepAlive = framing.keepAlive
-            exchange.upstreamReceived(.head(head))
+            request.received(.head(head))
         case .body(let body):
-            exchange.upstreamReceived(.body(body))
+            request.received(.body(body))
         case .end(let trailers):
             if skippingInterim {
                 skippingInterim = false
                 return
             }
-            self.exchange = nil
-            exchange.upstreamReceived(.end(trailers))
+            self.request = nil
+            request.received(.end(trailers))
             responseFinished()
         case .request:
             break  // a response parser returns no requests
@@ -199,12 +194,12 @@ final class HTTP1UpstreamHandler: ChannelDuplexHandler, ExchangeUpstream, Batche
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        exchange?.flushDownstream()
+        request?.readComplete()
         context.fireChannelReadComplete()
     }
 
     func read(context: ChannelHandlerContext) {
-        if let exchange, !exchange.downstreamIsWritable {
+        if let request, !request.clientIsReading {
             readPending = true
             return
         }
@@ -213,7 +208,7 @@ final class HTTP1UpstreamHandler: ChannelDuplexHandler, ExchangeUpstream, Batche
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable {
-            exchange?.upstreamBecameWritable()
+            request?.endpointBecameWritable()
         }
         context.fireChannelWritabilityChanged()
     }
@@ -224,16 +219,16 @@ final class HTTP1UpstreamHandler: ChannelDuplexHandler, ExchangeUpstream, Batche
         if !failed, let end = parser.endOfInput() {
             deliver(end)
         }
-        if let exchange {
-            self.exchange = nil
-            exchange.upstreamFailed(.upstreamReset)
+        if let request {
+            self.request = nil
+            request.failed(.reset)
         }
         pool.connectionClosed(self)
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        // The exchange learns of the failure through channelInactive.
+        // The try learns of the failure through channelInactive.
         failed = true
         context.close(promise: nil)
     }

@@ -57,18 +57,18 @@ final class HTTP2Connection: ChannelDuplexHandler {
         outbox.detach()
     }
 
-    /// Opens a stream for `exchange` and attaches it at once; its HEADERS go
-    /// out with the exchange's first write.
-    func openStream(for exchange: ProxyExchange) {
+    /// Opens a stream for `request` and attaches it at once; its HEADERS go
+    /// out with the try's first write.
+    func openStream(for request: any UpstreamRequest) {
         let id = nextStreamID
         nextStreamID = HTTP2StreamID(Int32(Int(id) + 2))
         if nextStreamID > Self.lastUsableStreamID {
             // Out of stream IDs: this connection serves what it has, the pool opens another.
             closeGracefully()
         }
-        let stream = HTTP2UpstreamStream(id: id, owner: self, exchange: exchange)
+        let stream = HTTP2UpstreamStream(id: id, owner: self, request: request)
         streams[id] = stream
-        exchange.upstreamAttached(stream)
+        request.connectionReady(stream)
     }
 
     /// A stream that never sent anything (or was reset by us) leaves the table.

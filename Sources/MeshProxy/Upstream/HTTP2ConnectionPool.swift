@@ -5,12 +5,12 @@ import NIOHTTP2
 /// streams on a connection with room under the peer's concurrency limit; a
 /// new connection opens only when every connection is full, and the cluster
 /// is under its circuit breaker's `maxConnections`. Requests waiting for a
-/// stream count as pending requests.
+/// stream count as pending requests, which the pool takes and gives back.
 final class HTTP2ConnectionPool {
     private let connector: EndpointConnector
     private var connections: [HTTP2Connection] = []
     /// Requests waiting for a connection to open or for a stream slot.
-    private var waiting = CircularBuffer<ProxyExchange>()
+    private var waiting = CircularBuffer<any UpstreamRequest>()
     private var connecting = 0
     private var draining = false
 
@@ -18,16 +18,17 @@ final class HTTP2ConnectionPool {
         self.connector = connector
     }
 
-    func acquire(for exchange: ProxyExchange) {
+    func acquire(for request: any UpstreamRequest) {
         if let connection = connections.first(where: \.hasCapacity) {
-            connection.openStream(for: exchange)
+            connection.openStream(for: request)
             return
         }
-        guard exchange.enterPending() else {
-            exchange.upstreamFailed(.overflow(.maxPendingRequests))
+        guard let pending = connector.breaker.tryAddPending() else {
+            request.failed(.pendingOverflow)
             return
         }
-        waiting.append(exchange)
+        waiting.append(request)
+        request.queued(pendingRequests: pending)
         // One connection in progress is enough for the first assumed-limit's worth of waiters.
         if connecting * HTTP2Connection.assumedMaxConcurrentStreams < waiting.count {
             connect()
@@ -84,9 +85,10 @@ final class HTTP2ConnectionPool {
 
     private func serveWaiting() {
         while !waiting.isEmpty, let connection = connections.first(where: \.hasCapacity) {
-            let exchange = waiting.removeFirst()
-            if exchange.isWaitingForUpstream {
-                connection.openStream(for: exchange)
+            let request = waiting.removeFirst()
+            connector.breaker.pendingEnded()
+            if request.isWaitingForConnection {
+                connection.openStream(for: request)
             }
         }
         if !waiting.isEmpty && connecting == 0 {
@@ -94,10 +96,11 @@ final class HTTP2ConnectionPool {
         }
     }
 
-    /// `exchange` ended while waiting (timeout, client gone): it leaves the queue.
-    func stopWaiting(_ exchange: ProxyExchange) {
-        if let index = waiting.firstIndex(where: { $0 === exchange }) {
+    /// `request` ended while waiting (timeout, client gone): it leaves the queue.
+    func stopWaiting(_ request: any UpstreamRequest) {
+        if let index = waiting.firstIndex(where: { $0 === request }) {
             waiting.remove(at: index)
+            connector.breaker.pendingEnded()
         }
     }
 
@@ -106,8 +109,9 @@ final class HTTP2ConnectionPool {
         guard connecting == 0, !connections.contains(where: \.hasCapacity) else { return }
         let failed = waiting
         waiting.removeAll()
-        for exchange in failed {
-            exchange.upstreamFailed(.connectFailure)
+        for request in failed {
+            connector.breaker.pendingEnded()
+            request.failed(.connectFailure)
         }
     }
 

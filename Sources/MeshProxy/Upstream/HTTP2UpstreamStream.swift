@@ -2,44 +2,44 @@ import NIOCore
 import NIOHTTP1
 import NIOHTTP2
 
-/// One stream of an upstream HTTP/2 connection, serving one exchange: the
+/// One stream of an upstream HTTP/2 connection, serving one try: the
 /// request goes out as frames, the response comes back as HTTP/1-shaped
 /// parts. Response DATA is credited back only while the client takes the
 /// bytes; request DATA waiting for the endpoint's window makes the stream
 /// unwritable, which pauses the client.
 final class HTTP2UpstreamStream: HTTP2Stream, ExchangeUpstream {
-    /// Strong: the exchange may still hold this stream after the connection
+    /// Strong: the try may still hold this stream after the connection
     /// closed; the cycle with the connection's stream table ends when the
     /// stream leaves the table.
     private let owner: HTTP2Connection
-    private var exchange: ProxyExchange?
+    private var request: (any UpstreamRequest)?
     private var headersSent = false
     private var responseStarted = false
     /// A HEAD request's response has no body, whatever its `content-length` says.
     private var requestIsHEAD = false
 
-    init(id: HTTP2StreamID, owner: HTTP2Connection, exchange: ProxyExchange) {
+    init(id: HTTP2StreamID, owner: HTTP2Connection, request: any UpstreamRequest) {
         self.owner = owner
-        self.exchange = exchange
+        self.request = request
         super.init(id: id, outbox: owner.outbox, receiveWindowSize: UpstreamHTTP2Settings.streamWindow)
     }
 
     // MARK: Response in (from the connection)
 
     func receivedHeaders(_ headers: HTTP2Frame.FramePayload.Headers) {
-        guard let exchange else { return }
+        guard let request else { return }
         if responseStarted {
             // A second HEADERS block is the trailers, and ends the response.
             guard let trailers = HTTP2HeaderMapping.trailers(headers.headers),
                   bodyMatchesDeclaredLength(received: 0, endStream: true) else {
-                malformedResponse(exchange)
+                malformedResponse(request)
                 return
             }
-            finishResponse(exchange, trailers: trailers)
+            finishResponse(request, trailers: trailers)
             return
         }
         guard let (status, fields, contentLength) = HTTP2HeaderMapping.response(headers.headers) else {
-            malformedResponse(exchange)
+            malformedResponse(request)
             return
         }
         // 1xx answers are interim: the proxy answers Expect itself, so they go no further.
@@ -49,14 +49,14 @@ final class HTTP2UpstreamStream: HTTP2Stream, ExchangeUpstream {
         // RFC 9110 sections 8.6 and 15.4.5: the length describes a body that is not sent.
         declaredBodyBytesLeft = requestIsHEAD || status == .notModified ? 0 : contentLength
         guard bodyMatchesDeclaredLength(received: 0, endStream: headers.endStream) else {
-            malformedResponse(exchange)
+            malformedResponse(request)
             return
         }
         responseStarted = true
-        exchange.upstreamReceived(.head(HTTPResponseHead(version: .http2, status: status, headers: fields)))
-        // The exchange may have let go of this stream on seeing the head (to retry).
-        if headers.endStream, let exchange = self.exchange {
-            finishResponse(exchange, trailers: nil)
+        request.received(.head(HTTPResponseHead(version: .http2, status: status, headers: fields)))
+        // The try may have let go of this stream on seeing the head (to retry).
+        if headers.endStream, let request = self.request {
+            finishResponse(request, trailers: nil)
         }
     }
 
@@ -64,28 +64,28 @@ final class HTTP2UpstreamStream: HTTP2Stream, ExchangeUpstream {
         if data.endStream {
             receivingEnded = true
         }
-        guard let exchange else {
+        guard let request else {
             received(flowControlledLength, withhold: false)
             return
         }
         guard bodyMatchesDeclaredLength(received: data.data.readableBytes, endStream: data.endStream) else {
             received(flowControlledLength, withhold: false)
-            malformedResponse(exchange)
+            malformedResponse(request)
             return
         }
         if case .byteBuffer(let buffer) = data.data, buffer.readableBytes > 0 {
-            exchange.upstreamReceived(.body(buffer))
+            request.received(.body(buffer))
         }
         if data.endStream {
-            finishResponse(exchange, trailers: nil)
+            finishResponse(request, trailers: nil)
         }
-        received(flowControlledLength, withhold: !data.endStream && !exchange.downstreamIsWritable)
+        received(flowControlledLength, withhold: !data.endStream && !request.clientIsReading)
     }
 
-    private func finishResponse(_ exchange: ProxyExchange, trailers: HTTPHeaders?) {
+    private func finishResponse(_ request: any UpstreamRequest, trailers: HTTPHeaders?) {
         receivingEnded = true
-        self.exchange = nil
-        exchange.upstreamReceived(.end(trailers))
+        self.request = nil
+        request.received(.end(trailers))
         if !sendingEnded {
             // The endpoint answered before the request ended: stop sending it.
             sendReset(.cancel)
@@ -93,59 +93,59 @@ final class HTTP2UpstreamStream: HTTP2Stream, ExchangeUpstream {
     }
 
     override func readComplete() {
-        exchange?.flushDownstream()
+        request?.readComplete()
     }
 
-    /// A response block that is not valid HTTP/2: the stream is reset and the exchange fails.
-    private func malformedResponse(_ exchange: ProxyExchange) {
-        self.exchange = nil
+    /// A response block that is not valid HTTP/2: the stream is reset and the try fails.
+    private func malformedResponse(_ request: any UpstreamRequest) {
+        self.request = nil
         sendReset(.protocolError)
-        exchange.upstreamFailed(.upstreamReset)
+        request.failed(.reset)
     }
 
     /// The endpoint did not process the stream (REFUSED_STREAM, or above a
-    /// GOAWAY's last stream): the exchange may send the request again.
+    /// GOAWAY's last stream): the request may be sent again.
     func refused() {
         sendingEnded = true
         receivingEnded = true
         outbox.discardHeldFrame(of: id)
-        guard let exchange else { return }
-        self.exchange = nil
-        exchange.upstreamRefused()
+        guard let request else { return }
+        self.request = nil
+        request.refused()
     }
 
     /// The stream is gone: reset by the endpoint, or the connection closed.
     func closed() {
-        guard let exchange else { return }
-        self.exchange = nil
-        exchange.upstreamFailed(.upstreamReset)
+        guard let request else { return }
+        self.request = nil
+        request.failed(.reset)
     }
 
     func connectionBecameWritable() {
         if isWritable {
-            exchange?.upstreamBecameWritable()
+            request?.endpointBecameWritable()
         }
     }
 
     override func becameWritable() {
-        exchange?.upstreamBecameWritable()
+        request?.endpointBecameWritable()
     }
 
     // MARK: ExchangeUpstream
 
-    func write(_ part: HTTPClientRequestPart) {
-        switch part {
-        case .head(let head):
-            headersSent = true
-            requestIsHEAD = head.method == .HEAD
-            sendHeaders(HTTP2HeaderMapping.requestBlock(head))
-        case .body(.byteBuffer(let body)):
-            sendData(body)
-        case .body(.fileRegion):
-            preconditionFailure("the proxy never sends file regions")
-        case .end(let trailers):
-            sendEnd(trailers: trailers)
-        }
+    /// HTTP/2 frames its body itself: whether one follows shows in END_STREAM.
+    func writeHead(_ head: HTTPRequestHead, hasBody: Bool) {
+        headersSent = true
+        requestIsHEAD = head.method == .HEAD
+        sendHeaders(HTTP2HeaderMapping.requestBlock(head))
+    }
+
+    func writeBody(_ body: ByteBuffer) {
+        sendData(body)
+    }
+
+    func writeEnd(trailers: HTTPHeaders?) {
+        sendEnd(trailers: trailers)
     }
 
     func flush() {
@@ -157,7 +157,7 @@ final class HTTP2UpstreamStream: HTTP2Stream, ExchangeUpstream {
     }
 
     func abandon() {
-        exchange = nil
+        request = nil
         if headersSent {
             sendReset(.cancel)
         } else {
@@ -166,7 +166,7 @@ final class HTTP2UpstreamStream: HTTP2Stream, ExchangeUpstream {
     }
 
     func abort() {
-        exchange = nil
+        request = nil
         if headersSent && !(sendingEnded && receivingEnded) {
             sendReset(.cancel)
         } else if !headersSent {

@@ -68,6 +68,7 @@ struct RequestRecord {
     var status: Int?
     var grpcStatus: Int?
     var proxyError: ProxyError?
+    var flags: RequestFlags
     var bytesReceived: Int
     var bytesSent: Int
 
@@ -89,6 +90,7 @@ extension RequestRecord {
             "grpc": isGRPC,
             "bytesReceived": bytesReceived,
             "bytesSent": bytesSent,
+            "flags": flags.names,
         ]
         object["caller"] = caller
         if let authorization {

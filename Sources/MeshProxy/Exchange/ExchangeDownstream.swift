@@ -49,19 +49,3 @@ extension ExchangeDownstream {
         return response.head.status
     }
 }
-
-/// The endpoint side of one exchange: a pooled HTTP/1.1 connection
-/// (`HTTP1UpstreamHandler`) or one stream of a multiplexed HTTP/2 connection
-/// (`HTTP2UpstreamStream`).
-protocol ExchangeUpstream: AnyObject {
-    /// Whether the endpoint can take more request bytes now.
-    var isWritable: Bool { get }
-    func write(_ part: HTTPClientRequestPart)
-    func flush()
-    /// The client can take more response bytes again.
-    func resumeReading()
-    /// The exchange ended before this upstream served it: give it back unused.
-    func abandon()
-    /// Gives up on the request in progress (close the connection or reset the stream).
-    func abort()
-}
