@@ -109,12 +109,65 @@ let package = Package(
                 .embedInCode("Dashboard/Assets/dashboard.js"),
             ]
         ),
+        // What every connection on an event loop shares, whatever its
+        // protocol or side: the write batching per loop iteration and the
+        // idle timer.
+        .target(
+            name: "MeshLoopIO",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")]
+        ),
+        // HTTP/1.1 as bytes: our parser (requests and responses, strict
+        // where leniency smuggles), our writer, and the syntax rules of
+        // header names and authorities. Knows nothing of the proxy.
+        .target(
+            name: "MeshHTTP1",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: fuzzed
+        ),
+        // HTTP/2 as frames: our connection codec (framing, stream states,
+        // flow control, HPACK encoding, flood guards), the frame outbox, the
+        // flow control of one proxied stream and the mapping between header
+        // blocks and HTTP/1-shaped heads. Knows nothing of the proxy.
+        .target(
+            name: "MeshHTTP2",
+            dependencies: [
+                "MeshHTTP1",
+                "MeshLoopIO",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
+            ],
+            swiftSettings: fuzzed
+        ),
+        // The connection pools of endpoints and their HTTP/1.1 connections
+        // and HTTP/2 streams. They serve tries through the `UpstreamRequest`
+        // protocol and never know the exchange behind one: that the layers
+        // below the exchange do not depend on it is the compiler's to check.
+        .target(
+            name: "MeshUpstream",
+            dependencies: [
+                "MeshHTTP1",
+                "MeshHTTP2",
+                "MeshLoopIO",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+            ]
+        ),
         // The data plane, laid out along the request path.
         .target(
             name: "MeshProxy",
             dependencies: [
                 "MeshConfig",
                 "MeshDNS",
+                "MeshHTTP1",
+                "MeshHTTP2",
+                "MeshLoopIO",
+                "MeshUpstream",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -211,7 +264,11 @@ let package = Package(
         .testTarget(
             name: "MeshProxyTests",
             dependencies: [
+                "MeshHTTP1",
+                "MeshHTTP2",
+                "MeshLoopIO",
                 "MeshProxy",
+                "MeshUpstream",
                 "MeshConfig",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -230,9 +287,9 @@ let package = Package(
 if fuzzing {
     package.targets.append(.target(name: "FuzzSupport", path: "Fuzz/FuzzSupport"))
     let targets: [(String, [Target.Dependency])] = [
-        ("FuzzHTTP1Parser", ["MeshProxy", .product(name: "NIOCore", package: "swift-nio"),
+        ("FuzzHTTP1Parser", ["MeshHTTP1", .product(name: "NIOCore", package: "swift-nio"),
                              .product(name: "NIOHTTP1", package: "swift-nio")]),
-        ("FuzzHTTP2Codec", ["MeshProxy", .product(name: "NIOCore", package: "swift-nio"),
+        ("FuzzHTTP2Codec", ["MeshHTTP2", .product(name: "NIOCore", package: "swift-nio"),
                             .product(name: "NIOEmbedded", package: "swift-nio"),
                             .product(name: "NIOHPACK", package: "swift-nio-http2"),
                             .product(name: "NIOHTTP2", package: "swift-nio-http2")]),

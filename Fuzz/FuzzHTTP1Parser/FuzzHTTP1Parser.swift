@@ -2,7 +2,7 @@ import FuzzSupport
 import NIOCore
 import NIOHTTP1
 
-@testable import MeshProxy
+@testable import MeshHTTP1
 
 // The HTTP/1.1 parser, on requests and responses split across reads in
 // every way. Invariants:

@@ -4,7 +4,7 @@ import NIOEmbedded
 import NIOHPACK
 import NIOHTTP2
 
-@testable import MeshProxy
+@testable import MeshHTTP2
 
 // The HTTP/2 connection codec with HPACK decoding, as a server (the bytes
 // are a client's, after its preface) and as a client (the bytes are an

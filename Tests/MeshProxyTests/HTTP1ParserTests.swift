@@ -4,6 +4,7 @@ import NIOHTTP1
 import Testing
 
 @testable import MeshProxy
+@testable import MeshHTTP1
 
 /// What a parser returned, flattened for comparison.
 private enum Part: Equatable {

@@ -5,6 +5,8 @@ import NIOHTTP2
 import Testing
 
 @testable import MeshProxy
+@testable import MeshHTTP2
+@testable import MeshUpstream
 
 /// A frame as the codec wrote it to the wire.
 private struct WireFrame {

@@ -7,6 +7,8 @@ import NIOHTTP2
 import Testing
 
 @testable import MeshProxy
+@testable import MeshHTTP2
+@testable import MeshLoopIO
 
 @Suite struct HTTP2ReceiveWindowTests {
     @Test func returnsCreditInBatchesOfHalfTheWindow() {

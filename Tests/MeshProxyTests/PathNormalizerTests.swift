@@ -3,6 +3,7 @@ import NIOHTTP1
 import Testing
 
 @testable import MeshProxy
+@testable import MeshHTTP1
 
 @Suite struct PathNormalizerTests {
     private let normalizer = PathNormalizer(config: PathNormalizationConfig())

@@ -1,5 +1,6 @@
 import Atomics
 import MeshConfig
+import MeshUpstream
 
 /// A cluster's circuit breaker: counts of its connections, pending requests
 /// and requests in flight, shared by every event loop, against the limits of
@@ -9,7 +10,7 @@ import MeshConfig
 /// A count may pass its limit for an instant when loops race at the edge,
 /// and then only refuses what would have been refused a moment later, the
 /// trade Envoy makes too: exact limits would need a lock.
-final class CircuitBreaker: Sendable {
+final class CircuitBreaker: PoolBreaker {
     enum Limit: String, Sendable {
         case maxConnections
         case maxPendingRequests

@@ -1,3 +1,4 @@
+import MeshUpstream
 import NIOCore
 
 /// An endpoint as discovery reports it. Sendable, so it can travel from the

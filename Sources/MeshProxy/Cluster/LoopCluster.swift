@@ -1,4 +1,6 @@
 import MeshConfig
+import MeshLoopIO
+import MeshUpstream
 import NIOCore
 import NIOHTTP1
 
@@ -152,12 +154,14 @@ final class LoopCluster {
 
     private func makePool(_ address: SocketAddress) -> UpstreamPool {
         let connector = EndpointConnector(
-            address: address, eventLoop: eventLoop, flushBatch: flushBatch, breaker: breaker, connectTimeout: connectTimeout,
-            idleTimeout: .nanoseconds(config.settings.idleTimeout.nanoseconds), tls: upstreamTLS,
+            address: address, eventLoop: eventLoop, connectTimeout: connectTimeout, tls: upstreamTLS,
             tally: UpstreamConnectTally(stats: stats, cluster: statsLabel))
+        let dialer = EndpointDialer(
+            eventLoop: eventLoop, flushBatch: flushBatch, breaker: breaker,
+            idleTimeout: .nanoseconds(config.settings.idleTimeout.nanoseconds), connect: connector.connect)
         switch config.protocolKind {
-        case .http1: return .http1(HTTP1ConnectionPool(connector: connector))
-        case .http2: return .http2(HTTP2ConnectionPool(connector: connector))
+        case .http1: return .http1(HTTP1ConnectionPool(dialer: dialer))
+        case .http2: return .http2(HTTP2ConnectionPool(dialer: dialer))
         }
     }
 }

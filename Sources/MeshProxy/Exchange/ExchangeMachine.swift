@@ -1,3 +1,4 @@
+import MeshUpstream
 import NIOCore
 import NIOHTTP1
 

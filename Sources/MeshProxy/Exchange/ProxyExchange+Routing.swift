@@ -1,4 +1,5 @@
 import Logging
+import MeshHTTP1
 import NIOCore
 import NIOHTTP1
 

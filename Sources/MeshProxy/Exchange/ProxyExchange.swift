@@ -1,4 +1,5 @@
 import Logging
+import MeshUpstream
 import NIOCore
 import NIOHTTP1
 
@@ -32,7 +33,7 @@ final class ProxyExchange {
     /// cluster with this label (`maxShareOfClusterRequests`).
     var heldClusterShare: Int?
     /// The cluster's circuit breaker counts this request among its retries.
-    private var holdsRetrySlot = false
+    var holdsRetrySlot = false
     var deadlineTimer: Scheduled<Void>?
     /// The route's fault injection holding the request before it goes upstream.
     var faultDelayTimer: Scheduled<Void>?
@@ -394,30 +395,5 @@ final class ProxyExchange {
             worker.recentRequests.add(info.record(connection: connection, elapsed: elapsed, error: error))
         }
         downstream.exchangeFinished(self)
-    }
-}
-
-extension ProxyExchange: RetryAdmission {
-    /// One more try needs the cluster's retry slot (held until the request
-    /// ends) and its retry budget.
-    func admitRetry(_ rules: RetryRules, retry: Int, now: NIODeadline) -> TimeAmount? {
-        guard let breaker = cluster?.breaker else { return nil }
-        let takesSlot = !holdsRetrySlot
-        if takesSlot {
-            guard breaker.tryStartRetry() else { return nil }
-        }
-        guard breaker.retryBudget.tryWithdraw(rules.budget, second: Self.second(of: now)) else {
-            if takesSlot {
-                breaker.retryFinished()
-            }
-            return nil
-        }
-        holdsRetrySlot = true
-        return rules.backoff(retry: retry, random: &worker.random)
-    }
-
-    /// Whole seconds of the monotonic clock, the retry budget's time slots.
-    static func second(of time: NIODeadline) -> Int {
-        Int(time.uptimeNanoseconds / 1_000_000_000)
     }
 }

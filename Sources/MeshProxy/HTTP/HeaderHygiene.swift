@@ -1,3 +1,4 @@
+import MeshHTTP1
 import NIOHTTP1
 
 /// What a proxy must do to headers on the way through (RFC 9110 section 7.6.1):
@@ -260,16 +261,5 @@ enum HeaderHygiene {
             bytes += name.utf8.count + value.utf8.count
         }
         return bytes > maxBytes ? .headersTooLarge : nil
-    }
-}
-
-extension Substring {
-    /// Without optional whitespace (SP, HTAB) at either end, as list elements
-    /// in field values are written (RFC 9110 section 5.6.1).
-    func trimmingOptionalWhitespace() -> Substring {
-        var trimmed = self
-        while let first = trimmed.first, first == " " || first == "\t" { trimmed.removeFirst() }
-        while let last = trimmed.last, last == " " || last == "\t" { trimmed.removeLast() }
-        return trimmed
     }
 }

@@ -1,4 +1,5 @@
 import MeshConfig
+import MeshHTTP2
 import NIOCore
 
 /// The handlers behind the protocol detector, per protocol.

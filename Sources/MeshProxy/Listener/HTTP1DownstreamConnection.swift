@@ -1,3 +1,5 @@
+import MeshHTTP1
+import MeshLoopIO
 import NIOCore
 import NIOHTTP1
 

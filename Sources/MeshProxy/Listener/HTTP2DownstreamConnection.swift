@@ -1,3 +1,5 @@
+import MeshHTTP2
+import MeshLoopIO
 import NIOCore
 import NIOHTTP2
 
@@ -240,8 +242,8 @@ final class HTTP2DownstreamConnection: ChannelDuplexHandler {
         let now = context.eventLoop.now
         let timeout = info.limits.streamIdleTimeout
         for stream in Array(streams.values) where streams[stream.id] === stream {
-            if stream.wasActive {
-                stream.wasActive = false
+            if stream.stream.wasActive {
+                stream.stream.wasActive = false
                 stream.silentSince = now
             } else if let since = stream.silentSince, since + timeout <= now {
                 stream.silentSince = now

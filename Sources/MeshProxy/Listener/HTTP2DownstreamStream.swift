@@ -1,57 +1,62 @@
+import MeshHTTP2
 import NIOCore
-import NIOHTTP1
 import NIOHPACK
+import NIOHTTP1
 import NIOHTTP2
 
 /// One request stream of a client's HTTP/2 connection: it feeds its exchange
 /// the request and writes the response as frames. Request DATA is credited
 /// back only while the upstream takes the bytes; the stream is unwritable
 /// while its response DATA waits for the client's window.
-final class HTTP2DownstreamStream: HTTP2Stream, ExchangeDownstream {
+final class HTTP2DownstreamStream: HTTP2StreamOwner, ExchangeDownstream {
     /// Strong: the exchange may still hold this stream after the connection
     /// closed; the cycle with the connection's stream table ends when the
     /// stream leaves the table.
     private let owner: HTTP2DownstreamConnection
+    /// Its flow control and the frames it sends.
+    let stream: HTTP2Stream
     private var exchange: ProxyExchange?
     /// When the connection's idleness check last found the stream silent
-    /// since the check before (nil: it was not); see `wasActive`.
+    /// since the check before (nil: it was not); see `HTTP2Stream.wasActive`.
     var silentSince: NIODeadline?
 
     init(id: HTTP2StreamID, owner: HTTP2DownstreamConnection, windowSize: Int) {
         self.owner = owner
-        super.init(id: id, outbox: owner.outbox, receiveWindowSize: windowSize)
+        stream = HTTP2Stream(id: id, outbox: owner.outbox, receiveWindowSize: windowSize)
     }
 
     var connection: DownstreamConnectionInfo { owner.info }
+    var id: HTTP2StreamID { stream.id }
+    var isWritable: Bool { stream.isWritable }
 
     // MARK: Request in (from the connection)
 
     func start(head: HTTPRequestHead, contentLength: Int?, listener: CompiledListener?, endStream: Bool) {
-        declaredBodyBytesLeft = contentLength
-        guard bodyMatchesDeclaredLength(received: 0, endStream: endStream) else {
-            sendReset(.protocolError)
+        stream.declaredBodyBytesLeft = contentLength
+        guard stream.bodyMatchesDeclaredLength(received: 0, endStream: endStream) else {
+            stream.sendReset(.protocolError)
             return
         }
         let exchange = ProxyExchange(for: head, hasBody: !endStream, downstream: self, worker: owner.worker)
         self.exchange = exchange
         exchange.start(head: head, listener: listener)
         if endStream {
-            receivingEnded = true
+            stream.receivingEnded = true
             self.exchange?.downstreamReceived(.end(nil))
         }
     }
 
     func receivedData(_ data: HTTP2Frame.FramePayload.Data, flowControlledLength: Int) {
-        wasActive = true
+        stream.wasActive = true
         if data.endStream {
-            receivingEnded = true
+            stream.receivingEnded = true
         }
         guard let exchange else {
-            received(flowControlledLength, withhold: false)
+            stream.received(flowControlledLength, withhold: false)
             return
         }
-        guard bodyMatchesDeclaredLength(received: data.data.readableBytes, endStream: data.endStream) else {
-            received(flowControlledLength, withhold: false)
+        guard stream.bodyMatchesDeclaredLength(received: data.data.readableBytes, endStream: data.endStream) else {
+            stream.received(flowControlledLength, withhold: false)
             malformedRequest()
             return
         }
@@ -61,14 +66,14 @@ final class HTTP2DownstreamStream: HTTP2Stream, ExchangeDownstream {
         if data.endStream {
             exchange.downstreamReceived(.end(nil))
         }
-        received(flowControlledLength, withhold: exchange.shouldPauseDownstreamReads)
+        stream.received(flowControlledLength, withhold: exchange.shouldPauseDownstreamReads)
     }
 
     func receivedTrailers(_ block: HPACKHeaders) {
-        wasActive = true
-        receivingEnded = true
+        stream.wasActive = true
+        stream.receivingEnded = true
         guard let trailers = HTTP2HeaderMapping.trailers(block),
-              bodyMatchesDeclaredLength(received: 0, endStream: true) else {
+              stream.bodyMatchesDeclaredLength(received: 0, endStream: true) else {
             malformedRequest()
             return
         }
@@ -78,11 +83,11 @@ final class HTTP2DownstreamStream: HTTP2Stream, ExchangeDownstream {
     /// The request broke HTTP/2's rules mid-stream: the stream is reset and
     /// the exchange ends as if the client had gone.
     private func malformedRequest() {
-        sendReset(.protocolError)
+        stream.sendReset(.protocolError)
         closed()
     }
 
-    override func readComplete() {
+    func streamReadComplete() {
         exchange?.flushUpstream()
     }
 
@@ -104,24 +109,24 @@ final class HTTP2DownstreamStream: HTTP2Stream, ExchangeDownstream {
         if let exchange {
             exchange.streamIdleTimedOut()
         } else {
-            sendReset(.cancel)
+            stream.sendReset(.cancel)
         }
     }
 
     func connectionBecameWritable() {
-        if isWritable {
+        if stream.isWritable {
             exchange?.downstreamBecameWritable()
         }
     }
 
-    override func becameWritable() {
+    func streamBecameWritable() {
         exchange?.downstreamBecameWritable()
     }
 
     // MARK: ExchangeDownstream
 
     func resumeReads() {
-        releaseWithheldCredit()
+        stream.releaseWithheldCredit()
     }
 
     func takeClusterShare(_ cluster: Int, maxRequests: Int) -> Bool {
@@ -133,51 +138,51 @@ final class HTTP2DownstreamStream: HTTP2Stream, ExchangeDownstream {
     }
 
     func writeInterim(_ status: HTTPResponseStatus) {
-        wasActive = true
-        sendHeaders(HTTP2HeaderMapping.responseBlock(
+        stream.wasActive = true
+        stream.sendHeaders(HTTP2HeaderMapping.responseBlock(
             status: status, headers: HTTPHeaders()))
         flush()
     }
 
     func writeResponseHead(status: HTTPResponseStatus, headers: HTTPHeaders) {
-        wasActive = true
-        sendHeaders(HTTP2HeaderMapping.responseBlock(
+        stream.wasActive = true
+        stream.sendHeaders(HTTP2HeaderMapping.responseBlock(
             status: status, headers: headers))
     }
 
     func writeBody(_ body: ByteBuffer) {
-        wasActive = true
-        sendData(body)
+        stream.wasActive = true
+        stream.sendData(body, owner: self)
     }
 
     func flush() {
-        outbox.scheduleFlush()
+        stream.outbox.scheduleFlush()
     }
 
     func writeEnd(trailers: HTTPHeaders?) {
-        wasActive = true
-        sendEnd(trailers: trailers)
+        stream.wasActive = true
+        stream.sendEnd(trailers: trailers)
         flush()
     }
 
     func writeLocalResponse(
         for error: ProxyError, isGRPC: Bool, requestID: String, explainHint: ExplainHint?
     ) -> HTTPResponseStatus {
-        writeLocalAnswer(for: error, isGRPC: isGRPC, requestID: requestID, explainHint: explainHint, allocator: outbox.allocator)
+        writeLocalAnswer(for: error, isGRPC: isGRPC, requestID: requestID, explainHint: explainHint, allocator: stream.outbox.allocator)
     }
 
     func abortResponse() {
-        sendReset(.internalError)
+        stream.sendReset(.internalError)
     }
 
     func exchangeFinished(_ finished: ProxyExchange) {
         guard exchange === finished else { return }
         exchange = nil
-        releaseWithheldCredit()
+        stream.releaseWithheldCredit()
         // RFC 9113 section 8.1: a complete response may end a request still
         // being sent; NO_ERROR tells the client to stop.
-        if sendingEnded && !receivingEnded {
-            sendReset(.noError)
+        if stream.sendingEnded && !stream.receivingEnded {
+            stream.sendReset(.noError)
         }
     }
 }

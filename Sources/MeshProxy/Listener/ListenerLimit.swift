@@ -1,4 +1,5 @@
 import MeshConfig
+import MeshHTTP2
 import NIOCore
 
 /// A listener's per-client limit (`ListenerLimits`), as the `limit` label of

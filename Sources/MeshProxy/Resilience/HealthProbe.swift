@@ -1,4 +1,6 @@
 import MeshConfig
+import MeshHTTP2
+import MeshUpstream
 import NIOCore
 import NIOHPACK
 import NIOHTTP2

@@ -1,4 +1,5 @@
 import MeshConfig
+import MeshHTTP1
 import NIOCore
 import NIOHTTP1
 

@@ -1,5 +1,6 @@
 import Logging
 import MeshConfig
+import MeshLoopIO
 import NIOCore
 
 /// Everything the data path of one event loop uses: the routing table, the

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import MeshHTTP1
 import NIOCore
 import NIOHTTP1
 

@@ -1,4 +1,5 @@
 import MeshConfig
+import MeshHTTP2
 import NIOHTTP2
 
 /// The counters of one event loop. Only that loop touches them, so the data

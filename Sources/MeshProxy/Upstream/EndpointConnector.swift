@@ -2,20 +2,14 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 
-/// How the pools of one endpoint on one event loop open connections: the
-/// address, the cluster's connect timeout, TCP_NODELAY (requests are small
-/// and must not wait for Nagle), the loop's flush batch that every
-/// connection's writes join, how long a connection may sit unused, the
-/// cluster's circuit breaker, which counts the pools' connections, the
+/// How the pools of one endpoint on one event loop open connections (their
+/// `EndpointDialer.connect`): the address, the cluster's connect timeout,
+/// TCP_NODELAY (requests are small and must not wait for Nagle), the
 /// cluster's TLS, and the counters of connects and handshakes.
 struct EndpointConnector {
     let address: SocketAddress
     let eventLoop: EventLoop
-    let flushBatch: FlushBatch
-    let breaker: CircuitBreaker
     let connectTimeout: TimeAmount
-    /// The cluster's `idleTimeout`.
-    let idleTimeout: TimeAmount
     /// nil: plaintext.
     let tls: UpstreamTLS?
     let tally: UpstreamConnectTally

@@ -1,4 +1,5 @@
 import MeshConfig
+import MeshHTTP1
 import NIOHTTP1
 
 /// The trace context a request arrived with, read from W3C Trace Context

@@ -3,21 +3,32 @@ import NIOHPACK
 import NIOHTTP2
 
 /// The SETTINGS one side of a connection sends, and the limits it holds the peer to.
-struct HTTP2LocalSettings {
+package struct HTTP2LocalSettings {
     /// Streams the peer may have open at once (servers); nil sends no limit.
-    var maxConcurrentStreams: Int?
+    package var maxConcurrentStreams: Int?
     /// Each stream's receive window.
-    var initialWindowSize: Int
+    package var initialWindowSize: Int
     /// The largest decoded header list accepted; beyond it, the connection fails.
-    var maxHeaderListSize: Int
+    package var maxHeaderListSize: Int
     /// Clients send 0: SwiftMesh never accepts server push.
-    var disablePush = false
+    package var disablePush = false
     /// A header block, and any other frame but DATA, must arrive whole
     /// within this long of its first byte (the listener's
     /// `requestHeadersTimeout`): a client trickling one cannot hold the
     /// connection, whose other frames must wait for the block's end. Past
     /// it, GOAWAY and the connection closes. Nil: no limit (endpoints).
-    var headerBlockTimeout: TimeAmount?
+    package var headerBlockTimeout: TimeAmount?
+
+    package init(
+        maxConcurrentStreams: Int?, initialWindowSize: Int, maxHeaderListSize: Int, disablePush: Bool = false,
+        headerBlockTimeout: TimeAmount? = nil
+    ) {
+        self.maxConcurrentStreams = maxConcurrentStreams
+        self.initialWindowSize = initialWindowSize
+        self.maxHeaderListSize = maxHeaderListSize
+        self.disablePush = disablePush
+        self.headerBlockTimeout = headerBlockTimeout
+    }
 }
 
 /// SwiftMesh's own HTTP/2 connection layer (RFC 9113), for both sides of
@@ -49,106 +60,106 @@ struct HTTP2LocalSettings {
 ///
 /// Reading is in `HTTP2ConnectionCodec+Reading.swift`, writing and flow
 /// control toward the peer in `HTTP2ConnectionCodec+Writing.swift`.
-final class HTTP2ConnectionCodec: ChannelDuplexHandler {
-    typealias InboundIn = ByteBuffer
-    typealias InboundOut = HTTP2Frame
-    typealias OutboundIn = HTTP2Frame
-    typealias OutboundOut = ByteBuffer
+package final class HTTP2ConnectionCodec: ChannelDuplexHandler {
+    package typealias InboundIn = ByteBuffer
+    package typealias InboundOut = HTTP2Frame
+    package typealias OutboundIn = HTTP2Frame
+    package typealias OutboundOut = ByteBuffer
 
-    enum Role {
+    package enum Role {
         case server
         case client
     }
 
     /// DATA payloads up to this size are copied into the frame buffer; larger ones are written as they are.
-    static let inlineDataLimit = 4096
+    package static let inlineDataLimit = 4096
     /// A header block may span this many CONTINUATION frames at most.
-    static let maxContinuationFrames = 64
+    package static let maxContinuationFrames = 64
     /// Frames the codec sends on its own (acknowledgements, resets) that may
     /// wait unsent while the peer does not read.
-    static let maxUnreadControlFrames = 1000
+    package static let maxUnreadControlFrames = 1000
 
-    struct StreamState {
-        var sendWindow: Int
-        var receiveWindow: Int
+    package struct StreamState {
+        package var sendWindow: Int
+        package var receiveWindow: Int
         /// The handler ended its side (the end may still wait in `blocked`).
-        var localEnded = false
-        var remoteEnded = false
+        package var localEnded = false
+        package var remoteEnded = false
         /// What waits for the peer's window, in order; empty for nearly every stream.
-        var blocked = CircularBuffer<BlockedWrite>(initialCapacity: 0)
+        package var blocked = CircularBuffer<BlockedWrite>(initialCapacity: 0)
     }
 
-    enum BlockedWrite {
+    package enum BlockedWrite {
         case data(ByteBuffer, endStream: Bool, promise: EventLoopPromise<Void>?)
         case trailers(HPACKHeaders, endStream: Bool, promise: EventLoopPromise<Void>?)
     }
 
     /// A header block whose CONTINUATION frames are still arriving.
-    struct PartialHeaderBlock {
-        var streamID: HTTP2StreamID
-        var endStream: Bool
+    package struct PartialHeaderBlock {
+        package var streamID: HTTP2StreamID
+        package var endStream: Bool
         /// The HEADERS frame made the stream depend on itself: once the
         /// block is decoded, the stream is refused (RFC 9113 section 5.3.1).
-        var dependsOnItself: Bool
-        var fragments: ByteBuffer
-        var frames: Int
+        package var dependsOnItself: Bool
+        package var fragments: ByteBuffer
+        package var frames: Int
     }
 
-    let role: Role
-    let local: HTTP2LocalSettings
+    package let role: Role
+    package let local: HTTP2LocalSettings
 
-    var streams: [HTTP2StreamID: StreamState] = [:]
+    package var streams: [HTTP2StreamID: StreamState] = [:]
     /// What a frame on a stream no longer open means.
-    var closedStreams = HTTP2ClosedStreams()
+    package var closedStreams = HTTP2ClosedStreams()
     /// Streams with writes waiting for window, in the order they blocked.
-    var blockedStreams: [HTTP2StreamID] = []
+    package var blockedStreams: [HTTP2StreamID] = []
     /// Streams the handler reset with NO_ERROR (the response complete, the
     /// request need not be) while the end of the response still waited for
     /// window: the reset follows it out instead of discarding it. Kept apart
     /// from `StreamState`, which every frame copies, as it is nearly always empty.
-    var resetWhenSent: Set<HTTP2StreamID> = []
+    package var resetWhenSent: Set<HTTP2StreamID> = []
     /// The highest stream the peer opened (servers) or we opened (clients).
-    var lastPeerStreamID = HTTP2StreamID.rootStream
-    var lastLocalStreamID = HTTP2StreamID.rootStream
+    package var lastPeerStreamID = HTTP2StreamID.rootStream
+    package var lastLocalStreamID = HTTP2StreamID.rootStream
 
-    var remoteInitialWindowSize = HTTP2Wire.defaultInitialWindowSize
-    var remoteMaxFrameSize = HTTP2Wire.defaultMaxFrameSize
-    var connectionSendWindow = HTTP2Wire.defaultInitialWindowSize
-    var connectionReceiveWindow = HTTP2Wire.defaultInitialWindowSize
+    package var remoteInitialWindowSize = HTTP2Wire.defaultInitialWindowSize
+    package var remoteMaxFrameSize = HTTP2Wire.defaultMaxFrameSize
+    package var connectionSendWindow = HTTP2Wire.defaultInitialWindowSize
+    package var connectionReceiveWindow = HTTP2Wire.defaultInitialWindowSize
 
-    var decoder: HPACKDecoder
-    var encoder = HPACKFieldEncoder()
-    var floodGuard = HTTP2FloodGuard()
+    package var decoder: HPACKDecoder
+    package var encoder = HPACKFieldEncoder()
+    package var floodGuard = HTTP2FloodGuard()
     /// Hears of every error of the peer's the codec answers: the code, and
     /// whether it ended the connection (GOAWAY) or one stream (RST_STREAM),
     /// for the listener's metrics.
-    var onPeerError: ((HTTP2ErrorCode, _ endedConnection: Bool) -> Void)?
+    package var onPeerError: ((HTTP2ErrorCode, _ endedConnection: Bool) -> Void)?
 
     /// The start of a frame that has not fully arrived, in a buffer of its own.
-    var unread: ByteBuffer?
-    var awaitingPreface: Bool
-    var receivedSettings = false
-    var headerBlock: PartialHeaderBlock?
+    package var unread: ByteBuffer?
+    package var awaitingPreface: Bool
+    package var receivedSettings = false
+    package var headerBlock: PartialHeaderBlock?
     /// Connection credit for DATA that reached no stream, returned once the read completes.
-    var droppedDataCredit = 0
-    var failed = false
+    package var droppedDataCredit = 0
+    package var failed = false
     private var started = false
     /// When the header block (or frame) in progress started arriving; nil
     /// when none is (see `HTTP2LocalSettings.headerBlockTimeout`).
     private var incompleteSince: NIODeadline?
     private var incompleteCheck: Scheduled<Void>?
     /// Hears when a header block took longer than `headerBlockTimeout`.
-    var onHeaderBlockTimeout: (() -> Void)?
+    package var onHeaderBlockTimeout: (() -> Void)?
 
     /// Frames encoded since the last write down the pipeline, and the promises they carry.
-    var out: ByteBuffer?
-    var outPromises: [EventLoopPromise<Void>] = []
+    package var out: ByteBuffer?
+    package var outPromises: [EventLoopPromise<Void>] = []
     /// Frames the codec itself queued while reading (acknowledgements,
     /// resets, held DATA the peer's credit released): flushed when the read completes.
-    var answeredWhileReading = false
-    var unreadControlFrames = 0
+    package var answeredWhileReading = false
+    package var unreadControlFrames = 0
 
-    init(role: Role, settings: HTTP2LocalSettings) {
+    package init(role: Role, settings: HTTP2LocalSettings) {
         self.role = role
         local = settings
         awaitingPreface = role == .server
@@ -158,13 +169,13 @@ final class HTTP2ConnectionCodec: ChannelDuplexHandler {
 
     // MARK: Lifecycle
 
-    func handlerAdded(context: ChannelHandlerContext) {
+    package func handlerAdded(context: ChannelHandlerContext) {
         if context.channel.isActive {
             start(context)
         }
     }
 
-    func channelActive(context: ChannelHandlerContext) {
+    package func channelActive(context: ChannelHandlerContext) {
         start(context)
         context.fireChannelActive()
     }
@@ -197,12 +208,12 @@ final class HTTP2ConnectionCodec: ChannelDuplexHandler {
         flush(context: context)
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    package func channelInactive(context: ChannelHandlerContext) {
         failPendingWrites()
         context.fireChannelInactive()
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
+    package func handlerRemoved(context: ChannelHandlerContext) {
         failPendingWrites()
         incompleteCheck?.cancel()
         incompleteCheck = nil
@@ -223,7 +234,7 @@ final class HTTP2ConnectionCodec: ChannelDuplexHandler {
 
     // MARK: Entry points
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !failed else { return }
         var buffer = unwrapInboundIn(data)
         if var earlier = unread {
@@ -297,7 +308,7 @@ final class HTTP2ConnectionCodec: ChannelDuplexHandler {
         }
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
+    package func channelReadComplete(context: ChannelHandlerContext) {
         if droppedDataCredit > 0 {
             writeWindowUpdate(.rootStream, droppedDataCredit, context)
             droppedDataCredit = 0
@@ -310,11 +321,11 @@ final class HTTP2ConnectionCodec: ChannelDuplexHandler {
         context.fireChannelReadComplete()
     }
 
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+    package func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         writeFrame(unwrapOutboundIn(data), promise: promise, context)
     }
 
-    func flush(context: ChannelHandlerContext) {
+    package func flush(context: ChannelHandlerContext) {
         writeOut(context)
         context.flush()
     }
@@ -322,7 +333,7 @@ final class HTTP2ConnectionCodec: ChannelDuplexHandler {
     // MARK: Streams
 
     /// A stream neither side has opened yet (RFC 9113 section 5.1, "idle").
-    func isIdle(_ id: HTTP2StreamID) -> Bool {
+    package func isIdle(_ id: HTTP2StreamID) -> Bool {
         switch role {
         case .server: !id.isClientInitiated || id > lastPeerStreamID
         case .client: !id.isClientInitiated || id > lastLocalStreamID
@@ -330,7 +341,7 @@ final class HTTP2ConnectionCodec: ChannelDuplexHandler {
     }
 
     /// Closes the stream once both sides ended it and nothing of ours waits for window.
-    func closeIfEnded(_ id: HTTP2StreamID, _ context: ChannelHandlerContext) {
+    package func closeIfEnded(_ id: HTTP2StreamID, _ context: ChannelHandlerContext) {
         guard let index = streams.index(forKey: id) else { return }
         let state = streams.values[index]
         guard state.localEnded, state.remoteEnded, state.blocked.isEmpty else { return }
@@ -339,7 +350,7 @@ final class HTTP2ConnectionCodec: ChannelDuplexHandler {
         context.fireUserInboundEventTriggered(StreamClosedEvent(streamID: id, reason: nil))
     }
 
-    static func failBlocked(_ state: StreamState) {
+    package static func failBlocked(_ state: StreamState) {
         for write in state.blocked {
             switch write {
             case .data(_, _, let promise), .trailers(_, _, let promise):
@@ -351,7 +362,7 @@ final class HTTP2ConnectionCodec: ChannelDuplexHandler {
     // MARK: Buffers
 
     /// The buffer frames are encoded into until the next write down the pipeline.
-    func outBuffer(_ context: ChannelHandlerContext) -> ByteBuffer {
+    package func outBuffer(_ context: ChannelHandlerContext) -> ByteBuffer {
         if let buffer = out {
             out = nil
             return buffer
@@ -360,7 +371,7 @@ final class HTTP2ConnectionCodec: ChannelDuplexHandler {
     }
 
     /// Passes the encoded frames down the pipeline, with every promise they carry.
-    func writeOut(_ context: ChannelHandlerContext) {
+    package func writeOut(_ context: ChannelHandlerContext) {
         guard let buffer = out, buffer.readableBytes > 0 else { return }
         out = nil
         let promise: EventLoopPromise<Void>?
@@ -387,7 +398,7 @@ final class HTTP2ConnectionCodec: ChannelDuplexHandler {
 
     /// GOAWAY with the error, then the connection closes (RFC 9113 section
     /// 5.4.1) at once: a peer that does not read must not keep it open.
-    func fail(_ error: HTTP2ConnectionError, _ context: ChannelHandlerContext) {
+    package func fail(_ error: HTTP2ConnectionError, _ context: ChannelHandlerContext) {
         guard !failed else { return }
         onPeerError?(error.code, true)
         close(goingAway: error.code, error.reason, context)

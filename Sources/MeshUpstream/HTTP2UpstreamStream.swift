@@ -1,3 +1,4 @@
+import MeshHTTP2
 import NIOCore
 import NIOHTTP1
 import NIOHTTP2
@@ -7,31 +8,36 @@ import NIOHTTP2
 /// parts. Response DATA is credited back only while the client takes the
 /// bytes; request DATA waiting for the endpoint's window makes the stream
 /// unwritable, which pauses the client.
-final class HTTP2UpstreamStream: HTTP2Stream, ExchangeUpstream {
+package final class HTTP2UpstreamStream: HTTP2StreamOwner, ExchangeUpstream {
     /// Strong: the try may still hold this stream after the connection
     /// closed; the cycle with the connection's stream table ends when the
     /// stream leaves the table.
     private let owner: HTTP2Connection
+    /// Its flow control and the frames it sends.
+    package let stream: HTTP2Stream
     private var request: (any UpstreamRequest)?
     private var headersSent = false
     private var responseStarted = false
     /// A HEAD request's response has no body, whatever its `content-length` says.
     private var requestIsHEAD = false
 
-    init(id: HTTP2StreamID, owner: HTTP2Connection, request: any UpstreamRequest) {
+    package init(id: HTTP2StreamID, owner: HTTP2Connection, request: any UpstreamRequest) {
         self.owner = owner
         self.request = request
-        super.init(id: id, outbox: owner.outbox, receiveWindowSize: UpstreamHTTP2Settings.streamWindow)
+        stream = HTTP2Stream(id: id, outbox: owner.outbox, receiveWindowSize: UpstreamHTTP2Settings.streamWindow)
     }
+
+    package var id: HTTP2StreamID { stream.id }
+    package var isWritable: Bool { stream.isWritable }
 
     // MARK: Response in (from the connection)
 
-    func receivedHeaders(_ headers: HTTP2Frame.FramePayload.Headers) {
+    package func receivedHeaders(_ headers: HTTP2Frame.FramePayload.Headers) {
         guard let request else { return }
         if responseStarted {
             // A second HEADERS block is the trailers, and ends the response.
             guard let trailers = HTTP2HeaderMapping.trailers(headers.headers),
-                  bodyMatchesDeclaredLength(received: 0, endStream: true) else {
+                  stream.bodyMatchesDeclaredLength(received: 0, endStream: true) else {
                 malformedResponse(request)
                 return
             }
@@ -47,8 +53,8 @@ final class HTTP2UpstreamStream: HTTP2Stream, ExchangeUpstream {
             return
         }
         // RFC 9110 sections 8.6 and 15.4.5: the length describes a body that is not sent.
-        declaredBodyBytesLeft = requestIsHEAD || status == .notModified ? 0 : contentLength
-        guard bodyMatchesDeclaredLength(received: 0, endStream: headers.endStream) else {
+        stream.declaredBodyBytesLeft = requestIsHEAD || status == .notModified ? 0 : contentLength
+        guard stream.bodyMatchesDeclaredLength(received: 0, endStream: headers.endStream) else {
             malformedResponse(request)
             return
         }
@@ -60,16 +66,16 @@ final class HTTP2UpstreamStream: HTTP2Stream, ExchangeUpstream {
         }
     }
 
-    func receivedData(_ data: HTTP2Frame.FramePayload.Data, flowControlledLength: Int) {
+    package func receivedData(_ data: HTTP2Frame.FramePayload.Data, flowControlledLength: Int) {
         if data.endStream {
-            receivingEnded = true
+            stream.receivingEnded = true
         }
         guard let request else {
-            received(flowControlledLength, withhold: false)
+            stream.received(flowControlledLength, withhold: false)
             return
         }
-        guard bodyMatchesDeclaredLength(received: data.data.readableBytes, endStream: data.endStream) else {
-            received(flowControlledLength, withhold: false)
+        guard stream.bodyMatchesDeclaredLength(received: data.data.readableBytes, endStream: data.endStream) else {
+            stream.received(flowControlledLength, withhold: false)
             malformedResponse(request)
             return
         }
@@ -79,96 +85,96 @@ final class HTTP2UpstreamStream: HTTP2Stream, ExchangeUpstream {
         if data.endStream {
             finishResponse(request, trailers: nil)
         }
-        received(flowControlledLength, withhold: !data.endStream && !request.clientIsReading)
+        stream.received(flowControlledLength, withhold: !data.endStream && !request.clientIsReading)
     }
 
     private func finishResponse(_ request: any UpstreamRequest, trailers: HTTPHeaders?) {
-        receivingEnded = true
+        stream.receivingEnded = true
         self.request = nil
         request.received(.end(trailers))
-        if !sendingEnded {
+        if !stream.sendingEnded {
             // The endpoint answered before the request ended: stop sending it.
-            sendReset(.cancel)
+            stream.sendReset(.cancel)
         }
     }
 
-    override func readComplete() {
+    package func streamReadComplete() {
         request?.readComplete()
     }
 
     /// A response block that is not valid HTTP/2: the stream is reset and the try fails.
     private func malformedResponse(_ request: any UpstreamRequest) {
         self.request = nil
-        sendReset(.protocolError)
+        stream.sendReset(.protocolError)
         request.failed(.reset)
     }
 
     /// The endpoint did not process the stream (REFUSED_STREAM, or above a
     /// GOAWAY's last stream): the request may be sent again.
-    func refused() {
-        sendingEnded = true
-        receivingEnded = true
-        outbox.discardHeldFrame(of: id)
+    package func refused() {
+        stream.sendingEnded = true
+        stream.receivingEnded = true
+        stream.outbox.discardHeldFrame(of: stream.id)
         guard let request else { return }
         self.request = nil
         request.refused()
     }
 
     /// The stream is gone: reset by the endpoint, or the connection closed.
-    func closed() {
+    package func closed() {
         guard let request else { return }
         self.request = nil
         request.failed(.reset)
     }
 
-    func connectionBecameWritable() {
-        if isWritable {
+    package func connectionBecameWritable() {
+        if stream.isWritable {
             request?.endpointBecameWritable()
         }
     }
 
-    override func becameWritable() {
+    package func streamBecameWritable() {
         request?.endpointBecameWritable()
     }
 
     // MARK: ExchangeUpstream
 
     /// HTTP/2 frames its body itself: whether one follows shows in END_STREAM.
-    func writeHead(_ head: HTTPRequestHead, hasBody: Bool) {
+    package func writeHead(_ head: HTTPRequestHead, hasBody: Bool) {
         headersSent = true
         requestIsHEAD = head.method == .HEAD
-        sendHeaders(HTTP2HeaderMapping.requestBlock(head))
+        stream.sendHeaders(HTTP2HeaderMapping.requestBlock(head))
     }
 
-    func writeBody(_ body: ByteBuffer) {
-        sendData(body)
+    package func writeBody(_ body: ByteBuffer) {
+        stream.sendData(body, owner: self)
     }
 
-    func writeEnd(trailers: HTTPHeaders?) {
-        sendEnd(trailers: trailers)
+    package func writeEnd(trailers: HTTPHeaders?) {
+        stream.sendEnd(trailers: trailers)
     }
 
-    func flush() {
-        outbox.scheduleFlush()
+    package func flush() {
+        stream.outbox.scheduleFlush()
     }
 
-    func resumeReading() {
-        releaseWithheldCredit()
+    package func resumeReading() {
+        stream.releaseWithheldCredit()
     }
 
-    func abandon() {
+    package func abandon() {
         request = nil
         if headersSent {
-            sendReset(.cancel)
+            stream.sendReset(.cancel)
         } else {
             owner.forget(self)
         }
     }
 
-    func abort() {
+    package func abort() {
         request = nil
-        if headersSent && !(sendingEnded && receivingEnded) {
-            sendReset(.cancel)
+        if headersSent && !(stream.sendingEnded && stream.receivingEnded) {
+            stream.sendReset(.cancel)
         } else if !headersSent {
             owner.forget(self)
         }

@@ -5,7 +5,7 @@ import NIOHTTP2
 /// Frames from the peer: parsed, checked against RFC 9113's rules for the
 /// connection and stream states, and passed on as `HTTP2Frame`s.
 extension HTTP2ConnectionCodec {
-    func readFrames(from buffer: inout ByteBuffer, _ context: ChannelHandlerContext) throws(HTTP2ConnectionError) {
+    package func readFrames(from buffer: inout ByteBuffer, _ context: ChannelHandlerContext) throws(HTTP2ConnectionError) {
         if awaitingPreface {
             // Checked as far as it has arrived: a wrong start is answered at once.
             let length = HTTP2Wire.clientPreface.count

@@ -5,18 +5,18 @@ import NIOHTTP2
 /// bytes the other side of the proxy took, and in batches of at least half
 /// the window, so a fast transfer costs few frames and a stalled one stops
 /// the peer after at most one window.
-struct HTTP2ReceiveWindow {
+package struct HTTP2ReceiveWindow {
     /// The window the peer may use.
-    let size: Int
+    package let size: Int
     /// Bytes consumed since the last WINDOW_UPDATE.
     private var unreturned = 0
 
-    init(size: Int) {
+    package init(size: Int) {
         self.size = size
     }
 
     /// Records `bytes` as consumed; returns the increment to send now, if any.
-    mutating func consumed(_ bytes: Int) -> Int? {
+    package mutating func consumed(_ bytes: Int) -> Int? {
         unreturned += bytes
         guard unreturned >= size / 2, unreturned > 0 else { return nil }
         defer { unreturned = 0 }
@@ -24,7 +24,7 @@ struct HTTP2ReceiveWindow {
     }
 
     /// A DATA frame's size as flow control counts it: payload, padding and the pad-length byte.
-    static func flowControlledLength(_ data: HTTP2Frame.FramePayload.Data) -> Int {
+    package static func flowControlledLength(_ data: HTTP2Frame.FramePayload.Data) -> Int {
         data.data.readableBytes + (data.paddingBytes.map { $0 + 1 } ?? 0)
     }
 }

@@ -1,3 +1,5 @@
+import MeshHTTP1
+import MeshLoopIO
 import NIOCore
 import NIOHTTP1
 
@@ -5,13 +7,13 @@ import NIOHTTP1
 /// request at a time from its try to the endpoint, parses the response
 /// and hands it back, and withholds reads while the client cannot take more
 /// (backpressure from the slowest side, never unbounded buffering).
-final class HTTP1UpstreamHandler: ChannelDuplexHandler, ExchangeUpstream, BatchedFlushTarget {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
+package final class HTTP1UpstreamHandler: ChannelDuplexHandler, ExchangeUpstream, BatchedFlushTarget {
+    package typealias InboundIn = ByteBuffer
+    package typealias OutboundIn = ByteBuffer
+    package typealias OutboundOut = ByteBuffer
 
     /// Response heads longer than this are a protocol error.
-    static let maxResponseHeadBytes = 80 * 1024
+    package static let maxResponseHeadBytes = 80 * 1024
 
     /// Strong: a connection outlives its pool's place in the cluster when
     /// the endpoint leaves (the pool drains), and tells the pool when it
@@ -32,15 +34,15 @@ final class HTTP1UpstreamHandler: ChannelDuplexHandler, ExchangeUpstream, Batche
     private var failed = false
     private let idleTimer: IdleTimer
 
-    init(pool: HTTP1ConnectionPool) {
+    package init(pool: HTTP1ConnectionPool) {
         self.pool = pool
-        idleTimer = IdleTimer(timeout: pool.connector.idleTimeout)
+        idleTimer = IdleTimer(timeout: pool.dialer.idleTimeout)
     }
 
-    var isActive: Bool { context?.channel.isActive ?? false }
-    var isWritable: Bool { context?.channel.isWritable ?? false }
+    package var isActive: Bool { context?.channel.isActive ?? false }
+    package var isWritable: Bool { context?.channel.isWritable ?? false }
 
-    func handlerAdded(context: ChannelHandlerContext) {
+    package func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         // Unused in the pool for the cluster's idleTimeout: closed (and so out
         // of the pool) before the endpoint's own keep-alive timeout can race a request.
@@ -58,13 +60,13 @@ final class HTTP1UpstreamHandler: ChannelDuplexHandler, ExchangeUpstream, Batche
         }
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
+    package func handlerRemoved(context: ChannelHandlerContext) {
         idleTimer.stop()
         self.context = nil
     }
 
     /// Starts serving `request` on this (idle, pooled HTTP/1.1) connection.
-    func attach(_ request: any UpstreamRequest) {
+    package func attach(_ request: any UpstreamRequest) {
         self.request = request
         requestComplete = false
         responseKeepAlive = true
@@ -75,7 +77,7 @@ final class HTTP1UpstreamHandler: ChannelDuplexHandler, ExchangeUpstream, Batche
 
     /// The request line and fields; the body keeps the client's Content-Length,
     /// or goes in chunks when its length is unknown.
-    func writeHead(_ head: HTTPRequestHead, hasBody: Bool) {
+    package func writeHead(_ head: HTTPRequestHead, hasBody: Bool) {
         parser.respondingToHEAD = head.method == .HEAD
         outbound.writeRequestLine(method: head.method, uri: head.uri)
         outbound.writeFields(head.headers)
@@ -94,32 +96,32 @@ final class HTTP1UpstreamHandler: ChannelDuplexHandler, ExchangeUpstream, Batche
         outbound.endHead(framing: framing)
     }
 
-    func writeBody(_ body: ByteBuffer) {
+    package func writeBody(_ body: ByteBuffer) {
         guard let context else { return }
         outbound.writeBody(body, context: context)
     }
 
-    func writeEnd(trailers: HTTPHeaders?) {
+    package func writeEnd(trailers: HTTPHeaders?) {
         requestComplete = true
         outbound.writeEnd(trailers: trailers)
     }
 
     /// The request bytes go out at the end of the loop iteration, with every
     /// other connection's: see `FlushBatch`.
-    func flush() {
+    package func flush() {
         guard !flushScheduled else { return }
         flushScheduled = true
-        pool.connector.flushBatch.schedule(self)
+        pool.dialer.flushBatch.schedule(self)
     }
 
-    func flushBatched() {
+    package func flushBatched() {
         flushScheduled = false
         guard let context else { return }
         outbound.flush(context)
     }
 
     /// The client can take more response bytes again.
-    func resumeReading() {
+    package func resumeReading() {
         guard readPending, let context else { return }
         readPending = false
         context.read()
@@ -127,7 +129,7 @@ final class HTTP1UpstreamHandler: ChannelDuplexHandler, ExchangeUpstream, Batche
 
     /// The try ended before this connection could serve it (timeout,
     /// client gone): the unused connection goes back to its pool.
-    func abandon() {
+    package func abandon() {
         request = nil
         idleTimer.touch()
         pool.release(self)
@@ -135,14 +137,14 @@ final class HTTP1UpstreamHandler: ChannelDuplexHandler, ExchangeUpstream, Batche
 
     /// Gives up on the request in progress: a connection cannot be reused
     /// mid-message, so it closes.
-    func abort() {
+    package func abort() {
         request = nil
         context?.close(promise: nil)
     }
 
     // MARK: Response direction
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard request != nil else {
             // Bytes on an idle connection: it cannot be trusted for another request.
             context.close(promise: nil)
@@ -193,12 +195,12 @@ final class HTTP1UpstreamHandler: ChannelDuplexHandler, ExchangeUpstream, Batche
         }
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
+    package func channelReadComplete(context: ChannelHandlerContext) {
         request?.readComplete()
         context.fireChannelReadComplete()
     }
 
-    func read(context: ChannelHandlerContext) {
+    package func read(context: ChannelHandlerContext) {
         if let request, !request.clientIsReading {
             readPending = true
             return
@@ -206,14 +208,14 @@ final class HTTP1UpstreamHandler: ChannelDuplexHandler, ExchangeUpstream, Batche
         context.read()
     }
 
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
+    package func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable {
             request?.endpointBecameWritable()
         }
         context.fireChannelWritabilityChanged()
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    package func channelInactive(context: ChannelHandlerContext) {
         idleTimer.stop()
         // A response without a length ends when the endpoint closes, cleanly.
         if !failed, let end = parser.endOfInput() {
@@ -227,7 +229,7 @@ final class HTTP1UpstreamHandler: ChannelDuplexHandler, ExchangeUpstream, Batche
         context.fireChannelInactive()
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
+    package func errorCaught(context: ChannelHandlerContext, error: Error) {
         // The try learns of the failure through channelInactive.
         failed = true
         context.close(promise: nil)

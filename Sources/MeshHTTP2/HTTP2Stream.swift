@@ -3,8 +3,19 @@ import NIOHPACK
 import NIOHTTP1
 import NIOHTTP2
 
+/// The side of the proxy that owns a stream (a client's request stream, or
+/// a stream toward an endpoint), told what the stream's flow control and
+/// reads let it do next.
+package protocol HTTP2StreamOwner: AnyObject {
+    /// Queued DATA was written and the stream is writable again.
+    func streamBecameWritable()
+    /// Frames for the stream arrived during the read that just completed:
+    /// what they carried may be flushed to the other side.
+    func streamReadComplete()
+}
+
 /// What a proxied HTTP/2 stream does the same on both sides of the proxy
-/// (`HTTP2DownstreamStream` toward a client, `HTTP2UpstreamStream` toward an
+/// (its owner is the client's request stream or the stream toward an
 /// endpoint): flow control both ways and sending DATA and the stream's end.
 ///
 /// Backpressure: credit for received DATA goes back only while the other
@@ -14,13 +25,13 @@ import NIOHTTP2
 /// A received message's body must match its `content-length` (RFC 9113
 /// section 8.1.1); the streams check it here, where the field was already
 /// read, rather than in the codec, which would look it up again in every block.
-class HTTP2Stream {
+package final class HTTP2Stream {
     /// Bytes a stream may have queued for its peer before the other side is
     /// paused (less when the connection's whole buffer limit is smaller).
-    static let maxBufferedBytes = 256 * 1024
+    package static let maxBufferedBytes = 256 * 1024
 
-    let id: HTTP2StreamID
-    let outbox: HTTP2FrameOutbox
+    package let id: HTTP2StreamID
+    package let outbox: HTTP2FrameOutbox
     private var receiveWindow: HTTP2ReceiveWindow
     /// Received bytes whose credit waits until the other side can take more.
     private var withheldCredit = 0
@@ -28,17 +39,17 @@ class HTTP2Stream {
     private var bufferedBytes = 0
     /// No more DATA will arrive (the peer ended or the stream was reset):
     /// stream-level credit would be wasted.
-    var receivingEnded = false
+    package var receivingEnded = false
     /// The stream's own end was sent (or it was reset).
-    var sendingEnded = false
+    package var sendingEnded = false
     /// Body bytes the peer declared in `content-length` and has not sent yet;
     /// nil when it declared no length.
-    var declaredBodyBytesLeft: Int?
+    package var declaredBodyBytesLeft: Int?
     /// Bytes moved either way since the connection last checked (a flag,
     /// not a clock read per frame): what `streamIdleTimeout` watches.
-    var wasActive = true
+    package var wasActive = true
 
-    init(id: HTTP2StreamID, outbox: HTTP2FrameOutbox, receiveWindowSize: Int) {
+    package init(id: HTTP2StreamID, outbox: HTTP2FrameOutbox, receiveWindowSize: Int) {
         self.id = id
         self.outbox = outbox
         receiveWindow = HTTP2ReceiveWindow(size: receiveWindowSize)
@@ -52,17 +63,9 @@ class HTTP2Stream {
     /// client gives no credit fill the connection's buffer, and a stream
     /// whose client does must not starve beside them. So past the
     /// connection's limit each stream holds at most what it sends at once.
-    var isWritable: Bool {
+    package var isWritable: Bool {
         outbox.isWritable && bufferedBytes < bufferLimit && (bufferedBytes == 0 || !outbox.isOverBufferLimit)
     }
-
-    /// Queued DATA was written and the stream is writable again; subclasses
-    /// tell their exchange.
-    func becameWritable() {}
-
-    /// Frames for this stream arrived during the read that just completed:
-    /// subclasses flush what their exchange wrote to its other side.
-    func readComplete() {}
 
     // MARK: Receiving
 
@@ -70,7 +73,7 @@ class HTTP2Stream {
     /// when the peer sent more than it declared, or ends the stream short of
     /// it. The message is then malformed: its body would be cut or run into
     /// the next message where the other side of the exchange is HTTP/1.1.
-    func bodyMatchesDeclaredLength(received bytes: Int, endStream: Bool) -> Bool {
+    package func bodyMatchesDeclaredLength(received bytes: Int, endStream: Bool) -> Bool {
         guard var left = declaredBodyBytesLeft else { return true }
         left -= bytes
         declaredBodyBytesLeft = left
@@ -79,7 +82,7 @@ class HTTP2Stream {
 
     /// Received DATA worth `bytes` of flow control: credited now, or later
     /// (`releaseWithheldCredit`) when `withhold` says the other side is full.
-    func received(_ bytes: Int, withhold: Bool) {
+    package func received(_ bytes: Int, withhold: Bool) {
         if withhold {
             withheldCredit += bytes
         } else {
@@ -88,7 +91,7 @@ class HTTP2Stream {
     }
 
     /// The other side can take more: the withheld credit goes back.
-    func releaseWithheldCredit() {
+    package func releaseWithheldCredit() {
         guard withheldCredit > 0 else { return }
         let bytes = withheldCredit
         withheldCredit = 0
@@ -104,11 +107,12 @@ class HTTP2Stream {
 
     // MARK: Sending
 
-    func sendHeaders(_ block: HPACKHeaders) {
+    package func sendHeaders(_ block: HPACKHeaders) {
         outbox.send(HTTP2Frame(streamID: id, payload: .headers(.init(headers: block))))
     }
 
-    func sendData(_ body: ByteBuffer) {
+    /// Queues `body`; `owner` hears when the stream is writable again after it.
+    package func sendData(_ body: ByteBuffer, owner: some HTTP2StreamOwner) {
         let length = body.readableBytes
         guard length > 0, !sendingEnded else { return }
         // The connection is gone: nothing is sent, nothing is held.
@@ -122,7 +126,7 @@ class HTTP2Stream {
             // When the connection fell under its limit, it told every stream, this one too.
             let connectionReleased = outbox.dataWritten(length)
             if !wasWritable && isWritable && !connectionReleased {
-                becameWritable()
+                owner.streamBecameWritable()
             }
         }
         outbox.send(HTTP2Frame(streamID: id, payload: .data(.init(data: .byteBuffer(body)))), promise: promise)
@@ -130,7 +134,7 @@ class HTTP2Stream {
 
     /// Ends the stream: trailers as a last HEADERS, else END_STREAM on the
     /// frame just sent, else an empty DATA frame.
-    func sendEnd(trailers: HTTPHeaders?) {
+    package func sendEnd(trailers: HTTPHeaders?) {
         guard !sendingEnded else { return }
         sendingEnded = true
         if let trailers, !trailers.isEmpty {
@@ -143,7 +147,7 @@ class HTTP2Stream {
     }
 
     /// Nothing more goes either way.
-    func sendReset(_ code: HTTP2ErrorCode) {
+    package func sendReset(_ code: HTTP2ErrorCode) {
         sendingEnded = true
         receivingEnded = true
         outbox.reset(id, code)
@@ -153,19 +157,21 @@ class HTTP2Stream {
 
 /// The streams that received frames during one read of a connection: the
 /// other side of each is flushed once when the read completes, not per frame.
-struct HTTP2StreamsRead {
-    private var streams: [HTTP2Stream] = []
+package struct HTTP2StreamsRead {
+    private var owners: [any HTTP2StreamOwner] = []
 
-    mutating func note(_ stream: HTTP2Stream) {
-        if streams.last !== stream {
-            streams.append(stream)
+    package init() {}
+
+    package mutating func note(_ owner: any HTTP2StreamOwner) {
+        if owners.last !== owner {
+            owners.append(owner)
         }
     }
 
-    mutating func readComplete() {
-        for stream in streams {
-            stream.readComplete()
+    package mutating func readComplete() {
+        for owner in owners {
+            owner.streamReadComplete()
         }
-        streams.removeAll(keepingCapacity: true)
+        owners.removeAll(keepingCapacity: true)
     }
 }

@@ -11,9 +11,9 @@ import NIOHTTP1
 ///
 /// HTTP/2 requests get the same checks from `HTTP2HeaderMapping` (a `host`
 /// field differing from `:authority` makes the request malformed).
-enum RequestAuthority {
+package enum RequestAuthority {
     /// Checks `head` and rewrites an absolute-form target; the reason for a 400, or nil.
-    static func check(_ head: inout HTTPRequestHead) -> String? {
+    package static func check(_ head: inout HTTPRequestHead) -> String? {
         guard head.version.major == 1 else { return nil }
         var host: String?
         var hostFields = 0
@@ -49,7 +49,7 @@ enum RequestAuthority {
     /// `http://authority/path?query` (or `https`): the authority, and the
     /// target in origin form (`/` when the path is empty). Nil for any other
     /// scheme, an empty authority, or one with user information.
-    static func absoluteForm(_ target: String) -> (authority: Substring, originForm: String)? {
+    package static func absoluteForm(_ target: String) -> (authority: Substring, originForm: String)? {
         let bytes = target.utf8
         guard let colon = bytes.firstIndex(of: UInt8(ascii: ":")) else { return nil }
         let scheme = bytes[bytes.startIndex..<colon]
@@ -70,11 +70,11 @@ enum RequestAuthority {
     /// brackets, or a name of unreserved characters, escapes and the
     /// sub-delimiters other than `,` and `;` (which would make a list of
     /// hosts of one field), with at most five digits of port.
-    static func isValidHost(_ value: String) -> Bool {
+    package static func isValidHost(_ value: String) -> Bool {
         value.utf8.withContiguousStorageIfAvailable { isValidHost(bytes: $0) } ?? isValidHost(bytes: Array(value.utf8))
     }
 
-    static func isValidHost(_ value: Substring) -> Bool {
+    package static func isValidHost(_ value: Substring) -> Bool {
         value.utf8.withContiguousStorageIfAvailable { isValidHost(bytes: $0) } ?? isValidHost(bytes: Array(value.utf8))
     }
 

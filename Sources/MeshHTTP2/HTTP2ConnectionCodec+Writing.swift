@@ -5,7 +5,7 @@ import NIOHTTP2
 /// Frames from the connection handler: encoded into the outgoing buffer,
 /// with DATA kept within the peer's flow-control windows.
 extension HTTP2ConnectionCodec {
-    func writeFrame(_ frame: HTTP2Frame, promise: EventLoopPromise<Void>?, _ context: ChannelHandlerContext) {
+    package func writeFrame(_ frame: HTTP2Frame, promise: EventLoopPromise<Void>?, _ context: ChannelHandlerContext) {
         switch frame.payload {
         case .headers(let headers):
             writeHeaders(frame.streamID, headers.headers, endStream: headers.endStream, promise: promise, context)
@@ -169,7 +169,7 @@ extension HTTP2ConnectionCodec {
     }
 
     /// Sends what the streams that waited for window can send now, in the order they blocked.
-    func sendBlocked(_ context: ChannelHandlerContext) {
+    package func sendBlocked(_ context: ChannelHandlerContext) {
         var index = 0
         while index < blockedStreams.count, connectionSendWindow > 0 {
             let id = blockedStreams[index]
@@ -183,7 +183,7 @@ extension HTTP2ConnectionCodec {
         answeredWhileReading = true
     }
 
-    func sendBlocked(of id: HTTP2StreamID, _ context: ChannelHandlerContext) {
+    package func sendBlocked(of id: HTTP2StreamID, _ context: ChannelHandlerContext) {
         guard var state = streams[id] else { return }
         while let next = state.blocked.first {
             switch next {
@@ -218,7 +218,7 @@ extension HTTP2ConnectionCodec {
         }
     }
 
-    func writeWindowUpdate(_ id: HTTP2StreamID, _ increment: Int, _ context: ChannelHandlerContext) {
+    package func writeWindowUpdate(_ id: HTTP2StreamID, _ increment: Int, _ context: ChannelHandlerContext) {
         if id == .rootStream {
             connectionReceiveWindow += increment
         } else if let index = streams.index(forKey: id), !streams.values[index].remoteEnded {
@@ -235,7 +235,7 @@ extension HTTP2ConnectionCodec {
     /// RST_STREAM for a stream that was opened; the handler hears the
     /// stream closed if it was still open. A stream never opened gets
     /// nothing: resetting it would be a protocol error of ours.
-    func writeReset(_ id: HTTP2StreamID, _ code: HTTP2ErrorCode, _ context: ChannelHandlerContext) {
+    package func writeReset(_ id: HTTP2StreamID, _ code: HTTP2ErrorCode, _ context: ChannelHandlerContext) {
         guard !isIdle(id) else { return }
         var buffer = outBuffer(context)
         buffer.writeHTTP2FrameHeader(length: 4, type: HTTP2Wire.FrameType.rstStream, flags: 0, streamID: id)

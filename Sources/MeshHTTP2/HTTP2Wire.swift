@@ -3,42 +3,42 @@ import NIOHTTP2
 
 /// RFC 9113's wire format: frame types, flags, settings and the 9-byte
 /// frame header, as `HTTP2ConnectionCodec` reads and writes them.
-enum HTTP2Wire {
+package enum HTTP2Wire {
     /// What a client sends first (RFC 9113 section 3.4).
-    static let clientPreface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
-    static let frameHeaderLength = 9
+    package static let clientPreface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+    package static let frameHeaderLength = 9
     /// Every peer accepts frames this large, and we accept no larger ones
     /// (we send up to what the peer's SETTINGS_MAX_FRAME_SIZE allows).
-    static let defaultMaxFrameSize = 1 << 14
-    static let maxAllowedFrameSize = (1 << 24) - 1
+    package static let defaultMaxFrameSize = 1 << 14
+    package static let maxAllowedFrameSize = (1 << 24) - 1
     /// RFC 9113 section 6.9.1: no flow-control window may exceed 2^31-1.
-    static let maxWindowSize = Int(Int32.max)
+    package static let maxWindowSize = Int(Int32.max)
     /// RFC 9113 section 6.5.2: the window every stream starts with until SETTINGS say otherwise.
-    static let defaultInitialWindowSize = 65535
+    package static let defaultInitialWindowSize = 65535
 
-    enum FrameType {
-        static let data: UInt8 = 0x0
-        static let headers: UInt8 = 0x1
-        static let priority: UInt8 = 0x2
-        static let rstStream: UInt8 = 0x3
-        static let settings: UInt8 = 0x4
-        static let pushPromise: UInt8 = 0x5
-        static let ping: UInt8 = 0x6
-        static let goAway: UInt8 = 0x7
-        static let windowUpdate: UInt8 = 0x8
-        static let continuation: UInt8 = 0x9
+    package enum FrameType {
+        package static let data: UInt8 = 0x0
+        package static let headers: UInt8 = 0x1
+        package static let priority: UInt8 = 0x2
+        package static let rstStream: UInt8 = 0x3
+        package static let settings: UInt8 = 0x4
+        package static let pushPromise: UInt8 = 0x5
+        package static let ping: UInt8 = 0x6
+        package static let goAway: UInt8 = 0x7
+        package static let windowUpdate: UInt8 = 0x8
+        package static let continuation: UInt8 = 0x9
     }
 
-    enum Flag {
-        static let endStream: UInt8 = 0x1
-        static let ack: UInt8 = 0x1
-        static let endHeaders: UInt8 = 0x4
-        static let padded: UInt8 = 0x8
-        static let priority: UInt8 = 0x20
+    package enum Flag {
+        package static let endStream: UInt8 = 0x1
+        package static let ack: UInt8 = 0x1
+        package static let endHeaders: UInt8 = 0x4
+        package static let padded: UInt8 = 0x8
+        package static let priority: UInt8 = 0x20
     }
 
     /// RFC 9113 section 7's name of an error code, for metrics and logs.
-    static func errorName(_ code: HTTP2ErrorCode) -> String {
+    package static func errorName(_ code: HTTP2ErrorCode) -> String {
         switch code.networkCode {
         case 0x0: "NO_ERROR"
         case 0x1: "PROTOCOL_ERROR"
@@ -58,33 +58,33 @@ enum HTTP2Wire {
         }
     }
 
-    enum Setting {
-        static let enablePush: UInt16 = 0x2
-        static let maxConcurrentStreams: UInt16 = 0x3
-        static let initialWindowSize: UInt16 = 0x4
-        static let maxFrameSize: UInt16 = 0x5
-        static let maxHeaderListSize: UInt16 = 0x6
+    package enum Setting {
+        package static let enablePush: UInt16 = 0x2
+        package static let maxConcurrentStreams: UInt16 = 0x3
+        package static let initialWindowSize: UInt16 = 0x4
+        package static let maxFrameSize: UInt16 = 0x5
+        package static let maxHeaderListSize: UInt16 = 0x6
     }
 }
 
 /// A frame header read off the wire.
-struct HTTP2FrameHeader {
-    var length: Int
-    var type: UInt8
-    var flags: UInt8
-    var streamID: HTTP2StreamID
+package struct HTTP2FrameHeader {
+    package var length: Int
+    package var type: UInt8
+    package var flags: UInt8
+    package var streamID: HTTP2StreamID
 
-    func has(_ flag: UInt8) -> Bool { flags & flag != 0 }
+    package func has(_ flag: UInt8) -> Bool { flags & flag != 0 }
 }
 
 /// Something the peer did that RFC 9113 makes an error of the whole
 /// connection: answered with GOAWAY carrying `code`, then the connection closes.
-struct HTTP2ConnectionError: Error {
-    var code: HTTP2ErrorCode
+package struct HTTP2ConnectionError: Error {
+    package var code: HTTP2ErrorCode
     /// For the log: which rule the peer broke.
-    var reason: String
+    package var reason: String
 
-    init(_ code: HTTP2ErrorCode, _ reason: String) {
+    package init(_ code: HTTP2ErrorCode, _ reason: String) {
         self.code = code
         self.reason = reason
     }
@@ -92,7 +92,7 @@ struct HTTP2ConnectionError: Error {
 
 extension ByteBuffer {
     /// Reads a frame header if all 9 bytes are there.
-    mutating func readHTTP2FrameHeader() -> HTTP2FrameHeader? {
+    package mutating func readHTTP2FrameHeader() -> HTTP2FrameHeader? {
         guard readableBytes >= HTTP2Wire.frameHeaderLength,
               let lengthHigh = readInteger(as: UInt16.self), let lengthLow = readInteger(as: UInt8.self),
               let type = readInteger(as: UInt8.self), let flags = readInteger(as: UInt8.self),
@@ -104,7 +104,7 @@ extension ByteBuffer {
     }
 
     /// Peeks at the payload length of the frame header at the reader index.
-    func peekHTTP2FrameLength() -> Int? {
+    package func peekHTTP2FrameLength() -> Int? {
         guard readableBytes >= HTTP2Wire.frameHeaderLength,
               let high = getInteger(at: readerIndex, as: UInt16.self),
               let low = getInteger(at: readerIndex + 2, as: UInt8.self)
@@ -112,7 +112,7 @@ extension ByteBuffer {
         return Int(high) << 8 | Int(low)
     }
 
-    mutating func writeHTTP2FrameHeader(length: Int, type: UInt8, flags: UInt8, streamID: HTTP2StreamID) {
+    package mutating func writeHTTP2FrameHeader(length: Int, type: UInt8, flags: UInt8, streamID: HTTP2StreamID) {
         writeInteger(UInt16(truncatingIfNeeded: length >> 8))
         writeInteger(UInt8(truncatingIfNeeded: length))
         writeInteger(type)
@@ -121,7 +121,7 @@ extension ByteBuffer {
     }
 
     /// Overwrites the length of the frame header at `index`, written before its payload was.
-    mutating func setHTTP2FrameLength(_ length: Int, at index: Int) {
+    package mutating func setHTTP2FrameLength(_ length: Int, at index: Int) {
         setInteger(UInt16(truncatingIfNeeded: length >> 8), at: index)
         setInteger(UInt8(truncatingIfNeeded: length), at: index + 2)
     }

@@ -11,10 +11,10 @@ import NIOCore
 ///
 /// Past a limit the connection fails with ENHANCE_YOUR_CALM. The limits
 /// match what NIOHTTP2 enforced before SwiftMesh framed HTTP/2 itself.
-struct HTTP2FloodGuard {
-    static let maxResets = 200
-    static let resetWindow = TimeAmount.seconds(30)
-    static let maxSequentialEmptyData = 1
+package struct HTTP2FloodGuard {
+    package static let maxResets = 200
+    package static let resetWindow = TimeAmount.seconds(30)
+    package static let maxSequentialEmptyData = 1
 
     private var resets = 0
     private var windowStart = NIODeadline.uptimeNanoseconds(0)
@@ -22,7 +22,7 @@ struct HTTP2FloodGuard {
 
     /// A stream the peer reset, or one we reset for a stream error; false
     /// once there were more than `maxResets` within `resetWindow`.
-    mutating func recordReset(now: NIODeadline = .now()) -> Bool {
+    package mutating func recordReset(now: NIODeadline = .now()) -> Bool {
         if now - windowStart > Self.resetWindow {
             windowStart = now
             resets = 0
@@ -33,7 +33,7 @@ struct HTTP2FloodGuard {
 
     /// A DATA frame; false once more than `maxSequentialEmptyData` empty
     /// frames that do not end their stream came in a row.
-    mutating func recordData(length: Int, endStream: Bool) -> Bool {
+    package mutating func recordData(length: Int, endStream: Bool) -> Bool {
         guard length == 0, !endStream else {
             sequentialEmptyData = 0
             return true

@@ -2,17 +2,30 @@
 /// ASCII letters fold: comparing bytes avoids lowercasing a copy per field.
 extension String {
     /// ASCII case-insensitive equality with a lowercase name.
-    func equalsIgnoringASCIICase(_ lowercase: StaticString) -> Bool {
+    @inlinable
+    package func equalsIgnoringASCIICase(_ lowercase: StaticString) -> Bool {
         utf8.equalsIgnoringASCIICase(UnsafeBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount))
     }
 }
 
 extension Sequence<UInt8> {
     /// ASCII case-insensitive equality of two byte sequences.
-    func equalsIgnoringASCIICase(_ other: some Sequence<UInt8>) -> Bool {
+    @inlinable
+    package func equalsIgnoringASCIICase(_ other: some Sequence<UInt8>) -> Bool {
         func lowered(_ byte: UInt8) -> UInt8 {
             byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
         }
         return elementsEqual(other) { lowered($0) == lowered($1) }
+    }
+}
+
+extension Substring {
+    /// Without optional whitespace (SP, HTAB) at either end, as list elements
+    /// in field values are written (RFC 9110 section 5.6.1).
+    package func trimmingOptionalWhitespace() -> Substring {
+        var trimmed = self
+        while let first = trimmed.first, first == " " || first == "\t" { trimmed.removeFirst() }
+        while let last = trimmed.last, last == " " || last == "\t" { trimmed.removeLast() }
+        return trimmed
     }
 }

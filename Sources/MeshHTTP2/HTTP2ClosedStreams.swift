@@ -15,8 +15,8 @@ import NIOHTTP2
 /// Both memories are bounded: a stream forgotten is treated as one we
 /// reset, the lenient answer, so only a peer that certainly broke the rules
 /// is told so.
-struct HTTP2ClosedStreams {
-    enum PeerEnding: Equatable {
+package struct HTTP2ClosedStreams {
+    package enum PeerEnding: Equatable {
         /// The peer sent END_STREAM.
         case endStream
         /// The peer sent RST_STREAM.
@@ -24,9 +24,9 @@ struct HTTP2ClosedStreams {
     }
 
     /// Streams the peer closed, most recent last.
-    static let peerClosedCapacity = 32
+    package static let peerClosedCapacity = 32
     /// Runs of identifiers the peer skipped, most recent last.
-    static let skippedCapacity = 8
+    package static let skippedCapacity = 8
 
     /// A ring of the streams the peer closed: the identifier, negated when
     /// the peer reset the stream. Plain integers: noting a close is a store
@@ -36,7 +36,7 @@ struct HTTP2ClosedStreams {
     private var skipped = CircularBuffer<ClosedRange<Int32>>(initialCapacity: 0)
 
     /// The peer closed `id` (by END_STREAM seen before the stream closed, or by RST_STREAM).
-    mutating func peerClosed(_ id: HTTP2StreamID, _ ending: PeerEnding) {
+    package mutating func peerClosed(_ id: HTTP2StreamID, _ ending: PeerEnding) {
         let entry = ending == .reset ? -Int32(id) : Int32(id)
         if peerClosed.count < Self.peerClosedCapacity {
             peerClosed.append(entry)
@@ -48,7 +48,7 @@ struct HTTP2ClosedStreams {
 
     /// The peer opened `id` while `previous` was the highest it had opened:
     /// the identifiers of its kind between them closed without being used.
-    mutating func peerOpened(_ id: HTTP2StreamID, after previous: HTTP2StreamID) {
+    package mutating func peerOpened(_ id: HTTP2StreamID, after previous: HTTP2StreamID) {
         let first = previous == .rootStream ? (id.isClientInitiated ? 1 : 2) : Int32(previous) + 2
         let last = Int32(id) - 2
         guard first <= last else { return }
@@ -59,14 +59,14 @@ struct HTTP2ClosedStreams {
     }
 
     /// How the peer closed `id`, if it did and that is still remembered.
-    func peerEnding(of id: HTTP2StreamID) -> PeerEnding? {
+    package func peerEnding(of id: HTTP2StreamID) -> PeerEnding? {
         let raw = Int32(id)
         guard let entry = peerClosed.first(where: { $0 == raw || $0 == -raw }) else { return nil }
         return entry < 0 ? .reset : .endStream
     }
 
     /// True when the peer skipped `id` (and that is still remembered).
-    func wasSkipped(_ id: HTTP2StreamID) -> Bool {
+    package func wasSkipped(_ id: HTTP2StreamID) -> Bool {
         let raw = Int32(id)
         return skipped.contains { $0.contains(raw) && (raw - $0.lowerBound) % 2 == 0 }
     }

@@ -1,7 +1,7 @@
 import NIOCore
 
 /// Something whose writes can wait for the end of the loop iteration.
-protocol BatchedFlushTarget: AnyObject {
+package protocol BatchedFlushTarget: AnyObject {
     func flushBatched()
 }
 
@@ -10,16 +10,16 @@ protocol BatchedFlushTarget: AnyObject {
 /// events goes out in one write per connection. The flush runs as a task,
 /// which NIO runs right after the iteration's I/O, so nothing waits longer
 /// than the iteration that produced it.
-final class FlushBatch {
+package final class FlushBatch {
     private let eventLoop: EventLoop
     private var pending: [any BatchedFlushTarget] = []
 
-    init(eventLoop: EventLoop) {
+    package init(eventLoop: EventLoop) {
         self.eventLoop = eventLoop
     }
 
     /// Callers schedule a target at most once per batch (they keep a flag).
-    func schedule(_ target: any BatchedFlushTarget) {
+    package func schedule(_ target: any BatchedFlushTarget) {
         if pending.isEmpty {
             eventLoop.assumeIsolated().execute { self.run() }
         }

@@ -1,3 +1,4 @@
+import MeshHTTP1
 import NIOHPACK
 import NIOHTTP1
 
@@ -11,11 +12,11 @@ import NIOHTTP1
 /// and only the defined ones, no connection-specific fields, values without
 /// NUL, CR or LF. `HTTP2ConnectionCodec` leaves fields to this pass, which
 /// already looks at each of them once.
-enum HTTP2HeaderMapping {
+package enum HTTP2HeaderMapping {
     /// A request head from a client's HEADERS, with the body length it
     /// declares; nil when the block is malformed (the stream is then reset
     /// with PROTOCOL_ERROR).
-    static func requestHead(_ block: HPACKHeaders) -> (head: HTTPRequestHead, contentLength: Int?)? {
+    package static func requestHead(_ block: HPACKHeaders) -> (head: HTTPRequestHead, contentLength: Int?)? {
         var method: String?
         var scheme: String?
         var path: String?
@@ -65,7 +66,7 @@ enum HTTP2HeaderMapping {
     /// The status, fields and declared body length of an endpoint's response
     /// HEADERS; nil when the block is malformed or `:status` is missing or
     /// not three digits.
-    static func response(_ block: HPACKHeaders)
+    package static func response(_ block: HPACKHeaders)
         -> (status: HTTPResponseStatus, headers: HTTPHeaders, contentLength: Int?)? {
         var status: HTTPResponseStatus?
         var fields: [(String, String)] = []
@@ -91,7 +92,7 @@ enum HTTP2HeaderMapping {
     }
 
     /// Trailers; nil when the block is malformed (trailers carry no pseudo-header fields).
-    static func trailers(_ block: HPACKHeaders) -> HTTPHeaders? {
+    package static func trailers(_ block: HPACKHeaders) -> HTTPHeaders? {
         var fields: [(String, String)] = []
         fields.reserveCapacity(block.count)
         for (name, value, _) in block {
@@ -146,7 +147,7 @@ enum HTTP2HeaderMapping {
     }
 
     /// The HEADERS block for an upstream request; `Host` becomes `:authority`.
-    static func requestBlock(_ head: HTTPRequestHead) -> HPACKHeaders {
+    package static func requestBlock(_ head: HTTPRequestHead) -> HPACKHeaders {
         var fields: [(String, String)] = []
         fields.reserveCapacity(head.headers.count + 3)
         fields.append((":method", head.method.rawValue))
@@ -167,7 +168,7 @@ enum HTTP2HeaderMapping {
     }
 
     /// The HEADERS block for a response to a client.
-    static func responseBlock(status: HTTPResponseStatus, headers: HTTPHeaders) -> HPACKHeaders {
+    package static func responseBlock(status: HTTPResponseStatus, headers: HTTPHeaders) -> HPACKHeaders {
         var fields: [(String, String)] = []
         fields.reserveCapacity(headers.count + 1)
         // Nearly every response is a 200: its status needs no formatting.
@@ -179,7 +180,7 @@ enum HTTP2HeaderMapping {
     }
 
     /// Trailers, or any block without pseudo-headers.
-    static func fieldBlock(_ headers: HTTPHeaders) -> HPACKHeaders {
+    package static func fieldBlock(_ headers: HTTPHeaders) -> HPACKHeaders {
         var fields: [(String, String)] = []
         fields.reserveCapacity(headers.count)
         for (name, value) in headers {
@@ -204,7 +205,7 @@ extension String {
     /// contiguous storage, several times faster than iterating its UTF-8
     /// view, which matters for checks that run on every field of every request.
     @inline(__always)
-    func allBytes(_ predicate: (UInt8) -> Bool) -> Bool {
+    package func allBytes(_ predicate: (UInt8) -> Bool) -> Bool {
         utf8.withContiguousStorageIfAvailable { $0.allSatisfy(predicate) } ?? utf8.allSatisfy(predicate)
     }
 

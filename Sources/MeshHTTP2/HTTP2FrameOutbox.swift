@@ -1,3 +1,4 @@
+import MeshLoopIO
 import NIOCore
 import NIOHTTP2
 
@@ -11,13 +12,13 @@ import NIOHTTP2
 /// END_STREAM on that frame instead of costing an empty DATA frame. Holding
 /// only the latest frame keeps every frame in the order it was written, which
 /// new streams' HEADERS require.
-final class HTTP2FrameOutbox: BatchedFlushTarget {
+package final class HTTP2FrameOutbox: BatchedFlushTarget {
     /// What an endpoint's connection may have in flight toward us: room for
     /// several streams' windows. Offered at once, so only streams pace the
     /// endpoint; a client's connection gets its listener's buffer limit instead.
-    static let upstreamConnectionWindow = 16 << 20
+    package static let upstreamConnectionWindow = 16 << 20
     /// RFC 9113 section 6.9.2: every connection starts with this window.
-    static let initialConnectionWindow = 65535
+    package static let initialConnectionWindow = 65535
 
     private var context: ChannelHandlerContext?
     private let batch: FlushBatch
@@ -30,18 +31,18 @@ final class HTTP2FrameOutbox: BatchedFlushTarget {
 
     /// DATA bytes the streams sent that are not written to the socket yet:
     /// waiting for the peer's window in the codec, or in the channel.
-    private(set) var bufferedDataBytes = 0
+    package private(set) var bufferedDataBytes = 0
     /// Past this many `bufferedDataBytes`, no stream of the connection is
     /// writable (each stops reading from its other side) until they fall to
     /// half of it; `Int.max` on an endpoint's connection, which many clients share.
-    let bufferLimitBytes: Int
+    package let bufferLimitBytes: Int
     /// The connection's streams are held back by `bufferLimitBytes`.
-    private(set) var isOverBufferLimit = false
+    package private(set) var isOverBufferLimit = false
     /// Hears when `isOverBufferLimit` turns true (to count it) and false (to
     /// tell the streams they may go on).
-    var onBufferLimit: ((_ reached: Bool) -> Void)?
+    package var onBufferLimit: ((_ reached: Bool) -> Void)?
 
-    init(batch: FlushBatch, connectionWindowSize: Int = HTTP2FrameOutbox.upstreamConnectionWindow,
+    package init(batch: FlushBatch, connectionWindowSize: Int = HTTP2FrameOutbox.upstreamConnectionWindow,
          bufferLimitBytes: Int = .max) {
         self.batch = batch
         self.connectionWindowSize = connectionWindowSize
@@ -51,7 +52,7 @@ final class HTTP2FrameOutbox: BatchedFlushTarget {
 
     /// The connection handler joined its pipeline: frames can go out, and the
     /// connection window is raised to `connectionWindowSize`.
-    func attach(_ context: ChannelHandlerContext) {
+    package func attach(_ context: ChannelHandlerContext) {
         self.context = context
         if connectionWindowSize > Self.initialConnectionWindow {
             send(HTTP2Frame(
@@ -62,7 +63,7 @@ final class HTTP2FrameOutbox: BatchedFlushTarget {
     }
 
     /// The connection handler left the pipeline: nothing more can be sent.
-    func detach() {
+    package func detach() {
         held = nil
         heldPromise?.fail(ChannelError.ioOnClosedChannel)
         heldPromise = nil
@@ -70,11 +71,11 @@ final class HTTP2FrameOutbox: BatchedFlushTarget {
         onBufferLimit = nil
     }
 
-    var isWritable: Bool { context?.channel.isWritable ?? false }
-    var allocator: ByteBufferAllocator { context?.channel.allocator ?? ByteBufferAllocator() }
+    package var isWritable: Bool { context?.channel.isWritable ?? false }
+    package var allocator: ByteBufferAllocator { context?.channel.allocator ?? ByteBufferAllocator() }
 
     /// A stream sent `bytes` of DATA.
-    func dataQueued(_ bytes: Int) {
+    package func dataQueued(_ bytes: Int) {
         bufferedDataBytes += bytes
         if !isOverBufferLimit && bufferedDataBytes >= bufferLimitBytes {
             isOverBufferLimit = true
@@ -86,7 +87,7 @@ final class HTTP2FrameOutbox: BatchedFlushTarget {
     /// their stream); true when that brought the connection under its limit
     /// again (and `onBufferLimit` told the streams).
     @discardableResult
-    func dataWritten(_ bytes: Int) -> Bool {
+    package func dataWritten(_ bytes: Int) -> Bool {
         bufferedDataBytes -= bytes
         guard isOverBufferLimit && bufferedDataBytes <= bufferLimitBytes / 2 else { return false }
         isOverBufferLimit = false
@@ -95,13 +96,13 @@ final class HTTP2FrameOutbox: BatchedFlushTarget {
     }
 
     /// A promise for a frame's write, nil once the connection is gone.
-    func makePromise() -> EventLoopPromise<Void>? {
+    package func makePromise() -> EventLoopPromise<Void>? {
         context?.eventLoop.makePromise()
     }
 
     // MARK: Frames
 
-    func send(_ frame: HTTP2Frame, promise: EventLoopPromise<Void>? = nil) {
+    package func send(_ frame: HTTP2Frame, promise: EventLoopPromise<Void>? = nil) {
         guard context != nil else {
             promise?.fail(ChannelError.ioOnClosedChannel)
             return
@@ -114,7 +115,7 @@ final class HTTP2FrameOutbox: BatchedFlushTarget {
 
     /// Sets END_STREAM on `streamID`'s frame if it is the one held; false
     /// when the caller must send a frame of its own to end the stream.
-    func endHeldFrame(of streamID: HTTP2StreamID) -> Bool {
+    package func endHeldFrame(of streamID: HTTP2StreamID) -> Bool {
         guard var frame = held, frame.streamID == streamID else { return false }
         switch frame.payload {
         case .headers(var headers) where !headers.endStream:
@@ -133,20 +134,20 @@ final class HTTP2FrameOutbox: BatchedFlushTarget {
     /// Drops `streamID`'s frame if it is the one held: the stream was refused
     /// before its first frames reached the codec, and opening it now (after a
     /// GOAWAY) would be a connection error.
-    func discardHeldFrame(of streamID: HTTP2StreamID) {
+    package func discardHeldFrame(of streamID: HTTP2StreamID) {
         guard held?.streamID == streamID else { return }
         held = nil
         heldPromise?.fail(ChannelError.ioOnClosedChannel)
         heldPromise = nil
     }
 
-    func reset(_ streamID: HTTP2StreamID, _ code: HTTP2ErrorCode) {
+    package func reset(_ streamID: HTTP2StreamID, _ code: HTTP2ErrorCode) {
         send(HTTP2Frame(streamID: streamID, payload: .rstStream(code)))
     }
 
     /// DATA bytes were consumed: the connection-level window is topped up in
     /// batches (see `HTTP2ReceiveWindow`).
-    func returnConnectionCredit(_ bytes: Int) {
+    package func returnConnectionCredit(_ bytes: Int) {
         if let increment = connectionWindow.consumed(bytes) {
             send(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment)))
         }
@@ -154,19 +155,19 @@ final class HTTP2FrameOutbox: BatchedFlushTarget {
 
     // MARK: Flushing and closing
 
-    func scheduleFlush() {
+    package func scheduleFlush() {
         guard !flushScheduled else { return }
         flushScheduled = true
         batch.schedule(self)
     }
 
     /// Writes and flushes everything now (before closing, for example).
-    func flushNow() {
+    package func flushNow() {
         releaseHeld()
         context?.flush()
     }
 
-    func flushBatched() {
+    package func flushBatched() {
         flushScheduled = false
         flushNow()
     }
@@ -174,7 +175,7 @@ final class HTTP2FrameOutbox: BatchedFlushTarget {
     /// Closes the connection after what was sent so far. Not at once: this
     /// may run inside the codec's handling of the write that ended the last
     /// stream, and that frame must reach the socket first.
-    func closeAfterFlush() {
+    package func closeAfterFlush() {
         guard !isClosing, let context else { return }
         isClosing = true
         context.eventLoop.assumeIsolated().execute { [self] in

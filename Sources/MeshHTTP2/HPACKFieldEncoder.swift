@@ -16,10 +16,10 @@ import NIOHPACK
 ///
 /// The first block announces a dynamic table size of 0, so that no later
 /// change of the peer's SETTINGS_HEADER_TABLE_SIZE concerns this encoder.
-struct HPACKFieldEncoder {
+package struct HPACKFieldEncoder {
     private var announcedNoTable = false
 
-    mutating func encode(_ block: HPACKHeaders, into buffer: inout ByteBuffer) {
+    package mutating func encode(_ block: HPACKHeaders, into buffer: inout ByteBuffer) {
         if !announcedNoTable {
             announcedNoTable = true
             buffer.writeInteger(UInt8(0x20))  // dynamic table size update, to 0
@@ -52,7 +52,7 @@ struct HPACKFieldEncoder {
     }
 
     /// RFC 7541 section 5.1.
-    static func writeInteger(_ value: Int, prefixBits: Int, flags: UInt8, into buffer: inout ByteBuffer) {
+    package static func writeInteger(_ value: Int, prefixBits: Int, flags: UInt8, into buffer: inout ByteBuffer) {
         let limit = (1 << prefixBits) - 1
         guard value >= limit else {
             buffer.writeInteger(flags | UInt8(value))
@@ -71,9 +71,9 @@ struct HPACKFieldEncoder {
 /// RFC 7541 Appendix A, looked up by name length first: the fields of a
 /// block are short strings, and Swift compares two short strings in a word
 /// or two, so a lookup is a handful of comparisons and no hashing.
-enum HPACKStaticTable {
+package enum HPACKStaticTable {
     /// Entries 1 to 61, in order.
-    static let entries: [(name: String, value: String)] = [
+    package static let entries: [(name: String, value: String)] = [
         (":authority", ""), (":method", "GET"), (":method", "POST"), (":path", "/"), (":path", "/index.html"),
         (":scheme", "http"), (":scheme", "https"), (":status", "200"), (":status", "204"), (":status", "206"),
         (":status", "304"), (":status", "400"), (":status", "404"), (":status", "500"), ("accept-charset", ""),
@@ -100,7 +100,7 @@ enum HPACKStaticTable {
     }()
 
     /// The 1-based index of the first entry named `name`.
-    static func firstIndex(ofName name: String) -> Int? {
+    package static func firstIndex(ofName name: String) -> Int? {
         let length = name.utf8.count
         guard length < namesByLength.count else { return nil }
         for candidate in namesByLength[length] where candidate.name == name {
@@ -111,7 +111,7 @@ enum HPACKStaticTable {
 
     /// The index of the entry `name: value`, searching the entries for
     /// `name`, which start at `first`.
-    static func index(ofName name: String, startingAt first: Int, value: String) -> Int? {
+    package static func index(ofName name: String, startingAt first: Int, value: String) -> Int? {
         var index = first
         while index <= entries.count, entries[index - 1].name == name {
             if entries[index - 1].value == value {

@@ -3,7 +3,7 @@ import NIOHTTP1
 
 /// Why a try got no (complete) response from its endpoint, as the pools and
 /// upstream connections report it.
-enum UpstreamFailure: Equatable, Sendable {
+package enum UpstreamFailure: Equatable, Sendable {
     /// No connection could be opened.
     case connectFailure
     /// The cluster already has `maxPendingRequests` waiting for connections.
@@ -18,7 +18,7 @@ enum UpstreamFailure: Equatable, Sendable {
 /// connection or stream (`connectionReady`) or gives up (`failed`); the
 /// connection or stream then delivers the response through it. Nothing on
 /// this side knows the exchange behind it.
-protocol UpstreamRequest: AnyObject {
+package protocol UpstreamRequest: AnyObject {
     /// Still wants a connection or stream: a try that ended while queued does not.
     var isWaitingForConnection: Bool { get }
     /// The pool has nothing free: the try waits as the `pendingRequests`th
@@ -43,7 +43,7 @@ protocol UpstreamRequest: AnyObject {
 /// The endpoint side of one try: a pooled HTTP/1.1 connection
 /// (`HTTP1UpstreamHandler`) or one stream of a multiplexed HTTP/2 connection
 /// (`HTTP2UpstreamStream`).
-protocol ExchangeUpstream: AnyObject {
+package protocol ExchangeUpstream: AnyObject {
     /// Whether the endpoint can take more request bytes now.
     var isWritable: Bool { get }
     /// The request head; `hasBody` says whether a body follows (an HTTP/1.1

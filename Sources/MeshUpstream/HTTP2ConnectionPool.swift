@@ -1,3 +1,4 @@
+import MeshHTTP2
 import NIOCore
 import NIOHTTP2
 
@@ -6,24 +7,24 @@ import NIOHTTP2
 /// new connection opens only when every connection is full, and the cluster
 /// is under its circuit breaker's `maxConnections`. Requests waiting for a
 /// stream count as pending requests, which the pool takes and gives back.
-final class HTTP2ConnectionPool {
-    private let connector: EndpointConnector
+package final class HTTP2ConnectionPool {
+    private let dialer: EndpointDialer
     private var connections: [HTTP2Connection] = []
     /// Requests waiting for a connection to open or for a stream slot.
     private var waiting = CircularBuffer<any UpstreamRequest>()
     private var connecting = 0
     private var draining = false
 
-    init(connector: EndpointConnector) {
-        self.connector = connector
+    package init(dialer: EndpointDialer) {
+        self.dialer = dialer
     }
 
-    func acquire(for request: any UpstreamRequest) {
+    package func acquire(for request: any UpstreamRequest) {
         if let connection = connections.first(where: \.hasCapacity) {
             connection.openStream(for: request)
             return
         }
-        guard let pending = connector.breaker.tryAddPending() else {
+        guard let pending = dialer.breaker.tryAddPending() else {
             request.failed(.pendingOverflow)
             return
         }
@@ -40,9 +41,9 @@ final class HTTP2ConnectionPool {
     /// that finish.
     private func connect() {
         let hasUsable = connecting > 0 || connections.contains(where: \.acceptsStreams)
-        guard connector.breaker.tryOpenConnection(force: !hasUsable) else { return }
+        guard dialer.breaker.tryOpenConnection(force: !hasUsable) else { return }
         connecting += 1
-        connector.connect()
+        dialer.connect()
             .assumeIsolated()
             .whenComplete { result in
                 self.connecting -= 1
@@ -52,11 +53,11 @@ final class HTTP2ConnectionPool {
                         try self.configure(channel)
                     } catch {
                         channel.close(promise: nil)
-                        self.connector.breaker.connectionClosed()
+                        self.dialer.breaker.connectionClosed()
                         self.failWaiting()
                     }
                 case .failure:
-                    self.connector.breaker.connectionClosed()
+                    self.dialer.breaker.connectionClosed()
                     self.failWaiting()
                 }
             }
@@ -64,7 +65,7 @@ final class HTTP2ConnectionPool {
 
     private func configure(_ channel: Channel) throws {
         // Server push is disabled in our SETTINGS, so the endpoint opens no streams.
-        let connection = HTTP2Connection(pool: self, flushBatch: connector.flushBatch, idleTimeout: connector.idleTimeout)
+        let connection = HTTP2Connection(pool: self, flushBatch: dialer.flushBatch, idleTimeout: dialer.idleTimeout)
         try channel.pipeline.syncOperations.addHandlers([
             HTTP2ConnectionCodec(role: .client, settings: UpstreamHTTP2Settings.local),
             connection,
@@ -79,14 +80,14 @@ final class HTTP2ConnectionPool {
     }
 
     /// Gives waiting requests the stream slots that are free.
-    func capacityFreed() {
+    package func capacityFreed() {
         serveWaiting()
     }
 
     private func serveWaiting() {
         while !waiting.isEmpty, let connection = connections.first(where: \.hasCapacity) {
             let request = waiting.removeFirst()
-            connector.breaker.pendingEnded()
+            dialer.breaker.pendingEnded()
             if request.isWaitingForConnection {
                 connection.openStream(for: request)
             }
@@ -97,10 +98,10 @@ final class HTTP2ConnectionPool {
     }
 
     /// `request` ended while waiting (timeout, client gone): it leaves the queue.
-    func stopWaiting(_ request: any UpstreamRequest) {
+    package func stopWaiting(_ request: any UpstreamRequest) {
         if let index = waiting.firstIndex(where: { $0 === request }) {
             waiting.remove(at: index)
-            connector.breaker.pendingEnded()
+            dialer.breaker.pendingEnded()
         }
     }
 
@@ -110,21 +111,21 @@ final class HTTP2ConnectionPool {
         let failed = waiting
         waiting.removeAll()
         for request in failed {
-            connector.breaker.pendingEnded()
+            dialer.breaker.pendingEnded()
             request.failed(.connectFailure)
         }
     }
 
-    func connectionClosed(_ connection: HTTP2Connection) {
+    package func connectionClosed(_ connection: HTTP2Connection) {
         connections.removeAll { $0 === connection }
-        connector.breaker.connectionClosed()
+        dialer.breaker.connectionClosed()
         serveWaiting()
     }
 
     /// The endpoint left its cluster: no new streams; connections close once
     /// their streams finish. Requests already waiting get a connection of
     /// their own.
-    func drain() {
+    package func drain() {
         draining = true
         for connection in connections {
             connection.closeGracefully()
@@ -133,16 +134,16 @@ final class HTTP2ConnectionPool {
     }
 }
 
-enum UpstreamHTTP2Settings {
+package enum UpstreamHTTP2Settings {
     /// Per-stream receive window. What an endpoint may send that its client
     /// has not read yet is at most this per stream beyond the client's
     /// connection buffer limit (credit stops once the client's side is
     /// full, but what was granted may still come), so it is kept small:
     /// 256 KiB still carries a stream at hundreds of MB/s on a LAN.
-    static let streamWindow = 256 * 1024
+    package static let streamWindow = 256 * 1024
 
     /// The upstream connections' SETTINGS: no push, the stream window, and
     /// header lists up to 1 MiB (the downstream side enforces its own limit).
-    static let local = HTTP2LocalSettings(
+    package static let local = HTTP2LocalSettings(
         maxConcurrentStreams: nil, initialWindowSize: streamWindow, maxHeaderListSize: 1 << 20, disablePush: true)
 }

@@ -4,9 +4,9 @@ import NIOHTTP1
 /// The bytes one HTTP/1.1 connection sends, built in place: heads, small
 /// bodies and chunk framing gather in one buffer that goes out as a single
 /// write per flush; large bodies are written as they are, never copied.
-struct HTTP1Outbound {
+package struct HTTP1Outbound {
     /// How the body of the message being written is delimited.
-    enum Framing {
+    package enum Framing {
         /// No body (or the body of a HEAD response, which is never sent).
         case none
         /// Content-Length, or until the connection closes: bytes as they are.
@@ -16,28 +16,28 @@ struct HTTP1Outbound {
 
     /// Bodies up to this size are copied next to their head: one write is
     /// cheaper than two at this size.
-    static let copyLimit = 4096
+    package static let copyLimit = 4096
 
     private var bytes: ByteBuffer
-    private(set) var framing = Framing.none
+    package private(set) var framing = Framing.none
 
-    init(allocator: ByteBufferAllocator) {
+    package init(allocator: ByteBufferAllocator) {
         bytes = allocator.buffer(capacity: 512)
     }
 
     /// Bytes gathered for the next flush.
-    var gatheredBytes: Int { bytes.readableBytes }
+    package var gatheredBytes: Int { bytes.readableBytes }
 
     // MARK: Heads
 
-    mutating func writeRequestLine(method: HTTPMethod, uri: String) {
+    package mutating func writeRequestLine(method: HTTPMethod, uri: String) {
         bytes.writeString(method.rawValue)
         bytes.writeInteger(UInt8(ascii: " "))
         bytes.writeString(uri)
         bytes.writeStaticString(" HTTP/1.1\r\n")
     }
 
-    mutating func writeStatusLine(_ status: HTTPResponseStatus) {
+    package mutating func writeStatusLine(_ status: HTTPResponseStatus) {
         bytes.writeStaticString("HTTP/1.1 ")
         let code = status.code
         bytes.writeInteger(UInt8(ascii: "0") + UInt8(code / 100 % 10))
@@ -49,7 +49,7 @@ struct HTTP1Outbound {
     }
 
     /// `name: value` lines, copied in one pass over reserved space.
-    mutating func writeFields(_ headers: HTTPHeaders) {
+    package mutating func writeFields(_ headers: HTTPHeaders) {
         var length = 0
         for (name, value) in headers {
             length += name.utf8.count + value.utf8.count + 4
@@ -77,7 +77,7 @@ struct HTTP1Outbound {
         }
     }
 
-    mutating func writeField(_ name: StaticString, _ value: StaticString) {
+    package mutating func writeField(_ name: StaticString, _ value: StaticString) {
         bytes.writeStaticString(name)
         bytes.writeStaticString(": ")
         bytes.writeStaticString(value)
@@ -85,7 +85,7 @@ struct HTTP1Outbound {
     }
 
     /// Ends the head; the body that follows is delimited by `framing`.
-    mutating func endHead(framing: Framing) {
+    package mutating func endHead(framing: Framing) {
         if case .chunked = framing {
             writeField("transfer-encoding", "chunked")
         }
@@ -95,7 +95,7 @@ struct HTTP1Outbound {
 
     // MARK: Bodies
 
-    mutating func writeBody(_ body: ByteBuffer, context: ChannelHandlerContext) {
+    package mutating func writeBody(_ body: ByteBuffer, context: ChannelHandlerContext) {
         let length = body.readableBytes
         guard length > 0 else { return }
         switch framing {
@@ -111,7 +111,7 @@ struct HTTP1Outbound {
     }
 
     /// Ends the message: the last chunk and the trailers, when chunked.
-    mutating func writeEnd(trailers: HTTPHeaders?) {
+    package mutating func writeEnd(trailers: HTTPHeaders?) {
         guard case .chunked = framing else {
             framing = .none
             return
@@ -126,7 +126,7 @@ struct HTTP1Outbound {
 
     /// Writes the gathered bytes and flushes; `promise` completes once they
     /// (and everything written before them) are out.
-    mutating func flush(_ context: ChannelHandlerContext, promise: EventLoopPromise<Void>? = nil) {
+    package mutating func flush(_ context: ChannelHandlerContext, promise: EventLoopPromise<Void>? = nil) {
         guard bytes.readableBytes > 0 || promise != nil else {
             context.flush()
             return

@@ -6,11 +6,11 @@ import NIOCore
 /// at its circuit breaker's `maxConnections`, requests wait (as pending
 /// requests) for a connection of this pool to come free; the pool counts
 /// them in the breaker while they wait.
-final class HTTP1ConnectionPool {
+package final class HTTP1ConnectionPool {
     /// Idle connections kept per endpoint per loop; more are closed on release.
-    static let maxIdleConnections = 128
+    package static let maxIdleConnections = 128
 
-    let connector: EndpointConnector
+    package let dialer: EndpointDialer
     private var idle: [HTTP1UpstreamHandler] = []
     /// Requests waiting for a connection of this pool, oldest first; each
     /// counts as one of the cluster's pending requests while it is here.
@@ -21,8 +21,8 @@ final class HTTP1ConnectionPool {
     private var connecting = 0
     private var draining = false
 
-    init(connector: EndpointConnector) {
-        self.connector = connector
+    package init(dialer: EndpointDialer) {
+        self.dialer = dialer
     }
 
     /// Hands `request` a connection: an idle one, or the next one to open
@@ -30,14 +30,14 @@ final class HTTP1ConnectionPool {
     /// waited longest when it is ready, not the request that caused it, so a
     /// request that moves on (a retry to another endpoint, a timeout) leaves
     /// nothing behind that could still call it.
-    func acquire(for request: any UpstreamRequest) {
+    package func acquire(for request: any UpstreamRequest) {
         while let connection = idle.popLast() {
             if connection.isActive {
                 connection.attach(request)
                 return
             }
         }
-        guard let pending = connector.breaker.tryAddPending() else {
+        guard let pending = dialer.breaker.tryAddPending() else {
             request.failed(.pendingOverflow)
             return
         }
@@ -51,10 +51,10 @@ final class HTTP1ConnectionPool {
     /// Opens a connection, unless the cluster is at `maxConnections` and this
     /// pool already has one: waiting requests then get connections that come free.
     private func connect() {
-        guard connector.breaker.tryOpenConnection(force: connectionCount == 0) else { return }
+        guard dialer.breaker.tryOpenConnection(force: connectionCount == 0) else { return }
         connectionCount += 1
         connecting += 1
-        connector.connect()
+        dialer.connect()
             .assumeIsolated()
             .whenComplete { result in
                 self.connecting -= 1
@@ -74,7 +74,7 @@ final class HTTP1ConnectionPool {
     }
 
     /// A new connection is ready for the request that has waited longest.
-    func connected(_ connection: HTTP1UpstreamHandler) {
+    package func connected(_ connection: HTTP1UpstreamHandler) {
         handOver(connection)
     }
 
@@ -87,7 +87,7 @@ final class HTTP1ConnectionPool {
 
     /// A connection finished a request cleanly and may serve another: the
     /// oldest waiting request, else it idles.
-    func release(_ connection: HTTP1UpstreamHandler) {
+    package func release(_ connection: HTTP1UpstreamHandler) {
         guard connection.isActive else {
             connection.abort()
             return
@@ -96,7 +96,7 @@ final class HTTP1ConnectionPool {
             // Handed over on the loop's next turn: the read that finished the
             // response must complete first, so that bytes past that response
             // close the connection instead of answering the next request.
-            connector.eventLoop.assumeIsolated().execute { self.handOver(connection) }
+            dialer.eventLoop.assumeIsolated().execute { self.handOver(connection) }
             return
         }
         keepIdle(connection)
@@ -121,14 +121,14 @@ final class HTTP1ConnectionPool {
     }
 
     /// `request` ended while waiting (timeout, client gone): it leaves the queue.
-    func stopWaiting(_ request: any UpstreamRequest) {
+    package func stopWaiting(_ request: any UpstreamRequest) {
         if let index = waiting.firstIndex(where: { $0 === request }) {
             waiting.remove(at: index)
-            connector.breaker.pendingEnded()
+            dialer.breaker.pendingEnded()
         }
     }
 
-    func connectionClosed(_ connection: HTTP1UpstreamHandler) {
+    package func connectionClosed(_ connection: HTTP1UpstreamHandler) {
         idle.removeAll { $0 === connection }
         connectionGone()
     }
@@ -137,7 +137,7 @@ final class HTTP1ConnectionPool {
     /// a connection for requests still waiting.
     private func connectionGone() {
         connectionCount -= 1
-        connector.breaker.connectionClosed()
+        dialer.breaker.connectionClosed()
         if connecting < waiting.count {
             connect()
         }
@@ -147,7 +147,7 @@ final class HTTP1ConnectionPool {
     /// their client); it is no longer pending.
     private func nextWaiting() -> (any UpstreamRequest)? {
         while let request = waiting.popFirst() {
-            connector.breaker.pendingEnded()
+            dialer.breaker.pendingEnded()
             if request.isWaitingForConnection {
                 return request
             }
@@ -158,7 +158,7 @@ final class HTTP1ConnectionPool {
     /// The endpoint left its cluster: close idle connections now; busy ones
     /// close when their request finishes. Waiting requests still get the
     /// connections that come free.
-    func drain() {
+    package func drain() {
         draining = true
         let closing = idle
         idle.removeAll()

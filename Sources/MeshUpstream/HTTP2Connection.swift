@@ -1,3 +1,5 @@
+import MeshHTTP2
+import MeshLoopIO
 import NIOCore
 import NIOHTTP2
 
@@ -5,14 +7,14 @@ import NIOHTTP2
 /// `HTTP2ConnectionCodec` keeps the connection state, this handler allocates stream IDs,
 /// keeps a table of `HTTP2UpstreamStream`s and routes frames to them. It also
 /// learns the peer's SETTINGS_MAX_CONCURRENT_STREAMS and whether it is going away.
-final class HTTP2Connection: ChannelDuplexHandler {
-    typealias InboundIn = HTTP2Frame
-    typealias OutboundIn = HTTP2Frame
-    typealias OutboundOut = HTTP2Frame
+package final class HTTP2Connection: ChannelDuplexHandler {
+    package typealias InboundIn = HTTP2Frame
+    package typealias OutboundIn = HTTP2Frame
+    package typealias OutboundOut = HTTP2Frame
 
     /// What RFC 9113 lets us assume before the peer's SETTINGS arrive is
     /// "unlimited"; 100 is the value peers advertise most, so start there.
-    static let assumedMaxConcurrentStreams = 100
+    package static let assumedMaxConcurrentStreams = 100
     /// Client stream IDs are odd and below 2^31.
     private static let lastUsableStreamID = HTTP2StreamID(Int32.max - 1)
 
@@ -20,28 +22,28 @@ final class HTTP2Connection: ChannelDuplexHandler {
     /// the endpoint leaves (the pool drains), and tells the pool when it
     /// closes. The cycle with the pool's connection list ends at that close.
     private let pool: HTTP2ConnectionPool
-    let outbox: HTTP2FrameOutbox
+    package let outbox: HTTP2FrameOutbox
     private var streams: [HTTP2StreamID: HTTP2UpstreamStream] = [:]
     private var nextStreamID = HTTP2StreamID(1)
-    private(set) var maxConcurrentStreams = HTTP2Connection.assumedMaxConcurrentStreams
+    package private(set) var maxConcurrentStreams = HTTP2Connection.assumedMaxConcurrentStreams
     /// The peer sent GOAWAY, or the endpoint left its cluster: no new streams.
-    private(set) var isClosing = false
-    private(set) var isClosed = false
+    package private(set) var isClosing = false
+    package private(set) var isClosed = false
     /// Streams that received response bytes during this read, to flush downstream once it completes.
     private var readInto = HTTP2StreamsRead()
     private let idleTimer: IdleTimer
 
-    init(pool: HTTP2ConnectionPool, flushBatch: FlushBatch, idleTimeout: TimeAmount) {
+    package init(pool: HTTP2ConnectionPool, flushBatch: FlushBatch, idleTimeout: TimeAmount) {
         self.pool = pool
         outbox = HTTP2FrameOutbox(batch: flushBatch)
         idleTimer = IdleTimer(timeout: idleTimeout)
     }
 
-    var hasCapacity: Bool { acceptsStreams && streams.count < maxConcurrentStreams }
+    package var hasCapacity: Bool { acceptsStreams && streams.count < maxConcurrentStreams }
     /// Neither closing (GOAWAY, drain) nor closed: its streams will free up for new requests.
-    var acceptsStreams: Bool { !isClosing && !isClosed }
+    package var acceptsStreams: Bool { !isClosing && !isClosed }
 
-    func handlerAdded(context: ChannelHandlerContext) {
+    package func handlerAdded(context: ChannelHandlerContext) {
         outbox.attach(context)
         // No stream for the cluster's idleTimeout: the connection closes.
         // Only streams count: the endpoint's PINGs do not keep a connection.
@@ -52,14 +54,14 @@ final class HTTP2Connection: ChannelDuplexHandler {
         }
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
+    package func handlerRemoved(context: ChannelHandlerContext) {
         idleTimer.stop()
         outbox.detach()
     }
 
     /// Opens a stream for `request` and attaches it at once; its HEADERS go
     /// out with the try's first write.
-    func openStream(for request: any UpstreamRequest) {
+    package func openStream(for request: any UpstreamRequest) {
         let id = nextStreamID
         nextStreamID = HTTP2StreamID(Int32(Int(id) + 2))
         if nextStreamID > Self.lastUsableStreamID {
@@ -72,20 +74,20 @@ final class HTTP2Connection: ChannelDuplexHandler {
     }
 
     /// A stream that never sent anything (or was reset by us) leaves the table.
-    func forget(_ stream: HTTP2UpstreamStream) {
+    package func forget(_ stream: HTTP2UpstreamStream) {
         guard streams.removeValue(forKey: stream.id) != nil else { return }
         streamRemoved()
     }
 
     /// No new streams; close once the running ones finish.
-    func closeGracefully() {
+    package func closeGracefully() {
         isClosing = true
         closeIfIdle()
     }
 
     // MARK: Frames in
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
         switch frame.payload {
         case .headers(let headers):
@@ -128,12 +130,12 @@ final class HTTP2Connection: ChannelDuplexHandler {
         }
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
+    package func channelReadComplete(context: ChannelHandlerContext) {
         readInto.readComplete()
         context.fireChannelReadComplete()
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    package func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         // One event per stream, others now and then: comparing the metatype
         // first rules the others out without the cost of a dynamic cast.
         guard type(of: event) == StreamClosedEvent.self, let closed = event as? StreamClosedEvent else {
@@ -146,7 +148,7 @@ final class HTTP2Connection: ChannelDuplexHandler {
         }
     }
 
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
+    package func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable {
             for stream in streams.values {
                 stream.connectionBecameWritable()
@@ -155,7 +157,7 @@ final class HTTP2Connection: ChannelDuplexHandler {
         context.fireChannelWritabilityChanged()
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    package func channelInactive(context: ChannelHandlerContext) {
         idleTimer.stop()
         isClosed = true
         let open = streams
@@ -169,7 +171,7 @@ final class HTTP2Connection: ChannelDuplexHandler {
 
     /// HTTP/2 errors the codec answers and handles itself; what reaches
     /// here is the transport's (a TLS alert, a reset socket), and ends the connection.
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
+    package func errorCaught(context: ChannelHandlerContext, error: Error) {
         context.close(promise: nil)
     }
 

@@ -4,7 +4,7 @@ import NIOCore
 /// than one per request: activity only records the time, and when the timer
 /// fires it closes the connection if it was idle the whole period, or arms
 /// itself again for the rest of it.
-final class IdleTimer {
+package final class IdleTimer {
     private let timeout: TimeAmount
     /// After `close`, a new period starts (for a timer that ends what is in
     /// progress rather than the connection).
@@ -15,7 +15,7 @@ final class IdleTimer {
     private var isIdle: () -> Bool = { false }
     private var close: () -> Void = {}
 
-    init(timeout: TimeAmount, keepsWatching: Bool = false) {
+    package init(timeout: TimeAmount, keepsWatching: Bool = false) {
         self.timeout = timeout
         self.keepsWatching = keepsWatching
     }
@@ -23,7 +23,7 @@ final class IdleTimer {
     /// Starts watching. Time with `isIdle` false counts as activity (a
     /// request's own deadline is its route timeout); `close` runs once,
     /// unless the timer `keepsWatching`.
-    func start(on eventLoop: EventLoop, isIdle: @escaping () -> Bool, close: @escaping () -> Void) {
+    package func start(on eventLoop: EventLoop, isIdle: @escaping () -> Bool, close: @escaping () -> Void) {
         self.eventLoop = eventLoop
         self.isIdle = isIdle
         self.close = close
@@ -32,12 +32,12 @@ final class IdleTimer {
     }
 
     /// The connection did something: the idle period starts again.
-    func touch() {
+    package func touch() {
         lastActive = .now()
     }
 
     /// The connection is gone: the timer and the closures, which hold its handler, go too.
-    func stop() {
+    package func stop() {
         scheduled?.cancel()
         scheduled = nil
         eventLoop = nil

@@ -2,7 +2,7 @@ import NIOCore
 import NIOHTTP1
 
 /// Why bytes from a peer are not acceptable HTTP/1.1.
-enum HTTP1ParseError: Error, Equatable {
+package enum HTTP1ParseError: Error, Equatable {
     /// Answered with 400; the reason goes into the local response.
     case malformed(String)
     /// The head is longer than the parser accepts; answered with 431.
@@ -10,11 +10,11 @@ enum HTTP1ParseError: Error, Equatable {
 }
 
 /// How the message whose head was just parsed continues.
-struct HTTP1Framing: Equatable {
+package struct HTTP1Framing: Equatable {
     /// The connection may carry another message after this one.
-    var keepAlive: Bool
+    package var keepAlive: Bool
     /// A body follows the head (Content-Length above zero, chunked, or until close).
-    var hasBody: Bool
+    package var hasBody: Bool
 }
 
 /// An incremental HTTP/1.1 parser (RFC 9112) for one connection's requests
@@ -24,13 +24,13 @@ struct HTTP1Framing: Equatable {
 /// endings only, no obsolete line folding, no whitespace before a colon,
 /// Content-Length and Transfer-Encoding never together in a request,
 /// conflicting Content-Length values refused.
-struct HTTP1Parser {
-    enum Kind {
+package struct HTTP1Parser {
+    package enum Kind {
         case request
         case response
     }
 
-    enum Event {
+    package enum Event {
         case request(HTTPRequestHead, HTTP1Framing)
         case response(HTTPResponseHead, HTTP1Framing)
         case body(ByteBuffer)
@@ -51,28 +51,28 @@ struct HTTP1Parser {
     }
 
     /// Chunk-size lines (with extensions) longer than this are refused.
-    static let maxChunkLineBytes = 4096
+    package static let maxChunkLineBytes = 4096
 
-    let kind: Kind
+    package let kind: Kind
     /// Heads (and trailer sections) longer than this fail with `headTooLarge`.
-    var maxHeadBytes: Int
+    package var maxHeadBytes: Int
     /// Responses: the request was HEAD, so the response has no body whatever its headers say.
-    var respondingToHEAD = false
+    package var respondingToHEAD = false
     private var state = State.head
     private var buffer: ByteBuffer?
     /// Where the search for the end of the head resumes: the start of its
     /// first incomplete line, so no byte is scanned twice.
     private var scanFrom = 0
 
-    init(kind: Kind, maxHeadBytes: Int) {
+    package init(kind: Kind, maxHeadBytes: Int) {
         self.kind = kind
         self.maxHeadBytes = maxHeadBytes
     }
 
     /// Bytes read but not yet returned as parts.
-    var bufferedBytes: Int { buffer?.readableBytes ?? 0 }
+    package var bufferedBytes: Int { buffer?.readableBytes ?? 0 }
 
-    mutating func append(_ bytes: ByteBuffer) {
+    package mutating func append(_ bytes: ByteBuffer) {
         guard state != .failed else { return }
         if var buffered = buffer, buffered.readableBytes > 0 {
             var incoming = bytes
@@ -85,14 +85,14 @@ struct HTTP1Parser {
     }
 
     /// The peer closed its side: a body read until close ends here.
-    mutating func endOfInput() -> Event? {
+    package mutating func endOfInput() -> Event? {
         guard state == .untilClose else { return nil }
         state = .head
         return .end(nil)
     }
 
     /// The next complete part, or nil until more bytes arrive.
-    mutating func next() throws(HTTP1ParseError) -> Event? {
+    package mutating func next() throws(HTTP1ParseError) -> Event? {
         do {
             return try step()
         } catch {
@@ -432,8 +432,8 @@ struct HTTP1Parser {
     // MARK: Bytes
 
     /// `tchar` (RFC 9110 section 5.6.2).
-    @inline(__always)
-    static func isTokenByte(_ byte: UInt8) -> Bool {
+    @inlinable @inline(__always)
+    package static func isTokenByte(_ byte: UInt8) -> Bool {
         switch byte {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
              UInt8(ascii: "0")...UInt8(ascii: "9"):
@@ -448,8 +448,8 @@ struct HTTP1Parser {
     }
 
     /// Field content: HTAB, SP, visible ASCII and obs-text (RFC 9110 section 5.5).
-    @inline(__always)
-    static func isFieldValueByte(_ byte: UInt8) -> Bool {
+    @inlinable @inline(__always)
+    package static func isFieldValueByte(_ byte: UInt8) -> Bool {
         byte == 0x09 || (byte >= 0x20 && byte != 0x7F)
     }
 
@@ -467,19 +467,19 @@ struct HTTP1Parser {
 /// picked out while they are parsed.
 private struct HeadFields {
     private var fields: [(String, String)] = []
-    private(set) var contentLength: Int?
-    private(set) var transferEncoding: [String]?
+    package private(set) var contentLength: Int?
+    package private(set) var transferEncoding: [String]?
     private var connectionClose = false
     private var connectionKeepAlive = false
 
-    var headers: HTTPHeaders { HTTPHeaders(fields) }
+    package var headers: HTTPHeaders { HTTPHeaders(fields) }
 
-    mutating func removeContentLength() {
+    package mutating func removeContentLength() {
         fields.removeAll { $0.0.utf8.equalsIgnoringASCIICase("content-length".utf8) }
         contentLength = nil
     }
 
-    func keepAlive(version: HTTPVersion) -> Bool {
+    package func keepAlive(version: HTTPVersion) -> Bool {
         if connectionClose { return false }
         return version.minor >= 1 || connectionKeepAlive
     }
@@ -488,7 +488,7 @@ private struct HeadFields {
     /// Lines are split at LF; `findEndOfHead` checked that each LF follows a
     /// CR, and a CR anywhere else in a line fails as an invalid byte (a bare
     /// CR must never end a line, or it would hide a field from other parsers).
-    mutating func parse(_ section: UnsafeRawBufferPointer) throws(HTTP1ParseError) {
+    package mutating func parse(_ section: UnsafeRawBufferPointer) throws(HTTP1ParseError) {
         var lineStart = 0
         while lineStart < section.count {
             let lf = section[lineStart...].firstIndex(of: UInt8(ascii: "\n")) ?? section.count
