@@ -262,6 +262,16 @@ let package = Package(
             dependencies: ["MeshAPI", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
         ),
         .testTarget(
+            name: "MeshUpstreamTests",
+            dependencies: [
+                "MeshLoopIO",
+                "MeshUpstream",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
             name: "MeshProxyTests",
             dependencies: [
                 "MeshHTTP1",
