@@ -29,3 +29,16 @@ extension Substring {
         return trimmed
     }
 }
+
+extension String {
+    /// Whether the string is a non-empty token (RFC 9110 section 5.6.2),
+    /// with `uppercase` letters or without (HTTP/2 field names). One call
+    /// per string: the test per byte stays inside this module, where it inlines.
+    package func isToken(uppercase: Bool) -> Bool {
+        func allowed(_ byte: UInt8) -> Bool {
+            HTTP1Parser.isTokenByte(byte) && (uppercase || !(byte >= 0x41 && byte <= 0x5A))
+        }
+        guard !isEmpty else { return false }
+        return utf8.withContiguousStorageIfAvailable { $0.allSatisfy(allowed) } ?? utf8.allSatisfy(allowed)
+    }
+}

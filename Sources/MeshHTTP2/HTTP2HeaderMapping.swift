@@ -104,7 +104,7 @@ package enum HTTP2HeaderMapping {
 
     /// The method becomes the first word of an HTTP/1.1 request line: a token.
     private static func isValidMethod(_ method: String) -> Bool {
-        !method.isEmpty && method.allBytes(HTTP1Parser.isTokenByte)
+        method.isToken(uppercase: true)
     }
 
     /// An origin-form path (or `*`) without spaces or control characters, so
@@ -126,7 +126,7 @@ package enum HTTP2HeaderMapping {
 
     /// A lowercase token (RFC 9113 section 8.2.1).
     private static func isValidRegularName(_ name: String) -> Bool {
-        !name.isEmpty && name.allBytes { HTTP1Parser.isTokenByte($0) && !($0 >= 0x41 && $0 <= 0x5A) }
+        name.isToken(uppercase: false)
     }
 
     /// No NUL, CR or LF anywhere (RFC 9113 section 8.2.1): they would split

@@ -328,6 +328,14 @@ private func parseError(_ chunks: [String], kind: HTTP1Parser.Kind = .request, m
         }
         #expect(text == "POST /up HTTP/1.1\r\n\r\n" + large + "tail")
     }
+
+    /// The bit masks say exactly RFC 9110's `tchar`, for every byte.
+    @Test func tokenBytesAreExactlyTchar() {
+        let tchar = Set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".utf8)
+        for byte in UInt8.min...UInt8.max {
+            #expect(HTTP1Parser.isTokenByte(byte) == tchar.contains(byte), "byte \(byte)")
+        }
+    }
 }
 
 /// Hands the test its handler context, so writes pass through the pipeline.
