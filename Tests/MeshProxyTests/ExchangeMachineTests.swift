@@ -10,14 +10,22 @@ import Testing
 /// (a clock of the test's own), and checks the one action that comes out.
 @Suite("Exchange machine")
 struct ExchangeMachineTests {
-    /// The cluster's side of a retry: admits while `admits`, counts what it was asked.
-    final class FakeAdmission: RetryAdmission {
+    /// The cluster's side: admits while told to, and counts what it was asked.
+    final class FakeAdmission: ClusterAdmission {
+        var share = ClusterShareAnswer.notCounted
+        var requestSlots = true
         var admits = true
         var backoff = TimeAmount.milliseconds(10)
+        /// The retries asked for, and whether the request held a retry slot then.
         private(set) var asked: [Int] = []
+        private(set) var askedHolding: [Bool] = []
 
-        func admitRetry(_ rules: RetryRules, retry: Int, now: NIODeadline) -> TimeAmount? {
+        func takeClusterShare() -> ClusterShareAnswer { share }
+        func startRequest() -> Bool { requestSlots }
+
+        func admitRetry(_ rules: RetryRules, retry: Int, holdingRetrySlot: Bool, now: NIODeadline) -> TimeAmount? {
             asked.append(retry)
+            askedHolding.append(holdingRetrySlot)
             return admits ? backoff : nil
         }
     }
@@ -51,7 +59,8 @@ struct ExchangeMachineTests {
         detectsOutliers: Bool = false
     ) -> ExchangeMachine {
         var machine = ExchangeMachine(isGRPC: isGRPC, requestHasBody: hasBody)
-        machine.routed(deadline: deadline, retry: retry, detectsOutliers: detectsOutliers)
+        machine.routed(deadline: deadline, retry: retry)
+        #expect(machine.admit(admission, detectsOutliers: detectsOutliers) == .none)
         if hasBody {
             _ = machine.requestReceived(.body(body("hello")))
         }
@@ -65,7 +74,8 @@ struct ExchangeMachineTests {
 
     @Test func partsWaitForTheConnectionThenFlowThrough() {
         var machine = ExchangeMachine(isGRPC: false, requestHasBody: true)
-        machine.routed(deadline: nil, retry: nil, detectsOutliers: false)
+        machine.routed(deadline: nil, retry: nil)
+        _ = machine.admit(admission, detectsOutliers: false)
         #expect(machine.requestReceived(.body(body("a"))) == .none)
         #expect(machine.startTry() == 1)
         #expect(machine.requestReceived(.body(body("b"))) == .none)
@@ -80,7 +90,8 @@ struct ExchangeMachineTests {
 
     @Test func theClientPausesOnceEnoughBodyWaits() {
         var machine = ExchangeMachine(isGRPC: false, requestHasBody: true)
-        machine.routed(deadline: nil, retry: nil, detectsOutliers: false)
+        machine.routed(deadline: nil, retry: nil)
+        _ = machine.admit(admission, detectsOutliers: false)
         _ = machine.startTry()
         _ = machine.requestReceived(.body(ByteBuffer(repeating: 0, count: ExchangeMachine.maxWaitingBodyBytes - 1)))
         #expect(!machine.waitingBodyIsFull)
@@ -186,13 +197,15 @@ struct ExchangeMachineTests {
 
     @Test func aBodyPastTheBufferLimitIsNotRetried() {
         var machine = ExchangeMachine(isGRPC: false, requestHasBody: true)
-        machine.routed(deadline: nil, retry: rules([.reset], bufferLimitBytes: 4), detectsOutliers: false)
+        machine.routed(deadline: nil, retry: rules([.reset], bufferLimitBytes: 4))
+        _ = machine.admit(admission, detectsOutliers: false)
         _ = machine.requestReceived(.body(body("hello")))
         _ = machine.startTry()
         _ = machine.upstreamAttached()
         #expect(machine.responseHead(head(200), now: t0, admission: admission) == .writeResponseHead(head(200)))
         var again = ExchangeMachine(isGRPC: false, requestHasBody: true)
-        again.routed(deadline: nil, retry: rules([.reset], bufferLimitBytes: 4), detectsOutliers: false)
+        again.routed(deadline: nil, retry: rules([.reset], bufferLimitBytes: 4))
+        _ = again.admit(admission, detectsOutliers: false)
         _ = again.requestReceived(.body(body("hello")))
         _ = again.startTry()
         #expect(again.upstreamFailed(.reset, now: t0, admission: admission) == .fail(.upstreamReset, report: true))
@@ -200,11 +213,65 @@ struct ExchangeMachineTests {
 
     @Test func aPendingOverflowIsNeitherRetriedNorTheEndpointsFault() {
         var machine = ExchangeMachine(isGRPC: false, requestHasBody: false)
-        machine.routed(deadline: nil, retry: rules([.connectFailure, .reset]), detectsOutliers: true)
+        machine.routed(deadline: nil, retry: rules([.connectFailure, .reset]))
+        _ = machine.admit(admission, detectsOutliers: true)
         _ = machine.startTry()
         #expect(machine.upstreamFailed(.pendingOverflow, now: t0, admission: admission)
             == .fail(.overflow(.maxPendingRequests), report: nil))
         #expect(admission.asked.isEmpty)
+    }
+
+    // MARK: What the request holds of its cluster
+
+    @Test func admissionTakesTheShareThenTheRequestSlot() {
+        var machine = ExchangeMachine(isGRPC: false, requestHasBody: false)
+        machine.routed(deadline: nil, retry: nil)
+        admission.share = .taken
+        #expect(machine.admit(admission, detectsOutliers: false) == .none)
+        #expect(machine.held == [.clusterShare, .request])
+        _ = machine.startTry()
+        _ = machine.upstreamAttached()
+        _ = machine.responseHead(head(200), now: t0, admission: admission)
+        _ = machine.responseEnd(nil, now: t0, admission: admission)
+        #expect(machine.releaseHeld() == [.clusterShare, .request])
+        #expect(machine.releaseHeld() == [], "given back once")
+    }
+
+    @Test func aRefusedShareTakesNothing() {
+        var machine = ExchangeMachine(isGRPC: false, requestHasBody: false)
+        machine.routed(deadline: nil, retry: nil)
+        admission.share = .refused
+        #expect(machine.admit(admission, detectsOutliers: false) == .fail(.clusterShare, report: nil))
+        #expect(machine.held == [] && machine.phase == .finished)
+    }
+
+    @Test func aBreakerAtItsLimitStillLeavesTheShareToGiveBack() {
+        var machine = ExchangeMachine(isGRPC: true, requestHasBody: false)
+        machine.routed(deadline: nil, retry: nil)
+        admission.share = .taken
+        admission.requestSlots = false
+        #expect(machine.admit(admission, detectsOutliers: false) == .fail(.overflow(.maxRequests), report: nil))
+        #expect(machine.releaseHeld() == [.clusterShare])
+    }
+
+    @Test func theRetrySlotIsTakenOnceAndHeldUntilTheEnd() {
+        var machine = proxying(retry: rules([.reset], attempts: 3))
+        for number in 1...3 {
+            #expect(machine.upstreamFailed(.reset, now: t0, admission: admission)
+                == .retry(.reset, report: true, backoff: .milliseconds(10)))
+            #expect(machine.backoffEnded())
+            #expect(machine.startTry() == number + 1)
+        }
+        #expect(admission.askedHolding == [false, true, true])
+        #expect(machine.upstreamFailed(.reset, now: t0, admission: admission) == .fail(.upstreamReset, report: true))
+        #expect(machine.releaseHeld() == [.request, .retry])
+    }
+
+    @Test func aRefusedRetryHoldsNoRetrySlot() {
+        var machine = proxying(retry: rules([.reset]))
+        admission.admits = false
+        _ = machine.upstreamFailed(.reset, now: t0, admission: admission)
+        #expect(machine.releaseHeld() == [.request])
     }
 
     // MARK: Per-try timeouts and the deadline
@@ -223,7 +290,8 @@ struct ExchangeMachineTests {
 
     @Test func aPerTryTimeoutEndsATryStillWaitingForItsConnection() {
         var machine = ExchangeMachine(isGRPC: false, requestHasBody: false)
-        machine.routed(deadline: nil, retry: rules([.reset], perTryTimeout: .milliseconds(100)), detectsOutliers: false)
+        machine.routed(deadline: nil, retry: rules([.reset], perTryTimeout: .milliseconds(100)))
+        _ = machine.admit(admission, detectsOutliers: false)
         _ = machine.startTry()
         #expect(machine.perTryTimedOut(1, now: t0, admission: admission)
             == .retry(.perTryTimeout, report: true, backoff: .milliseconds(10)))
@@ -231,7 +299,8 @@ struct ExchangeMachineTests {
 
     @Test func theDeadlineBlamesOnlyAnEndpointThatHadTheRequest() {
         var waiting = ExchangeMachine(isGRPC: false, requestHasBody: false)
-        waiting.routed(deadline: t0, retry: nil, detectsOutliers: true)
+        waiting.routed(deadline: t0, retry: nil)
+        _ = waiting.admit(admission, detectsOutliers: true)
         _ = waiting.startTry()
         #expect(waiting.deadlinePassed() == .fail(.timeout, report: nil))
         var silent = proxying(deadline: t0)
@@ -243,7 +312,8 @@ struct ExchangeMachineTests {
 
     @Test func anIdleStreamIs408WhileTheClientSendsAnd504After() {
         var sending = ExchangeMachine(isGRPC: false, requestHasBody: true)
-        sending.routed(deadline: nil, retry: nil, detectsOutliers: false)
+        sending.routed(deadline: nil, retry: nil)
+        _ = sending.admit(admission, detectsOutliers: false)
         _ = sending.startTry()
         _ = sending.upstreamAttached()
         #expect(sending.streamIdle() == .fail(.streamIdleTimeout(clientSending: true), report: nil))

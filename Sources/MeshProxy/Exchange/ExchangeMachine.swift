@@ -9,8 +9,11 @@ import NIOHTTP1
 /// `Action` the driver (`ProxyExchange`) performs on the event loop. Time is
 /// an argument, so tests drive it with a clock of their own.
 ///
-/// Routing, authorization and the cluster's admission come before it (see
-/// `ExchangeAdmission`); the request is `routing` until its first try starts.
+/// Routing and authorization come before it (`ProxyExchange+Routing.swift`);
+/// the request is `routing` until the cluster admits it and its first try
+/// starts. What it holds of the cluster (its slot among the requests in
+/// flight, the client's share, a retry slot) it knows in `held`, and gives
+/// back when it ends.
 struct ExchangeMachine {
     /// A request part after its head, as the client sent it.
     enum RequestPart: Equatable {
@@ -74,6 +77,17 @@ struct ExchangeMachine {
         case abandon
     }
 
+    /// What a request holds of its cluster until it ends.
+    struct HeldSlots: OptionSet, Equatable {
+        let rawValue: UInt8
+        /// One of the circuit breaker's `maxRequests`.
+        static let request = HeldSlots(rawValue: 1 << 0)
+        /// One of the client connection's `maxShareOfClusterRequests`.
+        static let clusterShare = HeldSlots(rawValue: 1 << 1)
+        /// One of the circuit breaker's `maxRetries` (taken at the first retry).
+        static let retry = HeldSlots(rawValue: 1 << 2)
+    }
+
     /// A connection that is going away refuses at most its in-flight streams;
     /// more refusals in a row mean the endpoint refuses everything.
     static let maxRefusals = 3
@@ -102,6 +116,8 @@ struct ExchangeMachine {
     private var waiting = CircularBuffer<RequestPart>()
     private var waitingBodyBytes = 0
     private var refusals = 0
+    /// What the request holds of its cluster; `releaseHeld` gives it back.
+    private(set) var held = HeldSlots()
     /// The forwarded head already says the endpoint failed (5xx, or a
     /// trailers-only gRPC status such as UNAVAILABLE).
     private var responseFailsEndpoint = false
@@ -124,15 +140,44 @@ struct ExchangeMachine {
 
     // MARK: Before the first try
 
-    /// The request was routed to a cluster: its deadline, its route's retry
-    /// rules (nil: no retries) and whether the cluster detects outliers.
-    mutating func routed(deadline: NIODeadline?, retry: RetryRules?, detectsOutliers: Bool) {
+    /// The request was routed: its deadline and its route's retry rules (nil: no retries).
+    mutating func routed(deadline: NIODeadline?, retry: RetryRules?) {
         self.deadline = deadline
-        self.detectsOutliers = detectsOutliers
         self.retry = retry.map(RetryState.init)
         for part in waiting {
             self.retry?.keep(part)
         }
+    }
+
+    /// The cluster admits the request before its first try: the client's
+    /// share of the cluster (`maxShareOfClusterRequests`), then a slot among
+    /// its requests in flight (`maxRequests`). `.none` when admitted (the
+    /// driver picks the endpoint next); otherwise the refusal.
+    /// `detectsOutliers`: the cluster (as it is now, after any reload during
+    /// a fault's delay) wants to hear how each try went.
+    mutating func admit(_ admission: some ClusterAdmission, detectsOutliers: Bool) -> Action {
+        guard phase == .routing else { return .none }
+        self.detectsOutliers = detectsOutliers
+        switch admission.takeClusterShare() {
+        case .notCounted:
+            break
+        case .taken:
+            held.insert(.clusterShare)
+        case .refused:
+            return finish(failing: .clusterShare, report: nil)
+        }
+        guard admission.startRequest() else {
+            return finish(failing: .overflow(.maxRequests), report: nil)
+        }
+        held.insert(.request)
+        return .none
+    }
+
+    /// The request is over (its end was performed): what it held of the
+    /// cluster, for the driver to give back, once.
+    mutating func releaseHeld() -> HeldSlots {
+        defer { held = [] }
+        return held
     }
 
     /// A try starts (the first, or one after a backoff): the driver picked its
@@ -184,7 +229,7 @@ struct ExchangeMachine {
     // MARK: Response direction
 
     mutating func responseHead(
-        _ head: HTTPResponseHead, now: NIODeadline, admission: some RetryAdmission
+        _ head: HTTPResponseHead, now: NIODeadline, admission: some ClusterAdmission
     ) -> Action {
         guard phase == .proxying(.awaited) else { return .none }
         if let failure = retryRules?.retriableFailure(response: head, isGRPC: isGRPC),
@@ -213,7 +258,7 @@ struct ExchangeMachine {
         }
     }
 
-    mutating func responseEnd(_ trailers: HTTPHeaders?, now: NIODeadline, admission: some RetryAdmission) -> Action {
+    mutating func responseEnd(_ trailers: HTTPHeaders?, now: NIODeadline, admission: some ClusterAdmission) -> Action {
         var heldHead: HTTPResponseHead?
         switch phase {
         case .proxying(.held(let head)):
@@ -257,7 +302,7 @@ struct ExchangeMachine {
     /// retries. Otherwise a request without a body is whole in hand, so it
     /// goes again to the same endpoint, which the client never notices; one
     /// with a body fails like a reset, as its bytes are gone.
-    mutating func upstreamRefused(now: NIODeadline, admission: some RetryAdmission) -> Action {
+    mutating func upstreamRefused(now: NIODeadline, admission: some ClusterAdmission) -> Action {
         guard phase == .awaitingEndpoint || isProxyingTry else { return .none }
         if let backoff = mayRetry(after: .refused, now: now, admission: admission) {
             return beginRetry(after: .refused, report: nil, backoff: backoff)
@@ -275,7 +320,7 @@ struct ExchangeMachine {
 
     /// The try's connection or stream failed or closed before the response
     /// ended, or no connection could be had.
-    mutating func upstreamFailed(_ failure: UpstreamFailure, now: NIODeadline, admission: some RetryAdmission) -> Action {
+    mutating func upstreamFailed(_ failure: UpstreamFailure, now: NIODeadline, admission: some ClusterAdmission) -> Action {
         guard phase == .awaitingEndpoint || isProxyingTry else { return .none }
         let tryFailure: TryFailure? = switch failure {
         case .connectFailure: .connectFailure
@@ -290,7 +335,7 @@ struct ExchangeMachine {
     }
 
     /// The per-try timer of try `number` fired: the try got no response head in time.
-    mutating func perTryTimedOut(_ number: Int, now: NIODeadline, admission: some RetryAdmission) -> Action {
+    mutating func perTryTimedOut(_ number: Int, now: NIODeadline, admission: some ClusterAdmission) -> Action {
         // A cancelled timer may still run when it was due in the same loop turn.
         guard number == tries, !responseStarted, phase == .awaitingEndpoint || isProxyingTry else { return .none }
         if let backoff = mayRetry(after: .perTryTimeout, now: now, admission: admission) {
@@ -341,10 +386,13 @@ struct ExchangeMachine {
     /// Whether the failed try may be retried: nothing went to the client,
     /// the request's `RetryState` allows it, and the cluster admits one more
     /// (its circuit breaker's `maxRetries` and retry budget). Returns the backoff.
-    private func mayRetry(after failure: TryFailure, now: NIODeadline, admission: some RetryAdmission) -> TimeAmount? {
+    private mutating func mayRetry(after failure: TryFailure, now: NIODeadline, admission: some ClusterAdmission) -> TimeAmount? {
         guard let retry, !responseStarted,
-              retry.allowsRetry(after: failure, tries: tries, deadline: deadline, now: now) else { return nil }
-        return admission.admitRetry(retry.rules, retry: tries, now: now)
+              retry.allowsRetry(after: failure, tries: tries, deadline: deadline, now: now),
+              let backoff = admission.admitRetry(
+                  retry.rules, retry: tries, holdingRetrySlot: held.contains(.retry), now: now) else { return nil }
+        held.insert(.retry)
+        return backoff
     }
 
     private mutating func beginRetry(after failure: TryFailure, report: Bool?, backoff: TimeAmount) -> Action {
@@ -368,11 +416,24 @@ struct ExchangeMachine {
     }
 }
 
-/// The cluster's say on one more try: its circuit breaker's `maxRetries`
-/// and its retry budget. The exchange asks it only once the route's rules
-/// allow the retry.
-protocol RetryAdmission {
-    /// Takes what one more try of `rules` costs (the retry slot, budget) and
-    /// returns the backoff before retry number `retry`; nil when refused.
-    func admitRetry(_ rules: RetryRules, retry: Int, now: NIODeadline) -> TimeAmount?
+/// The cluster's say on a request: its circuit breaker's counts, its retry
+/// budget, and the client connection's share of it. The machine asks only
+/// when its own rules allow, and keeps what it was given in `held`.
+protocol ClusterAdmission {
+    /// Takes one of the client connection's `maxShareOfClusterRequests`.
+    func takeClusterShare() -> ClusterShareAnswer
+    /// Takes one of the breaker's `maxRequests`; false at the limit.
+    func startRequest() -> Bool
+    /// Takes what one more try of `rules` costs (the breaker's retry slot
+    /// unless the request holds one, and retry budget) and returns the
+    /// backoff before retry number `retry`; nil when refused.
+    func admitRetry(_ rules: RetryRules, retry: Int, holdingRetrySlot: Bool, now: NIODeadline) -> TimeAmount?
+}
+
+enum ClusterShareAnswer {
+    /// The share cannot bind on this connection (it is not smaller than
+    /// the connection's stream limit): nothing is counted.
+    case notCounted
+    case taken
+    case refused
 }

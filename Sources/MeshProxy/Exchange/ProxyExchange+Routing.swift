@@ -77,7 +77,7 @@ extension ProxyExchange {
         case let (route, client): route ?? client
         }
         let deadline = limit.map { info.start + $0 }
-        machine.routed(deadline: deadline, retry: route.retry, detectsOutliers: cluster.outlierDetector != nil)
+        machine.routed(deadline: deadline, retry: route.retry)
         if let deadline {
             deadlineTimer = worker.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
                 deadlinePassed()
@@ -126,32 +126,15 @@ extension ProxyExchange {
         return decision.allowed
     }
 
-    /// Admits the request to `cluster` (unless a fault aborts it), picks an
-    /// endpoint, builds the head endpoints get, and starts the first try.
+    /// Has the request admitted to `cluster` (unless a fault aborts it),
+    /// picks an endpoint, builds the head endpoints get, and starts the first try.
     private func sendUpstream(_ head: HTTPRequestHead, route: CompiledRoute, to cluster: LoopCluster) {
         if let answer = route.faultAbort(using: &worker.random) {
             fail(.faultAbort(answer))
             return
         }
-        // Counted only where it can bind: a connection never has more
-        // requests in flight than streams (one, over HTTP/1.1).
-        let limits = downstream.connection.limits
-        let maxRequests = cluster.breaker.limits.maxRequests
-        if limits.maxShareOfClusterRequests < 100,
-           limits.clusterShare(ofMaxRequests: maxRequests) < limits.maxConcurrentStreams {
-            guard downstream.takeClusterShare(cluster.statsLabel, maxRequests: maxRequests) else {
-                fail(.clusterShare)
-                return
-            }
-            heldClusterShare = cluster.statsLabel
-        }
-        let inFlight = cluster.breaker.tryStartRequest()
-        info.enteredBreaker(inFlight, limits: cluster.breaker.limits)
-        guard inFlight != nil else {
-            fail(.overflow(.maxRequests))
-            return
-        }
-        holdsRequestSlot = true
+        perform(machine.admit(self, detectsOutliers: cluster.outlierDetector != nil))
+        guard machine.isActive else { return }
         let pickable = cluster.pickableCount
         info.pickable = (pickable, cluster.endpoints.count)
         if pickable < cluster.endpoints.count {

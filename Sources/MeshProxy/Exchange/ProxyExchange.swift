@@ -27,13 +27,6 @@ final class ProxyExchange {
     private var currentTry: UpstreamTry?
     /// Endpoints of failed tries, which a retry avoids while others remain.
     private var failedEndpoints: [EndpointState] = []
-    /// The cluster's circuit breaker counts this request in flight.
-    var holdsRequestSlot = false
-    /// The client's connection counts this request in its share of the
-    /// cluster with this label (`maxShareOfClusterRequests`).
-    var heldClusterShare: Int?
-    /// The cluster's circuit breaker counts this request among its retries.
-    var holdsRetrySlot = false
     var deadlineTimer: Scheduled<Void>?
     /// The route's fault injection holding the request before it goes upstream.
     var faultDelayTimer: Scheduled<Void>?
@@ -206,13 +199,15 @@ final class ProxyExchange {
     /// The route's timeout or the gRPC client's deadline passed.
     func deadlinePassed() {
         deadlineTimer = nil
+        // A cancelled timer may still run when it was due in the same loop turn.
+        guard machine.isActive else { return }
         worker.stats.timedOut(cluster: cluster?.statsLabel ?? 0, kind: "route")
         perform(machine.deadlinePassed())
     }
 
     // MARK: Actions
 
-    private func perform(_ action: ExchangeMachine.Action) {
+    func perform(_ action: ExchangeMachine.Action) {
         switch action {
         case .none:
             break
@@ -365,18 +360,7 @@ final class ProxyExchange {
         perTryTimer = nil
         backoffTimer = nil
         endTry(failed: false)
-        if holdsRequestSlot {
-            holdsRequestSlot = false
-            cluster?.breaker.requestFinished()
-        }
-        if let share = heldClusterShare {
-            heldClusterShare = nil
-            downstream.releaseClusterShare(share)
-        }
-        if holdsRetrySlot {
-            holdsRetrySlot = false
-            cluster?.breaker.retryFinished()
-        }
+        releaseHeld()
         let elapsed = NIODeadline.now() - info.start
         if isGRPC, info.grpcStatus == FinishedRequest.noGRPCStatus, let error {
             info.grpcStatus = UInt8(error.grpcStatus.rawValue)

@@ -37,11 +37,15 @@ final class HTTP2DownstreamStream: HTTP2StreamOwner, ExchangeDownstream {
             stream.sendReset(.protocolError)
             return
         }
+        // Ended before the exchange starts: an answer it gives at once must
+        // not reset a request that was whole.
+        if endStream {
+            stream.receivingEnded = true
+        }
         let exchange = ProxyExchange(for: head, hasBody: !endStream, downstream: self, worker: owner.worker)
         self.exchange = exchange
         exchange.start(head: head, listener: listener)
         if endStream {
-            stream.receivingEnded = true
             self.exchange?.downstreamReceived(.end(nil))
         }
     }
