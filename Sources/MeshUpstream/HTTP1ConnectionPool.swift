@@ -12,9 +12,8 @@ package final class HTTP1ConnectionPool {
 
     package let dialer: EndpointDialer
     private var idle: [HTTP1UpstreamHandler] = []
-    /// Requests waiting for a connection of this pool, oldest first; each
-    /// counts as one of the cluster's pending requests while it is here.
-    private var waiting = CircularBuffer<any UpstreamRequest>()
+    /// Requests waiting for a connection of this pool.
+    private var waiting: PendingRequests
     /// Connections of this pool, open or opening; each counts in the breaker.
     private var connectionCount = 0
     /// Connections of this pool still being opened.
@@ -23,6 +22,7 @@ package final class HTTP1ConnectionPool {
 
     package init(dialer: EndpointDialer) {
         self.dialer = dialer
+        waiting = PendingRequests(breaker: dialer.breaker)
     }
 
     /// Hands `request` a connection: an idle one, or the next one to open
@@ -37,12 +37,7 @@ package final class HTTP1ConnectionPool {
                 return
             }
         }
-        guard let pending = dialer.breaker.tryAddPending() else {
-            request.failed(.pendingOverflow)
-            return
-        }
-        waiting.append(request)
-        request.queued(pendingRequests: pending)
+        guard waiting.enqueue(request) else { return }
         if connecting < waiting.count {
             connect()
         }
@@ -81,7 +76,7 @@ package final class HTTP1ConnectionPool {
     /// A connection attempt failed: the request that has waited longest
     /// fails with it (each waiting request caused one attempt).
     private func connectFailed() {
-        nextWaiting()?.failed(.connectFailure)
+        waiting.next()?.failed(.connectFailure)
         connectionGone()
     }
 
@@ -105,7 +100,7 @@ package final class HTTP1ConnectionPool {
     private func handOver(_ connection: HTTP1UpstreamHandler) {
         // Closed meanwhile: `connectionClosed` gave its place to a waiter.
         guard connection.isActive else { return }
-        if let next = nextWaiting() {
+        if let next = waiting.next() {
             connection.attach(next)
         } else {
             keepIdle(connection)
@@ -122,10 +117,7 @@ package final class HTTP1ConnectionPool {
 
     /// `request` ended while waiting (timeout, client gone): it leaves the queue.
     package func stopWaiting(_ request: any UpstreamRequest) {
-        if let index = waiting.firstIndex(where: { $0 === request }) {
-            waiting.remove(at: index)
-            dialer.breaker.pendingEnded()
-        }
+        waiting.remove(request)
     }
 
     package func connectionClosed(_ connection: HTTP1UpstreamHandler) {
@@ -141,18 +133,6 @@ package final class HTTP1ConnectionPool {
         if connecting < waiting.count {
             connect()
         }
-    }
-
-    /// The oldest waiting request still waiting (others timed out or lost
-    /// their client); it is no longer pending.
-    private func nextWaiting() -> (any UpstreamRequest)? {
-        while let request = waiting.popFirst() {
-            dialer.breaker.pendingEnded()
-            if request.isWaitingForConnection {
-                return request
-            }
-        }
-        return nil
     }
 
     /// The endpoint left its cluster: close idle connections now; busy ones

@@ -11,12 +11,13 @@ package final class HTTP2ConnectionPool {
     private let dialer: EndpointDialer
     private var connections: [HTTP2Connection] = []
     /// Requests waiting for a connection to open or for a stream slot.
-    private var waiting = CircularBuffer<any UpstreamRequest>()
+    private var waiting: PendingRequests
     private var connecting = 0
     private var draining = false
 
     package init(dialer: EndpointDialer) {
         self.dialer = dialer
+        waiting = PendingRequests(breaker: dialer.breaker)
     }
 
     package func acquire(for request: any UpstreamRequest) {
@@ -24,12 +25,7 @@ package final class HTTP2ConnectionPool {
             connection.openStream(for: request)
             return
         }
-        guard let pending = dialer.breaker.tryAddPending() else {
-            request.failed(.pendingOverflow)
-            return
-        }
-        waiting.append(request)
-        request.queued(pendingRequests: pending)
+        guard waiting.enqueue(request) else { return }
         // One connection in progress is enough for the first assumed-limit's worth of waiters.
         if connecting * HTTP2Connection.assumedMaxConcurrentStreams < waiting.count {
             connect()
@@ -86,11 +82,8 @@ package final class HTTP2ConnectionPool {
 
     private func serveWaiting() {
         while !waiting.isEmpty, let connection = connections.first(where: \.hasCapacity) {
-            let request = waiting.removeFirst()
-            dialer.breaker.pendingEnded()
-            if request.isWaitingForConnection {
-                connection.openStream(for: request)
-            }
+            guard let request = waiting.next() else { break }
+            connection.openStream(for: request)
         }
         if !waiting.isEmpty && connecting == 0 {
             connect()
@@ -99,19 +92,13 @@ package final class HTTP2ConnectionPool {
 
     /// `request` ended while waiting (timeout, client gone): it leaves the queue.
     package func stopWaiting(_ request: any UpstreamRequest) {
-        if let index = waiting.firstIndex(where: { $0 === request }) {
-            waiting.remove(at: index)
-            dialer.breaker.pendingEnded()
-        }
+        waiting.remove(request)
     }
 
     private func failWaiting() {
         // Others may still be connecting; only give up when nothing is left to wait for.
         guard connecting == 0, !connections.contains(where: \.hasCapacity) else { return }
-        let failed = waiting
-        waiting.removeAll()
-        for request in failed {
-            dialer.breaker.pendingEnded()
+        for request in waiting.removeAll() {
             request.failed(.connectFailure)
         }
     }
