@@ -272,6 +272,16 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "MeshHTTP2Tests",
+            dependencies: [
+                "MeshHTTP2",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+            ]
+        ),
+        .testTarget(
             name: "MeshProxyTests",
             dependencies: [
                 "MeshHTTP1",
@@ -280,6 +290,7 @@ let package = Package(
                 "MeshProxy",
                 "MeshUpstream",
                 "MeshConfig",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

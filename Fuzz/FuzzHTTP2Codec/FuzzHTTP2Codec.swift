@@ -23,7 +23,7 @@ final class Peer: ChannelInboundHandler {
     typealias InboundIn = HTTP2Frame
     typealias OutboundOut = HTTP2Frame
 
-    let role: HTTP2ConnectionCodec.Role
+    let role: HTTP2ConnectionState.Role
     /// Streams opened and not closed.
     var open: Set<HTTP2StreamID> = []
     /// Streams the codec closed or reset: nothing of theirs may follow.
@@ -31,7 +31,7 @@ final class Peer: ChannelInboundHandler {
     /// Streams the remote side ended (END_STREAM): no DATA or HEADERS may follow.
     var ended: Set<HTTP2StreamID> = []
 
-    init(role: HTTP2ConnectionCodec.Role) {
+    init(role: HTTP2ConnectionState.Role) {
         self.role = role
     }
 
@@ -100,7 +100,7 @@ struct OutputCheck {
     var block: ByteBuffer?
     var sawClientPreface = false
 
-    mutating func take(_ channel: EmbeddedChannel, role: HTTP2ConnectionCodec.Role) {
+    mutating func take(_ channel: EmbeddedChannel, role: HTTP2ConnectionState.Role) {
         while var buffer = try? channel.readOutbound(as: ByteBuffer.self) {
             unparsed.writeBuffer(&buffer)
         }
@@ -139,7 +139,7 @@ func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CC
     runFuzzer(argc, argv) { bytes in
         var input = FuzzInput(bytes)
         let flags = input.byte()
-        let role: HTTP2ConnectionCodec.Role = flags & 1 == 0 ? .server : .client
+        let role: HTTP2ConnectionState.Role = flags & 1 == 0 ? .server : .client
         let (_, reads) = input.reads()
         let settings = HTTP2LocalSettings(maxConcurrentStreams: 8, initialWindowSize: 65535, maxHeaderListSize: 4096)
         let codec = HTTP2ConnectionCodec(role: role, settings: settings)
@@ -173,9 +173,9 @@ func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CC
             try? channel.writeInbound(ByteBuffer(bytes: read))
             channel.pipeline.fireChannelReadComplete()
             output.take(channel, role: role)
-            require(codec.streams.count <= (role == .server ? 8 : 3), "\(codec.streams.count) streams open")
-            require((codec.unread?.readableBytes ?? 0) <= HTTP2Wire.frameHeaderLength + HTTP2Wire.defaultMaxFrameSize,
-                    "holds \(codec.unread?.readableBytes ?? 0) unread bytes")
+            require(codec.state.streams.count <= (role == .server ? 8 : 3), "\(codec.state.streams.count) streams open")
+            require((codec.state.unread?.readableBytes ?? 0) <= HTTP2Wire.frameHeaderLength + HTTP2Wire.defaultMaxFrameSize,
+                    "holds \(codec.state.unread?.readableBytes ?? 0) unread bytes")
         }
         output.take(channel, role: role)
     }

@@ -40,7 +40,7 @@ private final class CodecHarness {
         }
     }
 
-    init(role: HTTP2ConnectionCodec.Role, settings: HTTP2LocalSettings = HTTP2LocalSettings(
+    init(role: HTTP2ConnectionState.Role, settings: HTTP2LocalSettings = HTTP2LocalSettings(
         maxConcurrentStreams: 10, initialWindowSize: 65535, maxHeaderListSize: 16384)
     ) throws {
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()

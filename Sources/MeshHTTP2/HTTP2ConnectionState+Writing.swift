@@ -4,41 +4,47 @@ import NIOHTTP2
 
 /// Frames from the connection handler: encoded into the outgoing buffer,
 /// with DATA kept within the peer's flow-control windows.
-extension HTTP2ConnectionCodec {
-    package func writeFrame(_ frame: HTTP2Frame, promise: EventLoopPromise<Void>?, _ context: ChannelHandlerContext) {
+extension HTTP2ConnectionState {
+    package mutating func writeFrame(_ frame: HTTP2Frame, promise: EventLoopPromise<Void>?) {
         switch frame.payload {
         case .headers(let headers):
-            writeHeaders(frame.streamID, headers.headers, endStream: headers.endStream, promise: promise, context)
+            writeHeaders(frame.streamID, headers.headers, endStream: headers.endStream, promise: promise)
         case .data(let data):
             guard case .byteBuffer(let body) = data.data else {
-                promise?.fail(ChannelError.operationUnsupported)
+                complete(promise, failure: ChannelError.operationUnsupported)
                 return
             }
-            writeData(frame.streamID, body, endStream: data.endStream, promise: promise, context)
+            writeData(frame.streamID, body, endStream: data.endStream, promise: promise)
         case .rstStream(let code):
-            if writeResetFromHandler(frame.streamID, code, context) {
-                promise?.succeed()
+            if writeResetFromHandler(frame.streamID, code) {
+                complete(promise, failure: nil)
             } else {
-                promise?.fail(ChannelError.ioOnClosedChannel)
+                complete(promise, failure: ChannelError.ioOnClosedChannel)
             }
         case .windowUpdate(let increment):
-            writeWindowUpdate(frame.streamID, increment, context)
-            promise?.succeed()
+            writeWindowUpdate(frame.streamID, increment)
+            complete(promise, failure: nil)
         case .goAway(let last, let code, _):
-            var buffer = outBuffer(context)
+            var buffer = outBuffer()
             buffer.writeHTTP2FrameHeader(length: 8, type: HTTP2Wire.FrameType.goAway, flags: 0, streamID: .rootStream)
             buffer.writeInteger(UInt32(Int32(last)))
             buffer.writeInteger(UInt32(code.networkCode))
             out = buffer
-            promise?.succeed()
+            complete(promise, failure: nil)
         default:
-            promise?.fail(ChannelError.operationUnsupported)
+            complete(promise, failure: ChannelError.operationUnsupported)
         }
     }
 
-    private func writeHeaders(
-        _ id: HTTP2StreamID, _ fields: HPACKHeaders, endStream: Bool, promise: EventLoopPromise<Void>?,
-        _ context: ChannelHandlerContext
+    /// A promise of the handler's, completed by the handler once this call returns.
+    private mutating func complete(_ promise: EventLoopPromise<Void>?, failure: (any Error)?) {
+        if let promise {
+            events.append(.completeWrite(promise, failure: failure))
+        }
+    }
+
+    private mutating func writeHeaders(
+        _ id: HTTP2StreamID, _ fields: HPACKHeaders, endStream: Bool, promise: EventLoopPromise<Void>?
     ) {
         if let index = streams.index(forKey: id) {
             guard admit(index, endStream: endStream, promise: promise,
@@ -49,25 +55,25 @@ extension HTTP2ConnectionCodec {
             state.localEnded = endStream
             streams[id] = state
         } else {
-            promise?.fail(NIOHTTP2Errors.noSuchStream(streamID: id))
+            complete(promise, failure: NIOHTTP2Errors.noSuchStream(streamID: id))
             return
         }
-        encodeHeaders(id, fields, endStream: endStream, context)
+        encodeHeaders(id, fields, endStream: endStream)
         promise.map { outPromises.append($0) }
         if endStream {
-            closeIfEnded(id, context)
+            closeIfEnded(id)
         }
     }
 
     /// A write on an open stream: refused once the handler ended the
     /// stream, queued behind writes already waiting for the peer's window.
     /// True when the caller sends it now.
-    private func admit(
+    private mutating func admit(
         _ index: Dictionary<HTTP2StreamID, StreamState>.Index, endStream: Bool, promise: EventLoopPromise<Void>?,
         queued: @autoclosure () -> BlockedWrite
     ) -> Bool {
         guard !streams.values[index].localEnded else {
-            promise?.fail(NIOHTTP2Errors.streamClosed(streamID: streams.keys[index], errorCode: .streamClosed))
+            complete(promise, failure: NIOHTTP2Errors.streamClosed(streamID: streams.keys[index], errorCode: .streamClosed))
             return false
         }
         if endStream {
@@ -80,8 +86,8 @@ extension HTTP2ConnectionCodec {
         return true
     }
 
-    private func encodeHeaders(_ id: HTTP2StreamID, _ fields: HPACKHeaders, endStream: Bool, _ context: ChannelHandlerContext) {
-        var buffer = outBuffer(context)
+    private mutating func encodeHeaders(_ id: HTTP2StreamID, _ fields: HPACKHeaders, endStream: Bool) {
+        var buffer = outBuffer()
         let start = buffer.writerIndex
         let endFlag = endStream ? HTTP2Wire.Flag.endStream : 0
         buffer.writeHTTP2FrameHeader(
@@ -111,12 +117,11 @@ extension HTTP2ConnectionCodec {
         out = buffer
     }
 
-    private func writeData(
-        _ id: HTTP2StreamID, _ body: ByteBuffer, endStream: Bool, promise: EventLoopPromise<Void>?,
-        _ context: ChannelHandlerContext
+    private mutating func writeData(
+        _ id: HTTP2StreamID, _ body: ByteBuffer, endStream: Bool, promise: EventLoopPromise<Void>?
     ) {
         guard let index = streams.index(forKey: id) else {
-            promise?.fail(NIOHTTP2Errors.noSuchStream(streamID: id))
+            complete(promise, failure: NIOHTTP2Errors.noSuchStream(streamID: id))
             return
         }
         guard admit(index, endStream: endStream, promise: promise,
@@ -126,9 +131,9 @@ extension HTTP2ConnectionCodec {
         if body.readableBytes <= allowed {
             streams.values[index].sendWindow -= body.readableBytes
             connectionSendWindow -= body.readableBytes
-            encodeData(id, &body, endStream: endStream, promise: promise, context)
+            encodeData(id, &body, endStream: endStream, promise: promise)
             if endStream {
-                closeIfEnded(id, context)
+                closeIfEnded(id)
             }
             return
         }
@@ -137,17 +142,16 @@ extension HTTP2ConnectionCodec {
             var part = body.readSlice(length: allowed)!
             streams.values[index].sendWindow -= allowed
             connectionSendWindow -= allowed
-            encodeData(id, &part, endStream: false, promise: nil, context)
+            encodeData(id, &part, endStream: false, promise: nil)
         }
         streams.values[index].blocked.append(.data(body, endStream: endStream, promise: promise))
         blockedStreams.append(id)
     }
 
-    private func encodeData(
-        _ id: HTTP2StreamID, _ body: inout ByteBuffer, endStream: Bool, promise: EventLoopPromise<Void>?,
-        _ context: ChannelHandlerContext
+    private mutating func encodeData(
+        _ id: HTTP2StreamID, _ body: inout ByteBuffer, endStream: Bool, promise: EventLoopPromise<Void>?
     ) {
-        var buffer = outBuffer(context)
+        var buffer = outBuffer()
         repeat {
             var chunk = body.readSlice(length: min(body.readableBytes, remoteMaxFrameSize))!
             let last = body.readableBytes == 0
@@ -158,10 +162,9 @@ extension HTTP2ConnectionCodec {
                 buffer.writeBuffer(&chunk)
             } else {
                 out = buffer
-                writeOut(context)
-                context.write(wrapOutboundOut(chunk), promise: last ? promise : nil)
+                cutWrite(then: chunk, promise: last ? promise : nil)
                 if last { return }
-                buffer = outBuffer(context)
+                buffer = outBuffer()
             }
         } while body.readableBytes > 0
         out = buffer
@@ -169,11 +172,11 @@ extension HTTP2ConnectionCodec {
     }
 
     /// Sends what the streams that waited for window can send now, in the order they blocked.
-    package func sendBlocked(_ context: ChannelHandlerContext) {
+    package mutating func sendBlocked() {
         var index = 0
         while index < blockedStreams.count, connectionSendWindow > 0 {
             let id = blockedStreams[index]
-            sendBlocked(of: id, context)
+            sendBlocked(of: id)
             if streams[id]?.blocked.isEmpty ?? true {
                 blockedStreams.remove(at: index)
             } else {
@@ -183,13 +186,13 @@ extension HTTP2ConnectionCodec {
         answeredWhileReading = true
     }
 
-    package func sendBlocked(of id: HTTP2StreamID, _ context: ChannelHandlerContext) {
+    package mutating func sendBlocked(of id: HTTP2StreamID) {
         guard var state = streams[id] else { return }
         while let next = state.blocked.first {
             switch next {
             case .trailers(let fields, let endStream, let promise):
                 state.blocked.removeFirst()
-                encodeHeaders(id, fields, endStream: endStream, context)
+                encodeHeaders(id, fields, endStream: endStream)
                 promise.map { outPromises.append($0) }
             case .data(var body, let endStream, let promise):
                 let allowed = min(connectionSendWindow, state.sendWindow)
@@ -202,23 +205,23 @@ extension HTTP2ConnectionCodec {
                 connectionSendWindow -= length
                 if length == body.readableBytes {
                     state.blocked.removeFirst()
-                    encodeData(id, &body, endStream: endStream, promise: promise, context)
+                    encodeData(id, &body, endStream: endStream, promise: promise)
                 } else {
                     var part = body.readSlice(length: length)!
                     state.blocked[state.blocked.startIndex] = .data(body, endStream: endStream, promise: promise)
-                    encodeData(id, &part, endStream: false, promise: nil, context)
+                    encodeData(id, &part, endStream: false, promise: nil)
                 }
             }
         }
         streams[id] = state
         if state.blocked.isEmpty, !resetWhenSent.isEmpty, resetWhenSent.remove(id) != nil {
-            writeReset(id, .noError, context)
+            writeReset(id, .noError)
         } else {
-            closeIfEnded(id, context)
+            closeIfEnded(id)
         }
     }
 
-    package func writeWindowUpdate(_ id: HTTP2StreamID, _ increment: Int, _ context: ChannelHandlerContext) {
+    package mutating func writeWindowUpdate(_ id: HTTP2StreamID, _ increment: Int) {
         if id == .rootStream {
             connectionReceiveWindow += increment
         } else if let index = streams.index(forKey: id), !streams.values[index].remoteEnded {
@@ -226,7 +229,7 @@ extension HTTP2ConnectionCodec {
         } else {
             return  // the stream is done: no credit needed
         }
-        var buffer = outBuffer(context)
+        var buffer = outBuffer()
         buffer.writeHTTP2FrameHeader(length: 4, type: HTTP2Wire.FrameType.windowUpdate, flags: 0, streamID: id)
         buffer.writeInteger(UInt32(increment))
         out = buffer
@@ -235,9 +238,9 @@ extension HTTP2ConnectionCodec {
     /// RST_STREAM for a stream that was opened; the handler hears the
     /// stream closed if it was still open. A stream never opened gets
     /// nothing: resetting it would be a protocol error of ours.
-    package func writeReset(_ id: HTTP2StreamID, _ code: HTTP2ErrorCode, _ context: ChannelHandlerContext) {
+    package mutating func writeReset(_ id: HTTP2StreamID, _ code: HTTP2ErrorCode) {
         guard !isIdle(id) else { return }
-        var buffer = outBuffer(context)
+        var buffer = outBuffer()
         buffer.writeHTTP2FrameHeader(length: 4, type: HTTP2Wire.FrameType.rstStream, flags: 0, streamID: id)
         buffer.writeInteger(UInt32(code.networkCode))
         out = buffer
@@ -248,8 +251,8 @@ extension HTTP2ConnectionCodec {
             if state.remoteEnded {
                 closedStreams.peerClosed(id, .endStream)
             }
-            Self.failBlocked(state)
-            context.fireUserInboundEventTriggered(StreamClosedEvent(streamID: id, reason: code))
+            failBlocked(state)
+            events.append(.streamClosed(id, reason: code))
         }
     }
 
@@ -261,15 +264,15 @@ extension HTTP2ConnectionCodec {
     /// do a client connection's resets of an endpoint's malformed
     /// responses, which would end every other request on the connection.
     /// False when the connection failed instead.
-    private func writeResetFromHandler(
-        _ id: HTTP2StreamID, _ code: HTTP2ErrorCode, _ context: ChannelHandlerContext
+    private mutating func writeResetFromHandler(
+        _ id: HTTP2StreamID, _ code: HTTP2ErrorCode
     ) -> Bool {
         if role == .server && code == .protocolError {
             guard floodGuard.recordReset() else {
-                fail(HTTP2ConnectionError(.enhanceYourCalm, "too many malformed streams in a short time"), context)
+                fail(HTTP2ConnectionError(.enhanceYourCalm, "too many malformed streams in a short time"))
                 return false
             }
-            onPeerError?(code, false)
+            events.append(.peerError(code, endedConnection: false))
         }
         // RFC 9113 section 8.1: NO_ERROR tells the client to stop sending a
         // request whose complete response is out; while part of that
@@ -278,7 +281,7 @@ extension HTTP2ConnectionCodec {
             resetWhenSent.insert(id)
             return true
         }
-        writeReset(id, code, context)
+        writeReset(id, code)
         return true
     }
 }
