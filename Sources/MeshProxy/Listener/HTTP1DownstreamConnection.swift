@@ -32,38 +32,38 @@ final class HTTP1DownstreamConnection: ChannelDuplexHandler, ExchangeDownstream,
     static let maxLingerBytes = 1 << 20
 
     let connection: DownstreamConnectionInfo
-    private let worker: LoopWorker
-    private var context: ChannelHandlerContext?
+    let worker: LoopWorker
+    var context: ChannelHandlerContext?
     private var listener: ListenerLookup
-    private var parser: HTTP1Parser
-    private var outbound: HTTP1Outbound
+    var parser: HTTP1Parser
+    var outbound: HTTP1Outbound
     /// The exchange whose response is being produced.
-    private var exchange: ProxyExchange?
+    var exchange: ProxyExchange?
     /// The request being parsed has not ended (its body is still arriving).
     private var requestInProgress = false
     private var isProcessing = false
     private var readPending = false
-    private var flushScheduled = false
+    var flushScheduled = false
     /// The connection closes once the current response is written: the client
     /// asked for it, a malformed request was answered, or the proxy is draining.
-    private var closeAfterResponse = false
-    private var requestVersion = HTTPVersion.http1_1
-    private var requestIsHEAD = false
+    var closeAfterResponse = false
+    var requestVersion = HTTPVersion.http1_1
+    var requestIsHEAD = false
     /// The response head waits for the next part, which tells how to frame the
     /// body: a head followed by its end needs neither chunks nor a close.
-    private var pendingHead: (status: HTTPResponseStatus, headers: HTTPHeaders)?
-    private let idleTimer: IdleTimer
+    var pendingHead: (status: HTTPResponseStatus, headers: HTTPHeaders)?
+    let idleTimer: IdleTimer
     /// The answer refused the request while the client may still be sending
     /// it: the close lingers.
-    private var lingersOnClose = false
+    var lingersOnClose = false
     /// Bytes the lingering close may still drop; nil while not lingering.
-    private var lingerBytesLeft: Int?
+    var lingerBytesLeft: Int?
     /// When the first byte of the request head being waited for came; nil
     /// while no head is awaited or none of it came.
     private var headStarted: NIODeadline?
     private var headCheck: Scheduled<Void>?
     /// Ends an exchange with no bytes either way for `streamIdleTimeout`.
-    private let streamIdleTimer: IdleTimer
+    let streamIdleTimer: IdleTimer
 
     /// `headStarted`: when the first request's first byte came.
     init(connection: DownstreamConnectionInfo, worker: LoopWorker, headStarted: NIODeadline) {
@@ -131,7 +131,7 @@ final class HTTP1DownstreamConnection: ChannelDuplexHandler, ExchangeDownstream,
 
     /// Hands parsed request parts to exchanges until the parser needs more
     /// bytes or the next request must wait for the current response.
-    private func processRequests() {
+    func processRequests() {
         guard !isProcessing else { return }
         isProcessing = true
         defer {
@@ -326,175 +326,5 @@ final class HTTP1DownstreamConnection: ChannelDuplexHandler, ExchangeDownstream,
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         context.close(promise: nil)
-    }
-
-    // MARK: Responses out (called by the exchange)
-
-    func writeInterim(_ status: HTTPResponseStatus) {
-        outbound.writeStatusLine(status)
-        outbound.endHead(framing: .none)
-        flush()
-    }
-
-    /// Responses go out at the end of the loop iteration, all connections'
-    /// together: a client that is woken once reads them all, instead of being
-    /// woken (at the cost of an inter-processor interrupt) for each one.
-    func flush() {
-        guard !flushScheduled else { return }
-        flushScheduled = true
-        worker.flushBatch.schedule(self)
-    }
-
-    func flushBatched() {
-        flushScheduled = false
-        guard let context else { return }
-        // A streamed response: its head goes now, the body will follow.
-        if let head = pendingHead {
-            startResponse(head, endsNow: false, hasTrailers: false)
-        }
-        outbound.flush(context)
-        // Requests held back while the answers gathered past the buffer
-        // limit go on if the socket took them (else at its writability change).
-        if exchange == nil && !closeAfterResponse && parser.bufferedBytes > 0 {
-            processRequests()
-            resumeReads()
-        }
-    }
-
-    func writeResponseHead(status: HTTPResponseStatus, headers: HTTPHeaders) {
-        streamIdleTimer.touch()
-        pendingHead = (status, headers)
-    }
-
-    func writeBody(_ body: ByteBuffer) {
-        guard let context else { return }
-        streamIdleTimer.touch()
-        if let head = pendingHead {
-            startResponse(head, endsNow: false, hasTrailers: false)
-        }
-        outbound.writeBody(body, context: context)
-    }
-
-    /// Ends the response; a connection that must not be reused closes once it is written.
-    func writeEnd(trailers: HTTPHeaders?) {
-        guard let context else { return }
-        if let head = pendingHead {
-            startResponse(head, endsNow: true, hasTrailers: !(trailers?.isEmpty ?? true))
-        }
-        outbound.writeEnd(trailers: trailers)
-        if closeAfterResponse {
-            closeAfterWriting(context)
-        } else {
-            flush()
-        }
-    }
-
-    /// Writes what is pending, then closes. After a refused request the
-    /// close lingers, as nginx's does: a client still sending (a 200 KB
-    /// header block answered with 431) would otherwise find its unread
-    /// bytes turned into a reset by the kernel, which discards the answer
-    /// before the client reads it. So the proxy ends its side (FIN after the
-    /// answer), reads and drops what comes for up to `lingerTime` and
-    /// `maxLingerBytes`, and closes when the client does or a bound is reached.
-    private func closeAfterWriting(_ context: ChannelHandlerContext) {
-        let written = context.eventLoop.makePromise(of: Void.self)
-        outbound.flush(context, promise: written)
-        guard lingersOnClose else {
-            written.futureResult.assumeIsolated().whenComplete { _ in
-                context.close(promise: nil)
-            }
-            return
-        }
-        lingersOnClose = false
-        lingerBytesLeft = Self.maxLingerBytes
-        let halfClosed = context.eventLoop.makePromise(of: Void.self)
-        written.futureResult.assumeIsolated().whenComplete { _ in
-            context.close(mode: .output, promise: halfClosed)
-        }
-        // A transport that cannot end one side (or a write that failed): close at once.
-        halfClosed.futureResult.assumeIsolated().whenFailure { _ in
-            context.close(promise: nil)
-        }
-        let timer = context.eventLoop.assumeIsolated().scheduleTask(in: Self.lingerTime) {
-            context.close(promise: nil)
-        }
-        context.channel.closeFuture.assumeIsolated().whenComplete { _ in timer.cancel() }
-        context.read()
-    }
-
-    /// Writes the status line and fields, choosing how the body is delimited:
-    /// as the endpoint delimited it (Content-Length), not at all (HEAD, 1xx,
-    /// 204, 304, or a head that is the whole response), in chunks, or, for an
-    /// HTTP/1.0 client, by closing the connection.
-    private func startResponse(
-        _ head: (status: HTTPResponseStatus, headers: HTTPHeaders), endsNow: Bool, hasTrailers: Bool
-    ) {
-        pendingHead = nil
-        let code = head.status.code
-        outbound.writeStatusLine(head.status)
-        outbound.writeFields(head.headers)
-        let framing: HTTP1Outbound.Framing
-        if requestIsHEAD || code < 200 || code == 204 || code == 304 {
-            framing = .none
-        } else if head.headers.contains(name: "content-length") {
-            framing = .raw
-        } else if endsNow && !hasTrailers {
-            outbound.writeField("content-length", "0")
-            framing = .none
-        } else if requestVersion.minor >= 1 {
-            framing = .chunked
-        } else {
-            closeAfterResponse = true
-            framing = .raw
-        }
-        if closeAfterResponse {
-            outbound.writeField("connection", "close")
-        } else if requestVersion.minor == 0 {
-            outbound.writeField("connection", "keep-alive")
-        }
-        outbound.endHead(framing: framing)
-    }
-
-    /// Writes the proxy's own answer for `error`; returns the status sent.
-    func writeLocalResponse(
-        for error: ProxyError, isGRPC: Bool, requestID: String, explainHint: ExplainHint?
-    ) -> HTTPResponseStatus {
-        if error.closesConnection {
-            closeAfterResponse = true
-            lingersOnClose = true
-        }
-        return writeLocalAnswer(
-            for: error, isGRPC: isGRPC, requestID: requestID, explainHint: explainHint,
-            allocator: context?.channel.allocator ?? ByteBufferAllocator())
-    }
-
-    /// The response cannot be completed: the connection closes.
-    /// What was written of the response goes out first: the client sees it
-    /// cut short (a body shorter than its length, or chunks without the last
-    /// one) instead of an empty reply, which would wrongly say nothing was sent.
-    /// An HTTP/1.1 connection serves one request at a time: it never holds
-    /// more than one request of any cluster, which every share allows.
-    func takeClusterShare(_ cluster: Int, maxRequests: Int) -> Bool {
-        true
-    }
-
-    func releaseClusterShare(_ cluster: Int) {}
-
-    func abortResponse() {
-        flushBatched()
-        context?.close(promise: nil)
-    }
-
-    func exchangeFinished(_ finished: ProxyExchange) {
-        if exchange === finished {
-            exchange = nil
-        }
-        // The idle period starts when the response ends.
-        idleTimer.touch()
-        pendingHead = nil
-        if !closeAfterResponse {
-            processRequests()
-        }
-        resumeReads()
     }
 }
