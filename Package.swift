@@ -275,6 +275,7 @@ let package = Package(
             name: "MeshHTTP2Tests",
             dependencies: [
                 "MeshHTTP2",
+                "MeshLoopIO",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHPACK", package: "swift-nio-http2"),

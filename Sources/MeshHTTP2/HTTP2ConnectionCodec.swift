@@ -81,7 +81,12 @@ package final class HTTP2ConnectionCodec: ChannelDuplexHandler {
         reading: while true {
             switch state.readFrame(from: &buffer) {
             case .frame(let frame):
+                // Events the handler provokes while it handles the frame
+                // (a stream's close behind it) wait until it is done.
+                let wasPerforming = performing
+                performing = true
                 context.fireChannelRead(wrapInboundOut(frame))
+                performing = wasPerforming
                 perform(context)
             case .frameRead:
                 perform(context)

@@ -6,6 +6,10 @@ import NIOHTTP2
 /// with DATA kept within the peer's flow-control windows.
 extension HTTP2ConnectionState {
     package mutating func writeFrame(_ frame: HTTP2Frame, promise: EventLoopPromise<Void>?) {
+        guard !isClosed else {
+            complete(promise, failure: ChannelError.ioOnClosedChannel)
+            return
+        }
         switch frame.payload {
         case .headers(let headers):
             writeHeaders(frame.streamID, headers.headers, endStream: headers.endStream, promise: promise)

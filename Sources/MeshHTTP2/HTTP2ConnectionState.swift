@@ -162,6 +162,8 @@ package struct HTTP2ConnectionState {
     /// Connection credit for DATA that reached no stream, returned once the read completes.
     package var droppedDataCredit = 0
     package private(set) var failed = false
+    /// The connection is gone: writes fail at once instead of waiting for window.
+    package private(set) var isClosed = false
     private var started = false
     /// Whether the socket takes our writes (the handler says so before each
     /// read): answers provoked while it does not are counted.
@@ -223,6 +225,7 @@ package struct HTTP2ConnectionState {
 
     /// The connection is gone: every write still waiting fails.
     package mutating func connectionClosed() {
+        isClosed = true
         for promise in outPromises {
             events.append(.completeWrite(promise, failure: ChannelError.ioOnClosedChannel))
         }

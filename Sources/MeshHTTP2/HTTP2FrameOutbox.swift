@@ -107,9 +107,17 @@ package final class HTTP2FrameOutbox: BatchedFlushTarget {
             promise?.fail(ChannelError.ioOnClosedChannel)
             return
         }
-        releaseHeld()
+        // The frame is held before the one it replaces is written: writing
+        // that one may make its stream's connection send more (a freed
+        // stream slot opens the next stream), and what it sends must come
+        // after this frame, not be overwritten by it.
+        let earlier = held
+        let earlierPromise = heldPromise
         held = frame
         heldPromise = promise
+        if let earlier {
+            write(earlier, promise: earlierPromise)
+        }
         scheduleFlush()
     }
 
@@ -189,6 +197,10 @@ package final class HTTP2FrameOutbox: BatchedFlushTarget {
         let promise = heldPromise
         held = nil
         heldPromise = nil
+        write(frame, promise: promise)
+    }
+
+    private func write(_ frame: HTTP2Frame, promise: EventLoopPromise<Void>?) {
         if let context {
             context.write(NIOAny(frame), promise: promise)
         } else {

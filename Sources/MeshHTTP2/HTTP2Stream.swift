@@ -4,9 +4,22 @@ import NIOHTTP1
 import NIOHTTP2
 
 /// The side of the proxy that owns a stream (a client's request stream, or
-/// a stream toward an endpoint), told what the stream's flow control and
-/// reads let it do next.
+/// a stream toward an endpoint): what its connection's `HTTP2StreamTable`
+/// passes it, and what the stream's flow control and reads let it do next.
 package protocol HTTP2StreamOwner: AnyObject {
+    /// The flow control and sending both sides share.
+    var stream: HTTP2Stream { get }
+    /// A header block on the open stream: a client's trailers, an
+    /// endpoint's response head or trailers.
+    func receivedHeaders(_ headers: HTTP2Frame.FramePayload.Headers)
+    func receivedData(_ data: HTTP2Frame.FramePayload.Data, flowControlledLength: Int)
+    /// The peer reset the stream with `code`; it has left the table.
+    func receivedReset(_ code: HTTP2ErrorCode)
+    /// The stream closed without a frame saying so (both sides ended it, we
+    /// reset it, or the connection is gone); it has left the table.
+    func closed()
+    /// The socket drained: the stream may send again if its own queue allows.
+    func connectionBecameWritable()
     /// Queued DATA was written and the stream is writable again.
     func streamBecameWritable()
     /// Frames for the stream arrived during the read that just completed:
@@ -152,26 +165,5 @@ package final class HTTP2Stream {
         receivingEnded = true
         outbox.reset(id, code)
         outbox.scheduleFlush()
-    }
-}
-
-/// The streams that received frames during one read of a connection: the
-/// other side of each is flushed once when the read completes, not per frame.
-package struct HTTP2StreamsRead {
-    private var owners: [any HTTP2StreamOwner] = []
-
-    package init() {}
-
-    package mutating func note(_ owner: any HTTP2StreamOwner) {
-        if owners.last !== owner {
-            owners.append(owner)
-        }
-    }
-
-    package mutating func readComplete() {
-        for owner in owners {
-            owner.streamReadComplete()
-        }
-        owners.removeAll(keepingCapacity: true)
     }
 }

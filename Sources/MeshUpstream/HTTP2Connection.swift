@@ -4,8 +4,8 @@ import NIOCore
 import NIOHTTP2
 
 /// One multiplexed HTTP/2 connection to an endpoint, handled at frame level:
-/// `HTTP2ConnectionCodec` keeps the connection state, this handler allocates stream IDs,
-/// keeps a table of `HTTP2UpstreamStream`s and routes frames to them. It also
+/// `HTTP2ConnectionCodec` keeps the connection state, this handler allocates stream IDs
+/// and keeps an `HTTP2StreamTable` of `HTTP2UpstreamStream`s. It also
 /// learns the peer's SETTINGS_MAX_CONCURRENT_STREAMS and whether it is going away.
 package final class HTTP2Connection: ChannelDuplexHandler {
     package typealias InboundIn = HTTP2Frame
@@ -23,19 +23,18 @@ package final class HTTP2Connection: ChannelDuplexHandler {
     /// closes. The cycle with the pool's connection list ends at that close.
     private let pool: HTTP2ConnectionPool
     package let outbox: HTTP2FrameOutbox
-    private var streams: [HTTP2StreamID: HTTP2UpstreamStream] = [:]
+    private var streams: HTTP2StreamTable<HTTP2UpstreamStream>
     private var nextStreamID = HTTP2StreamID(1)
     package private(set) var maxConcurrentStreams = HTTP2Connection.assumedMaxConcurrentStreams
     /// The peer sent GOAWAY, or the endpoint left its cluster: no new streams.
     package private(set) var isClosing = false
     package private(set) var isClosed = false
-    /// Streams that received response bytes during this read, to flush downstream once it completes.
-    private var readInto = HTTP2StreamsRead()
     private let idleTimer: IdleTimer
 
     package init(pool: HTTP2ConnectionPool, flushBatch: FlushBatch, idleTimeout: TimeAmount) {
         self.pool = pool
         outbox = HTTP2FrameOutbox(batch: flushBatch)
+        streams = HTTP2StreamTable(outbox: outbox)
         idleTimer = IdleTimer(timeout: idleTimeout)
     }
 
@@ -69,13 +68,13 @@ package final class HTTP2Connection: ChannelDuplexHandler {
             closeGracefully()
         }
         let stream = HTTP2UpstreamStream(id: id, owner: self, request: request)
-        streams[id] = stream
+        streams.insert(stream)
         request.connectionReady(stream)
     }
 
     /// A stream that never sent anything (or was reset by us) leaves the table.
     package func forget(_ stream: HTTP2UpstreamStream) {
-        guard streams.removeValue(forKey: stream.id) != nil else { return }
+        guard streams.remove(stream.id) != nil else { return }
         streamRemoved()
     }
 
@@ -89,49 +88,34 @@ package final class HTTP2Connection: ChannelDuplexHandler {
 
     package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
-        switch frame.payload {
-        case .headers(let headers):
-            if let stream = streams[frame.streamID] {
-                stream.receivedHeaders(headers)
-                readInto.note(stream)
-            }
-        case .data(let data):
-            let length = HTTP2ReceiveWindow.flowControlledLength(data)
-            if let stream = streams[frame.streamID] {
-                stream.receivedData(data, flowControlledLength: length)
-                readInto.note(stream)
-            } else {
-                outbox.returnConnectionCredit(length)
-            }
-        case .rstStream(let code):
-            if let stream = streams.removeValue(forKey: frame.streamID) {
-                if code == .refusedStream {
-                    stream.refused()
-                } else {
-                    stream.closed()
+        switch streams.receive(frame) {
+        case .delivered, .newStream:
+            break  // HEADERS for a stream we do not have: one we already let go of
+        case .streamReset:
+            streamRemoved()
+        case .connectionFrame:
+            switch frame.payload {
+            case .settings(.settings(let settings)):
+                for setting in settings where setting.parameter == .maxConcurrentStreams {
+                    maxConcurrentStreams = setting.value
                 }
-                streamRemoved()
+                pool.capacityFreed()
+            case .goAway(let lastStreamID, _, _):
+                isClosing = true
+                // Streams above lastStreamID were never processed by the endpoint.
+                for stream in Array(streams.all) where stream.id > lastStreamID {
+                    streams.remove(stream.id)
+                    stream.refused()
+                }
+                closeIfIdle()
+            default:
+                break
             }
-        case .settings(.settings(let settings)):
-            for setting in settings where setting.parameter == .maxConcurrentStreams {
-                maxConcurrentStreams = setting.value
-            }
-            pool.capacityFreed()
-        case .goAway(let lastStreamID, _, _):
-            isClosing = true
-            // Streams above lastStreamID were never processed by the endpoint.
-            for (id, stream) in streams where id > lastStreamID {
-                streams.removeValue(forKey: id)
-                stream.refused()
-            }
-            closeIfIdle()
-        default:
-            break
         }
     }
 
     package func channelReadComplete(context: ChannelHandlerContext) {
-        readInto.readComplete()
+        streams.readComplete()
         context.fireChannelReadComplete()
     }
 
@@ -142,17 +126,14 @@ package final class HTTP2Connection: ChannelDuplexHandler {
             context.fireUserInboundEventTriggered(event)
             return
         }
-        if let stream = streams.removeValue(forKey: closed.streamID) {
-            stream.closed()
+        if streams.closed(closed.streamID) {
             streamRemoved()
         }
     }
 
     package func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable {
-            for stream in streams.values {
-                stream.connectionBecameWritable()
-            }
+            streams.connectionBecameWritable()
         }
         context.fireChannelWritabilityChanged()
     }
@@ -160,11 +141,7 @@ package final class HTTP2Connection: ChannelDuplexHandler {
     package func channelInactive(context: ChannelHandlerContext) {
         idleTimer.stop()
         isClosed = true
-        let open = streams
-        streams.removeAll()
-        for stream in open.values {
-            stream.closed()
-        }
+        streams.closeAll()
         pool.connectionClosed(self)
         context.fireChannelInactive()
     }

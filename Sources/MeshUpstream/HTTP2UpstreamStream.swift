@@ -120,6 +120,14 @@ package final class HTTP2UpstreamStream: HTTP2StreamOwner, ExchangeUpstream {
         request.refused()
     }
 
+    package func receivedReset(_ code: HTTP2ErrorCode) {
+        if code == .refusedStream {
+            refused()
+        } else {
+            closed()
+        }
+    }
+
     /// The stream is gone: reset by the endpoint, or the connection closed.
     package func closed() {
         guard let request else { return }

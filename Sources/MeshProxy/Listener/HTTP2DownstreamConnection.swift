@@ -5,8 +5,8 @@ import NIOHTTP2
 
 /// A client's HTTP/2 connection, handled at frame level: `HTTP2ConnectionCodec`
 /// keeps the connection state (HPACK, stream states, outbound flow control)
-/// and this handler keeps a table of streams, each an `HTTP2DownstreamStream` serving
-/// one exchange. No channel per stream and no HTTP/1 codec: a request costs
+/// and this handler keeps an `HTTP2StreamTable` of streams, each an
+/// `HTTP2DownstreamStream` serving one exchange. No channel per stream and no HTTP/1 codec: a request costs
 /// a table entry and the frames themselves.
 ///
 /// Flow control toward the client is ours: the connection window is the
@@ -29,12 +29,10 @@ final class HTTP2DownstreamConnection: ChannelDuplexHandler {
     let worker: LoopWorker
     let streamWindowSize: Int
     let outbox: HTTP2FrameOutbox
-    private var streams: [HTTP2StreamID: HTTP2DownstreamStream] = [:]
+    private var streams: HTTP2StreamTable<HTTP2DownstreamStream>
     private var listener: ListenerLookup
     private var lastStreamID = HTTP2StreamID.rootStream
     private var isQuiescing = false
-    /// Streams that received request bytes during this read, to flush upstream once it completes.
-    private var readInto = HTTP2StreamsRead()
     private let idleTimer: IdleTimer
     private var context: ChannelHandlerContext?
     /// A read was held back while the socket would not take our writes.
@@ -53,6 +51,7 @@ final class HTTP2DownstreamConnection: ChannelDuplexHandler {
             batch: worker.flushBatch, connectionWindowSize: info.limits.http2ConnectionWindow,
             bufferLimitBytes: info.limits.bufferLimitBytes)
         idleTimer = IdleTimer(timeout: info.idleTimeout)
+        streams = HTTP2StreamTable(outbox: outbox)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -87,26 +86,12 @@ final class HTTP2DownstreamConnection: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
-        switch frame.payload {
-        case .headers(let headers):
-            if let stream = streams[frame.streamID] {
-                stream.receivedTrailers(headers.headers)
-            } else {
-                openStream(frame.streamID, headers)
-            }
-        case .data(let data):
-            let length = HTTP2ReceiveWindow.flowControlledLength(data)
-            if let stream = streams[frame.streamID] {
-                stream.receivedData(data, flowControlledLength: length)
-                readInto.note(stream)
-            } else {
-                // A stream we already finished with: the bytes are dropped, the credit is not.
-                outbox.returnConnectionCredit(length)
-            }
-        case .rstStream:
-            streams.removeValue(forKey: frame.streamID)?.closed()
-            idleTimer.touch()
-        default:
+        switch streams.receive(frame) {
+        case .newStream(let headers):
+            openStream(frame.streamID, headers)
+        case .streamReset:
+            streamLeft()
+        case .delivered, .connectionFrame:
             // SETTINGS, PING, WINDOW_UPDATE, PRIORITY and GOAWAY are the codec's business.
             break
         }
@@ -119,21 +104,21 @@ final class HTTP2DownstreamConnection: ChannelDuplexHandler {
             return
         }
         let stream = HTTP2DownstreamStream(id: id, owner: self, windowSize: streamWindowSize)
-        streams[id] = stream
+        streams.insert(stream)
         watchStreamIdleness()
         guard let (head, contentLength) = HTTP2HeaderMapping.requestHead(headers.headers) else {
-            streams.removeValue(forKey: id)
+            streams.remove(id)
             outbox.reset(id, .protocolError)
             return
         }
         stream.start(
             head: head, contentLength: contentLength, listener: listener.current(in: worker),
             endStream: headers.endStream)
-        readInto.note(stream)
+        streams.noteRead(stream)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        readInto.readComplete()
+        streams.readComplete()
         context.fireChannelReadComplete()
     }
 
@@ -142,9 +127,9 @@ final class HTTP2DownstreamConnection: ChannelDuplexHandler {
         // first rules the others out without the cost of a dynamic cast.
         let eventType = type(of: event)
         if eventType == StreamClosedEvent.self, let closed = event as? StreamClosedEvent {
-            streams.removeValue(forKey: closed.streamID)?.closed()
-            idleTimer.touch()
-            closeIfDrained()
+            if streams.closed(closed.streamID) {
+                streamLeft()
+            }
             return
         }
         if eventType == ChannelShouldQuiesceEvent.self {
@@ -165,9 +150,14 @@ final class HTTP2DownstreamConnection: ChannelDuplexHandler {
     }
 
     private func streamsMayWrite() {
-        for stream in streams.values {
-            stream.connectionBecameWritable()
-        }
+        streams.connectionBecameWritable()
+    }
+
+    /// A stream left the table: the connection's idle time counts from
+    /// now, and a drain may be done.
+    private func streamLeft() {
+        idleTimer.touch()
+        closeIfDrained()
     }
 
     /// Requests are not read while the client does not read what the
@@ -178,7 +168,7 @@ final class HTTP2DownstreamConnection: ChannelDuplexHandler {
     func read(context: ChannelHandlerContext) {
         guard context.channel.isWritable else {
             // A download's own backpressure is not a limit; answers all made and left unread are.
-            if !readPending && !streams.values.contains(where: \.isServing) {
+            if !readPending && !streams.all.contains(where: \.isServing) {
                 worker.stats.limitReached(listener: info.listenerLabel, .unreadAnswers)
             }
             readPending = true
@@ -189,11 +179,7 @@ final class HTTP2DownstreamConnection: ChannelDuplexHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         idleTimer.stop()
-        let open = streams
-        streams.removeAll()
-        for stream in open.values {
-            stream.closed()
-        }
+        streams.closeAll()
         context.fireChannelInactive()
     }
 
@@ -241,7 +227,7 @@ final class HTTP2DownstreamConnection: ChannelDuplexHandler {
         guard let context else { return }
         let now = context.eventLoop.now
         let timeout = info.limits.streamIdleTimeout
-        for stream in Array(streams.values) where streams[stream.id] === stream {
+        for stream in Array(streams.all) where streams[stream.id] === stream {
             if stream.stream.wasActive {
                 stream.stream.wasActive = false
                 stream.silentSince = now

@@ -73,10 +73,12 @@ final class HTTP2DownstreamStream: HTTP2StreamOwner, ExchangeDownstream {
         stream.received(flowControlledLength, withhold: exchange.shouldPauseDownstreamReads)
     }
 
-    func receivedTrailers(_ block: HPACKHeaders) {
+    /// A second header block on the request: its trailers (the codec
+    /// refused any that does not end the stream).
+    func receivedHeaders(_ headers: HTTP2Frame.FramePayload.Headers) {
         stream.wasActive = true
         stream.receivingEnded = true
-        guard let trailers = HTTP2HeaderMapping.trailers(block),
+        guard let trailers = HTTP2HeaderMapping.trailers(headers.headers),
               stream.bodyMatchesDeclaredLength(received: 0, endStream: true) else {
             malformedRequest()
             return
@@ -93,6 +95,10 @@ final class HTTP2DownstreamStream: HTTP2StreamOwner, ExchangeDownstream {
 
     func streamReadComplete() {
         exchange?.flushUpstream()
+    }
+
+    func receivedReset(_ code: HTTP2ErrorCode) {
+        closed()
     }
 
     /// The stream is gone (finished, reset by the client, or the connection closed).

@@ -1,0 +1,133 @@
+import NIOCore
+import NIOHTTP2
+
+/// The open streams of one HTTP/2 connection handler, by ID, for both sides
+/// of the proxy (a client's connection, whose streams serve requests, and a
+/// connection to an endpoint, whose streams serve tries): the frames the
+/// codec passes up go to their stream here, once, instead of in each
+/// handler.
+///
+/// What stays with the handler is what differs: how a stream is opened (a
+/// client's HEADERS open one, an endpoint's never do), the connection's own
+/// frames (SETTINGS, GOAWAY), and what a stream leaving the table means to
+/// the connection (its idle timer, a drain, the pool's capacity).
+///
+/// Inlinable, so each handler's module gets it specialized for its stream
+/// type: no generic dispatch per frame.
+package struct HTTP2StreamTable<Stream: HTTP2StreamOwner> {
+    /// A frame the codec passed up, once the table has seen it.
+    package enum Arrival {
+        /// Delivered to its stream, or dropped with its credit returned.
+        case delivered
+        /// HEADERS for a stream not in the table: the handler opens one, or drops it.
+        case newStream(HTTP2Frame.FramePayload.Headers)
+        /// The peer reset the stream; it left the table.
+        case streamReset
+        /// A frame of the connection's (SETTINGS, GOAWAY, PING, ...), for the handler.
+        case connectionFrame
+    }
+
+    @usableFromInline package var streams: [HTTP2StreamID: Stream] = [:]
+    /// Streams that received frames during this read, each once: their
+    /// other sides are flushed when the read completes, not per frame.
+    @usableFromInline package var readInto: [Stream] = []
+    @usableFromInline package let outbox: HTTP2FrameOutbox
+
+    @inlinable
+    package init(outbox: HTTP2FrameOutbox) {
+        self.outbox = outbox
+    }
+
+    @inlinable package var isEmpty: Bool { streams.isEmpty }
+    @inlinable package var count: Int { streams.count }
+    @inlinable package var all: Dictionary<HTTP2StreamID, Stream>.Values { streams.values }
+
+    @inlinable
+    package subscript(id: HTTP2StreamID) -> Stream? { streams[id] }
+
+    @inlinable
+    package mutating func insert(_ stream: Stream) {
+        streams[stream.stream.id] = stream
+    }
+
+    /// Takes the stream out of the table, if it is there, without telling it.
+    @inlinable @discardableResult
+    package mutating func remove(_ id: HTTP2StreamID) -> Stream? {
+        streams.removeValue(forKey: id)
+    }
+
+    // MARK: Frames in
+
+    /// Passes a frame the codec read to its stream.
+    @inlinable
+    package mutating func receive(_ frame: HTTP2Frame) -> Arrival {
+        switch frame.payload {
+        case .headers(let headers):
+            guard let stream = streams[frame.streamID] else { return .newStream(headers) }
+            stream.receivedHeaders(headers)
+            noteRead(stream)
+        case .data(let data):
+            let length = HTTP2ReceiveWindow.flowControlledLength(data)
+            if let stream = streams[frame.streamID] {
+                stream.receivedData(data, flowControlledLength: length)
+                noteRead(stream)
+            } else {
+                // A stream already finished with: the bytes are dropped, the credit is not.
+                outbox.returnConnectionCredit(length)
+            }
+        case .rstStream(let code):
+            guard let stream = streams.removeValue(forKey: frame.streamID) else { return .delivered }
+            stream.receivedReset(code)
+            return .streamReset
+        default:
+            return .connectionFrame
+        }
+        return .delivered
+    }
+
+    /// The codec closed a stream (`StreamClosedEvent`): true when it was in the table.
+    @inlinable
+    package mutating func closed(_ id: HTTP2StreamID) -> Bool {
+        guard let stream = streams.removeValue(forKey: id) else { return false }
+        stream.closed()
+        return true
+    }
+
+    /// A stream received frames during this read.
+    @inlinable
+    package mutating func noteRead(_ stream: Stream) {
+        if readInto.last !== stream {
+            readInto.append(stream)
+        }
+    }
+
+    /// The read completed: each stream that received frames flushes its other side once.
+    @inlinable
+    package mutating func readComplete() {
+        for stream in readInto {
+            stream.streamReadComplete()
+        }
+        readInto.removeAll(keepingCapacity: true)
+    }
+
+    // MARK: The connection
+
+    /// The socket drained: every stream may send again.
+    @inlinable
+    package func connectionBecameWritable() {
+        for stream in streams.values {
+            stream.connectionBecameWritable()
+        }
+    }
+
+    /// The connection is gone: every stream leaves the table and hears so.
+    @inlinable
+    package mutating func closeAll() {
+        let open = streams
+        streams.removeAll()
+        readInto.removeAll()
+        for stream in open.values {
+            stream.closed()
+        }
+    }
+}
