@@ -23,7 +23,7 @@ package final class HTTP2Connection: ChannelDuplexHandler {
     /// closes. The cycle with the pool's connection list ends at that close.
     private let pool: HTTP2ConnectionPool
     package let outbox: HTTP2FrameOutbox
-    private var streams: HTTP2StreamTable<HTTP2UpstreamStream>
+    private var streams: HTTP2StreamTable
     private var nextStreamID = HTTP2StreamID(1)
     package private(set) var maxConcurrentStreams = HTTP2Connection.assumedMaxConcurrentStreams
     /// The peer sent GOAWAY, or the endpoint left its cluster: no new streams.
@@ -103,10 +103,7 @@ package final class HTTP2Connection: ChannelDuplexHandler {
             case .goAway(let lastStreamID, _, _):
                 isClosing = true
                 // Streams above lastStreamID were never processed by the endpoint.
-                for stream in Array(streams.all) where stream.id > lastStreamID {
-                    streams.remove(stream.id)
-                    stream.refused()
-                }
+                streams.refuseAll(above: lastStreamID)
                 closeIfIdle()
             default:
                 break

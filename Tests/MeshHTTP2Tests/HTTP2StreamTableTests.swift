@@ -37,7 +37,7 @@ import Testing
     }
 
     @Test func framesGoToTheirStreamAndEachStreamFlushesOncePerRead() {
-        var table = HTTP2StreamTable<Owner>(outbox: outbox)
+        var table = HTTP2StreamTable(outbox: outbox)
         let one = Owner(1, outbox: outbox)
         let three = Owner(3, outbox: outbox)
         table.insert(one)
@@ -53,7 +53,7 @@ import Testing
     }
 
     @Test func headersForAStreamNotInTheTableAreTheHandlersToOpen() {
-        var table = HTTP2StreamTable<Owner>(outbox: outbox)
+        var table = HTTP2StreamTable(outbox: outbox)
         guard case .newStream = table.receive(HTTP2Frame(streamID: 5, payload: .headers(.init(headers: [:])))) else {
             Issue.record("HEADERS for a new stream were not handed to the handler")
             return
@@ -67,8 +67,19 @@ import Testing
         }
     }
 
+    @Test func aGoAwayRefusesOnlyTheStreamsAboveItsLastStream() {
+        var table = HTTP2StreamTable(outbox: outbox)
+        let owners = [1, 3, 5].map { Owner(HTTP2StreamID($0), outbox: outbox) }
+        for owner in owners {
+            table.insert(owner)
+        }
+        table.refuseAll(above: 3)
+        #expect(owners.map(\.heard) == [[], [], ["reset 7"]])
+        #expect(table.count == 2)
+    }
+
     @Test func aStreamLeavesTheTableOnceWhetherResetClosedOrWithTheConnection() {
-        var table = HTTP2StreamTable<Owner>(outbox: outbox)
+        var table = HTTP2StreamTable(outbox: outbox)
         let one = Owner(1, outbox: outbox)
         let three = Owner(3, outbox: outbox)
         let five = Owner(5, outbox: outbox)

@@ -29,7 +29,7 @@ final class HTTP2DownstreamConnection: ChannelDuplexHandler {
     let worker: LoopWorker
     let streamWindowSize: Int
     let outbox: HTTP2FrameOutbox
-    private var streams: HTTP2StreamTable<HTTP2DownstreamStream>
+    private var streams: HTTP2StreamTable
     private var listener: ListenerLookup
     private var lastStreamID = HTTP2StreamID.rootStream
     private var isQuiescing = false
@@ -168,7 +168,7 @@ final class HTTP2DownstreamConnection: ChannelDuplexHandler {
     func read(context: ChannelHandlerContext) {
         guard context.channel.isWritable else {
             // A download's own backpressure is not a limit; answers all made and left unread are.
-            if !readPending && !streams.all.contains(where: \.isServing) {
+            if !readPending && !streams.all.contains(where: { ($0 as? HTTP2DownstreamStream)?.isServing ?? false }) {
                 worker.stats.limitReached(listener: info.listenerLabel, .unreadAnswers)
             }
             readPending = true
@@ -227,7 +227,7 @@ final class HTTP2DownstreamConnection: ChannelDuplexHandler {
         guard let context else { return }
         let now = context.eventLoop.now
         let timeout = info.limits.streamIdleTimeout
-        for stream in Array(streams.all) where streams[stream.id] === stream {
+        for case let stream as HTTP2DownstreamStream in Array(streams.all) where streams[stream.id] === stream {
             if stream.stream.wasActive {
                 stream.stream.wasActive = false
                 stream.silentSince = now
