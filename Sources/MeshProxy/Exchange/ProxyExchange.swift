@@ -352,9 +352,11 @@ final class ProxyExchange {
     private func finish(error: ProxyError?) {
         guard !isDone else { return }
         isDone = true
-        for timer in [deadlineTimer, faultDelayTimer, perTryTimer, backoffTimer] {
-            timer?.cancel()
-        }
+        // One by one: an array of the four would be an allocation per request.
+        deadlineTimer?.cancel()
+        faultDelayTimer?.cancel()
+        perTryTimer?.cancel()
+        backoffTimer?.cancel()
         deadlineTimer = nil
         faultDelayTimer = nil
         perTryTimer = nil

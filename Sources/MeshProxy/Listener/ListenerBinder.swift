@@ -56,14 +56,12 @@ enum ListenerBinder {
                         idleTimeout: idleTimeout, requestHeadersTimeout: limits.requestHeadersTimeout
                     ) { context, detected, firstByte in
                         // The first request's bytes: any TLS handshake is over.
-                        var info = DownstreamConnectionInfo(
+                        let isTLS = compiled.tls != nil && PeerIdentity.isTLS(context.channel)
+                        let client = isTLS ? PeerIdentity.ofClient(on: context.channel) : nil
+                        let info = DownstreamConnectionInfo(
                             listenerName: name, listenerLabel: label, direction: compiled.direction, clientIP: clientIP, isHTTP2: detected == .http2,
-                            idleTimeout: idleTimeout, limits: limits)
-                        if compiled.tls != nil, PeerIdentity.isTLS(context.channel) {
-                            info.isTLS = true
-                            info.client = PeerIdentity.ofClient(on: context.channel)
-                        }
-                        info.callerLabel = worker.stats.label(info.client?.metricLabel ?? PeerIdentity.anonymousMetricLabel)
+                            idleTimeout: idleTimeout, limits: limits, isTLS: isTLS, client: client,
+                            callerLabel: worker.stats.label(client?.metricLabel ?? PeerIdentity.anonymousMetricLabel))
                         switch detected {
                         case .http1:
                             try DownstreamPipeline.installHTTP1(
