@@ -16,7 +16,14 @@ import NIOHTTP2
 /// a generic table used from the handlers' modules was not specialized
 /// there, and its metadata lookups per frame cost 11% of an h2c request's
 /// instructions. A protocol call costs an indirect jump.
-package struct HTTP2StreamTable {
+///
+/// A class, and no access to its storage lasts across a call to a stream:
+/// what a stream does when told something may reach the table at once (a
+/// refused request resent on the same connection opens a stream in it),
+/// and a struct's mutating method would hold its handler's property for the
+/// whole call: overlapping accesses, which release builds here do not check
+/// (`scripts/build` turns exclusivity checks off).
+package final class HTTP2StreamTable {
     package typealias Stream = any HTTP2StreamOwner
 
     /// A frame the codec passed up, once the table has seen it.
@@ -47,20 +54,20 @@ package struct HTTP2StreamTable {
 
     package subscript(id: HTTP2StreamID) -> Stream? { streams[id] }
 
-    package mutating func insert(_ stream: Stream) {
+    package func insert(_ stream: Stream) {
         streams[stream.stream.id] = stream
     }
 
     /// Takes the stream out of the table, if it is there, without telling it.
     @discardableResult
-    package mutating func remove(_ id: HTTP2StreamID) -> Stream? {
+    package func remove(_ id: HTTP2StreamID) -> Stream? {
         streams.removeValue(forKey: id)
     }
 
     // MARK: Frames in
 
     /// Passes a frame the codec read to its stream.
-    package mutating func receive(_ frame: HTTP2Frame) -> Arrival {
+    package func receive(_ frame: HTTP2Frame) -> Arrival {
         switch frame.payload {
         case .headers(let headers):
             guard let stream = streams[frame.streamID] else { return .newStream(headers) }
@@ -86,22 +93,26 @@ package struct HTTP2StreamTable {
     }
 
     /// The codec closed a stream (`StreamClosedEvent`): true when it was in the table.
-    package mutating func closed(_ id: HTTP2StreamID) -> Bool {
+    package func closed(_ id: HTTP2StreamID) -> Bool {
         guard let stream = streams.removeValue(forKey: id) else { return false }
         stream.closed()
         return true
     }
 
     /// A stream received frames during this read.
-    package mutating func noteRead(_ stream: Stream) {
+    package func noteRead(_ stream: Stream) {
         if readInto.last !== stream {
             readInto.append(stream)
         }
     }
 
     /// The read completed: each stream that received frames flushes its other side once.
-    package mutating func readComplete() {
-        for stream in readInto {
+    package func readComplete() {
+        // By index: a stream's flush may note another stream, which is flushed too.
+        var index = 0
+        while index < readInto.count {
+            let stream = readInto[index]
+            index += 1
             stream.streamReadComplete()
         }
         readInto.removeAll(keepingCapacity: true)
@@ -118,15 +129,18 @@ package struct HTTP2StreamTable {
 
     /// The endpoint's GOAWAY: the streams above `lastStreamID`, which it
     /// never processed, leave the table and hear they were refused.
-    package mutating func refuseAll(above lastStreamID: HTTP2StreamID) {
-        for (id, stream) in streams where id > lastStreamID {
+    package func refuseAll(above lastStreamID: HTTP2StreamID) {
+        let refused = streams.filter { $0.key > lastStreamID }
+        for id in refused.keys {
             streams.removeValue(forKey: id)
+        }
+        for stream in refused.values {
             stream.receivedReset(.refusedStream)
         }
     }
 
     /// The connection is gone: every stream leaves the table and hears so.
-    package mutating func closeAll() {
+    package func closeAll() {
         let open = streams
         streams.removeAll()
         readInto.removeAll()

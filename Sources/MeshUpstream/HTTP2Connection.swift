@@ -23,7 +23,7 @@ package final class HTTP2Connection: ChannelDuplexHandler {
     /// closes. The cycle with the pool's connection list ends at that close.
     private let pool: HTTP2ConnectionPool
     package let outbox: HTTP2FrameOutbox
-    private var streams: HTTP2StreamTable
+    private let streams: HTTP2StreamTable
     private var nextStreamID = HTTP2StreamID(1)
     package private(set) var maxConcurrentStreams = HTTP2Connection.assumedMaxConcurrentStreams
     /// The peer sent GOAWAY, or the endpoint left its cluster: no new streams.

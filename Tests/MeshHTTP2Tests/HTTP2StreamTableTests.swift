@@ -14,6 +14,8 @@ import Testing
     final class Owner: HTTP2StreamOwner {
         let stream: HTTP2Stream
         var heard: [String] = []
+        /// What the stream does when told the peer reset it.
+        var onReset: (() -> Void)?
 
         init(_ id: HTTP2StreamID, outbox: HTTP2FrameOutbox) {
             stream = HTTP2Stream(id: id, outbox: outbox, receiveWindowSize: 65535)
@@ -23,7 +25,10 @@ import Testing
         func receivedData(_ data: HTTP2Frame.FramePayload.Data, flowControlledLength: Int) {
             heard.append("data \(flowControlledLength)")
         }
-        func receivedReset(_ code: HTTP2ErrorCode) { heard.append("reset \(code.networkCode)") }
+        func receivedReset(_ code: HTTP2ErrorCode) {
+            heard.append("reset \(code.networkCode)")
+            onReset?()
+        }
         func closed() { heard.append("closed") }
         func connectionBecameWritable() { heard.append("writable") }
         func streamBecameWritable() {}
@@ -37,7 +42,7 @@ import Testing
     }
 
     @Test func framesGoToTheirStreamAndEachStreamFlushesOncePerRead() {
-        var table = HTTP2StreamTable(outbox: outbox)
+        let table = HTTP2StreamTable(outbox: outbox)
         let one = Owner(1, outbox: outbox)
         let three = Owner(3, outbox: outbox)
         table.insert(one)
@@ -53,7 +58,7 @@ import Testing
     }
 
     @Test func headersForAStreamNotInTheTableAreTheHandlersToOpen() {
-        var table = HTTP2StreamTable(outbox: outbox)
+        let table = HTTP2StreamTable(outbox: outbox)
         guard case .newStream = table.receive(HTTP2Frame(streamID: 5, payload: .headers(.init(headers: [:])))) else {
             Issue.record("HEADERS for a new stream were not handed to the handler")
             return
@@ -68,7 +73,7 @@ import Testing
     }
 
     @Test func aGoAwayRefusesOnlyTheStreamsAboveItsLastStream() {
-        var table = HTTP2StreamTable(outbox: outbox)
+        let table = HTTP2StreamTable(outbox: outbox)
         let owners = [1, 3, 5].map { Owner(HTTP2StreamID($0), outbox: outbox) }
         for owner in owners {
             table.insert(owner)
@@ -78,8 +83,28 @@ import Testing
         #expect(table.count == 2)
     }
 
+    /// A request an endpoint refused is resent at once, on the same
+    /// connection when it has room: the table is reached again from within
+    /// the stream's callback.
+    @Test func aStreamToldItLeftMayOpenAnotherAtOnce() {
+        let table = HTTP2StreamTable(outbox: outbox)
+        let refused = Owner(1, outbox: outbox)
+        let resent = Owner(3, outbox: outbox)
+        refused.onReset = {
+            #expect(table.count == 0)
+            table.insert(resent)
+        }
+        table.insert(refused)
+        guard case .streamReset = table.receive(HTTP2Frame(streamID: 1, payload: .rstStream(.refusedStream))) else {
+            Issue.record("the refusal did not take the stream out")
+            return
+        }
+        #expect(table[3] === resent)
+        refused.onReset = nil
+    }
+
     @Test func aStreamLeavesTheTableOnceWhetherResetClosedOrWithTheConnection() {
-        var table = HTTP2StreamTable(outbox: outbox)
+        let table = HTTP2StreamTable(outbox: outbox)
         let one = Owner(1, outbox: outbox)
         let three = Owner(3, outbox: outbox)
         let five = Owner(5, outbox: outbox)

@@ -12,6 +12,7 @@ import pytest
 
 from support.config import cluster, route, single_listener
 from support.http_backend import pattern
+from support.refusing_h2_endpoint import RefusingH2Endpoint
 from support.util import curl
 
 H2 = "--http2-prior-knowledge"
@@ -148,6 +149,22 @@ def test_endpoint_recycling_its_connection_fails_no_request(mesh):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert re.search(rf"requests: {n} total, {n} started, {n} done, {n} succeeded, 0 failed", proc.stdout), proc.stdout
     assert re.search(rf"status codes: {n} 2xx", proc.stdout), proc.stdout
+
+
+def test_a_stream_the_endpoint_refuses_is_sent_again_on_the_same_connection(mesh):
+    """An endpoint that refuses a stream (REFUSED_STREAM) never processed
+    it: a request without a body goes again at once, with no retry policy,
+    on the same connection when it has room (the stream table is reached
+    again from within the refused stream's callback)."""
+    endpoint = RefusingH2Endpoint(refusals=2).start()
+    mesh.stack.callback(endpoint.stop)
+    p = mesh.proxy(single_listener([route("h2")], [cluster("h2", [endpoint], protocol="http2")]))
+    for path in ("/first", "/second"):
+        r = curl(p.url(path), "--http1.1")
+        assert r.returncode == 0 and r.status == 200 and r.body == b"ok", (r.status, r.stderr, p.stderr_tail())
+    assert endpoint.streams[:3] == [(1, 1, "refused"), (1, 3, "refused"), (1, 5, "answered")]
+    # The second client connection may land on another event loop, whose pool has its own connection.
+    assert [outcome for _, _, outcome in endpoint.streams[3:]] == ["answered"]
 
 
 def test_http1_client_to_http2_cluster(h2_cluster):

@@ -29,7 +29,7 @@ final class HTTP2DownstreamConnection: ChannelDuplexHandler {
     let worker: LoopWorker
     let streamWindowSize: Int
     let outbox: HTTP2FrameOutbox
-    private var streams: HTTP2StreamTable
+    private let streams: HTTP2StreamTable
     private var listener: ListenerLookup
     private var lastStreamID = HTTP2StreamID.rootStream
     private var isQuiescing = false
