@@ -42,3 +42,16 @@ extension String {
         return utf8.withContiguousStorageIfAvailable { $0.allSatisfy(allowed) } ?? utf8.allSatisfy(allowed)
     }
 }
+
+extension UInt8 {
+    /// The value of a hexadecimal digit, either case: chunk sizes (RFC 9112
+    /// section 7.1) and percent-encoded octets (RFC 3986 section 2.1).
+    package var hexDigitValue: Int? {
+        switch self {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): Int(self - UInt8(ascii: "0"))
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): Int(self - UInt8(ascii: "a") + 10)
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): Int(self - UInt8(ascii: "A") + 10)
+        default: nil
+        }
+    }
+}

@@ -170,7 +170,7 @@ package struct HTTP1Parser {
             guard lf > 0, raw[lf - 1] == UInt8(ascii: "\r") else { return nil }
             var size = 0
             var index = 0
-            while index < lf - 1, let digit = Self.hexValue(raw[index]) {
+            while index < lf - 1, let digit = raw[index].hexDigitValue {
                 guard size <= (Int.max >> 4) else { return nil }
                 size = size << 4 | digit
                 index += 1
@@ -359,14 +359,5 @@ package struct HTTP1Parser {
     @inlinable @inline(__always)
     package static func isFieldValueByte(_ byte: UInt8) -> Bool {
         byte == 0x09 || (byte >= 0x20 && byte != 0x7F)
-    }
-
-    private static func hexValue(_ byte: UInt8) -> Int? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): Int(byte - UInt8(ascii: "0"))
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): Int(byte - UInt8(ascii: "a") + 10)
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): Int(byte - UInt8(ascii: "A") + 10)
-        default: nil
-        }
     }
 }

@@ -6,7 +6,8 @@ import NIOHTTP2
 /// with DATA kept within the peer's flow-control windows.
 extension HTTP2ConnectionState {
     package mutating func writeFrame(_ frame: HTTP2Frame, promise: EventLoopPromise<Void>?) {
-        guard !isClosed else {
+        // Gone, or failed: GOAWAY is the last frame the connection sends.
+        guard !isClosed, !failed else {
             complete(promise, failure: ChannelError.ioOnClosedChannel)
             return
         }

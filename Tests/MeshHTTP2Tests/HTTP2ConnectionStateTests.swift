@@ -212,6 +212,12 @@ import Testing
         #expect(String(buffer: out).contains("stream 0"))
         var more = Self.frame(HTTP2Wire.FrameType.ping, 0, 0, [UInt8](repeating: 0, count: 8))
         #expect(Self.read(&state, &more).progress == .failed)
+        // GOAWAY is the last frame: what the handler writes after it fails.
+        let late = loop.makePromise(of: Void.self)
+        state.writeFrame(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: 1)), promise: late)
+        #expect(state.nextWrite(combining: { $0.first }) == nil)
+        #expect(Self.events(&state).contains { if case .completeWrite(_, _?) = $0 { true } else { false } })
+        late.fail(ChannelError.ioOnClosedChannel)
     }
 
     @Test func answersThePeerLeavesUnreadAreBounded() {

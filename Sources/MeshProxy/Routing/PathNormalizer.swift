@@ -1,4 +1,5 @@
 import MeshConfig
+import MeshHTTP1
 
 /// Reads a request's path the way the app behind will, before routes and
 /// authorization decide on it, and gives the path to forward, so that the
@@ -178,7 +179,7 @@ struct PathNormalizer: Sendable {
                     index += 1
                     continue
                 }
-                guard index + 2 < raw.endIndex, let high = hexValue(raw[index + 1]), let low = hexValue(raw[index + 2])
+                guard index + 2 < raw.endIndex, let high = raw[index + 1].hexDigitValue, let low = raw[index + 2].hexDigitValue
                 else {
                     return .failure(Rejection(reason: "a broken percent-encoding in the path"))
                 }
@@ -280,14 +281,6 @@ struct PathNormalizer: Sendable {
         }
     }
 
-    private static func hexValue(_ byte: UInt8) -> Int? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): Int(byte - UInt8(ascii: "0"))
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): Int(byte - UInt8(ascii: "a") + 10)
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): Int(byte - UInt8(ascii: "A") + 10)
-        default: nil
-        }
-    }
 
     private static func hexDigit(_ value: UInt8) -> UInt8 {
         value < 10 ? UInt8(ascii: "0") + value : UInt8(ascii: "A") + value - 10
