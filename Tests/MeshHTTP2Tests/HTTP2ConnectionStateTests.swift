@@ -44,6 +44,16 @@ import Testing
         return state
     }
 
+    /// A server that read a request on stream 1 and wrote its response head.
+    private static func serverAnswering(requestEnded: Bool = true) throws -> HTTP2ConnectionState {
+        var state = Self.server()
+        var head = try Self.request(1, endStream: requestEnded)
+        Self.read(&state, &head)
+        Self.drain(&state)
+        state.writeFrame(HTTP2Frame(streamID: 1, payload: .headers(.init(headers: [":status": "200"]))), promise: nil)
+        return state
+    }
+
     private static func drain(_ state: inout HTTP2ConnectionState) {
         while state.nextEvent() != nil {}
         while state.nextWrite(combining: { $0.first }) != nil {}
@@ -121,11 +131,7 @@ import Testing
     }
 
     @Test func dataBeyondThePeersWindowWaitsAndItsPromiseIsTheHandlersToComplete() throws {
-        var state = Self.server()
-        var request = try Self.request(1)
-        Self.read(&state, &request)
-        Self.drain(&state)
-        state.writeFrame(HTTP2Frame(streamID: 1, payload: .headers(.init(headers: [":status": "200"]))), promise: nil)
+        var state = try Self.serverAnswering()
         let promise = loop.makePromise(of: Void.self)
         var completed = false
         promise.futureResult.assumeIsolated().whenComplete { _ in completed = true }
@@ -147,11 +153,7 @@ import Testing
     }
 
     @Test func heldDataGoesOutAsThePeerGivesCreditWithItsPromiseOnTheLastByte() throws {
-        var state = Self.server()
-        var request = try Self.request(1)
-        Self.read(&state, &request)
-        Self.drain(&state)
-        state.writeFrame(HTTP2Frame(streamID: 1, payload: .headers(.init(headers: [":status": "200"]))), promise: nil)
+        var state = try Self.serverAnswering()
         let promise = loop.makePromise(of: Void.self)
         let body = ByteBuffer(repeating: 7, count: 65535 + 100)
         state.writeFrame(HTTP2Frame(streamID: 1, payload: .data(.init(data: .byteBuffer(body), endStream: true))), promise: promise)
@@ -179,11 +181,7 @@ import Testing
     }
 
     @Test func largeDataIsPassedOnAsItIsAfterWhatWasEncodedBeforeIt() throws {
-        var state = Self.server()
-        var request = try Self.request(1)
-        Self.read(&state, &request)
-        Self.drain(&state)
-        state.writeFrame(HTTP2Frame(streamID: 1, payload: .headers(.init(headers: [":status": "200"]))), promise: nil)
+        var state = try Self.serverAnswering()
         let body = ByteBuffer(repeating: 7, count: HTTP2ConnectionState.inlineDataLimit + 1)
         state.writeFrame(HTTP2Frame(streamID: 1, payload: .data(.init(data: .byteBuffer(body)))), promise: nil)
         var writes: [ByteBuffer] = []
@@ -254,11 +252,7 @@ import Testing
     }
 
     @Test func theConnectionsEndFailsEveryWriteStillWaiting() throws {
-        var state = Self.server()
-        var request = try Self.request(1, endStream: false)
-        Self.read(&state, &request)
-        Self.drain(&state)
-        state.writeFrame(HTTP2Frame(streamID: 1, payload: .headers(.init(headers: [":status": "200"]))), promise: nil)
+        var state = try Self.serverAnswering(requestEnded: false)
         let held = loop.makePromise(of: Void.self)
         let encoded = loop.makePromise(of: Void.self)
         state.writeFrame(

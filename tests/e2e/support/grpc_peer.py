@@ -31,6 +31,8 @@ from typing import Iterator, Optional
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from support.util import accept_connections
+
 SERVICE = "e2e.Echo"
 USER_SERVICE = "user.UserService"
 MAX_MESSAGE = 64 * 1024 * 1024
@@ -271,15 +273,11 @@ class ResetBackend:
         return self
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            self.accepted += 1
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+        accept_connections(self._sock, self._stop, self._accepted)
+
+    def _accepted(self, conn: socket.socket) -> None:
+        self.accepted += 1
+        threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _wait_for_request(self, conn: socket.socket) -> bool:
         buf = b""

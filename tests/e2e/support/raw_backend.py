@@ -8,6 +8,8 @@ import socket
 import threading
 from typing import Optional
 
+from support.util import accept_connections
+
 
 def _read_request(conn: socket.socket) -> bytes:
     """One request: its head, then a Content-Length or chunked body with trailers."""
@@ -64,22 +66,18 @@ class RawReplyBackend:
         return self
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        accept_connections(self._sock, self._stop, self._answer)
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(5)
             try:
-                conn, _ = self._sock.accept()
-            except socket.timeout:
-                continue
+                request = _read_request(conn)
+                if request:
+                    self.requests.append(request)
+                    conn.sendall(self.reply)
             except OSError:
-                return
-            with conn:
-                conn.settimeout(5)
-                try:
-                    request = _read_request(conn)
-                    if request:
-                        self.requests.append(request)
-                        conn.sendall(self.reply)
-                except OSError:
-                    pass
+                pass
 
     def stop(self) -> None:
         self._stop.set()

@@ -13,6 +13,8 @@ import h2.connection
 import h2.errors
 import h2.events
 
+from support.util import accept_connections
+
 
 class RefusingH2Endpoint:
     def __init__(self, refusals: int, host: str = "127.0.0.1"):
@@ -27,6 +29,7 @@ class RefusingH2Endpoint:
         self.port = self._sock.getsockname()[1]
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._connections = 0
 
     @property
     def address(self) -> str:
@@ -39,18 +42,13 @@ class RefusingH2Endpoint:
         return self
 
     def _accept(self) -> None:
-        number = 0
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            number += 1
-            thread = threading.Thread(target=self._serve, args=(conn, number), daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        accept_connections(self._sock, self._stop, self._accepted)
+
+    def _accepted(self, conn: socket.socket) -> None:
+        self._connections += 1
+        thread = threading.Thread(target=self._serve, args=(conn, self._connections), daemon=True)
+        thread.start()
+        self._threads.append(thread)
 
     def _serve(self, conn: socket.socket, number: int) -> None:
         h2conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))

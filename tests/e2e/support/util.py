@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
@@ -21,6 +22,20 @@ def stop_child(proc: Optional[subprocess.Popen], timeout: float = 5.0) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(5)
+
+
+def accept_connections(sock: socket.socket, stop: threading.Event,
+                       on_connection: Callable[[socket.socket], None]) -> None:
+    """Accepts on `sock` until `stop` is set or the socket closes, passing
+    each connection on. `sock` has a short timeout, so `stop` is seen."""
+    while not stop.is_set():
+        try:
+            conn, _ = sock.accept()
+        except socket.timeout:
+            continue
+        except OSError:
+            return
+        on_connection(conn)
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.05,
